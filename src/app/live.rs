@@ -1,0 +1,180 @@
+//! The live model the panels read: filled only in `ConsoleApp::logic` from backend events.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::backend::{BackendStatus, Event};
+use crate::devices::{TopicKind, classify};
+use crate::mqtt::MqttMessage;
+
+/// How many recent messages the Overview keeps.
+pub const RECENT_CAPACITY: usize = 200;
+/// Seconds of message-rate history.
+pub const RATE_WINDOW_SECS: i64 = 120;
+
+/// Topic prefix under which the console recognises devices.
+pub const DEVICE_PREFIX: &str = "devices";
+
+#[derive(Debug, Clone, Default)]
+pub struct DeviceView {
+    /// `Some(true)` after `online`, `Some(false)` after `offline` on the status topic.
+    pub online: Option<bool>,
+    pub last_seen: Option<chrono::DateTime<chrono::Local>>,
+    pub telemetry: serde_json::Map<String, serde_json::Value>,
+    pub last_state: Option<String>,
+}
+
+/// Messages per second, one bucket per wall-clock second.
+#[derive(Debug, Default)]
+pub struct RateSeries {
+    buckets: VecDeque<(i64, u32)>,
+}
+
+impl RateSeries {
+    pub fn add(&mut self, second: i64) {
+        match self.buckets.back_mut() {
+            Some((s, n)) if *s == second => *n += 1,
+            _ => self.buckets.push_back((second, 1)),
+        }
+        while self
+            .buckets
+            .front()
+            .is_some_and(|(s, _)| *s <= second - RATE_WINDOW_SECS)
+        {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// Messages in the last complete second before `now`.
+    pub fn per_second(&self, now: i64) -> u32 {
+        self.buckets
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == now - 1)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// `(seconds relative to now, count)` for every second of the window, zeros included.
+    pub fn points(&self, now: i64) -> Vec<[f64; 2]> {
+        let mut out = Vec::with_capacity(RATE_WINDOW_SECS as usize);
+        let mut it = self.buckets.iter().peekable();
+        for s in (now - RATE_WINDOW_SECS + 1)..=now {
+            while it.peek().is_some_and(|(b, _)| *b < s) {
+                it.next();
+            }
+            let n = match it.peek() {
+                Some((b, n)) if *b == s => *n,
+                _ => 0,
+            };
+            out.push([(s - now) as f64, f64::from(n)]);
+        }
+        out
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LiveModel {
+    pub status: BackendStatus,
+    pub dropped: u64,
+    pub recent: VecDeque<MqttMessage>,
+    pub total_messages: u64,
+    pub rate: RateSeries,
+    pub devices: BTreeMap<String, DeviceView>,
+}
+
+impl LiveModel {
+    pub fn apply(&mut self, ev: Event) {
+        match ev {
+            Event::Message(m) => self.on_message(m),
+        }
+    }
+
+    fn on_message(&mut self, m: MqttMessage) {
+        self.total_messages += 1;
+        self.rate.add(m.time.timestamp());
+        if let Some((id, kind)) = classify(DEVICE_PREFIX, &m.topic) {
+            let dev = self.devices.entry(id.to_owned()).or_default();
+            match kind {
+                TopicKind::Status => {
+                    dev.online = match &m.payload[..] {
+                        b"online" => Some(true),
+                        b"offline" => Some(false),
+                        _ => dev.online,
+                    };
+                    if dev.online == Some(true) {
+                        dev.last_seen = Some(m.time);
+                    }
+                }
+                TopicKind::Telemetry => {
+                    dev.last_seen = Some(m.time);
+                    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&m.payload) {
+                        dev.telemetry = map;
+                    }
+                }
+                TopicKind::State => {
+                    dev.last_seen = Some(m.time);
+                    dev.last_state = Some(String::from_utf8_lossy(&m.payload).into_owned());
+                }
+                TopicKind::Cmd => {}
+            }
+        }
+        if self.recent.len() >= RECENT_CAPACITY {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(m);
+    }
+
+    pub fn devices_online(&self) -> usize {
+        self.devices.values().filter(|d| d.online == Some(true)).count()
+    }
+
+    /// The sandbox is drawn with live data: a device online and telemetry received.
+    pub fn has_live_data(&self) -> bool {
+        self.devices
+            .values()
+            .any(|d| d.online == Some(true) && !d.telemetry.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(topic: &str, payload: &str, secs: i64) -> Event {
+        use chrono::TimeZone;
+        Event::Message(MqttMessage {
+            time: chrono::Local.timestamp_opt(secs, 0).unwrap(),
+            topic: topic.to_owned(),
+            payload: payload.as_bytes().to_vec().into(),
+            qos: 0,
+            retain: false,
+        })
+    }
+
+    #[test]
+    fn devices_and_rate() {
+        let mut m = LiveModel::default();
+        m.apply(msg("devices/a/status", "online", 100));
+        assert!(!m.has_live_data());
+        m.apply(msg("devices/a/telemetry", r#"{"rssi":-50}"#, 100));
+        m.apply(msg("devices/b/status", "offline", 101));
+        assert!(m.has_live_data());
+        assert_eq!(m.devices_online(), 1);
+        assert_eq!(m.rate.per_second(101), 2);
+        assert_eq!(m.rate.per_second(102), 1);
+        let pts = m.rate.points(102);
+        assert_eq!(pts.len(), RATE_WINDOW_SECS as usize);
+        assert_eq!(pts[pts.len() - 3], [-2.0, 2.0]);
+        assert_eq!(pts[pts.len() - 2], [-1.0, 1.0]);
+        assert_eq!(m.total_messages, 3);
+    }
+
+    #[test]
+    fn recent_is_bounded() {
+        let mut m = LiveModel::default();
+        for i in 0..(RECENT_CAPACITY + 50) {
+            m.apply(msg("x", "y", i as i64));
+        }
+        assert_eq!(m.recent.len(), RECENT_CAPACITY);
+        assert!(m.rate.buckets.len() <= RATE_WINDOW_SECS as usize);
+    }
+}

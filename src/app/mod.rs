@@ -1,0 +1,239 @@
+//! `ConsoleApp`: the eframe application. It owns the backend handle and the live model,
+//! drains backend events in `logic()` on a time budget, and lets panels draw in `ui()`.
+//! Panels never touch the backend: they push [`Action`]s, applied once per frame.
+
+pub mod live;
+pub mod screenshot;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backend::{BackendHandle, Command};
+use crate::config::{ConsoleConfig, Language, LogLevel, Paths, Problem, Theme, store};
+use crate::logging::LogControl;
+use crate::ui::{self, Tab};
+
+pub use live::LiveModel;
+pub use screenshot::ScreenshotPlan;
+
+/// Time the UI spends draining backend events per frame.
+pub const DRAIN_BUDGET: Duration = Duration::from_millis(8);
+
+/// Something a panel wants done; applied by `ConsoleApp` after the panels have drawn.
+pub enum Action {
+    Backend(Command),
+    SetLanguage(Option<Language>),
+    SetTheme(Theme),
+    SetLogLevel(LogLevel),
+    SetDataDir(Option<std::path::PathBuf>),
+    DismissBanner,
+}
+
+/// What the console keeps across frames besides the live model: the open tab, the saved
+/// preferences, panel view state.
+pub struct AppState {
+    pub tab: Tab,
+    pub config: ConsoleConfig,
+    /// Language forced for this run (`--lang`), not saved.
+    pub lang_override: Option<Language>,
+    pub panels: ui::Panels,
+}
+
+impl AppState {
+    pub fn lang(&self) -> Language {
+        self.lang_override
+            .unwrap_or_else(|| self.config.effective_language())
+    }
+}
+
+/// Things that do not change while the console runs.
+pub struct AppEnv {
+    pub paths: Paths,
+    pub log: Option<LogControl>,
+    pub started: Instant,
+}
+
+/// Messages for the user: the config banner, the last transient notice.
+#[derive(Default)]
+pub struct Notices {
+    pub banner: Option<Problem>,
+    pub toast: Option<(String, Instant)>,
+}
+
+pub struct ConsoleApp {
+    pub state: AppState,
+    pub live: LiveModel,
+    backend: BackendHandle,
+    env: AppEnv,
+    pub notices: Notices,
+    screenshot: Option<ScreenshotPlan>,
+    frames: u64,
+}
+
+impl ConsoleApp {
+    pub fn new(
+        ctx: &egui::Context,
+        backend: BackendHandle,
+        env: AppEnv,
+        config: ConsoleConfig,
+        banner: Option<Problem>,
+    ) -> Self {
+        ui::fonts::install(ctx);
+        if let Some(log) = &env.log {
+            let ctx = ctx.clone();
+            log.ring
+                .set_waker(Arc::new(move || ctx.request_repaint_after(Duration::from_millis(100))));
+        }
+        let app = Self {
+            state: AppState {
+                tab: Tab::Overview,
+                config,
+                lang_override: None,
+                panels: ui::Panels::default(),
+            },
+            live: LiveModel::default(),
+            backend,
+            env,
+            notices: Notices {
+                banner,
+                toast: None,
+            },
+            screenshot: None,
+            frames: 0,
+        };
+        apply_theme(ctx, app.state.config.theme);
+        app
+    }
+
+    pub fn with_screenshot(mut self, plan: ScreenshotPlan) -> Self {
+        self.screenshot = Some(plan);
+        self
+    }
+
+    pub fn with_language(mut self, lang: Option<Language>) -> Self {
+        self.state.lang_override = lang;
+        self
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.env.paths
+    }
+
+    /// Pulls everything new from the backend into the live model. Only place that drains.
+    pub fn pump(&mut self, ctx: &egui::Context) {
+        let live = &mut self.live;
+        let more = self.backend.drain(DRAIN_BUDGET, |ev| live.apply(ev));
+        live.status = self.backend.status();
+        live.dropped = self.backend.dropped();
+        if more {
+            ctx.request_repaint();
+        }
+    }
+
+    fn apply(&mut self, ctx: &egui::Context, actions: Vec<Action>) {
+        let mut save = false;
+        for action in actions {
+            match action {
+                Action::Backend(cmd) => {
+                    if self.backend.send(cmd).is_err() {
+                        let t = ui::i18n::tr(self.state.lang());
+                        self.notices.toast = Some((t.backend_busy.to_owned(), Instant::now()));
+                    }
+                }
+                Action::SetLanguage(l) => {
+                    self.state.config.language = l;
+                    self.state.lang_override = None;
+                    save = true;
+                }
+                Action::SetTheme(t) => {
+                    self.state.config.theme = t;
+                    apply_theme(ctx, t);
+                    save = true;
+                }
+                Action::SetLogLevel(l) => {
+                    self.state.config.log_level = l;
+                    if let Some(log) = &self.env.log {
+                        log.set_level(l);
+                    }
+                    save = true;
+                }
+                Action::SetDataDir(d) => {
+                    self.state.config.data_dir = d;
+                    save = true;
+                }
+                Action::DismissBanner => self.notices.banner = None,
+            }
+        }
+        if save {
+            self.save_config();
+        }
+    }
+
+    fn save_config(&mut self) {
+        let path = self.env.paths.console_file();
+        let t = ui::i18n::tr(self.state.lang());
+        let text = match store::save(&path, &self.state.config) {
+            Ok(()) => ui::i18n::fill(t.saved, &[&path.display()]),
+            Err(e) => {
+                tracing::error!("could not save {}: {e}", path.display());
+                ui::i18n::fill(t.save_failed, &[&e])
+            }
+        };
+        self.notices.toast = Some((text, Instant::now()));
+    }
+
+    /// Draws one frame. Split from `eframe::App` so tests can drive it with kittest.
+    pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        let mut actions = Vec::new();
+        let ctx = ui.ctx().clone();
+        ui::shell_ui(
+            ui,
+            &mut self.state,
+            &self.live,
+            &self.notices,
+            &self.env,
+            &mut actions,
+        );
+        self.apply(&ctx, actions);
+        self.frames += 1;
+        if self.frames == 1 {
+            tracing::info!(
+                "first frame drawn {} ms after start",
+                self.env.started.elapsed().as_millis()
+            );
+        }
+        if let Some((_, at)) = &self.notices.toast {
+            let left = Duration::from_secs(4).saturating_sub(at.elapsed());
+            if left.is_zero() {
+                self.notices.toast = None;
+            } else {
+                ctx.request_repaint_after(left);
+            }
+        }
+    }
+}
+
+fn apply_theme(ctx: &egui::Context, theme: Theme) {
+    ctx.set_theme(match theme {
+        Theme::System => egui::ThemePreference::System,
+        Theme::Light => egui::ThemePreference::Light,
+        Theme::Dark => egui::ThemePreference::Dark,
+    });
+}
+
+impl eframe::App for ConsoleApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.pump(ctx);
+        if let Some(plan) = &mut self.screenshot {
+            plan.logic(ctx, self.live.has_live_data());
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame_ui(ui);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.backend.shutdown();
+    }
+}

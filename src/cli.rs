@@ -1,0 +1,222 @@
+//! Command line: `mpbridge` opens the console; subcommands run headless.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{AppEnv, ConsoleApp, ScreenshotPlan};
+use crate::backend::{Backend, BackendOptions};
+use crate::config::{ConsoleConfig, Language, Paths, store};
+use crate::sandbox::Sandbox;
+
+#[derive(Debug, Parser)]
+#[command(name = "mpbridge", version, about = "Console and WSS relay for WeChat Mini Programs, ESP8266 devices and MQTT brokers")]
+pub struct Cli {
+    /// Open the console, wait until live sandbox data is drawn, save a PNG of the window here
+    /// and exit (0: live data shown; 1: deadline passed without it).
+    #[arg(long, value_name = "PATH", global = false)]
+    pub screenshot: Option<PathBuf>,
+
+    /// With --screenshot: the longest wait for live data. Without: close the console after SECS.
+    #[arg(long, value_name = "SECS")]
+    pub quit_after: Option<f64>,
+
+    /// Language for this run (`en` or `zh-CN`), not saved.
+    #[arg(long, value_name = "LANG")]
+    pub lang: Option<String>,
+
+    /// Configuration folder (default: the platform's, or $MPBRIDGE_CONFIG_DIR).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
+
+    /// Data folder: dev CA, logs (default: console.toml's `data_dir`, $MPBRIDGE_DATA_DIR or the platform's).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the embedded sandbox headless: a broker on loopback and a simulated ESP8266.
+    Sandbox {
+        /// Stop after SECS (default: until Ctrl-C).
+        #[arg(long = "for", value_name = "SECS")]
+        for_secs: Option<f64>,
+        /// Print one JSON line describing the sandbox once it is ready.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = Cli::parse();
+    match run(cli, started) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mpbridge: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
+    // Install one crypto provider for the whole process (ring; see stack-notes).
+    rustls::crypto::ring::default_provider().install_default().ok();
+
+    let base = Paths::resolve(cli.config_dir.as_deref(), None);
+    let loaded = store::load::<ConsoleConfig>(&base.console_file());
+    let config = loaded.value;
+    let data_dir = cli.data_dir.clone().or_else(|| config.data_dir.clone());
+    let paths = Paths::resolve(cli.config_dir.as_deref(), data_dir.as_deref());
+
+    let lang = match &cli.lang {
+        Some(code) => Some(
+            Language::from_code(code)
+                .with_context(|| format!("--lang {code}: expected `en` or `zh-CN`"))?,
+        ),
+        None => None,
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mpbridge-rt")
+        .build()
+        .context("cannot start the async runtime")?;
+
+    match cli.command {
+        Some(Cmd::Sandbox { for_secs, json }) => {
+            let log = crate::logging::init(config.log_level, Some(&paths.log_dir()), true);
+            drop(log);
+            if let Some(p) = &loaded.problem {
+                eprintln!("mpbridge: {p}; using defaults");
+            }
+            let code = rt.block_on(sandbox_cmd(&paths, for_secs, json))?;
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(code)
+        }
+        None => {
+            let log = crate::logging::init(config.log_level, Some(&paths.log_dir()), true);
+            let code = gui(&rt, GuiArgs {
+                paths,
+                config,
+                banner: loaded.problem,
+                log,
+                lang,
+                screenshot: cli.screenshot,
+                quit_after: cli.quit_after,
+                started,
+            })?;
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(code)
+        }
+    }
+}
+
+async fn sandbox_cmd(paths: &Paths, for_secs: Option<f64>, json: bool) -> anyhow::Result<ExitCode> {
+    let cancel = CancellationToken::new();
+    let sandbox = Sandbox::start(paths, &cancel)
+        .await
+        .context("the sandbox could not start")?;
+    if json {
+        let line = serde_json::to_string(&sandbox.info)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    } else {
+        eprintln!(
+            "mpbridge sandbox: broker {} · devices {} · dev CA {}",
+            sandbox.info.broker,
+            sandbox.info.devices.join(", "),
+            sandbox.info.ca.display()
+        );
+    }
+    let until = async {
+        match for_secs {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = until => {}
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping the sandbox"),
+    }
+    sandbox.stop();
+    // Let the simulated device publish its clean `offline`.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct GuiArgs {
+    paths: Paths,
+    config: ConsoleConfig,
+    banner: Option<crate::config::Problem>,
+    log: crate::logging::LogControl,
+    lang: Option<Language>,
+    screenshot: Option<PathBuf>,
+    quit_after: Option<f64>,
+    started: Instant,
+}
+
+fn gui(rt: &tokio::runtime::Runtime, args: GuiArgs) -> anyhow::Result<ExitCode> {
+    let exit_code = Arc::new(AtomicI32::new(0));
+    let plan = match (&args.screenshot, args.quit_after) {
+        (None, None) => None,
+        (path, secs) => Some(ScreenshotPlan::new(
+            path.clone(),
+            Duration::from_secs_f64(secs.unwrap_or(20.0).max(0.0)),
+            exit_code.clone(),
+        )),
+    };
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Glow,
+        viewport: egui::ViewportBuilder::default()
+            .with_title("mpbridge")
+            .with_app_id("mpbridge")
+            .with_inner_size([1180.0, 760.0])
+            .with_min_inner_size([720.0, 480.0]),
+        ..Default::default()
+    };
+    let handle = rt.handle().clone();
+    let paths = args.paths.clone();
+    eframe::run_native(
+        "mpbridge",
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let waker: crate::backend::Waker =
+                Arc::new(move || ctx.request_repaint_after(Duration::from_millis(16)));
+            let backend = Backend::spawn(
+                &handle,
+                BackendOptions {
+                    paths: paths.clone(),
+                    sandbox: true,
+                },
+                waker,
+            );
+            let env = AppEnv {
+                paths,
+                log: Some(args.log),
+                started: args.started,
+            };
+            let mut app = ConsoleApp::new(&cc.egui_ctx, backend, env, args.config, args.banner)
+                .with_language(args.lang);
+            if let Some(plan) = plan {
+                app = app.with_screenshot(plan);
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+    let code = exit_code.load(Ordering::Relaxed);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(2)))
+}

@@ -1,0 +1,25 @@
+//! mpbridge: a desktop console and WSS relay for WeChat Mini Programs, ESP8266 devices and
+//! MQTT brokers.
+//!
+//! Layout: `app/` and `ui/` are the only modules that use egui. `backend/` owns the tokio
+//! side of the console; `mqtt/`, `sandbox/`, `devices/` and `config/` are plain domain and
+//! network code. See `docs/ARCHITECTURE.md`.
+
+pub mod app;
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod devices;
+pub mod logging;
+pub mod mqtt;
+pub mod sandbox;
+pub mod ui;
+
+/// Spawns a named OS thread (clippy forbids unnamed ones).
+pub fn spawn_named<F, T>(name: &str, f: F) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    std::thread::Builder::new().name(name.to_owned()).spawn(f)
+}

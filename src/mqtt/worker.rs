@@ -1,0 +1,128 @@
+//! A task that owns one rumqttc `EventLoop`: connects, subscribes (again after every
+//! reconnect), forwards incoming publishes, and reconnects with backoff. Publishing goes
+//! through the `AsyncClient`'s `try_publish`, never awaited from the polling task.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{ConnState, MqttMessage, backoff};
+
+/// Where to connect and what to subscribe to.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub keep_alive: Duration,
+    pub subscriptions: Vec<(String, QoS)>,
+    /// Largest packet accepted from the broker.
+    pub max_packet_bytes: usize,
+}
+
+/// What the worker reports to: statuses on a watch, messages to a callback (which must not
+/// block; the backend's sink counts what it cannot queue).
+pub struct WorkerSinks {
+    pub state: watch::Sender<ConnState>,
+    pub on_message: Box<dyn FnMut(MqttMessage) + Send>,
+}
+
+/// Handle to a running worker.
+#[derive(Clone)]
+pub struct Worker {
+    pub client: AsyncClient,
+    cancel: CancellationToken,
+}
+
+impl Worker {
+    /// Starts the worker on `handle`. It runs until `stop` or the parent token is cancelled.
+    pub fn spawn(
+        handle: &tokio::runtime::Handle,
+        opts: WorkerOptions,
+        sinks: WorkerSinks,
+        parent: &CancellationToken,
+    ) -> Self {
+        let mut mqtt = MqttOptions::new(opts.client_id.clone(), opts.host.clone(), opts.port);
+        mqtt.set_keep_alive(opts.keep_alive);
+        mqtt.set_max_packet_size(opts.max_packet_bytes, opts.max_packet_bytes);
+        mqtt.set_clean_session(true);
+        let (client, eventloop) = AsyncClient::new(mqtt, 256);
+        let cancel = parent.child_token();
+        handle.spawn(run(
+            eventloop,
+            client.clone(),
+            opts,
+            sinks,
+            cancel.clone(),
+        ));
+        Self { client, cancel }
+    }
+
+    pub fn stop(&self) {
+        // Best effort: the task also ends on cancellation without it.
+        self.client.try_disconnect().ok();
+        self.cancel.cancel();
+    }
+}
+
+async fn run(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    opts: WorkerOptions,
+    mut sinks: WorkerSinks,
+    cancel: CancellationToken,
+) {
+    let target = format!("{}:{}", opts.host, opts.port);
+    let mut attempt: u32 = 0;
+    sinks.state.send_replace(ConnState::Connecting { attempt: 0 });
+    loop {
+        let polled = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = eventloop.poll() => p,
+        };
+        match polled {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                attempt = 0;
+                tracing::info!("connected to MQTT broker {target}");
+                sinks.state.send_replace(ConnState::Connected {
+                    since: chrono::Local::now(),
+                });
+                if !ack.session_present {
+                    for (filter, qos) in &opts.subscriptions {
+                        if let Err(e) = client.try_subscribe(filter.clone(), *qos) {
+                            tracing::warn!("could not queue SUBSCRIBE {filter}: {e}");
+                        }
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                (sinks.on_message)(MqttMessage {
+                    time: chrono::Local::now(),
+                    topic: p.topic,
+                    payload: p.payload,
+                    qos: p.qos as u8,
+                    retain: p.retain,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let retry_in = backoff(attempt);
+                attempt = attempt.saturating_add(1);
+                let error = format!("{target}: {e}");
+                tracing::warn!("MQTT connection {error}; retrying in {} ms", retry_in.as_millis());
+                sinks.state.send_replace(ConnState::Disconnected {
+                    error,
+                    retry_in,
+                });
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(retry_in) => {}
+                }
+                sinks.state.send_replace(ConnState::Connecting { attempt });
+            }
+        }
+    }
+    sinks.state.send_replace(ConnState::Idle);
+}

@@ -1,0 +1,85 @@
+//! The embedded default: with no configuration the console (and `mpbridge sandbox`) starts a
+//! broker on loopback, a dev CA, and a simulated ESP8266, so a newcomer sees live traffic at
+//! once and offline.
+
+pub mod broker;
+pub mod devca;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Paths;
+use crate::devices::sim::{self, SimOptions};
+
+/// The id of the sandbox's simulated device.
+pub const DEMO_DEVICE: &str = "esp8266-demo";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Broker(#[from] broker::BrokerError),
+    #[error(transparent)]
+    DevCa(#[from] devca::DevCaError),
+}
+
+/// What a running sandbox offers; `mpbridge sandbox --json` prints this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SandboxInfo {
+    /// `mqtt://127.0.0.1:PORT`
+    pub broker: String,
+    #[serde(skip)]
+    pub broker_addr: SocketAddr,
+    pub devices: Vec<String>,
+    /// The dev CA a client trusts to talk to the sandbox over TLS.
+    pub ca: PathBuf,
+}
+
+/// A running sandbox. Dropping it stops the simulated device; the embedded broker (which
+/// rumqttd cannot stop) lives as long as the process.
+pub struct Sandbox {
+    pub info: SandboxInfo,
+    cancel: CancellationToken,
+}
+
+impl Sandbox {
+    /// Starts the sandbox. Blocking parts (port probe, key generation) run on the blocking
+    /// pool, so this may be awaited from any task.
+    pub async fn start(paths: &Paths, parent: &CancellationToken) -> Result<Self, SandboxError> {
+        let ca_dir = paths.dev_ca_dir();
+        let (addr, ca) = tokio::task::spawn_blocking(move || -> Result<_, SandboxError> {
+            let ca = devca::ensure(&ca_dir)?;
+            let addr = broker::start()?;
+            Ok((addr, ca))
+        })
+        .await
+        .map_err(|e| broker::BrokerError::Start(e.to_string()))??;
+        let cancel = parent.child_token();
+        sim::spawn(
+            &tokio::runtime::Handle::current(),
+            SimOptions::demo(DEMO_DEVICE, addr),
+            cancel.clone(),
+        );
+        Ok(Self {
+            info: SandboxInfo {
+                broker: format!("mqtt://{addr}"),
+                broker_addr: addr,
+                devices: vec![DEMO_DEVICE.to_owned()],
+                ca: ca.ca_cert,
+            },
+            cancel,
+        })
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

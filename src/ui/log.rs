@@ -1,0 +1,84 @@
+//! The in-app log: what `tracing` recorded, filtered by level and text.
+
+use egui::RichText;
+
+use super::i18n::{Tr, fill};
+use super::tokens;
+use crate::app::AppEnv;
+use crate::config::LogLevel;
+
+pub struct LogPanel {
+    pub min_level: LogLevel,
+    pub search: String,
+    pub follow: bool,
+}
+
+impl Default for LogPanel {
+    fn default() -> Self {
+        Self {
+            min_level: LogLevel::Info,
+            search: String::new(),
+            follow: true,
+        }
+    }
+}
+
+impl LogPanel {
+    pub fn ui(&mut self, ui: &mut egui::Ui, t: &Tr, env: &AppEnv) {
+        ui.heading(t.nav_log);
+        ui.horizontal(|ui| {
+            ui.label(t.log_level_filter);
+            egui::ComboBox::from_id_salt("log-level")
+                .selected_text(self.min_level.code())
+                .show_ui(ui, |ui| {
+                    for l in LogLevel::ALL {
+                        ui.selectable_value(&mut self.min_level, l, l.code());
+                    }
+                });
+            ui.label(t.log_search);
+            ui.add(egui::TextEdit::singleline(&mut self.search).desired_width(200.0))
+                .on_hover_text(t.log_search);
+            ui.checkbox(&mut self.follow, t.log_follow);
+        });
+        ui.label(
+            RichText::new(fill(t.log_file_in, &[&env.paths.log_dir().display()]))
+                .color(tokens::MUTED),
+        );
+        ui.separator();
+
+        let Some(log) = &env.log else { return };
+        let needle = self.search.to_lowercase();
+        let lines: Vec<_> = log
+            .ring
+            .snapshot(self.min_level.as_tracing())
+            .into_iter()
+            .filter(|l| {
+                needle.is_empty()
+                    || l.message.to_lowercase().contains(&needle)
+                    || l.target.to_lowercase().contains(&needle)
+            })
+            .collect();
+        if lines.is_empty() {
+            ui.label(RichText::new(t.log_empty).color(tokens::MUTED));
+            return;
+        }
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .stick_to_bottom(self.follow)
+            .show_rows(ui, tokens::ROW_HEIGHT, lines.len(), |ui, range| {
+                for line in lines.get(range).unwrap_or_default() {
+                    let color = match line.level {
+                        tracing::Level::ERROR => tokens::BAD,
+                        tracing::Level::WARN => tokens::WARN,
+                        _ => ui.visuals().text_color(),
+                    };
+                    ui.horizontal(|ui| {
+                        ui.monospace(line.time.format("%H:%M:%S%.3f").to_string());
+                        ui.colored_label(color, RichText::new(format!("{:5}", line.level)).monospace());
+                        ui.label(RichText::new(&line.target).color(tokens::MUTED).monospace());
+                        ui.add(egui::Label::new(RichText::new(&line.message).monospace()).truncate());
+                    });
+                }
+            });
+    }
+}

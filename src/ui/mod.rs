@@ -1,0 +1,136 @@
+//! Panels and the shell around them. Only this module and `app/` use egui.
+
+pub mod fonts;
+pub mod i18n;
+pub mod log;
+pub mod overview;
+pub mod settings;
+pub mod tokens;
+
+use egui::RichText;
+
+use crate::app::{Action, AppEnv, AppState, LiveModel, Notices};
+use crate::backend::SandboxState;
+use crate::mqtt::ConnState;
+use i18n::{Tr, fill, tr};
+
+/// The panels in the left navigation. A panel appears here only once it works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Log,
+    Settings,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 3] = [Tab::Overview, Tab::Log, Tab::Settings];
+
+    pub fn label(self, t: &Tr) -> &'static str {
+        match self {
+            Tab::Overview => t.nav_overview,
+            Tab::Log => t.nav_log,
+            Tab::Settings => t.nav_settings,
+        }
+    }
+}
+
+/// View state of every panel.
+#[derive(Default)]
+pub struct Panels {
+    pub overview: overview::OverviewPanel,
+    pub log: log::LogPanel,
+    pub settings: settings::SettingsPanel,
+}
+
+/// The whole window: banner, navigation, status bar, the open panel.
+pub fn shell_ui(
+    ui: &mut egui::Ui,
+    state: &mut AppState,
+    live: &LiveModel,
+    notices: &Notices,
+    env: &AppEnv,
+    actions: &mut Vec<Action>,
+) {
+    let lang = state.lang();
+    let t = tr(lang);
+
+    egui::Panel::bottom("status-bar").show(ui, |ui| status_bar_ui(ui, t, live, notices));
+
+    if let Some(problem) = &notices.banner {
+        egui::Panel::top("config-banner").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.colored_label(tokens::WARN, "⚠");
+                ui.label(fill(t.config_problem, &[problem]));
+                if ui.button(t.dismiss).clicked() {
+                    actions.push(Action::DismissBanner);
+                }
+            });
+        });
+    }
+
+    egui::Panel::left("nav")
+        .resizable(false)
+        .exact_size(tokens::NAV_WIDTH)
+        .show(ui, |ui| {
+            ui.add_space(8.0);
+            ui.heading(RichText::new(t.app_title).strong());
+            ui.add_space(8.0);
+            for tab in Tab::ALL {
+                let selected = state.tab == tab;
+                let resp = ui.add_sized(
+                    [ui.available_width(), 26.0],
+                    egui::Button::selectable(selected, tab.label(t)),
+                );
+                if resp.clicked() {
+                    state.tab = tab;
+                }
+            }
+        });
+
+    egui::CentralPanel::default().show(ui, |ui| match state.tab {
+        Tab::Overview => state.panels.overview.ui(ui, t, live, actions),
+        Tab::Log => state.panels.log.ui(ui, t, env),
+        Tab::Settings => state.panels.settings.ui(ui, t, &state.config, lang, env, actions),
+    });
+}
+
+fn status_bar_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, notices: &Notices) {
+    ui.horizontal(|ui| {
+        let (text, color) = sandbox_state(t, &live.status.sandbox);
+        ui.label(format!("{}:", t.sandbox));
+        ui.colored_label(color, text);
+        ui.separator();
+        let (text, color) = conn_state(t, &live.status.broker);
+        ui.label(format!("{}:", t.broker));
+        ui.colored_label(color, text);
+        ui.separator();
+        let now = chrono::Local::now().timestamp();
+        ui.label(format!("{} {}", live.rate.per_second(now), t.msgs_per_sec));
+        if live.dropped > 0 {
+            ui.separator();
+            ui.colored_label(tokens::WARN, fill(t.dropped_n, &[&live.dropped]));
+        }
+        if let Some((toast, _)) = &notices.toast {
+            ui.separator();
+            ui.label(toast);
+        }
+    });
+}
+
+pub fn sandbox_state(t: &Tr, s: &SandboxState) -> (String, egui::Color32) {
+    match s {
+        SandboxState::Off => (t.state_off.to_owned(), tokens::MUTED),
+        SandboxState::Starting => (t.state_starting.to_owned(), tokens::WARN),
+        SandboxState::Running(_) => (t.state_running.to_owned(), tokens::OK),
+        SandboxState::Failed(_) => (t.state_failed.to_owned(), tokens::BAD),
+    }
+}
+
+pub fn conn_state(t: &Tr, s: &ConnState) -> (String, egui::Color32) {
+    match s {
+        ConnState::Idle => (t.conn_idle.to_owned(), tokens::MUTED),
+        ConnState::Connecting { .. } => (t.conn_connecting.to_owned(), tokens::WARN),
+        ConnState::Connected { .. } => (t.conn_connected.to_owned(), tokens::OK),
+        ConnState::Disconnected { .. } => (t.conn_disconnected.to_owned(), tokens::BAD),
+    }
+}

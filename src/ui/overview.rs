@@ -1,0 +1,195 @@
+//! Overview: the sandbox at a glance: broker, devices, message rate, last messages.
+
+use egui::RichText;
+use egui_plot::{Line, Plot};
+
+use super::i18n::{Tr, fill};
+use super::tokens;
+use crate::app::live::{DEVICE_PREFIX, DeviceView};
+use crate::app::{Action, LiveModel};
+use crate::backend::{Command, SandboxState};
+use crate::devices::DeviceTopics;
+
+#[derive(Default)]
+pub struct OverviewPanel {}
+
+impl OverviewPanel {
+    pub fn ui(&mut self, ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec<Action>) {
+        ui.heading(t.nav_overview);
+        ui.label(RichText::new(t.overview_intro).color(tokens::MUTED));
+        ui.add_space(6.0);
+
+        match &live.status.sandbox {
+            SandboxState::Off => {
+                ui.label(t.sandbox_disabled);
+            }
+            SandboxState::Starting => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(t.sandbox_waiting);
+                });
+            }
+            SandboxState::Failed(e) => {
+                ui.colored_label(tokens::BAD, fill(t.sandbox_failed, &[e]));
+            }
+            SandboxState::Running(info) => {
+                egui::Grid::new("sandbox-facts").num_columns(2).show(ui, |ui| {
+                    ui.label(t.local_broker);
+                    ui.monospace(&info.broker);
+                    ui.end_row();
+                    ui.label(t.dev_ca);
+                    ui.monospace(info.ca.display().to_string());
+                    ui.end_row();
+                });
+            }
+        }
+        ui.add_space(6.0);
+
+        ui.horizontal(|ui| {
+            stat_ui(ui, t.devices_online, &live.devices_online().to_string());
+            stat_ui(ui, t.messages_total, &live.total_messages.to_string());
+            let now = chrono::Local::now().timestamp();
+            stat_ui(ui, t.msgs_per_sec, &live.rate.per_second(now).to_string());
+        });
+        ui.add_space(6.0);
+
+        ui.horizontal_wrapped(|ui| {
+            for (id, dev) in &live.devices {
+                device_card_ui(ui, t, id, dev, actions);
+            }
+        });
+        ui.add_space(6.0);
+
+        ui.label(RichText::new(t.message_rate).strong());
+        let now = chrono::Local::now().timestamp();
+        Plot::new("overview-rate")
+            .height(110.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .include_y(0.0)
+            .include_y(2.0)
+            .show(ui, |plot| {
+                // The current second is still filling; plot up to the last complete one.
+                plot.line(Line::new(t.rate_axis, live.rate.points(now - 1)).color(tokens::ACCENT));
+            });
+        ui.add_space(6.0);
+
+        ui.label(RichText::new(t.last_messages).strong());
+        if live.recent.is_empty() {
+            ui.label(RichText::new(t.no_messages_yet).color(tokens::MUTED));
+            return;
+        }
+        recent_ui(ui, t, live);
+    }
+}
+
+fn stat_ui(ui: &mut egui::Ui, label: &str, value: &str) {
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.set_min_width(110.0);
+        ui.vertical(|ui| {
+            ui.label(RichText::new(label).color(tokens::MUTED));
+            ui.label(RichText::new(value).size(20.0).strong());
+        });
+    });
+}
+
+fn device_card_ui(ui: &mut egui::Ui, t: &Tr, id: &str, dev: &DeviceView, actions: &mut Vec<Action>) {
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.set_width(tokens::CARD_WIDTH * 1.6);
+        ui.vertical(|ui| {
+            ui.horizontal(|ui| {
+                let (text, color) = match dev.online {
+                    Some(true) => (t.device_online, tokens::OK),
+                    Some(false) => (t.device_offline, tokens::BAD),
+                    None => (t.device_unknown, tokens::MUTED),
+                };
+                ui.label(RichText::new(id).strong().monospace());
+                ui.colored_label(color, format!("● {text}"));
+                if let Some(seen) = dev.last_seen {
+                    let ago = (chrono::Local::now() - seen).num_seconds().max(0);
+                    ui.label(RichText::new(fill(t.last_seen_secs, &[&ago])).color(tokens::MUTED));
+                }
+            });
+            let field = |k: &str| dev.telemetry.get(k).map(|v| v.to_string().trim_matches('"').to_owned());
+            egui::Grid::new(("telemetry", id)).num_columns(4).show(ui, |ui| {
+                let rows = [
+                    (t.temperature, field("temperature").map(|v| format!("{v} °C"))),
+                    (t.humidity, field("humidity").map(|v| format!("{v} %"))),
+                    (t.rssi, field("rssi").map(|v| format!("{v} dBm"))),
+                    (t.free_heap, field("free_heap").map(|v| format!("{v} B"))),
+                    (t.uptime, field("uptime").map(|v| format!("{v} s"))),
+                    (t.led, field("led")),
+                ];
+                for (i, (label, value)) in rows.into_iter().enumerate() {
+                    ui.label(RichText::new(label).color(tokens::MUTED));
+                    ui.monospace(value.unwrap_or_else(|| "—".to_owned()));
+                    if i % 2 == 1 {
+                        ui.end_row();
+                    }
+                }
+            });
+            if let Some(state) = &dev.last_state {
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(t.last_answer).color(tokens::MUTED));
+                    ui.monospace(state);
+                });
+            }
+            ui.horizontal(|ui| {
+                let topics = DeviceTopics::new(DEVICE_PREFIX, id);
+                let mut send = |payload: &str| {
+                    actions.push(Action::Backend(Command::Publish {
+                        topic: topics.cmd.clone(),
+                        payload: payload.as_bytes().to_vec(),
+                        qos: rumqttc::QoS::AtLeastOnce,
+                        retain: false,
+                    }));
+                };
+                let online = dev.online == Some(true);
+                if ui.add_enabled(online, egui::Button::new(t.led_toggle)).clicked() {
+                    send(r#"{"led":"toggle"}"#);
+                }
+                if ui.add_enabled(online, egui::Button::new(t.reboot)).clicked() {
+                    send(r#"{"reboot":true}"#);
+                }
+            });
+        });
+    });
+}
+
+fn recent_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel) {
+    use egui_extras::{Column, TableBuilder};
+    TableBuilder::new(ui)
+        .striped(true)
+        .column(Column::exact(70.0))
+        .column(Column::initial(230.0).resizable(true))
+        .column(Column::remainder().clip(true))
+        .header(tokens::ROW_HEIGHT, |mut h| {
+            h.col(|ui| {
+                ui.strong(t.col_time);
+            });
+            h.col(|ui| {
+                ui.strong(t.col_topic);
+            });
+            h.col(|ui| {
+                ui.strong(t.col_payload);
+            });
+        })
+        .body(|body| {
+            let n = live.recent.len();
+            body.rows(tokens::ROW_HEIGHT, n, |mut row| {
+                // Newest first.
+                let Some(m) = live.recent.get(n - 1 - row.index()) else { return };
+                row.col(|ui| {
+                    ui.monospace(m.time.format("%H:%M:%S").to_string());
+                });
+                row.col(|ui| {
+                    ui.add(egui::Label::new(RichText::new(&m.topic).monospace()).truncate());
+                });
+                row.col(|ui| {
+                    let text = String::from_utf8_lossy(&m.payload[..m.payload.len().min(200)]);
+                    ui.add(egui::Label::new(RichText::new(text).monospace()).truncate());
+                });
+            });
+        });
+}

@@ -1,0 +1,162 @@
+//! Settings: language, theme, log level, folders. Every change is saved at once.
+
+use egui::RichText;
+
+use super::i18n::{Tr, fill};
+use super::tokens;
+use crate::app::{Action, AppEnv};
+use crate::backend::{Command, FolderReport, Requested};
+use crate::config::{ConsoleConfig, Language, LogLevel, Theme};
+
+#[derive(Default)]
+pub struct SettingsPanel {
+    data_dir_edit: Option<String>,
+    folder_check: Option<Requested<FolderReport, String>>,
+}
+
+impl SettingsPanel {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        config: &ConsoleConfig,
+        lang: Language,
+        env: &AppEnv,
+        actions: &mut Vec<Action>,
+    ) {
+        ui.heading(t.nav_settings);
+        ui.add_space(6.0);
+        egui::Grid::new("settings")
+            .num_columns(2)
+            .spacing([16.0, 10.0])
+            .show(ui, |ui| {
+                ui.label(t.language);
+                ui.horizontal(|ui| {
+                    for l in Language::ALL {
+                        if ui.selectable_label(lang == l, l.native_name()).clicked() {
+                            actions.push(Action::SetLanguage(Some(l)));
+                        }
+                    }
+                    if ui
+                        .selectable_label(config.language.is_none(), t.language_follow_os)
+                        .clicked()
+                    {
+                        actions.push(Action::SetLanguage(None));
+                    }
+                });
+                ui.end_row();
+
+                ui.label(t.theme);
+                ui.horizontal(|ui| {
+                    for (th, label) in Theme::ALL.into_iter().zip([t.theme_system, t.theme_light, t.theme_dark]) {
+                        if ui.selectable_label(config.theme == th, label).clicked() {
+                            actions.push(Action::SetTheme(th));
+                        }
+                    }
+                });
+                ui.end_row();
+
+                ui.label(t.log_level);
+                ui.horizontal(|ui| {
+                    for l in LogLevel::ALL {
+                        if ui.selectable_label(config.log_level == l, l.code()).clicked() {
+                            actions.push(Action::SetLogLevel(l));
+                        }
+                    }
+                });
+                ui.end_row();
+
+                ui.label(t.config_folder);
+                ui.monospace(env.paths.config_dir.display().to_string());
+                ui.end_row();
+
+                ui.label(t.data_folder);
+                ui.vertical(|ui| {
+                    ui.monospace(env.paths.data_dir.display().to_string());
+                    self.data_dir_ui(ui, t, config, env, actions);
+                });
+                ui.end_row();
+            });
+    }
+
+    fn data_dir_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        config: &ConsoleConfig,
+        env: &AppEnv,
+        actions: &mut Vec<Action>,
+    ) {
+        let edit = self.data_dir_edit.get_or_insert_with(|| {
+            config
+                .data_dir
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        });
+        ui.horizontal(|ui| {
+            ui.label(t.data_folder_custom);
+            let resp = ui.add(egui::TextEdit::singleline(edit).desired_width(260.0));
+            let resp = resp.on_hover_text(t.data_folder_custom);
+            let path = std::path::PathBuf::from(edit.trim());
+            if resp.lost_focus() && path.is_absolute() && config.data_dir.as_ref() != Some(&path) {
+                actions.push(Action::SetDataDir(Some(path)));
+            }
+            if config.data_dir.is_some() && ui.button(t.use_default).clicked() {
+                edit.clear();
+                actions.push(Action::SetDataDir(None));
+            }
+        });
+        if config.data_dir.as_ref().is_some_and(|d| *d != env.paths.data_dir) {
+            ui.label(RichText::new(t.apply_next_start).color(tokens::WARN));
+        }
+        ui.horizontal(|ui| {
+            let busy = matches!(self.folder_check, Some(Requested::Pending(_)));
+            if ui.add_enabled(!busy, egui::Button::new(t.check_folder)).clicked() {
+                let (req, reply) = Requested::new(Some(std::sync::Arc::new({
+                    let ctx = ui.ctx().clone();
+                    move || ctx.request_repaint()
+                })));
+                self.folder_check = Some(req);
+                actions.push(Action::Backend(Command::InspectFolder {
+                    path: env.paths.data_dir.clone(),
+                    reply,
+                }));
+            }
+            match self.folder_check.as_mut().map(|r| r.poll()) {
+                Some(None) => {
+                    ui.spinner();
+                    ui.label(t.checking);
+                }
+                Some(Some(Ok(r))) => {
+                    ui.colored_label(tokens::OK, fill(t.folder_report, &[&r.files, &human_bytes(r.bytes)]));
+                }
+                Some(Some(Err(e))) => {
+                    ui.colored_label(tokens::BAD, fill(t.folder_not_writable, &[e]));
+                }
+                None => {}
+            }
+        });
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_bytes() {
+        assert_eq!(super::human_bytes(12), "12 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KB");
+        assert_eq!(super::human_bytes(5 * 1024 * 1024), "5.0 MB");
+    }
+}
