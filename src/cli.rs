@@ -17,7 +17,11 @@ use crate::config::{ConsoleConfig, Language, Paths, store};
 use crate::sandbox::Sandbox;
 
 #[derive(Debug, Parser)]
-#[command(name = "mpbridge", version, about = "Console and WSS relay for WeChat Mini Programs, ESP8266 devices and MQTT brokers")]
+#[command(
+    name = "mpbridge",
+    version,
+    about = "Console and WSS relay for WeChat Mini Programs, ESP8266 devices and MQTT brokers"
+)]
 pub struct Cli {
     /// Open the console, wait until live sandbox data is drawn, save a PNG of the window here
     /// and exit (0: live data shown; 1: deadline passed without it).
@@ -71,7 +75,9 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
     // Install one crypto provider for the whole process (ring; see stack-notes).
-    rustls::crypto::ring::default_provider().install_default().ok();
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
 
     let base = Paths::resolve(cli.config_dir.as_deref(), None);
     let loaded = store::load::<ConsoleConfig>(&base.console_file());
@@ -106,16 +112,19 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         }
         None => {
             let log = crate::logging::init(config.log_level, Some(&paths.log_dir()), true);
-            let code = gui(&rt, GuiArgs {
-                paths,
-                config,
-                banner: loaded.problem,
-                log,
-                lang,
-                screenshot: cli.screenshot,
-                quit_after: cli.quit_after,
-                started,
-            })?;
+            let code = gui(
+                &rt,
+                GuiArgs {
+                    paths,
+                    config,
+                    banner: loaded.problem,
+                    log,
+                    lang,
+                    screenshot: cli.screenshot,
+                    quit_after: cli.quit_after,
+                    started,
+                },
+            )?;
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
@@ -208,8 +217,8 @@ fn gui(rt: &tokio::runtime::Runtime, args: GuiArgs) -> anyhow::Result<ExitCode> 
                 log: Some(args.log),
                 started: args.started,
             };
-            let mut app = ConsoleApp::new(&cc.egui_ctx, backend, env, args.config, args.banner)
-                .with_language(args.lang);
+            let mut app =
+                ConsoleApp::new(backend, env, args.config, args.banner).with_language(args.lang);
             if let Some(plan) = plan {
                 app = app.with_screenshot(plan);
             }

@@ -43,7 +43,9 @@ struct Ring {
 impl LogRing {
     fn push(&self, line: LogLine) {
         let waker = {
-            let Ok(mut ring) = self.inner.lock() else { return };
+            let Ok(mut ring) = self.inner.lock() else {
+                return;
+            };
             if ring.lines.len() >= LOG_RING_CAPACITY {
                 ring.lines.pop_front();
             }
@@ -147,7 +149,15 @@ fn filter_for(level: LogLevel) -> EnvFilter {
     let lf = LevelFilter::from_level(level.as_tracing());
     let mut f = EnvFilter::default().add_directive(lf.into());
     if level < LogLevel::Trace {
-        for noisy in ["rumqttd", "rumqttc", "winit", "eframe", "egui_glow", "calloop", "sctk"] {
+        for noisy in [
+            "rumqttd",
+            "rumqttc",
+            "winit",
+            "eframe",
+            "egui_glow",
+            "calloop",
+            "sctk",
+        ] {
             if let Ok(d) = format!("{noisy}=warn").parse() {
                 f = f.add_directive(d);
             }
@@ -176,7 +186,8 @@ pub fn init(level: LogLevel, log_dir: Option<&Path>, to_stderr: bool) -> LogCont
             .with_ansi(false)
             .with_writer(Mutex::new(appender))
     });
-    let stderr_layer = to_stderr.then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let stderr_layer =
+        to_stderr.then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
     let result = tracing_subscriber::registry()
         .with(filter)
         .with(RingLayer { ring: ring.clone() })

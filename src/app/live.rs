@@ -124,7 +124,10 @@ impl LiveModel {
     }
 
     pub fn devices_online(&self) -> usize {
-        self.devices.values().filter(|d| d.online == Some(true)).count()
+        self.devices
+            .values()
+            .filter(|d| d.online == Some(true))
+            .count()
     }
 
     /// The sandbox is drawn with live data: a device online and telemetry received.

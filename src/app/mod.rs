@@ -72,19 +72,12 @@ pub struct ConsoleApp {
 
 impl ConsoleApp {
     pub fn new(
-        ctx: &egui::Context,
         backend: BackendHandle,
         env: AppEnv,
         config: ConsoleConfig,
         banner: Option<Problem>,
     ) -> Self {
-        ui::fonts::install(ctx);
-        if let Some(log) = &env.log {
-            let ctx = ctx.clone();
-            log.ring
-                .set_waker(Arc::new(move || ctx.request_repaint_after(Duration::from_millis(100))));
-        }
-        let app = Self {
+        Self {
             state: AppState {
                 tab: Tab::Overview,
                 config,
@@ -100,9 +93,19 @@ impl ConsoleApp {
             },
             screenshot: None,
             frames: 0,
-        };
-        apply_theme(ctx, app.state.config.theme);
-        app
+        }
+    }
+
+    /// Once, before the first frame: fonts, theme, log repaints.
+    fn setup(&self, ctx: &egui::Context) {
+        ui::fonts::install(ctx);
+        apply_theme(ctx, self.state.config.theme);
+        if let Some(log) = &self.env.log {
+            let ctx = ctx.clone();
+            log.ring.set_waker(Arc::new(move || {
+                ctx.request_repaint_after(Duration::from_millis(100))
+            }));
+        }
     }
 
     pub fn with_screenshot(mut self, plan: ScreenshotPlan) -> Self {
@@ -120,6 +123,10 @@ impl ConsoleApp {
     }
 
     /// Pulls everything new from the backend into the live model. Only place that drains.
+    pub fn backend(&self) -> &BackendHandle {
+        &self.backend
+    }
+
     pub fn pump(&mut self, ctx: &egui::Context) {
         let live = &mut self.live;
         let more = self.backend.drain(DRAIN_BUDGET, |ev| live.apply(ev));
@@ -186,6 +193,9 @@ impl ConsoleApp {
     pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
         let mut actions = Vec::new();
         let ctx = ui.ctx().clone();
+        if self.frames == 0 {
+            self.setup(&ctx);
+        }
         ui::shell_ui(
             ui,
             &mut self.state,

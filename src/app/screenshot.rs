@@ -2,8 +2,8 @@
 //! close. Used by the Xvfb smoke test and for the README images.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct ScreenshotPlan {
@@ -21,7 +21,9 @@ enum Phase {
     Waiting,
     /// Live data arrived; draw it `n` more frames before taking the picture.
     Settling(u8),
-    Requested { live: bool },
+    Requested {
+        live: bool,
+    },
     Done,
 }
 
@@ -65,7 +67,8 @@ impl ScreenshotPlan {
                     match save_png(path, &image) {
                         Ok(()) => {
                             tracing::info!("screenshot written to {}", path.display());
-                            self.exit_code.store(if live { 0 } else { 1 }, Ordering::Relaxed);
+                            self.exit_code
+                                .store(if live { 0 } else { 1 }, Ordering::Relaxed);
                             if !live {
                                 tracing::error!(
                                     "no live data was drawn before the deadline; the screenshot shows the console without it"
@@ -121,6 +124,8 @@ pub fn save_png(path: &std::path::Path, image: &egui::ColorImage) -> std::io::Re
     enc.set_depth(png::BitDepth::Eight);
     let mut writer = enc.write_header().map_err(std::io::Error::other)?;
     let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
-    writer.write_image_data(&bytes).map_err(std::io::Error::other)?;
+    writer
+        .write_image_data(&bytes)
+        .map_err(std::io::Error::other)?;
     writer.finish().map_err(std::io::Error::other)
 }

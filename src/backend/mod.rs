@@ -197,7 +197,11 @@ pub struct Backend;
 
 impl Backend {
     /// Starts the backend's tasks on `handle` and returns the UI's handle.
-    pub fn spawn(handle: &tokio::runtime::Handle, opts: BackendOptions, waker: Waker) -> BackendHandle {
+    pub fn spawn(
+        handle: &tokio::runtime::Handle,
+        opts: BackendOptions,
+        waker: Waker,
+    ) -> BackendHandle {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
         let (status_tx, status_rx) = watch::channel(BackendStatus::default());
@@ -239,13 +243,21 @@ async fn run(
             Ok(sb) => {
                 let info = sb.info.clone();
                 tracing::info!("sandbox running: broker {}", info.broker);
-                worker = Some(connect(&handle, info.broker_addr.to_string(), &sink, &status, &cancel));
+                worker = Some(connect(
+                    &handle,
+                    info.broker_addr.to_string(),
+                    &sink,
+                    &status,
+                    &cancel,
+                ));
                 set_status(&status, &sink, |s| s.sandbox = SandboxState::Running(info));
                 _sandbox = Some(sb);
             }
             Err(e) => {
                 tracing::error!("sandbox: {e}");
-                set_status(&status, &sink, |s| s.sandbox = SandboxState::Failed(e.to_string()));
+                set_status(&status, &sink, |s| {
+                    s.sandbox = SandboxState::Failed(e.to_string())
+                });
             }
         }
     }
@@ -256,7 +268,12 @@ async fn run(
             c = commands.recv() => match c { Some(c) => c, None => break },
         };
         match cmd {
-            Command::Publish { topic, payload, qos, retain } => match &worker {
+            Command::Publish {
+                topic,
+                payload,
+                qos,
+                retain,
+            } => match &worker {
                 Some(w) => {
                     if let Err(e) = w.client.try_publish(topic.clone(), qos, retain, payload) {
                         tracing::warn!("could not publish to {topic}: {e}");
@@ -322,7 +339,11 @@ fn connect(
     )
 }
 
-fn set_status(status: &watch::Sender<BackendStatus>, sink: &EventSink, f: impl FnOnce(&mut BackendStatus)) {
+fn set_status(
+    status: &watch::Sender<BackendStatus>,
+    sink: &EventSink,
+    f: impl FnOnce(&mut BackendStatus),
+) {
     status.send_modify(f);
     (sink.waker)();
 }
@@ -337,7 +358,9 @@ pub fn inspect_folder(path: &Path) -> Result<FolderReport, String> {
     let mut stack = vec![path.to_path_buf()];
     let mut seen = 0u32;
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             seen += 1;
             if seen > 100_000 {

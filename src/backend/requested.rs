@@ -80,6 +80,9 @@ mod tests {
     fn dropped_reply_is_an_error() {
         let (mut req, reply) = Requested::<u32, String>::new(None);
         drop(reply);
-        assert_eq!(req.poll(), Some(&Err("the backend stopped before answering".to_owned())));
+        assert_eq!(
+            req.poll(),
+            Some(&Err("the backend stopped before answering".to_owned()))
+        );
     }
 }

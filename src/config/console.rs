@@ -218,7 +218,10 @@ impl ConfigFile for ConsoleConfig {
                     return Err(ParseError::at(
                         text,
                         Some(d.span()),
-                        format!("`data_dir` must be an absolute path, not \"{}\"", d.get_ref()),
+                        format!(
+                            "`data_dir` must be an absolute path, not \"{}\"",
+                            d.get_ref()
+                        ),
                     ));
                 }
                 Some(p)

@@ -47,7 +47,12 @@ mod tests {
         struct Profile {
             password: Secret,
         }
-        let dump = format!("{:?}", Profile { password: s.clone() });
+        let dump = format!(
+            "{:?}",
+            Profile {
+                password: s.clone()
+            }
+        );
         assert!(!dump.contains("hunter2"), "{dump}");
         assert_eq!(s.expose(), "hunter2");
     }
@@ -58,7 +63,10 @@ mod tests {
         struct W {
             p: Secret,
         }
-        let text = toml::to_string(&W { p: Secret::new("x y") }).unwrap();
+        let text = toml::to_string(&W {
+            p: Secret::new("x y"),
+        })
+        .unwrap();
         assert_eq!(text.trim(), "p = \"x y\"");
         let back: W = toml::from_str(&text).unwrap();
         assert_eq!(back.p.expose(), "x y");

@@ -21,7 +21,11 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    pub fn at(text: &str, span: Option<std::ops::Range<usize>>, message: impl Into<String>) -> Self {
+    pub fn at(
+        text: &str,
+        span: Option<std::ops::Range<usize>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             line: span.map(|s| line_of(text, s.start)),
             message: message.into(),
@@ -113,9 +117,12 @@ fn read_limited(path: &Path) -> Result<Option<String>, String> {
         ));
     }
     let bytes = fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|e| format!("the file is not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map(Some).map_err(|e| {
+        format!(
+            "the file is not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 fn recover<T: Default>(path: &Path, line: Option<usize>, message: String) -> Loaded<T> {

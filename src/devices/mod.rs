@@ -28,7 +28,9 @@ impl DeviceTopics {
 
 /// Which device topic a message is on: `(device id, kind)` for `<prefix>/<id>/<kind>`.
 pub fn classify<'a>(prefix: &str, topic: &'a str) -> Option<(&'a str, TopicKind)> {
-    let rest = topic.strip_prefix(prefix.trim_end_matches('/'))?.strip_prefix('/')?;
+    let rest = topic
+        .strip_prefix(prefix.trim_end_matches('/'))?
+        .strip_prefix('/')?;
     let (id, kind) = rest.split_once('/')?;
     if id.is_empty() {
         return None;
@@ -61,7 +63,10 @@ mod tests {
             classify("devices", "devices/esp8266-demo/telemetry"),
             Some(("esp8266-demo", TopicKind::Telemetry))
         );
-        assert_eq!(classify("devices/", "devices/a/status"), Some(("a", TopicKind::Status)));
+        assert_eq!(
+            classify("devices/", "devices/a/status"),
+            Some(("a", TopicKind::Status))
+        );
         assert_eq!(classify("devices", "devices//status"), None);
         assert_eq!(classify("devices", "devices/a/b/status"), None);
         assert_eq!(classify("devices", "other/a/status"), None);

@@ -79,7 +79,8 @@ impl DeviceState {
         self.temperature = (self.temperature + rand::random_range(-0.15..=0.15)).clamp(15.0, 35.0);
         self.humidity = (self.humidity + rand::random_range(-0.4..=0.4)).clamp(20.0, 80.0);
         self.rssi = (self.rssi + rand::random_range(-2..=2)).clamp(-90, -35);
-        self.free_heap = (self.free_heap as i64 + rand::random_range(-300..=300)).clamp(30_000, 46_000) as u64;
+        self.free_heap =
+            (self.free_heap as i64 + rand::random_range(-300..=300)).clamp(30_000, 46_000) as u64;
     }
 
     fn telemetry(&self) -> Value {
@@ -194,11 +195,20 @@ async fn session(
     state: &mut DeviceState,
     cancel: &CancellationToken,
 ) -> SessionEnd {
-    let mut mqtt = MqttOptions::new(opts.id.clone(), opts.broker.ip().to_string(), opts.broker.port());
+    let mut mqtt = MqttOptions::new(
+        opts.id.clone(),
+        opts.broker.ip().to_string(),
+        opts.broker.port(),
+    );
     mqtt.set_keep_alive(Duration::from_secs(15));
     mqtt.set_clean_session(true);
     mqtt.set_max_packet_size(64 * 1024, PUBSUB_MAX_PACKET);
-    mqtt.set_last_will(LastWill::new(&topics.status, "offline", QoS::AtLeastOnce, true));
+    mqtt.set_last_will(LastWill::new(
+        &topics.status,
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
     let (client, mut eventloop) = AsyncClient::new(mqtt, 32);
     let mut ticker = tokio::time::interval(Duration::from_millis(state.interval_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -262,15 +272,23 @@ mod tests {
     fn led_commands() {
         let mut s = st();
         assert!(matches!(apply(&mut s, br#"{"led":"on"}"#), Action::Answer(v) if v["led"] == "on"));
-        assert!(matches!(apply(&mut s, br#"{"led":"toggle"}"#), Action::Answer(v) if v["led"] == "off"));
-        assert!(matches!(apply(&mut s, br#"{"led":"blink"}"#), Action::Answer(v) if v.get("error").is_some()));
+        assert!(
+            matches!(apply(&mut s, br#"{"led":"toggle"}"#), Action::Answer(v) if v["led"] == "off")
+        );
+        assert!(
+            matches!(apply(&mut s, br#"{"led":"blink"}"#), Action::Answer(v) if v.get("error").is_some())
+        );
     }
 
     #[test]
     fn interval_and_reboot() {
         let mut s = st();
-        assert!(matches!(apply(&mut s, br#"{"interval_ms":500}"#), Action::Answer(v) if v["interval_ms"] == 500));
-        assert!(matches!(apply(&mut s, br#"{"interval_ms":5}"#), Action::Answer(v) if v.get("error").is_some()));
+        assert!(
+            matches!(apply(&mut s, br#"{"interval_ms":500}"#), Action::Answer(v) if v["interval_ms"] == 500)
+        );
+        assert!(
+            matches!(apply(&mut s, br#"{"interval_ms":5}"#), Action::Answer(v) if v.get("error").is_some())
+        );
         assert_eq!(apply(&mut s, br#"{"reboot":true}"#), Action::Reboot);
     }
 
@@ -281,6 +299,8 @@ mod tests {
             assert!(matches!(apply(&mut s, bad), Action::Answer(v) if v.get("error").is_some()));
         }
         let big = format!(r#"{{"led":"on","pad":"{}"}}"#, "x".repeat(300));
-        assert!(matches!(apply(&mut s, big.as_bytes()), Action::Answer(v) if v.get("error").is_some()));
+        assert!(
+            matches!(apply(&mut s, big.as_bytes()), Action::Answer(v) if v.get("error").is_some())
+        );
     }
 }

@@ -55,11 +55,16 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert!(backoff(0) >= Duration::from_millis(250) && backoff(0) <= Duration::from_millis(313));
+        assert!(
+            backoff(0) >= Duration::from_millis(250) && backoff(0) <= Duration::from_millis(313)
+        );
         assert!(backoff(3) >= Duration::from_millis(2000));
         for a in [6, 7, 20, u32::MAX] {
             let d = backoff(a);
-            assert!(d >= Duration::from_secs(10) && d <= Duration::from_millis(12_500), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(10) && d <= Duration::from_millis(12_500),
+                "{d:?}"
+            );
         }
     }
 }

@@ -50,13 +50,7 @@ impl Worker {
         mqtt.set_clean_session(true);
         let (client, eventloop) = AsyncClient::new(mqtt, 256);
         let cancel = parent.child_token();
-        handle.spawn(run(
-            eventloop,
-            client.clone(),
-            opts,
-            sinks,
-            cancel.clone(),
-        ));
+        handle.spawn(run(eventloop, client.clone(), opts, sinks, cancel.clone()));
         Self { client, cancel }
     }
 
@@ -76,7 +70,9 @@ async fn run(
 ) {
     let target = format!("{}:{}", opts.host, opts.port);
     let mut attempt: u32 = 0;
-    sinks.state.send_replace(ConnState::Connecting { attempt: 0 });
+    sinks
+        .state
+        .send_replace(ConnState::Connecting { attempt: 0 });
     loop {
         let polled = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -111,11 +107,13 @@ async fn run(
                 let retry_in = backoff(attempt);
                 attempt = attempt.saturating_add(1);
                 let error = format!("{target}: {e}");
-                tracing::warn!("MQTT connection {error}; retrying in {} ms", retry_in.as_millis());
-                sinks.state.send_replace(ConnState::Disconnected {
-                    error,
-                    retry_in,
-                });
+                tracing::warn!(
+                    "MQTT connection {error}; retrying in {} ms",
+                    retry_in.as_millis()
+                );
+                sinks
+                    .state
+                    .send_replace(ConnState::Disconnected { error, retry_in });
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(retry_in) => {}

@@ -49,7 +49,20 @@ fn speaks_mqtt(addr: SocketAddr) -> bool {
     };
     s.set_read_timeout(Some(Duration::from_millis(500))).ok();
     // Variable header: "MQTT", level 4, clean session, keepalive 5 s; payload: client id.
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 5, 0, CLIENT_ID.len() as u8];
+    let mut body = vec![
+        0,
+        4,
+        b'M',
+        b'Q',
+        b'T',
+        b'T',
+        4,
+        0x02,
+        0,
+        5,
+        0,
+        CLIENT_ID.len() as u8,
+    ];
     body.extend_from_slice(CLIENT_ID);
     let mut packet = vec![0x10, body.len() as u8];
     packet.extend_from_slice(&body);

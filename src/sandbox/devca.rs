@@ -92,8 +92,11 @@ pub fn ensure(dir: &Path) -> Result<DevCa, DevCaError> {
         let ca_key = KeyPair::from_pem(&fs::read_to_string(&files.ca_key).map_err(io)?)?;
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
         let key = KeyPair::generate()?;
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()])?;
+        let mut params = CertificateParams::new(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ])?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "localhost");
         params.distinguished_name = dn;
@@ -104,7 +107,10 @@ pub fn ensure(dir: &Path) -> Result<DevCa, DevCaError> {
         let cert = params.signed_by(&key, &issuer)?;
         write_secret(&files.leaf_key, &key.serialize_pem()).map_err(io)?;
         fs::write(&files.leaf_chain, format!("{}{}", cert.pem(), ca_pem)).map_err(io)?;
-        tracing::info!("issued the dev certificate for localhost in {}", dir.display());
+        tracing::info!(
+            "issued the dev certificate for localhost in {}",
+            dir.display()
+        );
     }
     Ok(files)
 }
@@ -150,7 +156,11 @@ mod tests {
         assert!(days_left(&a.leaf_chain).unwrap() > 390);
         let b = ensure(dir.path()).unwrap();
         assert_eq!(a, b);
-        assert_eq!(first, fs::read_to_string(&b.leaf_chain).unwrap(), "reused, not regenerated");
+        assert_eq!(
+            first,
+            fs::read_to_string(&b.leaf_chain).unwrap(),
+            "reused, not regenerated"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -287,17 +287,26 @@ mod tests {
     #[test]
     fn placeholders_match_between_languages() {
         for ((name, en), (_, zh)) in EN.all().into_iter().zip(ZH.all()) {
-            assert_eq!(en.matches("{}").count(), zh.matches("{}").count(), "{name}: {en} / {zh}");
-            assert!(!en.trim().is_empty() && !zh.trim().is_empty(), "{name} is empty");
+            assert_eq!(
+                en.matches("{}").count(),
+                zh.matches("{}").count(),
+                "{name}: {en} / {zh}"
+            );
+            assert!(
+                !en.trim().is_empty() && !zh.trim().is_empty(),
+                "{name} is empty"
+            );
         }
     }
 
     #[test]
-    fn chinese_strings_are_covered_by_the_bundled_font() {
-        let chars = crate::ui::fonts::bundled_coverage();
-        for (name, s) in ZH.all() {
+    fn every_string_is_covered_by_the_bundled_fonts() {
+        for (name, s) in ZH.all().into_iter().chain(EN.all()) {
             for c in s.chars().filter(|c| !c.is_ascii()) {
-                assert!(chars.contains(&c), "bundled font lacks {c:?} (in {name}: {s:?})");
+                assert!(
+                    crate::ui::fonts::bundled_covers(c),
+                    "bundled fonts lack {c:?} (in {name}: {s:?})"
+                );
             }
         }
     }

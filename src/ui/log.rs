@@ -28,16 +28,13 @@ impl LogPanel {
         ui.heading(t.nav_log);
         ui.horizontal(|ui| {
             ui.label(t.log_level_filter);
-            egui::ComboBox::from_id_salt("log-level")
-                .selected_text(self.min_level.code())
-                .show_ui(ui, |ui| {
-                    for l in LogLevel::ALL {
-                        ui.selectable_value(&mut self.min_level, l, l.code());
-                    }
-                });
-            ui.label(t.log_search);
+            for l in LogLevel::ALL {
+                ui.selectable_value(&mut self.min_level, l, l.code());
+            }
+            ui.separator();
+            let label = ui.label(t.log_search);
             ui.add(egui::TextEdit::singleline(&mut self.search).desired_width(200.0))
-                .on_hover_text(t.log_search);
+                .labelled_by(label.id);
             ui.checkbox(&mut self.follow, t.log_follow);
         });
         ui.label(
@@ -74,9 +71,14 @@ impl LogPanel {
                     };
                     ui.horizontal(|ui| {
                         ui.monospace(line.time.format("%H:%M:%S%.3f").to_string());
-                        ui.colored_label(color, RichText::new(format!("{:5}", line.level)).monospace());
+                        ui.colored_label(
+                            color,
+                            RichText::new(format!("{:5}", line.level)).monospace(),
+                        );
                         ui.label(RichText::new(&line.target).color(tokens::MUTED).monospace());
-                        ui.add(egui::Label::new(RichText::new(&line.message).monospace()).truncate());
+                        ui.add(
+                            egui::Label::new(RichText::new(&line.message).monospace()).truncate(),
+                        );
                     });
                 }
             });

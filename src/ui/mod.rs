@@ -90,7 +90,10 @@ pub fn shell_ui(
     egui::CentralPanel::default().show(ui, |ui| match state.tab {
         Tab::Overview => state.panels.overview.ui(ui, t, live, actions),
         Tab::Log => state.panels.log.ui(ui, t, env),
-        Tab::Settings => state.panels.settings.ui(ui, t, &state.config, lang, env, actions),
+        Tab::Settings => state
+            .panels
+            .settings
+            .ui(ui, t, &state.config, lang, env, actions),
     });
 }
 

@@ -33,14 +33,16 @@ impl OverviewPanel {
                 ui.colored_label(tokens::BAD, fill(t.sandbox_failed, &[e]));
             }
             SandboxState::Running(info) => {
-                egui::Grid::new("sandbox-facts").num_columns(2).show(ui, |ui| {
-                    ui.label(t.local_broker);
-                    ui.monospace(&info.broker);
-                    ui.end_row();
-                    ui.label(t.dev_ca);
-                    ui.monospace(info.ca.display().to_string());
-                    ui.end_row();
-                });
+                egui::Grid::new("sandbox-facts")
+                    .num_columns(2)
+                    .show(ui, |ui| {
+                        ui.label(t.local_broker);
+                        ui.monospace(&info.broker);
+                        ui.end_row();
+                        ui.label(t.dev_ca);
+                        ui.monospace(info.ca.display().to_string());
+                        ui.end_row();
+                    });
             }
         }
         ui.add_space(6.0);
@@ -94,7 +96,13 @@ fn stat_ui(ui: &mut egui::Ui, label: &str, value: &str) {
     });
 }
 
-fn device_card_ui(ui: &mut egui::Ui, t: &Tr, id: &str, dev: &DeviceView, actions: &mut Vec<Action>) {
+fn device_card_ui(
+    ui: &mut egui::Ui,
+    t: &Tr,
+    id: &str,
+    dev: &DeviceView,
+    actions: &mut Vec<Action>,
+) {
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.set_width(tokens::CARD_WIDTH * 1.6);
         ui.vertical(|ui| {
@@ -111,24 +119,33 @@ fn device_card_ui(ui: &mut egui::Ui, t: &Tr, id: &str, dev: &DeviceView, actions
                     ui.label(RichText::new(fill(t.last_seen_secs, &[&ago])).color(tokens::MUTED));
                 }
             });
-            let field = |k: &str| dev.telemetry.get(k).map(|v| v.to_string().trim_matches('"').to_owned());
-            egui::Grid::new(("telemetry", id)).num_columns(4).show(ui, |ui| {
-                let rows = [
-                    (t.temperature, field("temperature").map(|v| format!("{v} °C"))),
-                    (t.humidity, field("humidity").map(|v| format!("{v} %"))),
-                    (t.rssi, field("rssi").map(|v| format!("{v} dBm"))),
-                    (t.free_heap, field("free_heap").map(|v| format!("{v} B"))),
-                    (t.uptime, field("uptime").map(|v| format!("{v} s"))),
-                    (t.led, field("led")),
-                ];
-                for (i, (label, value)) in rows.into_iter().enumerate() {
-                    ui.label(RichText::new(label).color(tokens::MUTED));
-                    ui.monospace(value.unwrap_or_else(|| "—".to_owned()));
-                    if i % 2 == 1 {
-                        ui.end_row();
+            let field = |k: &str| {
+                dev.telemetry
+                    .get(k)
+                    .map(|v| v.to_string().trim_matches('"').to_owned())
+            };
+            egui::Grid::new(("telemetry", id))
+                .num_columns(4)
+                .show(ui, |ui| {
+                    let rows = [
+                        (
+                            t.temperature,
+                            field("temperature").map(|v| format!("{v} °C")),
+                        ),
+                        (t.humidity, field("humidity").map(|v| format!("{v} %"))),
+                        (t.rssi, field("rssi").map(|v| format!("{v} dBm"))),
+                        (t.free_heap, field("free_heap").map(|v| format!("{v} B"))),
+                        (t.uptime, field("uptime").map(|v| format!("{v} s"))),
+                        (t.led, field("led")),
+                    ];
+                    for (i, (label, value)) in rows.into_iter().enumerate() {
+                        ui.label(RichText::new(label).color(tokens::MUTED));
+                        ui.monospace(value.unwrap_or_else(|| "—".to_owned()));
+                        if i % 2 == 1 {
+                            ui.end_row();
+                        }
                     }
-                }
-            });
+                });
             if let Some(state) = &dev.last_state {
                 ui.horizontal(|ui| {
                     ui.label(RichText::new(t.last_answer).color(tokens::MUTED));
@@ -146,10 +163,16 @@ fn device_card_ui(ui: &mut egui::Ui, t: &Tr, id: &str, dev: &DeviceView, actions
                     }));
                 };
                 let online = dev.online == Some(true);
-                if ui.add_enabled(online, egui::Button::new(t.led_toggle)).clicked() {
+                if ui
+                    .add_enabled(online, egui::Button::new(t.led_toggle))
+                    .clicked()
+                {
                     send(r#"{"led":"toggle"}"#);
                 }
-                if ui.add_enabled(online, egui::Button::new(t.reboot)).clicked() {
+                if ui
+                    .add_enabled(online, egui::Button::new(t.reboot))
+                    .clicked()
+                {
                     send(r#"{"reboot":true}"#);
                 }
             });
@@ -179,7 +202,9 @@ fn recent_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel) {
             let n = live.recent.len();
             body.rows(tokens::ROW_HEIGHT, n, |mut row| {
                 // Newest first.
-                let Some(m) = live.recent.get(n - 1 - row.index()) else { return };
+                let Some(m) = live.recent.get(n - 1 - row.index()) else {
+                    return;
+                };
                 row.col(|ui| {
                     ui.monospace(m.time.format("%H:%M:%S").to_string());
                 });

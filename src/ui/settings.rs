@@ -48,7 +48,11 @@ impl SettingsPanel {
 
                 ui.label(t.theme);
                 ui.horizontal(|ui| {
-                    for (th, label) in Theme::ALL.into_iter().zip([t.theme_system, t.theme_light, t.theme_dark]) {
+                    for (th, label) in
+                        Theme::ALL
+                            .into_iter()
+                            .zip([t.theme_system, t.theme_light, t.theme_dark])
+                    {
                         if ui.selectable_label(config.theme == th, label).clicked() {
                             actions.push(Action::SetTheme(th));
                         }
@@ -59,7 +63,10 @@ impl SettingsPanel {
                 ui.label(t.log_level);
                 ui.horizontal(|ui| {
                     for l in LogLevel::ALL {
-                        if ui.selectable_label(config.log_level == l, l.code()).clicked() {
+                        if ui
+                            .selectable_label(config.log_level == l, l.code())
+                            .clicked()
+                        {
                             actions.push(Action::SetLogLevel(l));
                         }
                     }
@@ -95,9 +102,10 @@ impl SettingsPanel {
                 .unwrap_or_default()
         });
         ui.horizontal(|ui| {
-            ui.label(t.data_folder_custom);
-            let resp = ui.add(egui::TextEdit::singleline(edit).desired_width(260.0));
-            let resp = resp.on_hover_text(t.data_folder_custom);
+            let label = ui.label(t.data_folder_custom);
+            let resp = ui
+                .add(egui::TextEdit::singleline(edit).desired_width(260.0))
+                .labelled_by(label.id);
             let path = std::path::PathBuf::from(edit.trim());
             if resp.lost_focus() && path.is_absolute() && config.data_dir.as_ref() != Some(&path) {
                 actions.push(Action::SetDataDir(Some(path)));
@@ -107,12 +115,19 @@ impl SettingsPanel {
                 actions.push(Action::SetDataDir(None));
             }
         });
-        if config.data_dir.as_ref().is_some_and(|d| *d != env.paths.data_dir) {
+        if config
+            .data_dir
+            .as_ref()
+            .is_some_and(|d| *d != env.paths.data_dir)
+        {
             ui.label(RichText::new(t.apply_next_start).color(tokens::WARN));
         }
         ui.horizontal(|ui| {
             let busy = matches!(self.folder_check, Some(Requested::Pending(_)));
-            if ui.add_enabled(!busy, egui::Button::new(t.check_folder)).clicked() {
+            if ui
+                .add_enabled(!busy, egui::Button::new(t.check_folder))
+                .clicked()
+            {
                 let (req, reply) = Requested::new(Some(std::sync::Arc::new({
                     let ctx = ui.ctx().clone();
                     move || ctx.request_repaint()
@@ -129,7 +144,10 @@ impl SettingsPanel {
                     ui.label(t.checking);
                 }
                 Some(Some(Ok(r))) => {
-                    ui.colored_label(tokens::OK, fill(t.folder_report, &[&r.files, &human_bytes(r.bytes)]));
+                    ui.colored_label(
+                        tokens::OK,
+                        fill(t.folder_report, &[&r.files, &human_bytes(r.bytes)]),
+                    );
                 }
                 Some(Some(Err(e))) => {
                     ui.colored_label(tokens::BAD, fill(t.folder_not_writable, &[e]));
@@ -148,7 +166,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,153 @@
+//! The real binary, headless.
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{KillOnDrop, mpbridge, within};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+/// `mpbridge sandbox --json` prints one JSON line once ready; a real client then sees the
+/// demo device's telemetry through the advertised broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_json_line_and_live_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = KillOnDrop(
+        mpbridge(dir.path())
+            .args(["sandbox", "--json", "--for", "30"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let line = within(30, "sandbox --json line", async {
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let broker = v["broker"].as_str().unwrap();
+    assert!(broker.starts_with("mqtt://127.0.0.1:"), "{v}");
+    assert_eq!(v["devices"], serde_json::json!(["esp8266-demo"]));
+    let ca = std::path::PathBuf::from(v["ca"].as_str().unwrap());
+    assert!(
+        ca.starts_with(dir.path()),
+        "dev CA in the data folder: {}",
+        ca.display()
+    );
+    assert!(
+        std::fs::read_to_string(&ca)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+
+    let port: u16 = broker.rsplit(':').next().unwrap().parse().unwrap();
+    let (client, mut ev) = AsyncClient::new(MqttOptions::new("cli-test", "127.0.0.1", port), 16);
+    client
+        .subscribe("devices/+/telemetry", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let topic = within(5, "telemetry through the sandbox broker", async {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => return p.topic,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(topic, "devices/esp8266-demo/telemetry");
+}
+
+#[test]
+fn sandbox_for_ends_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = KillOnDrop(
+        mpbridge(dir.path())
+            .args(["sandbox", "--for", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sandbox --for 1 still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+/// A hand-broken console.toml: the command says which file and line, keeps the file aside,
+/// and still runs.
+#[test]
+fn corrupt_config_is_reported_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("console.toml"),
+        "theme = \"dark\"\nfont_size = 3\n",
+    )
+    .unwrap();
+    let out = mpbridge(dir.path())
+        .args(["sandbox", "--for", "0.2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("console.toml line 2") && stderr.contains("font_size"),
+        "{stderr}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(&cfg)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("console.toml.corrupt-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read_to_string(cfg.join(&kept[0])).unwrap(),
+        "theme = \"dark\"\nfont_size = 3\n"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mpbridge(dir.path())
+        .args(["--lang", "klingon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--lang klingon: expected `en` or `zh-CN`"),
+        "{stderr}"
+    );
+
+    let out = mpbridge(dir.path())
+        .args(["sandbox", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = mpbridge(dir.path()).args(["relay"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "only working subcommands exist");
+}

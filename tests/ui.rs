@@ -1,0 +1,194 @@
+//! The console with kittest: the real backend and the real sandbox, clicked by label.
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use mpbridge::app::{AppEnv, ConsoleApp};
+use mpbridge::backend::{Backend, BackendOptions};
+use mpbridge::config::{ConsoleConfig, Language, Paths, Problem};
+
+fn console(
+    rt: &tokio::runtime::Runtime,
+    root: &std::path::Path,
+    banner: Option<Problem>,
+) -> Harness<'static, ConsoleApp> {
+    let paths = Paths::under(root);
+    let backend = Backend::spawn(
+        rt.handle(),
+        BackendOptions {
+            paths: paths.clone(),
+            sandbox: true,
+        },
+        std::sync::Arc::new(|| {}),
+    );
+    let env = AppEnv {
+        paths,
+        log: None,
+        started: Instant::now(),
+    };
+    let config = ConsoleConfig {
+        language: Some(Language::En),
+        ..Default::default()
+    };
+    let app = ConsoleApp::new(backend, env, config, banner);
+    Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_ui_state(
+            |ui, app: &mut ConsoleApp| {
+                app.pump(ui.ctx());
+                app.frame_ui(ui);
+            },
+            app,
+        )
+}
+
+/// Steps frames until `done` holds, for at most `secs` seconds of wall time.
+fn step_until(
+    h: &mut Harness<'_, ConsoleApp>,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&Harness<'_, ConsoleApp>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done(h) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s: {what}"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    h.step();
+}
+
+#[test]
+fn overview_shows_live_sandbox_and_device_obeys_a_click() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+
+    step_until(&mut h, 15, "sandbox data on the Overview", |h| {
+        h.state().live.has_live_data()
+    });
+    h.get_by_label("esp8266-demo");
+    h.get_by_label("● online");
+    h.get_by_label("Temperature");
+    h.get_by_label_contains("mqtt://127.0.0.1:");
+    assert!(
+        h.query_by_label_contains("devices/esp8266-demo/telemetry")
+            .is_some(),
+        "last messages list"
+    );
+    h.get_by_label("Devices online");
+
+    // Clicking "Toggle LED" publishes a command; the simulated device answers with its state.
+    h.get_by_label("Toggle LED").click();
+    step_until(&mut h, 10, "device answer shown", |h| {
+        h.state()
+            .live
+            .devices
+            .get("esp8266-demo")
+            .and_then(|d| d.last_state.as_deref())
+            .is_some_and(|s| s.contains(r#""led":"on""#))
+    });
+    h.get_by_label("Last answer");
+    // The state answer (only it has `interval_ms`) is drawn: on the card and in the list.
+    assert!(
+        h.query_all_by_label_contains(r#""interval_ms":1000,"led":"on""#)
+            .count()
+            >= 1
+    );
+}
+
+#[test]
+fn every_panel_opens_and_language_switches_live() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.run_steps(2);
+
+    for (nav, marker) in [
+        ("Log", "Follow"),
+        ("Settings", "Theme"),
+        ("Overview", "Message rate"),
+    ] {
+        h.get_by_label(nav).click();
+        h.run_steps(2);
+        h.get_by_label(marker);
+    }
+
+    // Settings → 简体中文: the whole console switches, and the choice is saved.
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    h.get_by_label("简体中文").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.lang(), Language::ZhCn);
+    for zh in ["概览", "日志", "语言", "主题", "数据文件夹"] {
+        assert!(h.query_all_by_label(zh).next().is_some(), "missing {zh}");
+    }
+    assert!(
+        h.query_by_label("Theme").is_none(),
+        "English left on screen"
+    );
+    let saved = std::fs::read_to_string(Paths::under(dir.path()).console_file()).unwrap();
+    assert!(saved.contains("language = \"zh-CN\""), "{saved}");
+
+    h.get_by_label("概览").click();
+    h.run_steps(2);
+    h.get_by_label("消息速率");
+
+    // And back to English.
+    h.get_by_label("设置").click();
+    h.run_steps(2);
+    h.get_by_label("English").click();
+    h.run_steps(2);
+    h.get_by_label("Theme");
+    assert_eq!(h.state().state.lang(), Language::En);
+}
+
+#[test]
+fn settings_theme_is_applied_and_folder_check_answers() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    h.get_by_label("Light").click();
+    h.run_steps(2);
+    assert_eq!(h.ctx.theme(), egui::Theme::Light, "light theme applied");
+    h.get_by_label("Dark").click();
+    h.run_steps(2);
+    assert_eq!(h.ctx.theme(), egui::Theme::Dark, "dark theme applied");
+
+    // The folder check runs on the backend (Requested) and its answer is drawn.
+    h.get_by_label("Check folder").click();
+    step_until(&mut h, 10, "folder report", |h| {
+        h.query_by_label_contains("writable").is_some()
+    });
+}
+
+#[test]
+fn config_problem_banner_is_shown_and_dismissed() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let problem = Problem {
+        file: dir.path().join("console.toml"),
+        line: Some(7),
+        message: "unknown field `colour`".to_owned(),
+        kept_as: Some(dir.path().join("console.toml.corrupt-20261126-000000")),
+    };
+    let mut h = console(&rt, dir.path(), Some(problem));
+    h.run_steps(2);
+    let banner = h.get_by_label_contains("line 7: unknown field `colour`");
+    assert!(
+        format!("{banner:?}").contains("corrupt-20261126"),
+        "{banner:?}"
+    );
+    h.get_by_label("Dismiss").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("line 7").is_none());
+}
