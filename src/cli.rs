@@ -32,6 +32,14 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub quit_after: Option<f64>,
 
+    /// With --screenshot: once live data is drawn, let it accumulate SECS before the picture.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub settle: f64,
+
+    /// Open on this panel: overview, log or settings.
+    #[arg(long, value_name = "NAME")]
+    pub panel: Option<String>,
+
     /// Language for this run (`en` or `zh-CN`), not saved.
     #[arg(long, value_name = "LANG")]
     pub lang: Option<String>,
@@ -93,6 +101,14 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
+    let tab = match &cli.panel {
+        Some(name) => Some(crate::ui::Tab::from_code(name).with_context(|| {
+            let names: Vec<_> = crate::ui::Tab::ALL.iter().map(|t| t.code()).collect();
+            format!("--panel {name}: expected one of {}", names.join(", "))
+        })?),
+        None => None,
+    };
+
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("mpbridge-rt")
@@ -122,6 +138,8 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
                     lang,
                     screenshot: cli.screenshot,
                     quit_after: cli.quit_after,
+                    settle: cli.settle,
+                    tab,
                     started,
                 },
             )?;
@@ -173,6 +191,8 @@ struct GuiArgs {
     lang: Option<Language>,
     screenshot: Option<PathBuf>,
     quit_after: Option<f64>,
+    settle: f64,
+    tab: Option<crate::ui::Tab>,
     started: Instant,
 }
 
@@ -183,6 +203,7 @@ fn gui(rt: &tokio::runtime::Runtime, args: GuiArgs) -> anyhow::Result<ExitCode> 
         (path, secs) => Some(ScreenshotPlan::new(
             path.clone(),
             Duration::from_secs_f64(secs.unwrap_or(20.0).max(0.0)),
+            Duration::from_secs_f64(args.settle.max(0.0)),
             exit_code.clone(),
         )),
     };
@@ -219,6 +240,9 @@ fn gui(rt: &tokio::runtime::Runtime, args: GuiArgs) -> anyhow::Result<ExitCode> 
             };
             let mut app =
                 ConsoleApp::new(backend, env, args.config, args.banner).with_language(args.lang);
+            if let Some(tab) = args.tab {
+                app = app.with_tab(tab);
+            }
             if let Some(plan) = plan {
                 app = app.with_screenshot(plan);
             }

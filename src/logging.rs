@@ -148,19 +148,26 @@ fn filter_for(level: LogLevel) -> EnvFilter {
     }
     let lf = LevelFilter::from_level(level.as_tracing());
     let mut f = EnvFilter::default().add_directive(lf.into());
-    if level < LogLevel::Trace {
-        for noisy in [
-            "rumqttd",
-            "rumqttc",
-            "winit",
-            "eframe",
-            "egui_glow",
-            "calloop",
-            "sctk",
-        ] {
-            if let Ok(d) = format!("{noisy}=warn").parse() {
-                f = f.add_directive(d);
-            }
+    // Dependencies speak only when asked for detail: rumqttd logs ordinary disconnects as
+    // errors, winit and the font provider warn about every headless X server.
+    let quiet: &[(&str, &str)] = match level {
+        LogLevel::Trace => &[],
+        LogLevel::Debug => &[("rumqttd", "warn"), ("rumqttc", "info")],
+        _ => &[
+            ("rumqttd", "off"),
+            ("rumqttc", "warn"),
+            ("winit", "error"),
+            ("eframe", "warn"),
+            ("egui_glow", "warn"),
+            ("egui_system_font_provider", "error"),
+            ("log", "error"),
+            ("calloop", "warn"),
+            ("sctk", "warn"),
+        ],
+    };
+    for (target, lvl) in quiet {
+        if let Ok(d) = format!("{target}={lvl}").parse() {
+            f = f.add_directive(d);
         }
     }
     f
@@ -186,8 +193,12 @@ pub fn init(level: LogLevel, log_dir: Option<&Path>, to_stderr: bool) -> LogCont
             .with_ansi(false)
             .with_writer(Mutex::new(appender))
     });
-    let stderr_layer =
-        to_stderr.then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let stderr_layer = to_stderr.then(|| {
+        use std::io::IsTerminal;
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+    });
     let result = tracing_subscriber::registry()
         .with(filter)
         .with(RingLayer { ring: ring.clone() })

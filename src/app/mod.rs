@@ -113,6 +113,11 @@ impl ConsoleApp {
         self
     }
 
+    pub fn with_tab(mut self, tab: Tab) -> Self {
+        self.state.tab = tab;
+        self
+    }
+
     pub fn with_language(mut self, lang: Option<Language>) -> Self {
         self.state.lang_override = lang;
         self

@@ -10,6 +10,7 @@ pub struct ScreenshotPlan {
     /// Where to write the PNG; `None`: only quit after the deadline.
     pub path: Option<PathBuf>,
     pub deadline: Instant,
+    settle: Duration,
     /// The process exit code: 0 when the picture shows live data, 1 otherwise.
     pub exit_code: Arc<AtomicI32>,
     phase: Phase,
@@ -19,8 +20,11 @@ pub struct ScreenshotPlan {
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
     Waiting,
-    /// Live data arrived; draw it `n` more frames before taking the picture.
-    Settling(u8),
+    /// Live data arrived; keep drawing until `until`, then `n` more frames.
+    Settling {
+        until: Instant,
+        frames: u8,
+    },
     Requested {
         live: bool,
     },
@@ -28,10 +32,18 @@ enum Phase {
 }
 
 impl ScreenshotPlan {
-    pub fn new(path: Option<PathBuf>, wait: Duration, exit_code: Arc<AtomicI32>) -> Self {
+    /// `wait`: the longest wait for live data; `settle`: how long to let live data
+    /// accumulate (plots, lists) before the picture.
+    pub fn new(
+        path: Option<PathBuf>,
+        wait: Duration,
+        settle: Duration,
+        exit_code: Arc<AtomicI32>,
+    ) -> Self {
         Self {
             path,
             deadline: Instant::now() + wait,
+            settle,
             exit_code,
             phase: Phase::Waiting,
             slot: Arc::default(),
@@ -52,14 +64,23 @@ impl ScreenshotPlan {
                 }
             }
             Phase::Waiting if live => {
-                self.phase = Phase::Settling(3);
+                self.phase = Phase::Settling {
+                    until: Instant::now() + self.settle,
+                    frames: 3,
+                };
                 ctx.request_repaint();
             }
             Phase::Waiting if timed_out => self.request(ctx, false),
             Phase::Waiting => ctx.request_repaint_after(Duration::from_millis(250)),
-            Phase::Settling(0) => self.request(ctx, true),
-            Phase::Settling(n) => {
-                self.phase = Phase::Settling(n - 1);
+            Phase::Settling { until, .. } if Instant::now() < until => {
+                ctx.request_repaint_after(until - Instant::now());
+            }
+            Phase::Settling { frames: 0, .. } => self.request(ctx, true),
+            Phase::Settling { until, frames } => {
+                self.phase = Phase::Settling {
+                    until,
+                    frames: frames - 1,
+                };
                 ctx.request_repaint();
             }
             Phase::Requested { live } => {

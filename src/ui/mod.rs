@@ -25,6 +25,19 @@ pub enum Tab {
 impl Tab {
     pub const ALL: [Tab; 3] = [Tab::Overview, Tab::Log, Tab::Settings];
 
+    /// The name used on the command line (`--panel`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Tab::Overview => "overview",
+            Tab::Log => "log",
+            Tab::Settings => "settings",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
+    }
+
     pub fn label(self, t: &Tr) -> &'static str {
         match self {
             Tab::Overview => t.nav_overview,
@@ -90,10 +103,7 @@ pub fn shell_ui(
     egui::CentralPanel::default().show(ui, |ui| match state.tab {
         Tab::Overview => state.panels.overview.ui(ui, t, live, actions),
         Tab::Log => state.panels.log.ui(ui, t, env),
-        Tab::Settings => state
-            .panels
-            .settings
-            .ui(ui, t, &state.config, lang, env, actions),
+        Tab::Settings => state.panels.settings.ui(ui, t, &state.config, env, actions),
     });
 }
 

@@ -20,7 +20,6 @@ impl SettingsPanel {
         ui: &mut egui::Ui,
         t: &Tr,
         config: &ConsoleConfig,
-        lang: Language,
         env: &AppEnv,
         actions: &mut Vec<Action>,
     ) {
@@ -33,7 +32,10 @@ impl SettingsPanel {
                 ui.label(t.language);
                 ui.horizontal(|ui| {
                     for l in Language::ALL {
-                        if ui.selectable_label(lang == l, l.native_name()).clicked() {
+                        if ui
+                            .selectable_label(config.language == Some(l), l.native_name())
+                            .clicked()
+                        {
                             actions.push(Action::SetLanguage(Some(l)));
                         }
                     }
