@@ -67,6 +67,17 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run the WSS relay headless (the nginx role). SIGHUP or a change of the file reloads it;
+    /// SIGTERM or Ctrl-C drains and stops it.
+    Relay {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print the nginx `server {}` block equivalent to a relay configuration.
+    NginxConfig {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -126,6 +137,17 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
+        Some(Cmd::Relay { config: file }) => {
+            let _log = crate::logging::init(config.log_level, Some(&paths.log_dir()), true);
+            let code = rt.block_on(crate::relay_cli::run(&file))?;
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(code)
+        }
+        Some(Cmd::NginxConfig { config: file }) => {
+            let cfg = crate::relay::RelayConfig::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!("{}", crate::relay::nginx::render(&cfg));
+            Ok(ExitCode::SUCCESS)
+        }
         None => {
             let log = crate::logging::init(config.log_level, Some(&paths.log_dir()), true);
             let code = gui(
@@ -161,8 +183,9 @@ async fn sandbox_cmd(paths: &Paths, for_secs: Option<f64>, json: bool) -> anyhow
         out.flush()?;
     } else {
         eprintln!(
-            "mpbridge sandbox: broker {} · devices {} · dev CA {}",
+            "mpbridge sandbox: broker {} · relay {} · devices {} · dev CA {}",
             sandbox.info.broker,
+            sandbox.info.relay,
             sandbox.info.devices.join(", "),
             sandbox.info.ca.display()
         );
@@ -177,7 +200,7 @@ async fn sandbox_cmd(paths: &Paths, for_secs: Option<f64>, json: bool) -> anyhow
         _ = until => {}
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping the sandbox"),
     }
-    sandbox.stop();
+    sandbox.stop().await;
     // Let the simulated device publish its clean `offline`.
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(ExitCode::SUCCESS)

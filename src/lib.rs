@@ -3,7 +3,7 @@
 //!
 //! Layout: `app/` and `ui/` are the only modules that use egui. `backend/` owns the tokio
 //! side of the console; `mqtt/`, `sandbox/`, `devices/` and `config/` are plain domain and
-//! network code. See `docs/ARCHITECTURE.md`.
+//! network code; `relay/` is the WSS relay. See `docs/ARCHITECTURE.md`.
 
 pub mod app;
 pub mod backend;
@@ -12,6 +12,8 @@ pub mod config;
 pub mod devices;
 pub mod logging;
 pub mod mqtt;
+pub mod relay;
+pub mod relay_cli;
 pub mod sandbox;
 pub mod ui;
 

@@ -1,5 +1,6 @@
 //! The embedded default: with no configuration the console (and `mpbridge sandbox`) starts a
-//! broker on loopback, a dev CA, and a simulated ESP8266, so a newcomer sees live traffic at
+//! broker on loopback, a dev CA, the WSS relay in front of the broker (`wss://localhost:PORT/mqtt`
+//! with the dev certificate) and a simulated ESP8266, so a newcomer sees live traffic at
 //! once and offline.
 
 pub mod broker;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Paths;
 use crate::devices::sim::{self, SimOptions};
+use crate::relay::{Relay, RelayConfig, Upstream};
 
 /// The id of the sandbox's simulated device.
 pub const DEMO_DEVICE: &str = "esp8266-demo";
@@ -23,6 +25,8 @@ pub enum SandboxError {
     Broker(#[from] broker::BrokerError),
     #[error(transparent)]
     DevCa(#[from] devca::DevCaError),
+    #[error("the sandbox relay could not start: {0}")]
+    Relay(String),
 }
 
 /// What a running sandbox offers; `mpbridge sandbox --json` prints this.
@@ -33,6 +37,10 @@ pub struct SandboxInfo {
     #[serde(skip)]
     pub broker_addr: SocketAddr,
     pub devices: Vec<String>,
+    /// `wss://localhost:PORT/mqtt`: the relay in front of the broker, with the dev certificate.
+    pub relay: String,
+    #[serde(skip)]
+    pub relay_addr: SocketAddr,
     /// The dev CA a client trusts to talk to the sandbox over TLS.
     pub ca: PathBuf,
 }
@@ -41,6 +49,7 @@ pub struct SandboxInfo {
 /// rumqttd cannot stop) lives as long as the process.
 pub struct Sandbox {
     pub info: SandboxInfo,
+    pub relay: Relay,
     cancel: CancellationToken,
 }
 
@@ -56,6 +65,22 @@ impl Sandbox {
         })
         .await
         .map_err(|e| broker::BrokerError::Start(e.to_string()))??;
+        let relay_cfg = RelayConfig::simple(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            &ca.leaf_chain,
+            &ca.leaf_key,
+            "/mqtt",
+            Upstream::Tcp {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+        )
+        .map_err(|e| SandboxError::Relay(e.to_string()))?;
+        let handle = tokio::runtime::Handle::current();
+        let relay = Relay::start(relay_cfg, &handle)
+            .await
+            .map_err(|e| SandboxError::Relay(e.to_string()))?;
+        let relay_addr = relay.addr();
         let cancel = parent.child_token();
         sim::spawn(
             &tokio::runtime::Handle::current(),
@@ -67,14 +92,19 @@ impl Sandbox {
                 broker: format!("mqtt://{addr}"),
                 broker_addr: addr,
                 devices: vec![DEMO_DEVICE.to_owned()],
+                relay: format!("wss://localhost:{}/mqtt", relay_addr.port()),
+                relay_addr,
                 ca: ca.ca_cert,
             },
+            relay,
             cancel,
         })
     }
 
-    pub fn stop(&self) {
+    /// Stops the device and drains the relay.
+    pub async fn stop(&self) {
         self.cancel.cancel();
+        self.relay.stop().await;
     }
 }
 

@@ -41,3 +41,118 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released; the caller binds it right away).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real mosquitto (Debian package) on free loopback ports: MQTT TCP and WebSockets.
+pub struct Mosquitto {
+    pub tcp_port: u16,
+    pub ws_port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<KillOnDrop>,
+    extra: String,
+}
+
+impl Mosquitto {
+    pub fn available() -> bool {
+        std::process::Command::new("mosquitto")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    }
+
+    /// Starts mosquitto; `extra` is appended to its config (e.g. password files).
+    pub fn start_with(extra: &str) -> Self {
+        let mut m = Mosquitto {
+            tcp_port: free_port(),
+            ws_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            extra: extra.to_owned(),
+        };
+        m.restart();
+        m
+    }
+
+    pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// (Re)starts the process on the same ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlistener {} 127.0.0.1\nlistener {} 127.0.0.1\nprotocol websockets\n{}\n",
+                self.tcp_port, self.ws_port, self.extra
+            ),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (apt-get install mosquitto)");
+        self.child = Some(KillOnDrop(child));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for port in [self.tcp_port, self.ws_port] {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(std::time::Instant::now() < deadline, "mosquitto did not listen on {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.child = None;
+    }
+}
+
+/// A test CA and a `localhost` leaf (SAN localhost, 127.0.0.1) written as PEM files.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub ca: std::path::PathBuf,
+    pub chain: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl TestPki {
+    pub fn new() -> Self {
+        Self::with_names(&["localhost", "127.0.0.1"])
+    }
+
+    pub fn with_names(names: &[&str]) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "mpbridge test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, names[0]);
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let ca = dir.path().join("ca.pem");
+        let chain = dir.path().join("chain.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&ca, ca_cert.pem()).unwrap();
+        std::fs::write(&chain, leaf_cert.pem()).unwrap();
+        std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+        TestPki { dir, ca, chain, key }
+    }
+}

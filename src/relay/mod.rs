@@ -1,0 +1,238 @@
+//! The WSS relay: the nginx role. TLS termination, the `/mqtt` upgrade with the `mqtt`
+//! subprotocol, upstream to a broker's WebSocket or TCP listener, limits, hot reload,
+//! graceful drain, and a record of every connection.
+//!
+//! Lifecycle phases are published on a `watch` channel: `Starting → Running → Draining →
+//! Stopped` (or `Failed`). The accept loop spawns a task per connection first; TLS and the
+//! HTTP upgrade run inside that task under the handshake timeout, so a slow client never
+//! stalls `accept`.
+
+pub mod config;
+pub mod handshake;
+pub mod inspect;
+pub mod nginx;
+pub mod session;
+pub mod stats;
+pub mod tls;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{RelayConfig, Upstream};
+pub use stats::{ConnRecord, RelaySnapshot, Rejection};
+
+/// Where the relay is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RelayPhase {
+    #[default]
+    Starting,
+    Running {
+        addr: SocketAddr,
+    },
+    Draining,
+    Stopped,
+    Failed(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reload refused: {0}")]
+    Reload(String),
+}
+
+/// The configuration in force for new connections, with its per-route state.
+pub struct Active {
+    pub config: RelayConfig,
+    pub round_robin: HashMap<String, Arc<AtomicUsize>>,
+}
+
+impl Active {
+    fn new(config: RelayConfig) -> Self {
+        let round_robin = config
+            .routes
+            .iter()
+            .map(|r| (r.path.clone(), Arc::new(AtomicUsize::new(0))))
+            .collect();
+        Self { config, round_robin }
+    }
+}
+
+struct Shared {
+    active: RwLock<Arc<Active>>,
+    ctx: Arc<session::Ctx>,
+    stop_accept: CancellationToken,
+    phase: watch::Sender<RelayPhase>,
+    addr: SocketAddr,
+}
+
+/// A running relay. Cloning gives another handle to the same relay.
+#[derive(Clone)]
+pub struct Relay {
+    shared: Arc<Shared>,
+}
+
+impl Relay {
+    /// Binds the listener and starts accepting on `handle`. The bound address (useful with
+    /// port 0) is in [`Relay::addr`].
+    pub async fn start(config: RelayConfig, handle: &tokio::runtime::Handle) -> Result<Self, RelayError> {
+        let (phase, _) = watch::channel(RelayPhase::Starting);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| RelayError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| RelayError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let shared = Arc::new(Shared {
+            active: RwLock::new(Arc::new(Active::new(config))),
+            ctx: Arc::new(session::Ctx {
+                registry: Arc::default(),
+                drain: CancellationToken::new(),
+            }),
+            stop_accept: CancellationToken::new(),
+            phase,
+            addr,
+        });
+        shared.phase.send_replace(RelayPhase::Running { addr });
+        tracing::info!("relay listening on {addr}");
+        handle.spawn(accept_loop(listener, shared.clone()));
+        Ok(Self { shared })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    pub fn phase(&self) -> watch::Receiver<RelayPhase> {
+        self.shared.phase.subscribe()
+    }
+
+    pub fn config(&self) -> RelayConfig {
+        self.active().config.clone()
+    }
+
+    fn active(&self) -> Arc<Active> {
+        match self.shared.active.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Applies a new configuration to new connections; live ones keep theirs. The listen
+    /// address cannot change without a restart.
+    pub fn reload(&self, config: RelayConfig) -> Result<(), RelayError> {
+        let current = self.active().config.listen;
+        if config.listen != current && !(config.listen.port() == 0 && current.port() == 0) {
+            return Err(RelayError::Reload(format!(
+                "listen.addr changed from {current} to {}; restart the relay to move it",
+                config.listen
+            )));
+        }
+        let routes: Vec<_> = config.routes.iter().map(|r| r.path.clone()).collect();
+        let next = Arc::new(Active::new(config));
+        match self.shared.active.write() {
+            Ok(mut a) => *a = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        tracing::info!("relay configuration reloaded (routes: {})", routes.join(", "));
+        Ok(())
+    }
+
+    pub fn snapshot(&self, history: usize) -> RelaySnapshot {
+        self.shared.ctx.registry.snapshot(history)
+    }
+
+    pub fn prometheus(&self) -> String {
+        self.shared.ctx.registry.prometheus()
+    }
+
+    /// Closes one live connection (code 1000, "closed by the operator").
+    pub fn close_connection(&self, id: u64) -> bool {
+        self.shared.ctx.registry.close(id)
+    }
+
+    /// Stops accepting, sends close 1001 to every live connection and waits for them to end,
+    /// at most `limits.drain`.
+    pub async fn stop(&self) {
+        if matches!(*self.shared.phase.borrow(), RelayPhase::Stopped | RelayPhase::Draining) {
+            return;
+        }
+        self.shared.phase.send_replace(RelayPhase::Draining);
+        self.shared.stop_accept.cancel();
+        self.shared.ctx.drain.cancel();
+        let drain = self.active().config.limits.drain;
+        let registry = self.shared.ctx.registry.clone();
+        let waited = tokio::time::timeout(drain.max(Duration::from_millis(100)), async {
+            while registry.open_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if waited.is_err() {
+            tracing::warn!(
+                "drain time ({} s) over with {} connections still open; dropping them",
+                drain.as_secs(),
+                registry.open_count()
+            );
+        }
+        self.shared.phase.send_replace(RelayPhase::Stopped);
+        tracing::info!("relay stopped");
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let registry = shared.ctx.registry.clone();
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.stop_accept.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}; pausing 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let active = match shared.active.read() {
+            Ok(a) => a.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let limits = &active.config.limits;
+        match registry.admit(peer.ip(), limits.max_connections, limits.max_connections_per_ip) {
+            Ok(slot) => {
+                tokio::spawn(session::serve(tcp, peer, active, shared.ctx.clone(), slot));
+            }
+            Err(reason) => {
+                drop(tcp);
+                registry.reject(Rejection {
+                    time: chrono::Local::now(),
+                    peer,
+                    sni: None,
+                    path: None,
+                    status: None,
+                    reason,
+                });
+            }
+        }
+    }
+}

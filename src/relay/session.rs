@@ -1,0 +1,549 @@
+//! One relayed connection, from TCP accept to close: TLS under the handshake deadline, the
+//! HTTP request head, the upgrade decision, the upstream, then both directions pumped with
+//! the MQTT inspector watching, until either side closes, the idle timer fires, the
+//! operator closes it or the relay drains.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+
+use super::Active;
+use super::handshake::{self, Refusal, Request};
+use super::inspect::{PacketStream, connack_text, parse_connack, parse_connect};
+use super::stats::{CloseInfo, ConnRecord, Counters, LiveConn, Registry, Rejection, Side, Slot};
+use super::upstream::{self, Forwarded, UpstreamConn};
+
+/// Shared by every session of a relay.
+pub struct Ctx {
+    pub registry: Arc<Registry>,
+    /// Cancelled when the relay stops: sessions send 1001 and end.
+    pub drain: tokio_util::sync::CancellationToken,
+}
+
+type ClientWs = WebSocketStream<TlsStream<TcpStream>>;
+
+fn ws_config(max: usize) -> WebSocketConfig {
+    let mut c = WebSocketConfig::default();
+    c.max_message_size = Some(max);
+    c.max_frame_size = Some(max);
+    // Bounded buffers: a slow reader makes `send` wait instead of growing memory.
+    c.write_buffer_size = 64 * 1024;
+    c.max_write_buffer_size = 4 * 1024 * 1024;
+    c
+}
+
+/// Serves one accepted TCP connection. Never panics on bad input; every failure is recorded.
+pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: Arc<Ctx>, slot: Slot) {
+    let _slot = slot;
+    tcp.set_nodelay(true).ok();
+    let limits = &active.config.limits;
+    let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
+    let reject = |sni: Option<String>, path: Option<String>, status: Option<u16>, reason: String| {
+        ctx.registry.reject(Rejection {
+            time: chrono::Local::now(),
+            peer,
+            sni,
+            path,
+            status,
+            reason,
+        });
+    };
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(active.config.tls.clone());
+    let mut tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return reject(None, None, None, format!("TLS handshake failed: {e}")),
+        Err(_) => {
+            return reject(
+                None,
+                None,
+                None,
+                format!("TLS handshake not finished within {} s", limits.handshake_timeout.as_secs()),
+            );
+        }
+    };
+    let (sni, tls_version, cipher) = {
+        let (_, conn) = tls.get_ref();
+        (
+            conn.server_name().map(str::to_owned),
+            conn.protocol_version()
+                .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."))
+                .unwrap_or_default(),
+            conn.negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()))
+                .unwrap_or_default(),
+        )
+    };
+
+    // The request head, under the same deadline.
+    let mut buf = Vec::with_capacity(1024);
+    let req: Request = loop {
+        let mut chunk = [0u8; 2048];
+        let n = match tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await {
+            Ok(Ok(0)) => return reject(sni, None, None, "closed before sending an HTTP request".into()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return reject(sni, None, None, format!("read error before the request: {e}")),
+            Err(_) => {
+                return reject(
+                    sni,
+                    None,
+                    None,
+                    format!("no complete HTTP request within {} s", limits.handshake_timeout.as_secs()),
+                );
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        match handshake::parse_head(&buf) {
+            Ok(Some(r)) => break r,
+            Ok(None) => continue,
+            Err(e) => {
+                let status = if matches!(e, handshake::HeadError::TooLarge) { 431 } else { 400 };
+                respond(&mut tls, status, &e.to_string()).await;
+                return reject(sni, None, Some(status), e.to_string());
+            }
+        }
+    };
+    let leftover = buf.get(req.head_len..).map(<[u8]>::to_vec).unwrap_or_default();
+
+    // Plain endpoints.
+    if req.method == "GET" && active.config.healthz && req.path == "/healthz" {
+        respond(&mut tls, 200, "ok").await;
+        return;
+    }
+    if req.method == "GET" && active.config.metrics && req.path == "/metrics" {
+        let body = ctx.registry.prometheus();
+        write_all_close(&mut tls, &handshake::plain_response(200, &body, "text/plain; version=0.0.4")).await;
+        return;
+    }
+
+    let refuse = |r: Refusal| r;
+    let decision = match active.config.route(&req.path) {
+        None => {
+            let known: Vec<_> = active.config.routes.iter().map(|r| r.path.as_str()).collect();
+            Err(refuse(Refusal::new(
+                404,
+                format!("no route for {}; this relay serves {}", req.path, known.join(", ")),
+            )))
+        }
+        Some(route) => handshake::check_upgrade(&req, route.require_subprotocol)
+            .and_then(|up| allowed(&req, route).map(|()| (route, up))),
+    };
+    let (route, up) = match decision {
+        Ok(x) => x,
+        Err(r) => {
+            respond(&mut tls, r.status, &r.reason).await;
+            return reject(sni, Some(req.path.clone()), Some(r.status), r.reason);
+        }
+    };
+
+    let cfg = ws_config(limits.max_message_bytes);
+    let fwd = Forwarded {
+        peer,
+        prior_xff: req.header("X-Forwarded-For"),
+        subprotocol: up.subprotocol.as_deref(),
+        host: req.header("Host"),
+    };
+    let rr = active.round_robin.get(&route.path).cloned().unwrap_or_default();
+    let upstream = upstream::connect_any(&route.upstreams, &rr, &fwd, limits.upstream_connect_timeout, cfg).await;
+
+    // Complete the upgrade in every case: a failed upstream is then reported as a close
+    // frame with a reason, which a WebSocket client can show.
+    if let Err(e) = tls.write_all(&handshake::switching_protocols(&up)).await {
+        return reject(sni, Some(req.path.clone()), Some(101), format!("client left during the upgrade: {e}"));
+    }
+    let mut client: ClientWs = WebSocketStream::from_partially_read(tls, leftover, Role::Server, Some(cfg)).await;
+
+    let id = ctx.registry.next_id();
+    let live = Arc::new(LiveConn {
+        record: std::sync::Mutex::new(ConnRecord {
+            id,
+            peer,
+            opened: chrono::Local::now(),
+            closed: None,
+            sni,
+            tls_version,
+            cipher,
+            path: req.path.clone(),
+            subprotocol: up.subprotocol.clone(),
+            mini_program: req.header("Referer").and_then(handshake::mini_program).map(Into::into),
+            user_agent: req.header("User-Agent").map(str::to_owned),
+            origin: req.header("Origin").map(str::to_owned),
+            upstream: upstream.as_ref().ok().map(|(_, label)| label.clone()),
+            connect: None,
+            connack: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            packets_in: 0,
+            packets_out: 0,
+            close: None,
+        }),
+        counters: Counters::default(),
+        close: tokio_util::sync::CancellationToken::new(),
+    });
+    ctx.registry.register(live.clone());
+    {
+        let r = live.record.lock().map(|r| r.clone());
+        if let Ok(r) = r {
+            tracing::info!(
+                id,
+                peer = %peer,
+                path = %r.path,
+                upstream = r.upstream.as_deref().unwrap_or("-"),
+                appid = r.mini_program.as_ref().map(|m| m.appid.as_str()).unwrap_or("-"),
+                "open"
+            );
+        }
+    }
+
+    let close = match upstream {
+        Err(reason) => {
+            // 1013 "try again later": nothing answered; the client should retry.
+            let frame = close_frame(1013, &reason);
+            let _sent = tokio::time::timeout(Duration::from_secs(2), client.close(Some(frame))).await;
+            CloseInfo {
+                code: Some(1013),
+                reason,
+                side: Side::Upstream,
+            }
+        }
+        Ok((conn, _)) => pump(client, conn, &live, limits.idle_timeout, limits.max_message_bytes, &ctx).await,
+    };
+    live.update(|r| {
+        r.close = Some(close.clone());
+        r.closed = Some(chrono::Local::now());
+    });
+    if let Some(r) = ctx.registry.finish(id) {
+        tracing::info!(
+            id,
+            peer = %peer,
+            side = %close.side,
+            code = close.code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            bytes_in = r.bytes_in,
+            bytes_out = r.bytes_out,
+            "close: {}",
+            close.reason
+        );
+    }
+}
+
+/// The route's Origin / appid allowlists.
+fn allowed(req: &Request, route: &super::config::Route) -> Result<(), Refusal> {
+    if !route.allowed_origins.is_empty() {
+        if let Some(origin) = req.header("Origin") {
+            if !route.allowed_origins.iter().any(|o| o == origin) {
+                return Err(Refusal::new(403, format!("Origin {origin} is not allowed on {}", route.path)));
+            }
+        }
+    }
+    if !route.allowed_appids.is_empty() {
+        let mp = req.header("Referer").and_then(handshake::mini_program);
+        match mp {
+            Some(m) if route.allowed_appids.contains(&m.appid) => {}
+            Some(m) => return Err(Refusal::new(403, format!("Mini Program {} is not allowed on {}", m.appid, route.path))),
+            None => {
+                return Err(Refusal::new(
+                    403,
+                    format!("{} accepts only listed Mini Programs (Referer https://servicewechat.com/<appid>/…)", route.path),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn respond(tls: &mut TlsStream<TcpStream>, status: u16, body: &str) {
+    write_all_close(tls, &handshake::plain_response(status, body, "text/plain; charset=utf-8")).await;
+}
+
+async fn write_all_close(tls: &mut TlsStream<TcpStream>, bytes: &[u8]) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        // The peer may already be gone; nothing more to do then.
+        tls.write_all(bytes).await.ok();
+        tls.shutdown().await.ok();
+    })
+    .await;
+}
+
+fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    // A close reason is limited to 123 bytes (RFC 6455 §5.5).
+    let mut r = reason.to_owned();
+    while r.len() > 123 {
+        r.pop();
+    }
+    CloseFrame {
+        code: CloseCode::from(code),
+        reason: r.into(),
+    }
+}
+
+/// How a pumped connection ended.
+enum End {
+    Client(Option<CloseFrame>),
+    ClientGone(String),
+    Upstream(Option<CloseFrame>),
+    UpstreamGone(String),
+    TooBig,
+    TextToTcp,
+    Idle,
+    Operator,
+    Drain,
+}
+
+struct Watch<'a> {
+    live: &'a LiveConn,
+    activity: &'a AtomicU64,
+    epoch: Instant,
+}
+
+impl Watch<'_> {
+    fn touch(&self) {
+        self.activity
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+async fn pump(
+    client: ClientWs,
+    upstream: UpstreamConn,
+    live: &Arc<LiveConn>,
+    idle: Duration,
+    max_message: usize,
+    ctx: &Ctx,
+) -> CloseInfo {
+    let activity = AtomicU64::new(0);
+    let w = Watch {
+        live,
+        activity: &activity,
+        epoch: Instant::now(),
+    };
+    let (mut c_tx, mut c_rx) = client.split();
+    let mut up_in = PacketStream::capturing_first();
+    let mut up_out = PacketStream::capturing_first();
+
+    // client → upstream and upstream → client, each awaiting its writes (backpressure).
+    let end = match upstream {
+        UpstreamConn::Ws(ws) => {
+            let (mut u_tx, mut u_rx) = ws.split();
+            let end = {
+                let a = async {
+                    while let Some(m) = c_rx.next().await {
+                        match m {
+                            Ok(Message::Binary(b)) => {
+                                client_bytes(&w, &mut up_in, &b);
+                                if let Err(e) = u_tx.send(Message::Binary(b)).await {
+                                    return End::UpstreamGone(e.to_string());
+                                }
+                            }
+                            Ok(Message::Text(t)) => {
+                                client_bytes(&w, &mut up_in, t.as_bytes());
+                                if let Err(e) = u_tx.send(Message::Text(t)).await {
+                                    return End::UpstreamGone(e.to_string());
+                                }
+                            }
+                            Ok(Message::Close(f)) => return End::Client(f),
+                            Ok(_) => w.touch(),
+                            Err(e) => return client_error(e),
+                        }
+                    }
+                    End::ClientGone("connection closed without a close frame".into())
+                };
+                let b = async {
+                    while let Some(m) = u_rx.next().await {
+                        match m {
+                            Ok(Message::Binary(b)) => {
+                                upstream_bytes(&w, &mut up_out, &b);
+                                if let Err(e) = c_tx.send(Message::Binary(b)).await {
+                                    return End::ClientGone(e.to_string());
+                                }
+                            }
+                            Ok(Message::Text(t)) => {
+                                upstream_bytes(&w, &mut up_out, t.as_bytes());
+                                if let Err(e) = c_tx.send(Message::Text(t)).await {
+                                    return End::ClientGone(e.to_string());
+                                }
+                            }
+                            Ok(Message::Close(f)) => return End::Upstream(f),
+                            Ok(_) => w.touch(),
+                            Err(e) => return End::UpstreamGone(e.to_string()),
+                        }
+                    }
+                    End::UpstreamGone("connection closed without a close frame".into())
+                };
+                race(a, b, &w, idle, live, ctx).await
+            };
+            // Tell the upstream, briefly.
+            let to_upstream = match &end {
+                End::Client(f) => f.clone(),
+                _ => Some(close_frame(1001, "client connection ended")),
+            };
+            if !matches!(end, End::Upstream(_) | End::UpstreamGone(_)) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), u_tx.send(Message::Close(to_upstream))).await;
+            }
+            end
+        }
+        UpstreamConn::Tcp(tcp) => {
+            let (mut u_rd, mut u_wr) = tcp.into_split();
+            let end = {
+                let a = async {
+                    while let Some(m) = c_rx.next().await {
+                        match m {
+                            Ok(Message::Binary(b)) => {
+                                client_bytes(&w, &mut up_in, &b);
+                                if let Err(e) = u_wr.write_all(&b).await {
+                                    return End::UpstreamGone(e.to_string());
+                                }
+                            }
+                            Ok(Message::Text(_)) => return End::TextToTcp,
+                            Ok(Message::Close(f)) => return End::Client(f),
+                            Ok(_) => w.touch(),
+                            Err(e) => return client_error(e),
+                        }
+                    }
+                    End::ClientGone("connection closed without a close frame".into())
+                };
+                let b = async {
+                    let mut buf = vec![0u8; 16 * 1024.min(max_message.max(1024))];
+                    loop {
+                        match u_rd.read(&mut buf).await {
+                            Ok(0) => return End::Upstream(None),
+                            Ok(n) => {
+                                let chunk = &buf[..n];
+                                upstream_bytes(&w, &mut up_out, chunk);
+                                if let Err(e) = c_tx.send(Message::Binary(chunk.to_vec().into())).await {
+                                    return End::ClientGone(e.to_string());
+                                }
+                            }
+                            Err(e) => return End::UpstreamGone(e.to_string()),
+                        }
+                    }
+                };
+                race(a, b, &w, idle, live, ctx).await
+            };
+            u_wr.shutdown().await.ok();
+            end
+        }
+    };
+
+    // Tell the client, briefly, unless it is gone or already said goodbye.
+    let (code, reason, side) = match &end {
+        End::Client(f) => (
+            f.as_ref().map(|f| u16::from(f.code)),
+            f.as_ref()
+                .map(|f| f.reason.to_string())
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "client closed".into()),
+            Side::Client,
+        ),
+        End::ClientGone(e) => (None, format!("client gone: {e}"), Side::Client),
+        End::Upstream(Some(f)) => (Some(u16::from(f.code)), format!("broker closed: {}", f.reason), Side::Upstream),
+        End::Upstream(None) => (Some(1000), "broker closed the connection".into(), Side::Upstream),
+        End::UpstreamGone(e) => (Some(1011), format!("broker connection failed: {e}"), Side::Upstream),
+        End::TooBig => (Some(1009), format!("message larger than {max_message} bytes"), Side::Relay),
+        End::TextToTcp => (Some(1003), "text frame: MQTT over WebSocket uses binary frames".into(), Side::Relay),
+        End::Idle => (Some(1001), format!("idle for {} s", idle.as_secs()), Side::Relay),
+        End::Operator => (Some(1000), "closed by the operator".into(), Side::Operator),
+        End::Drain => (Some(1001), "relay shutting down".into(), Side::Relay),
+    };
+    let client_gone = matches!(end, End::ClientGone(_));
+    if !client_gone {
+        let frame = match (&end, code) {
+            (End::Client(f), _) => f.clone(),
+            (_, Some(c)) => Some(close_frame(c, &reason)),
+            (_, None) => None,
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            c_tx.send(Message::Close(frame)).await.ok();
+            // Wait briefly for the client's close reply so the TCP close is clean.
+            let _ = tokio::time::timeout(Duration::from_millis(500), async { while let Some(Ok(_)) = c_rx.next().await {} }).await;
+        })
+        .await;
+    }
+    CloseInfo { code, reason, side }
+}
+
+fn client_error(e: WsError) -> End {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => End::TooBig,
+        WsError::Capacity(_) => End::TooBig,
+        WsError::ConnectionClosed | WsError::AlreadyClosed => End::ClientGone("connection closed".into()),
+        WsError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            End::ClientGone("connection closed without a close frame".into())
+        }
+        other => End::ClientGone(other.to_string()),
+    }
+}
+
+fn client_bytes(w: &Watch<'_>, insp: &mut PacketStream, b: &[u8]) {
+    w.touch();
+    let c = &w.live.counters;
+    c.bytes_in.fetch_add(b.len() as u64, Ordering::Relaxed);
+    let before = insp.packets;
+    if let Some(cap) = insp.feed(b) {
+        match parse_connect(&cap) {
+            Ok(info) => {
+                tracing::info!(
+                    client_id = %info.client_id,
+                    username = info.username.as_deref().unwrap_or("-"),
+                    level = info.protocol_level,
+                    keepalive = info.keep_alive_secs,
+                    "MQTT CONNECT"
+                );
+                w.live.update(|r| r.connect = Some(info.into()));
+            }
+            Err(e) => tracing::info!("first client packet: {e}"),
+        }
+    }
+    c.packets_in.fetch_add(insp.packets - before, Ordering::Relaxed);
+}
+
+fn upstream_bytes(w: &Watch<'_>, insp: &mut PacketStream, b: &[u8]) {
+    w.touch();
+    let c = &w.live.counters;
+    c.bytes_out.fetch_add(b.len() as u64, Ordering::Relaxed);
+    let before = insp.packets;
+    if let Some(code) = insp.feed(b).as_ref().and_then(parse_connack) {
+        tracing::info!("MQTT CONNACK {code} ({})", connack_text(code));
+        w.live.update(|r| r.connack = Some(code));
+    }
+    c.packets_out.fetch_add(insp.packets - before, Ordering::Relaxed);
+}
+
+/// Runs both directions until one ends, the idle timer fires, the operator closes the
+/// connection or the relay drains.
+async fn race(
+    a: impl std::future::Future<Output = End>,
+    b: impl std::future::Future<Output = End>,
+    w: &Watch<'_>,
+    idle: Duration,
+    live: &LiveConn,
+    ctx: &Ctx,
+) -> End {
+    let idle_check = async {
+        let tick = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(tick).await;
+            let last = Duration::from_millis(w.activity.load(Ordering::Relaxed));
+            if w.epoch.elapsed().saturating_sub(last) >= idle {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        e = a => e,
+        e = b => e,
+        _ = idle_check => End::Idle,
+        _ = ctx.drain.cancelled() => End::Drain,
+        _ = live.close.cancelled() => End::Operator,
+    }
+}

@@ -1,0 +1,348 @@
+//! What the relay knows about its connections: a record per connection (live and recently
+//! closed), the rejected handshakes, totals. Bounded: the closed and rejected logs keep the
+//! last [`HISTORY`] entries.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::handshake::MiniProgram;
+use super::inspect::ConnectInfo;
+
+/// How many closed connections and rejections are kept.
+pub const HISTORY: usize = 1000;
+
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Client,
+    Upstream,
+    Relay,
+    Operator,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+            Side::Relay => "relay",
+            Side::Operator => "operator",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CloseInfo {
+    /// The WebSocket close code sent or received; `None` for an abrupt end.
+    pub code: Option<u16>,
+    pub reason: String,
+    pub side: Side,
+}
+
+/// Everything recorded about one relayed connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnRecord {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub opened: chrono::DateTime<chrono::Local>,
+    pub closed: Option<chrono::DateTime<chrono::Local>>,
+    pub sni: Option<String>,
+    pub tls_version: String,
+    pub cipher: String,
+    pub path: String,
+    pub subprotocol: Option<String>,
+    pub mini_program: Option<MiniProgramRecord>,
+    pub user_agent: Option<String>,
+    pub origin: Option<String>,
+    pub upstream: Option<String>,
+    pub connect: Option<ConnectRecord>,
+    pub connack: Option<u8>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub close: Option<CloseInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MiniProgramRecord {
+    pub appid: String,
+    pub version: String,
+}
+
+impl From<MiniProgram> for MiniProgramRecord {
+    fn from(m: MiniProgram) -> Self {
+        Self {
+            appid: m.appid,
+            version: m.version,
+        }
+    }
+}
+
+/// The CONNECT fields the relay keeps (never the password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectRecord {
+    pub client_id: String,
+    pub username: Option<String>,
+    pub protocol_level: u8,
+    pub keep_alive_secs: u16,
+    pub clean_session: bool,
+}
+
+impl From<ConnectInfo> for ConnectRecord {
+    fn from(c: ConnectInfo) -> Self {
+        Self {
+            client_id: c.client_id,
+            username: c.username,
+            protocol_level: c.protocol_level,
+            keep_alive_secs: c.keep_alive_secs,
+            clean_session: c.clean_session,
+        }
+    }
+}
+
+/// A refused connection or handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub time: chrono::DateTime<chrono::Local>,
+    pub peer: SocketAddr,
+    pub sni: Option<String>,
+    pub path: Option<String>,
+    /// The HTTP status sent; `None` when the connection was dropped before HTTP (TLS, limits).
+    pub status: Option<u16>,
+    pub reason: String,
+}
+
+/// Byte and packet counters of a live connection, updated without locks.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub packets_in: AtomicU64,
+    pub packets_out: AtomicU64,
+}
+
+/// A live connection as the registry holds it.
+pub struct LiveConn {
+    pub record: Mutex<ConnRecord>,
+    pub counters: Counters,
+    /// Cancelled to close this connection from outside (the operator).
+    pub close: CancellationToken,
+}
+
+impl LiveConn {
+    pub fn snapshot(&self) -> Option<ConnRecord> {
+        let mut r = self.record.lock().ok()?.clone();
+        r.bytes_in = self.counters.bytes_in.load(Ordering::Relaxed);
+        r.bytes_out = self.counters.bytes_out.load(Ordering::Relaxed);
+        r.packets_in = self.counters.packets_in.load(Ordering::Relaxed);
+        r.packets_out = self.counters.packets_out.load(Ordering::Relaxed);
+        Some(r)
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut ConnRecord)) {
+        if let Ok(mut r) = self.record.lock() {
+            f(&mut r);
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub accepted: u64,
+    pub upgraded: u64,
+    pub rejected: u64,
+    pub closed: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Everything the UI (or `/metrics`) needs, copied out at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RelaySnapshot {
+    pub live: Vec<ConnRecord>,
+    pub closed: Vec<ConnRecord>,
+    pub rejected: Vec<Rejection>,
+    pub totals: Totals,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    next_id: AtomicU64,
+    live: Mutex<HashMap<u64, Arc<LiveConn>>>,
+    closed: Mutex<VecDeque<ConnRecord>>,
+    rejected: Mutex<VecDeque<Rejection>>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    accepted: AtomicU64,
+    upgraded: AtomicU64,
+    rejected_total: AtomicU64,
+    closed_total: AtomicU64,
+    /// Bytes of connections already closed (live ones are summed at snapshot time).
+    bytes_in_closed: AtomicU64,
+    bytes_out_closed: AtomicU64,
+}
+
+/// Holds a connection's slot in the limits; releasing it on drop.
+pub struct Slot {
+    registry: Arc<Registry>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.registry.per_ip.lock() {
+            if let Some(n) = m.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+impl Registry {
+    /// Takes a connection slot if the limits allow: `Err` says which limit refused.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Result<Slot, String> {
+        let mut m = self
+            .per_ip
+            .lock()
+            .map_err(|_| "relay state poisoned".to_owned())?;
+        let total: usize = m.values().sum();
+        if total >= max_total {
+            return Err(format!("max_connections ({max_total}) reached"));
+        }
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max_per_ip {
+            return Err(format!("max_connections_per_ip ({max_per_ip}) reached for {ip}"));
+        }
+        *n += 1;
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot {
+            registry: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections holding a slot (handshaking or relaying).
+    pub fn open_count(&self) -> usize {
+        self.per_ip.lock().map(|m| m.values().sum()).unwrap_or(0)
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn reject(&self, r: Rejection) {
+        self.rejected_total.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            peer = %r.peer,
+            status = r.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            path = r.path.as_deref().unwrap_or("-"),
+            "rejected: {}",
+            r.reason
+        );
+        push_bounded(&self.rejected, r);
+    }
+
+    pub fn register(&self, conn: Arc<LiveConn>) {
+        self.upgraded.fetch_add(1, Ordering::Relaxed);
+        if let (Ok(mut live), Some(r)) = (self.live.lock(), conn.snapshot()) {
+            live.insert(r.id, conn);
+        }
+    }
+
+    /// Moves a connection from live to closed.
+    pub fn finish(&self, id: u64) -> Option<ConnRecord> {
+        let conn = self.live.lock().ok()?.remove(&id)?;
+        let mut r = conn.snapshot()?;
+        r.closed.get_or_insert_with(chrono::Local::now);
+        self.closed_total.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in_closed.fetch_add(r.bytes_in, Ordering::Relaxed);
+        self.bytes_out_closed.fetch_add(r.bytes_out, Ordering::Relaxed);
+        push_bounded(&self.closed, r.clone());
+        Some(r)
+    }
+
+    /// Asks a live connection to close; false when it is not live.
+    pub fn close(&self, id: u64) -> bool {
+        let Ok(live) = self.live.lock() else { return false };
+        match live.get(&id) {
+            Some(c) => {
+                c.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.live.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// Copies the state out; `history` bounds how many closed/rejected entries are copied.
+    pub fn snapshot(&self, history: usize) -> RelaySnapshot {
+        let mut live: Vec<ConnRecord> = self
+            .live
+            .lock()
+            .map(|l| l.values().filter_map(|c| c.snapshot()).collect())
+            .unwrap_or_default();
+        live.sort_by_key(|r| r.id);
+        let closed = tail(&self.closed, history);
+        let rejected = tail(&self.rejected, history);
+        let totals = Totals {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            upgraded: self.upgraded.load(Ordering::Relaxed),
+            rejected: self.rejected_total.load(Ordering::Relaxed),
+            closed: self.closed_total.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in_closed.load(Ordering::Relaxed) + live.iter().map(|r| r.bytes_in).sum::<u64>(),
+            bytes_out: self.bytes_out_closed.load(Ordering::Relaxed) + live.iter().map(|r| r.bytes_out).sum::<u64>(),
+        };
+        RelaySnapshot {
+            live,
+            closed,
+            rejected,
+            totals,
+        }
+    }
+
+    /// Prometheus text exposition of the totals.
+    pub fn prometheus(&self) -> String {
+        let s = self.snapshot(0);
+        let t = &s.totals;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+        };
+        metric("mpbridge_relay_connections", "gauge", "Relayed WebSocket connections open now.", s.live.len() as u64);
+        metric("mpbridge_relay_accepted_total", "counter", "TCP connections accepted.", t.accepted);
+        metric("mpbridge_relay_upgraded_total", "counter", "WebSocket upgrades completed.", t.upgraded);
+        metric("mpbridge_relay_rejected_total", "counter", "Connections or handshakes refused.", t.rejected);
+        metric("mpbridge_relay_closed_total", "counter", "Relayed connections closed.", t.closed);
+        metric("mpbridge_relay_bytes_in_total", "counter", "Bytes from clients to upstreams.", t.bytes_in);
+        metric("mpbridge_relay_bytes_out_total", "counter", "Bytes from upstreams to clients.", t.bytes_out);
+        out
+    }
+}
+
+/// The newest `n` entries, newest first.
+fn tail<T: Clone>(q: &Mutex<VecDeque<T>>, n: usize) -> Vec<T> {
+    q.lock()
+        .map(|q| q.iter().rev().take(n).cloned().collect())
+        .unwrap_or_default()
+}
+
+fn push_bounded<T>(q: &Mutex<VecDeque<T>>, v: T) {
+    if let Ok(mut q) = q.lock() {
+        if q.len() >= HISTORY {
+            q.pop_front();
+        }
+        q.push_back(v);
+    }
+}

@@ -1,0 +1,129 @@
+//! The relay's TLS: PEM chains and keys, a certificate per SNI name with a default for
+//! clients without SNI, TLS 1.2 and 1.3 only, ALPN `http/1.1` only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read the certificate {path}: {source}")]
+    ReadCert {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the private key {path}: {source}")]
+    ReadKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----, leaf first)")]
+    NoCert { path: PathBuf },
+    #[error("{path} holds no usable private key (PKCS#8, PKCS#1 RSA or SEC1 EC PEM, unencrypted)")]
+    NoKey { path: PathBuf },
+    #[error("the key {key} does not belong to the certificate {cert}")]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("TLS setup failed: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The crypto provider the whole program uses (ring).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Loads a PEM chain (leaf first) and its key, and checks they belong together.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let cert_pem = std::fs::read(cert).map_err(|source| TlsError::ReadCert {
+        path: cert.to_path_buf(),
+        source,
+    })?;
+    let key_pem = std::fs::read(key).map_err(|source| TlsError::ReadKey {
+        path: key.to_path_buf(),
+        source,
+    })?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .filter_map(Result::ok)
+        .collect();
+    if chain.is_empty() {
+        return Err(TlsError::NoCert {
+            path: cert.to_path_buf(),
+        });
+    }
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
+        path: key.to_path_buf(),
+    })?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|_| TlsError::NoKey {
+            path: key.to_path_buf(),
+        })?;
+    let ck = CertifiedKey::new(chain, signing);
+    match ck.keys_match() {
+        Ok(()) => Ok(Arc::new(ck)),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::KeyMismatch {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        }),
+        // Key types the check cannot compare: accept; the handshake would fail loudly.
+        Err(_) => Ok(Arc::new(ck)),
+    }
+}
+
+/// Picks the certificate by SNI name; the default for unknown names and no SNI.
+#[derive(Debug)]
+struct SniResolver {
+    default: Arc<CertifiedKey>,
+    by_name: HashMap<String, Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let named = hello
+            .server_name()
+            .and_then(|n| self.by_name.get(&n.to_ascii_lowercase()));
+        Some(named.unwrap_or(&self.default).clone())
+    }
+}
+
+/// The relay's server config.
+pub fn server_config(
+    default: Arc<CertifiedKey>,
+    sni: Vec<(String, Arc<CertifiedKey>)>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver {
+            default,
+            by_name: sni.into_iter().collect(),
+        }));
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A client config that trusts exactly the given CA PEM files (tests, the sandbox console).
+pub fn client_config_with_roots(ca_pems: &[&Path]) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for p in ca_pems {
+        let pem = std::fs::read(p).map_err(|source| TlsError::ReadCert {
+            path: p.to_path_buf(),
+            source,
+        })?;
+        for c in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
+            roots.add(c)?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
