@@ -8,7 +8,11 @@ use crate::relay::{Relay, RelayConfig};
 
 /// Files whose change triggers a reload: the config and every certificate and key it names.
 fn watched(path: &Path, cfg: &RelayConfig) -> Vec<PathBuf> {
-    let mut v = vec![path.to_path_buf(), cfg.certs.cert.clone(), cfg.certs.key.clone()];
+    let mut v = vec![
+        path.to_path_buf(),
+        cfg.certs.cert.clone(),
+        cfg.certs.key.clone(),
+    ];
     for (_, c, k) in &cfg.certs.sni {
         v.push(c.clone());
         v.push(k.clone());
@@ -19,7 +23,11 @@ fn watched(path: &Path, cfg: &RelayConfig) -> Vec<PathBuf> {
 fn stamp(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
     files
         .iter()
-        .map(|f| std::fs::metadata(f).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
         .collect()
 }
 
@@ -46,7 +54,11 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
             format!("{} → {}", r.path, ups.join(" | "))
         })
         .collect();
-    eprintln!("mpbridge relay: listening on {} ({})", relay.addr(), routes.join("; "));
+    eprintln!(
+        "mpbridge relay: listening on {} ({})",
+        relay.addr(),
+        routes.join("; ")
+    );
 
     let mut files = watched(path, &cfg);
     let mut last = stamp(&files);

@@ -53,14 +53,28 @@ async fn sandbox_json_line_and_live_broker() {
 
     // The relay: wss://localhost:PORT/mqtt with the dev certificate, in front of the broker.
     let relay = v["relay"].as_str().unwrap();
-    assert!(relay.starts_with("wss://localhost:") && relay.ends_with("/mqtt"), "{v}");
-    rustls::crypto::ring::default_provider().install_default().ok();
+    assert!(
+        relay.starts_with("wss://localhost:") && relay.ends_with("/mqtt"),
+        "{v}"
+    );
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
     let tls = mpbridge::relay::tls::client_config_with_roots(&[&ca]).unwrap();
-    let relay_port: u16 = relay.trim_end_matches("/mqtt").rsplit(':').next().unwrap().parse().unwrap();
+    let relay_port: u16 = relay
+        .trim_end_matches("/mqtt")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut opts = MqttOptions::new("cli-wss-test", relay, relay_port);
     opts.set_transport(rumqttc::Transport::wss_with_config(tls.into()));
     let (wss_client, mut wss_ev) = AsyncClient::new(opts, 16);
-    wss_client.subscribe("devices/esp8266-demo/status", QoS::AtMostOnce).await.unwrap();
+    wss_client
+        .subscribe("devices/esp8266-demo/status", QoS::AtMostOnce)
+        .await
+        .unwrap();
     let status = within(10, "retained status through the sandbox relay", async {
         loop {
             match wss_ev.poll().await {

@@ -10,17 +10,17 @@ use std::time::Duration;
 
 use common::{Mosquitto, TestPki, within};
 use futures_util::{SinkExt, StreamExt};
-use mpbridge::relay::config::Limits;
-use mpbridge::relay::{Relay, RelayConfig, RelayPhase, Upstream};
+use mpbridge::relay::{Relay, RelayConfig, RelayPhase};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 fn ensure_provider() {
-    rustls::crypto::ring::default_provider().install_default().ok();
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
 }
 
 fn relay_toml(pki: &TestPki, upstreams: &[String], extra_route: &str, limits: &str) -> String {
@@ -35,8 +35,14 @@ fn relay_toml(pki: &TestPki, upstreams: &[String], extra_route: &str, limits: &s
 
 async fn start(pki: &TestPki, upstreams: &[String], extra_route: &str, limits: &str) -> Relay {
     ensure_provider();
-    let cfg = RelayConfig::parse(&relay_toml(pki, upstreams, extra_route, limits), pki.dir.path()).unwrap();
-    Relay::start(cfg, &tokio::runtime::Handle::current()).await.unwrap()
+    let cfg = RelayConfig::parse(
+        &relay_toml(pki, upstreams, extra_route, limits),
+        pki.dir.path(),
+    )
+    .unwrap();
+    Relay::start(cfg, &tokio::runtime::Handle::current())
+        .await
+        .unwrap()
 }
 
 fn client_tls(pki: &TestPki) -> Arc<rustls::ClientConfig> {
@@ -47,7 +53,9 @@ fn client_tls(pki: &TestPki) -> Arc<rustls::ClientConfig> {
 async fn rumqttc_round_trip(relay: SocketAddr, pki: &TestPki, id: &str) {
     let url = format!("wss://localhost:{}/mqtt", relay.port());
     let mut opts = MqttOptions::new(id, url, relay.port());
-    opts.set_transport(Transport::wss_with_config((*client_tls(pki)).clone().into()));
+    opts.set_transport(Transport::wss_with_config(
+        (*client_tls(pki)).clone().into(),
+    ));
     opts.set_keep_alive(Duration::from_secs(10));
     let (client, mut ev) = AsyncClient::new(opts, 16);
     let topic = format!("relay/test/{id}");
@@ -58,7 +66,10 @@ async fn rumqttc_round_trip(relay: SocketAddr, pki: &TestPki, id: &str) {
         loop {
             match ev.poll().await.unwrap() {
                 Event::Incoming(Packet::SubAck(_)) if !published => {
-                    client.publish(&topic, QoS::AtLeastOnce, false, payload.clone()).await.unwrap();
+                    client
+                        .publish(&topic, QoS::AtLeastOnce, false, payload.clone())
+                        .await
+                        .unwrap();
                     published = true;
                 }
                 Event::Incoming(Packet::Publish(p)) => {
@@ -82,7 +93,7 @@ async fn rumqttc_through_relay_to_mosquitto_ws_and_tcp() {
         ("ws", format!("ws://127.0.0.1:{}/mqtt", m.ws_port)),
         ("tcp", format!("tcp://127.0.0.1:{}", m.tcp_port)),
     ] {
-        let relay = start(&pki, &[up.clone()], "", "").await;
+        let relay = start(&pki, std::slice::from_ref(&up), "", "").await;
         rumqttc_round_trip(relay.addr(), &pki, &format!("rumqttc-{mode}")).await;
         // The connection was recorded with its MQTT identity and upstream.
         let snap = within(5, "closed record", async {
@@ -98,9 +109,15 @@ async fn rumqttc_through_relay_to_mosquitto_ws_and_tcp() {
         let r = &snap.closed[0];
         assert_eq!(r.upstream.as_deref(), Some(up.as_str()), "{mode}");
         assert_eq!(r.subprotocol.as_deref(), Some("mqtt"));
-        assert_eq!(r.connect.as_ref().unwrap().client_id, format!("rumqttc-{mode}"));
+        assert_eq!(
+            r.connect.as_ref().unwrap().client_id,
+            format!("rumqttc-{mode}")
+        );
         assert_eq!(r.connack, Some(0));
-        assert!(r.bytes_in > 0 && r.bytes_out > 0 && r.packets_in >= 3 && r.packets_out >= 3, "{r:?}");
+        assert!(
+            r.bytes_in > 0 && r.bytes_out > 0 && r.packets_in >= 3 && r.packets_out >= 3,
+            "{r:?}"
+        );
         assert_eq!(r.sni.as_deref(), Some("localhost"));
         assert!(r.tls_version.starts_with("TLS 1."), "{}", r.tls_version);
         relay.stop().await;
@@ -108,11 +125,17 @@ async fn rumqttc_through_relay_to_mosquitto_ws_and_tcp() {
 }
 
 /// A raw TLS connection to the relay.
-async fn tls_connect(addr: SocketAddr, pki: &TestPki) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn tls_connect(
+    addr: SocketAddr,
+    pki: &TestPki,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(client_tls(pki));
     connector
-        .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
         .await
         .unwrap()
 }
@@ -129,7 +152,8 @@ async fn raw(addr: SocketAddr, pki: &TestPki, head: &str) -> String {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     out.extend_from_slice(&buf[..n]);
-                    if out.windows(4).any(|w| w == b"\r\n\r\n") && out.starts_with(b"HTTP/1.1 101") {
+                    if out.windows(4).any(|w| w == b"\r\n\r\n") && out.starts_with(b"HTTP/1.1 101")
+                    {
                         break;
                     }
                 }
@@ -155,9 +179,20 @@ async fn every_rejection_path_has_its_status_and_sentence() {
     let a = relay.addr();
     let referer = "Referer: https://servicewechat.com/wx1111111111111111/3/page-frame.html\r\n";
 
-    let r = raw(a, &pki, &upgrade_head("/nope", &format!("Sec-WebSocket-Protocol: mqtt\r\n{referer}"))).await;
+    let r = raw(
+        a,
+        &pki,
+        &upgrade_head(
+            "/nope",
+            &format!("Sec-WebSocket-Protocol: mqtt\r\n{referer}"),
+        ),
+    )
+    .await;
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
-    assert!(r.contains("no route for /nope; this relay serves /mqtt"), "{r}");
+    assert!(
+        r.contains("no route for /nope; this relay serves /mqtt"),
+        "{r}"
+    );
 
     let r = raw(a, &pki, "GET /mqtt HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
     assert!(r.starts_with("HTTP/1.1 426"), "{r}");
@@ -167,11 +202,22 @@ async fn every_rejection_path_has_its_status_and_sentence() {
     assert!(r.starts_with("HTTP/1.1 400"), "no subprotocol: {r}");
     assert!(r.contains("no Sec-WebSocket-Protocol offered"), "{r}");
 
-    let r = raw(a, &pki, &upgrade_head("/mqtt", &format!("Sec-WebSocket-Protocol: chat\r\n{referer}"))).await;
+    let r = raw(
+        a,
+        &pki,
+        &upgrade_head(
+            "/mqtt",
+            &format!("Sec-WebSocket-Protocol: chat\r\n{referer}"),
+        ),
+    )
+    .await;
     assert!(r.starts_with("HTTP/1.1 400") && r.contains("chat"), "{r}");
 
     let r = raw(a, &pki, &upgrade_head("/mqtt", "Sec-WebSocket-Protocol: mqtt\r\nReferer: https://servicewechat.com/wx2222222222222222/1/page-frame.html\r\n")).await;
-    assert!(r.starts_with("HTTP/1.1 403") && r.contains("wx2222222222222222"), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.1 403") && r.contains("wx2222222222222222"),
+        "{r}"
+    );
 
     let r = raw(a, &pki, "GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await;
     assert!(r.starts_with("HTTP/1.1 400") && r.contains("13"), "{r}");
@@ -186,9 +232,20 @@ async fn every_rejection_path_has_its_status_and_sentence() {
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
 
     // And the accepted form: 101 with the exact accept key and the echoed subprotocol.
-    let r = raw(a, &pki, &upgrade_head("/mqtt", &format!("Sec-WebSocket-Protocol: mqtt\r\n{referer}"))).await;
+    let r = raw(
+        a,
+        &pki,
+        &upgrade_head(
+            "/mqtt",
+            &format!("Sec-WebSocket-Protocol: mqtt\r\n{referer}"),
+        ),
+    )
+    .await;
     assert!(r.starts_with("HTTP/1.1 101"), "{r}");
-    assert!(r.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{r}");
+    assert!(
+        r.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        "{r}"
+    );
     assert!(r.contains("Sec-WebSocket-Protocol: mqtt\r\n"), "{r}");
 
     let snap = relay.snapshot(100);
@@ -206,15 +263,22 @@ async fn ws_client(
     max: Option<usize>,
 ) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>> {
     let tls = tls_connect(addr, pki).await;
-    let mut req = format!("wss://localhost:{}/mqtt", addr.port()).into_client_request().unwrap();
-    req.headers_mut().insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
+    let mut req = format!("wss://localhost:{}/mqtt", addr.port())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
     req.headers_mut().insert(
         "Referer",
-        "https://servicewechat.com/wx1234567890abcdef/0/page-frame.html".parse().unwrap(),
+        "https://servicewechat.com/wx1234567890abcdef/0/page-frame.html"
+            .parse()
+            .unwrap(),
     );
     let mut cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     cfg.max_message_size = max;
-    let (ws, resp) = tokio_tungstenite::client_async_with_config(req, tls, Some(cfg)).await.unwrap();
+    let (ws, resp) = tokio_tungstenite::client_async_with_config(req, tls, Some(cfg))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 101);
     ws
 }
@@ -271,14 +335,26 @@ where
 async fn piggybacked_packets_oversize_and_records() {
     let m = Mosquitto::start();
     let pki = TestPki::new();
-    let relay = start(&pki, &[format!("tcp://127.0.0.1:{}", m.tcp_port)], "", "max_message_bytes = 4096").await;
+    let relay = start(
+        &pki,
+        &[format!("tcp://127.0.0.1:{}", m.tcp_port)],
+        "",
+        "max_message_bytes = 4096",
+    )
+    .await;
     let mut ws = ws_client(relay.addr(), &pki, None).await;
-    ws.send(Message::Binary(connect_packet("piggy", Some(("alice", "s3cret-pw"))).into())).await.unwrap();
+    ws.send(Message::Binary(
+        connect_packet("piggy", Some(("alice", "s3cret-pw"))).into(),
+    ))
+    .await
+    .unwrap();
     let ack = within(5, "CONNACK", next_binary(&mut ws)).await;
     assert_eq!(ack, [0x20, 2, 0, 0]);
     // SUBSCRIBE (id 1, "pig/t", qos 0) and PUBLISH ("pig/t", "oink") in one WebSocket message.
     let mut frame = vec![0x82, 10, 0, 1, 0, 5, b'p', b'i', b'g', b'/', b't', 0];
-    frame.extend_from_slice(&[0x30, 11, 0, 5, b'p', b'i', b'g', b'/', b't', b'o', b'i', b'n', b'k']);
+    frame.extend_from_slice(&[
+        0x30, 11, 0, 5, b'p', b'i', b'g', b'/', b't', b'o', b'i', b'n', b'k',
+    ]);
     ws.send(Message::Binary(frame.into())).await.unwrap();
     let mut got_suback = false;
     let mut got_publish = false;
@@ -306,8 +382,14 @@ async fn piggybacked_packets_oversize_and_records() {
     let snap = relay.snapshot(10);
     let live = &snap.live[0];
     let c = live.connect.as_ref().unwrap();
-    assert_eq!((c.client_id.as_str(), c.username.as_deref()), ("piggy", Some("alice")));
-    assert_eq!(live.mini_program.as_ref().unwrap().appid, "wx1234567890abcdef");
+    assert_eq!(
+        (c.client_id.as_str(), c.username.as_deref()),
+        ("piggy", Some("alice"))
+    );
+    assert_eq!(
+        live.mini_program.as_ref().unwrap().appid,
+        "wx1234567890abcdef"
+    );
     assert_eq!(live.mini_program.as_ref().unwrap().version, "0");
     assert!(live.packets_in >= 3, "{live:?}");
     assert!(!serde_json::to_string(&snap).unwrap().contains("s3cret-pw"));
@@ -327,7 +409,13 @@ async fn upstream_unreachable_then_failover() {
     let pki = TestPki::new();
     let dead = format!("tcp://127.0.0.1:{}", common::free_port());
     // Only a dead upstream: 101, then close 1013 with the reason.
-    let relay = start(&pki, &[dead.clone()], "", "upstream_connect_timeout_secs = 2").await;
+    let relay = start(
+        &pki,
+        std::slice::from_ref(&dead),
+        "",
+        "upstream_connect_timeout_secs = 2",
+    )
+    .await;
     let mut ws = ws_client(relay.addr(), &pki, None).await;
     let (code, reason) = within(10, "close 1013", next_close(&mut ws)).await;
     assert_eq!(code, 1013);
@@ -346,7 +434,13 @@ async fn upstream_unreachable_then_failover() {
 
     // Dead first, mosquitto second: every connection lands on mosquitto.
     let good = format!("ws://127.0.0.1:{}/mqtt", m.ws_port);
-    let relay = start(&pki, &[dead, good.clone()], "", "upstream_connect_timeout_secs = 2").await;
+    let relay = start(
+        &pki,
+        &[dead, good.clone()],
+        "",
+        "upstream_connect_timeout_secs = 2",
+    )
+    .await;
     for i in 0..3 {
         rumqttc_round_trip(relay.addr(), &pki, &format!("failover-{i}")).await;
     }
@@ -360,7 +454,11 @@ async fn upstream_unreachable_then_failover() {
         }
     })
     .await;
-    assert!(snap.closed.iter().all(|r| r.upstream.as_deref() == Some(good.as_str())));
+    assert!(
+        snap.closed
+            .iter()
+            .all(|r| r.upstream.as_deref() == Some(good.as_str()))
+    );
     relay.stop().await;
 }
 
@@ -368,13 +466,24 @@ async fn upstream_unreachable_then_failover() {
 async fn upstream_killed_mid_stream_and_restarted() {
     let mut m = Mosquitto::start();
     let pki = TestPki::new();
-    let relay = start(&pki, &[format!("ws://127.0.0.1:{}/mqtt", m.ws_port)], "", "").await;
+    let relay = start(
+        &pki,
+        &[format!("ws://127.0.0.1:{}/mqtt", m.ws_port)],
+        "",
+        "",
+    )
+    .await;
     let mut ws = ws_client(relay.addr(), &pki, None).await;
-    ws.send(Message::Binary(connect_packet("victim", None).into())).await.unwrap();
+    ws.send(Message::Binary(connect_packet("victim", None).into()))
+        .await
+        .unwrap();
     within(5, "CONNACK", next_binary(&mut ws)).await;
     m.stop();
     let (code, reason) = within(10, "close after the broker died", next_close(&mut ws)).await;
-    assert!(code == 1011 || code == 1000 || code == 1006, "{code} {reason}");
+    assert!(
+        code == 1011 || code == 1000 || code == 1006,
+        "{code} {reason}"
+    );
     let r = within(5, "closed record", async {
         loop {
             if let Some(r) = relay.snapshot(5).closed.first().cloned() {
@@ -384,7 +493,11 @@ async fn upstream_killed_mid_stream_and_restarted() {
         }
     })
     .await;
-    assert_eq!(r.close.as_ref().unwrap().side, mpbridge::relay::stats::Side::Upstream, "{r:?}");
+    assert_eq!(
+        r.close.as_ref().unwrap().side,
+        mpbridge::relay::stats::Side::Upstream,
+        "{r:?}"
+    );
     m.restart();
     rumqttc_round_trip(relay.addr(), &pki, "after-restart").await;
     relay.stop().await;
@@ -394,10 +507,20 @@ async fn upstream_killed_mid_stream_and_restarted() {
 async fn garbage_and_half_open_handshakes_never_block_new_clients() {
     let m = Mosquitto::start();
     let pki = TestPki::new();
-    let relay = start(&pki, &[format!("tcp://127.0.0.1:{}", m.tcp_port)], "", "handshake_timeout_secs = 1\nmax_connections_per_ip = 1000").await;
+    let relay = start(
+        &pki,
+        &[format!("tcp://127.0.0.1:{}", m.tcp_port)],
+        "",
+        "handshake_timeout_secs = 1\nmax_connections_per_ip = 1000",
+    )
+    .await;
     let a = relay.addr();
     // Garbage on the TLS port.
-    for junk in [&b"GET / HTTP/1.1\r\n\r\n"[..], &[0u8; 3000], b"\x16\x03\x01\xff\xff"] {
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[0u8; 3000],
+        b"\x16\x03\x01\xff\xff",
+    ] {
         let mut s = TcpStream::connect(a).await.unwrap();
         s.write_all(junk).await.ok();
         let mut buf = [0u8; 64];
@@ -414,7 +537,11 @@ async fn garbage_and_half_open_handshakes_never_block_new_clients() {
     let n = within(10, "half-open connections timed out", async {
         loop {
             let s = relay.snapshot(1000);
-            let n = s.rejected.iter().filter(|r| r.reason.contains("within 1 s")).count();
+            let n = s
+                .rejected
+                .iter()
+                .filter(|r| r.reason.contains("within 1 s"))
+                .count();
             if n >= 300 {
                 return n;
             }
@@ -423,8 +550,16 @@ async fn garbage_and_half_open_handshakes_never_block_new_clients() {
     })
     .await;
     assert!(n >= 300);
-    let tls_failures = relay.snapshot(1000).rejected.iter().filter(|r| r.reason.contains("TLS handshake failed")).count();
-    assert!(tls_failures >= 3, "garbage recorded as TLS failures: {tls_failures}");
+    let tls_failures = relay
+        .snapshot(1000)
+        .rejected
+        .iter()
+        .filter(|r| r.reason.contains("TLS handshake failed"))
+        .count();
+    assert!(
+        tls_failures >= 3,
+        "garbage recorded as TLS failures: {tls_failures}"
+    );
     drop(idle);
     relay.stop().await;
 }
@@ -446,10 +581,19 @@ async fn limits_per_ip_and_idle_timeout() {
     let third = TcpStream::connect(relay.addr()).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(client_tls(&pki));
     let refused = connector
-        .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), third)
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            third,
+        )
         .await;
     assert!(refused.is_err(), "third connection must be refused");
-    assert!(relay.snapshot(10).rejected.iter().any(|r| r.reason.contains("max_connections_per_ip (2)")));
+    assert!(
+        relay
+            .snapshot(10)
+            .rejected
+            .iter()
+            .any(|r| r.reason.contains("max_connections_per_ip (2)"))
+    );
     // Idle for more than a second: the relay closes with 1001.
     let (code, reason) = within(5, "idle close", next_close(&mut a)).await;
     assert_eq!(code, 1001);
@@ -462,23 +606,45 @@ async fn reload_keeps_live_connections_and_refuses_invalid_configs() {
     let m = Mosquitto::start();
     let pki = TestPki::new();
     let up = format!("tcp://127.0.0.1:{}", m.tcp_port);
-    let relay = start(&pki, &[up.clone()], "", "").await;
+    let relay = start(&pki, std::slice::from_ref(&up), "", "").await;
     let mut live = ws_client(relay.addr(), &pki, None).await;
-    live.send(Message::Binary(connect_packet("survivor", None).into())).await.unwrap();
+    live.send(Message::Binary(connect_packet("survivor", None).into()))
+        .await
+        .unwrap();
     within(5, "CONNACK", next_binary(&mut live)).await;
 
     // A new certificate from a new CA and a new route path.
     let pki2 = TestPki::new();
-    let text = relay_toml(&pki2, &[up.clone()], "", "").replace("path = \"/mqtt\"", "path = \"/mqtt2\"");
-    relay.reload(RelayConfig::parse(&text, pki2.dir.path()).unwrap()).unwrap();
+    let text = relay_toml(&pki2, std::slice::from_ref(&up), "", "")
+        .replace("path = \"/mqtt\"", "path = \"/mqtt2\"");
+    relay
+        .reload(RelayConfig::parse(&text, pki2.dir.path()).unwrap())
+        .unwrap();
     // The live connection still works (PINGREQ → PINGRESP).
-    live.send(Message::Binary(vec![0xc0, 0].into())).await.unwrap();
-    assert_eq!(within(5, "PINGRESP after reload", next_binary(&mut live)).await, [0xd0, 0]);
+    live.send(Message::Binary(vec![0xc0, 0].into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(5, "PINGRESP after reload", next_binary(&mut live)).await,
+        [0xd0, 0]
+    );
     // New connections get the new certificate: the old CA no longer verifies it.
     let tcp = TcpStream::connect(relay.addr()).await.unwrap();
     let old = tokio_rustls::TlsConnector::from(client_tls(&pki));
-    assert!(old.connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp).await.is_err());
-    let r = raw(relay.addr(), &pki2, &upgrade_head("/mqtt2", "Sec-WebSocket-Protocol: mqtt\r\n")).await;
+    assert!(
+        old.connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp
+        )
+        .await
+        .is_err()
+    );
+    let r = raw(
+        relay.addr(),
+        &pki2,
+        &upgrade_head("/mqtt2", "Sec-WebSocket-Protocol: mqtt\r\n"),
+    )
+    .await;
     assert!(r.starts_with("HTTP/1.1 101"), "{r}");
 
     // An invalid config never reaches the relay: parse fails with key and line.
@@ -489,9 +655,20 @@ async fn reload_keeps_live_connections_and_refuses_invalid_configs() {
     // Moving the listener is refused; the old config stays.
     let mut moved = RelayConfig::parse(&text, pki2.dir.path()).unwrap();
     moved.listen = "127.0.0.1:1".parse().unwrap();
-    assert!(relay.reload(moved).unwrap_err().to_string().contains("restart"));
-    live.send(Message::Binary(vec![0xc0, 0].into())).await.unwrap();
-    assert_eq!(within(5, "still alive", next_binary(&mut live)).await, [0xd0, 0]);
+    assert!(
+        relay
+            .reload(moved)
+            .unwrap_err()
+            .to_string()
+            .contains("restart")
+    );
+    live.send(Message::Binary(vec![0xc0, 0].into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(5, "still alive", next_binary(&mut live)).await,
+        [0xd0, 0]
+    );
     relay.stop().await;
 }
 
@@ -499,9 +676,31 @@ async fn reload_keeps_live_connections_and_refuses_invalid_configs() {
 async fn graceful_stop_sends_1001_and_publishes_phases() {
     let m = Mosquitto::start();
     let pki = TestPki::new();
-    let relay = start(&pki, &[format!("tcp://127.0.0.1:{}", m.tcp_port)], "", "drain_secs = 5").await;
+    let relay = start(
+        &pki,
+        &[format!("tcp://127.0.0.1:{}", m.tcp_port)],
+        "",
+        "drain_secs = 5",
+    )
+    .await;
     let mut phases = relay.phase();
-    assert!(matches!(*phases.borrow_and_update(), RelayPhase::Running { .. }));
+    assert!(matches!(
+        *phases.borrow_and_update(),
+        RelayPhase::Running { .. }
+    ));
+    // Record every phase change from here on.
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while phases.changed().await.is_ok() {
+            let p = phases.borrow_and_update().clone();
+            let done = p == RelayPhase::Stopped;
+            seen.push(p);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
     let mut ws = ws_client(relay.addr(), &pki, None).await;
     let stopper = {
         let r = relay.clone();
@@ -510,11 +709,10 @@ async fn graceful_stop_sends_1001_and_publishes_phases() {
     let (code, reason) = within(5, "close 1001 on stop", next_close(&mut ws)).await;
     assert_eq!((code, reason.as_str()), (1001, "relay shutting down"));
     within(10, "stop finished", stopper).await.unwrap();
-    let mut seen = Vec::new();
-    seen.push(phases.borrow_and_update().clone());
-    assert_eq!(seen.last(), Some(&RelayPhase::Stopped));
-    assert!(TcpStream::connect(relay.addr()).await.is_err(), "no longer accepting");
-    let _ = CloseCode::Away;
-    let _ = Limits::default();
-    let _ = Upstream::parse("tcp://a:1");
+    let seen = within(5, "phases", watcher).await.unwrap();
+    assert_eq!(seen, vec![RelayPhase::Draining, RelayPhase::Stopped]);
+    assert!(
+        TcpStream::connect(relay.addr()).await.is_err(),
+        "no longer accepting"
+    );
 }

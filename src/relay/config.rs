@@ -47,16 +47,20 @@ use crate::config::store::ParseError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upstream {
     /// A broker's WebSocket listener: frames are forwarded as they are.
-    Ws { host: String, port: u16, path: String },
+    Ws {
+        host: String,
+        port: u16,
+        path: String,
+    },
     /// A broker's MQTT TCP listener: binary frames ⇄ byte stream.
     Tcp { host: String, port: u16 },
 }
 
 impl Upstream {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| format!("\"{s}\" needs a scheme: ws://host:port/path or tcp://host:port"))?;
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| {
+            format!("\"{s}\" needs a scheme: ws://host:port/path or tcp://host:port")
+        })?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -70,19 +74,28 @@ impl Upstream {
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| format!("\"{s}\": port must be 1–65535"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         match scheme {
             "ws" => Ok(Upstream::Ws {
                 host,
                 port,
-                path: if path.is_empty() { "/".to_owned() } else { path.to_owned() },
+                path: if path.is_empty() {
+                    "/".to_owned()
+                } else {
+                    path.to_owned()
+                },
             }),
             "tcp" | "mqtt" if path.is_empty() || path == "/" => Ok(Upstream::Tcp { host, port }),
             "tcp" | "mqtt" => Err(format!("\"{s}\": a tcp:// upstream has no path")),
             "wss" | "mqtts" | "ssl" | "tls" => Err(format!(
                 "\"{s}\": upstreams are plain (ws:// or tcp://) on a trusted network; TLS is terminated by the relay"
             )),
-            other => Err(format!("\"{s}\": unknown scheme `{other}`; use ws:// or tcp://")),
+            other => Err(format!(
+                "\"{s}\": unknown scheme `{other}`; use ws:// or tcp://"
+            )),
         }
     }
 
@@ -246,7 +259,13 @@ struct RawLimits {
     drain_secs: Option<Spanned<i64>>,
 }
 
-fn positive(text: &str, v: Option<Spanned<i64>>, key: &str, min: i64, max: i64) -> Result<Option<u64>, ParseError> {
+fn positive(
+    text: &str,
+    v: Option<Spanned<i64>>,
+    key: &str,
+    min: i64,
+    max: i64,
+) -> Result<Option<u64>, ParseError> {
     let Some(v) = v else { return Ok(None) };
     let n = *v.get_ref();
     if n < min || n > max {
@@ -270,7 +289,11 @@ impl RelayConfig {
         if meta.len() > 4 * 1024 * 1024 {
             return Err(ConfigError::Parse {
                 file,
-                error: ParseError::at("", None, "the file is too large to be a relay configuration"),
+                error: ParseError::at(
+                    "",
+                    None,
+                    "the file is too large to be a relay configuration",
+                ),
             });
         }
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -300,11 +323,13 @@ impl RelayConfig {
             let p = PathBuf::from(p.get_ref());
             if p.is_absolute() { p } else { base.join(p) }
         };
-        let tls_err = |span: std::ops::Range<usize>, e: TlsError| ParseError::at(text, Some(span), e.to_string());
+        let tls_err = |span: std::ops::Range<usize>, e: TlsError| {
+            ParseError::at(text, Some(span), e.to_string())
+        };
         let cert = resolve(&listen.cert);
         let key = resolve(&listen.key);
-        let default_key = tls::load_certified_key(&cert, &key)
-            .map_err(|e| tls_err(listen.cert.span(), e))?;
+        let default_key =
+            tls::load_certified_key(&cert, &key).map_err(|e| tls_err(listen.cert.span(), e))?;
         let mut sni = Vec::new();
         let mut sni_keys = Vec::new();
         for s in listen.sni {
@@ -312,14 +337,19 @@ impl RelayConfig {
             let s = s.into_inner();
             let name = s.name.get_ref().trim().to_ascii_lowercase();
             if name.is_empty() || name.contains(' ') {
-                return Err(ParseError::at(text, Some(s.name.span()), "`sni.name` must be a host name"));
+                return Err(ParseError::at(
+                    text,
+                    Some(s.name.span()),
+                    "`sni.name` must be a host name",
+                ));
             }
             let (c, k) = (resolve(&s.cert), resolve(&s.key));
             let ck = tls::load_certified_key(&c, &k).map_err(|e| tls_err(span.clone(), e))?;
             sni_keys.push((name.clone(), ck));
             sni.push((name, c, k));
         }
-        let tls = tls::server_config(default_key, sni_keys).map_err(|e| tls_err(listen_span.clone(), e))?;
+        let tls = tls::server_config(default_key, sni_keys)
+            .map_err(|e| tls_err(listen_span.clone(), e))?;
 
         if raw.route.is_empty() {
             return Err(ParseError::at(
@@ -340,18 +370,25 @@ impl RelayConfig {
                 ));
             }
             if routes.iter().any(|x| x.path == path) {
-                return Err(ParseError::at(text, Some(r.path.span()), format!("route `{path}` is defined twice")));
+                return Err(ParseError::at(
+                    text,
+                    Some(r.path.span()),
+                    format!("route `{path}` is defined twice"),
+                ));
             }
             let up_span = r.upstream.span();
             let mut upstreams = Vec::new();
             for u in r.upstream.into_inner() {
-                upstreams.push(
-                    Upstream::parse(u.get_ref())
-                        .map_err(|e| ParseError::at(text, Some(u.span()), format!("`route.upstream` {e}")))?,
-                );
+                upstreams.push(Upstream::parse(u.get_ref()).map_err(|e| {
+                    ParseError::at(text, Some(u.span()), format!("`route.upstream` {e}"))
+                })?);
             }
             if upstreams.is_empty() {
-                return Err(ParseError::at(text, Some(up_span), "`route.upstream` is empty; list at least one broker"));
+                return Err(ParseError::at(
+                    text,
+                    Some(up_span),
+                    "`route.upstream` is empty; list at least one broker",
+                ));
             }
             routes.push(Route {
                 path,
@@ -369,16 +406,34 @@ impl RelayConfig {
             if let Some(v) = positive(text, l.max_connections, "max_connections", 1, 10_000_000)? {
                 limits.max_connections = v as usize;
             }
-            if let Some(v) = positive(text, l.max_connections_per_ip, "max_connections_per_ip", 1, 10_000_000)? {
+            if let Some(v) = positive(
+                text,
+                l.max_connections_per_ip,
+                "max_connections_per_ip",
+                1,
+                10_000_000,
+            )? {
                 limits.max_connections_per_ip = v as usize;
             }
-            if let Some(v) = positive(text, l.handshake_timeout_secs, "handshake_timeout_secs", 1, 300)? {
+            if let Some(v) = positive(
+                text,
+                l.handshake_timeout_secs,
+                "handshake_timeout_secs",
+                1,
+                300,
+            )? {
                 limits.handshake_timeout = secs(v);
             }
             if let Some(v) = positive(text, l.idle_timeout_secs, "idle_timeout_secs", 1, 86_400)? {
                 limits.idle_timeout = secs(v);
             }
-            if let Some(v) = positive(text, l.max_message_bytes, "max_message_bytes", 128, 256 * 1024 * 1024)? {
+            if let Some(v) = positive(
+                text,
+                l.max_message_bytes,
+                "max_message_bytes",
+                128,
+                256 * 1024 * 1024,
+            )? {
                 limits.max_message_bytes = v as usize;
             }
             if let Some(v) = positive(
@@ -406,7 +461,13 @@ impl RelayConfig {
     }
 
     /// A config built in code (the sandbox): one route, default limits.
-    pub fn simple(listen: SocketAddr, cert: &Path, key: &Path, path: &str, upstream: Upstream) -> Result<Self, TlsError> {
+    pub fn simple(
+        listen: SocketAddr,
+        cert: &Path,
+        key: &Path,
+        path: &str,
+        upstream: Upstream,
+    ) -> Result<Self, TlsError> {
         let ck = tls::load_certified_key(cert, key)?;
         Ok(Self {
             listen,
@@ -442,13 +503,35 @@ mod tests {
     fn upstream_urls() {
         assert_eq!(
             Upstream::parse("ws://10.0.0.11:8083/mqtt").unwrap(),
-            Upstream::Ws { host: "10.0.0.11".into(), port: 8083, path: "/mqtt".into() }
+            Upstream::Ws {
+                host: "10.0.0.11".into(),
+                port: 8083,
+                path: "/mqtt".into()
+            }
         );
-        assert_eq!(Upstream::parse("tcp://127.0.0.1:1883").unwrap().to_string(), "tcp://127.0.0.1:1883");
-        assert_eq!(Upstream::parse("tcp://[::1]:1883").unwrap().authority(), "[::1]:1883");
-        assert!(Upstream::parse("wss://x:1/mqtt").unwrap_err().contains("TLS is terminated"));
-        assert!(Upstream::parse("http://x:1/").unwrap_err().contains("unknown scheme"));
-        assert!(Upstream::parse("tcp://x").unwrap_err().contains("host:port"));
+        assert_eq!(
+            Upstream::parse("tcp://127.0.0.1:1883").unwrap().to_string(),
+            "tcp://127.0.0.1:1883"
+        );
+        assert_eq!(
+            Upstream::parse("tcp://[::1]:1883").unwrap().authority(),
+            "[::1]:1883"
+        );
+        assert!(
+            Upstream::parse("wss://x:1/mqtt")
+                .unwrap_err()
+                .contains("TLS is terminated")
+        );
+        assert!(
+            Upstream::parse("http://x:1/")
+                .unwrap_err()
+                .contains("unknown scheme")
+        );
+        assert!(
+            Upstream::parse("tcp://x")
+                .unwrap_err()
+                .contains("host:port")
+        );
         assert!(Upstream::parse("tcp://x:0").unwrap_err().contains("port"));
         assert!(Upstream::parse("x:1").unwrap_err().contains("scheme"));
     }

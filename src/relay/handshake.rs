@@ -45,7 +45,9 @@ impl Request {
     }
 
     fn has_token(&self, name: &str, token: &str) -> bool {
-        self.tokens(name).iter().any(|t| t.eq_ignore_ascii_case(token))
+        self.tokens(name)
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(token))
     }
 }
 
@@ -82,7 +84,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Request>, HeadError> {
                 headers: req
                     .headers
                     .iter()
-                    .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                    .map(|h| {
+                        (
+                            h.name.to_owned(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
                     .collect(),
                 head_len: n,
             }))
@@ -126,7 +133,8 @@ pub struct Upgrade {
 
 /// Checks an RFC 6455 opening handshake on a configured path.
 pub fn check_upgrade(req: &Request, require_subprotocol: bool) -> Result<Upgrade, Refusal> {
-    let is_upgrade = req.has_token("Upgrade", "websocket") && req.has_token("Connection", "upgrade");
+    let is_upgrade =
+        req.has_token("Upgrade", "websocket") && req.has_token("Connection", "upgrade");
     if !is_upgrade {
         return Err(Refusal::new(
             426,
@@ -270,12 +278,19 @@ mod tests {
 
     #[test]
     fn rfc6455_example_accept() {
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]
     fn echoes_first_supported_offer() {
-        let up = check_upgrade(&req("Sec-WebSocket-Protocol: foo, mqttv3.1, mqtt\r\n"), true).unwrap();
+        let up = check_upgrade(
+            &req("Sec-WebSocket-Protocol: foo, mqttv3.1, mqtt\r\n"),
+            true,
+        )
+        .unwrap();
         assert_eq!(up.subprotocol.as_deref(), Some("mqttv3.1"));
         let resp = String::from_utf8(switching_protocols(&up)).unwrap();
         assert!(resp.contains("Sec-WebSocket-Protocol: mqttv3.1\r\n"));
@@ -287,31 +302,55 @@ mod tests {
         assert_eq!(check_upgrade(&req(""), true).unwrap_err().status, 400);
         let up = check_upgrade(&req(""), false).unwrap();
         assert_eq!(up.subprotocol, None);
-        assert!(!String::from_utf8(switching_protocols(&up)).unwrap().contains("Protocol"));
+        assert!(
+            !String::from_utf8(switching_protocols(&up))
+                .unwrap()
+                .contains("Sec-WebSocket-Protocol")
+        );
         assert_eq!(
-            check_upgrade(&req("Sec-WebSocket-Protocol: chat\r\n"), false).unwrap_err().status,
+            check_upgrade(&req("Sec-WebSocket-Protocol: chat\r\n"), false)
+                .unwrap_err()
+                .status,
             400
         );
     }
 
     #[test]
     fn not_an_upgrade_is_426_with_a_sentence() {
-        let r = parse_head(b"GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        let r = parse_head(b"GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .unwrap();
         let e = check_upgrade(&r, true).unwrap_err();
         assert_eq!(e.status, 426);
         let resp = String::from_utf8(plain_response(e.status, &e.reason, "text/plain")).unwrap();
-        assert!(resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"), "{resp}");
+        assert!(
+            resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+            "{resp}"
+        );
         assert!(resp.contains("Upgrade: websocket"));
     }
 
     #[test]
     fn bad_version_and_key() {
-        let r = req("").headers.into_iter().filter(|(k, _)| k != "Sec-WebSocket-Version");
-        let r = Request { headers: r.collect(), method: "GET".into(), path: "/mqtt".into(), ..Default::default() };
+        let r = req("")
+            .headers
+            .into_iter()
+            .filter(|(k, _)| k != "Sec-WebSocket-Version");
+        let r = Request {
+            headers: r.collect(),
+            method: "GET".into(),
+            path: "/mqtt".into(),
+            ..Default::default()
+        };
         assert_eq!(check_upgrade(&r, false).unwrap_err().status, 400);
         let text = "GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n";
         let r = parse_head(text.as_bytes()).unwrap().unwrap();
-        assert!(check_upgrade(&r, false).unwrap_err().reason.contains("16 random bytes"));
+        assert!(
+            check_upgrade(&r, false)
+                .unwrap_err()
+                .reason
+                .contains("16 random bytes")
+        );
     }
 
     #[test]
@@ -319,17 +358,34 @@ mod tests {
         assert_eq!(parse_head(b"GET /mqtt HTTP/1.1\r\nHost: x\r\n"), Ok(None));
         let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD_BYTES));
         assert_eq!(parse_head(big.as_bytes()), Err(HeadError::TooLarge));
-        assert!(matches!(parse_head(b"\x16\x03\x01\x00garbage\r\n\r\n"), Err(HeadError::Malformed(_))));
+        assert!(matches!(
+            parse_head(b"\x16\x03\x01\x00garbage\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
     }
 
     #[test]
     fn referer_to_mini_program() {
         assert_eq!(
             mini_program("https://servicewechat.com/wx1234567890abcdef/12/page-frame.html"),
-            Some(MiniProgram { appid: "wx1234567890abcdef".into(), version: "12".into() })
+            Some(MiniProgram {
+                appid: "wx1234567890abcdef".into(),
+                version: "12".into()
+            })
         );
-        assert_eq!(mini_program("https://servicewechat.com/wxabc/devtools/page-frame.html").unwrap().version, "devtools");
-        assert_eq!(mini_program("https://example.com/wx1/1/page-frame.html"), None);
-        assert_eq!(mini_program("https://servicewechat.com/evil<script>/1/"), None);
+        assert_eq!(
+            mini_program("https://servicewechat.com/wxabc/devtools/page-frame.html")
+                .unwrap()
+                .version,
+            "devtools"
+        );
+        assert_eq!(
+            mini_program("https://example.com/wx1/1/page-frame.html"),
+            None
+        );
+        assert_eq!(
+            mini_program("https://servicewechat.com/evil<script>/1/"),
+            None
+        );
     }
 }

@@ -78,7 +78,8 @@ impl PacketStream {
                 self.remaining -= n;
                 data = &data[n..];
                 if self.remaining == 0 {
-                    out = out.or_else(|| self.finish());
+                    let done = self.finish();
+                    out = out.or(done);
                 }
                 continue;
             }
@@ -88,7 +89,9 @@ impl PacketStream {
             if self.header.len() < 2 {
                 continue;
             }
-            let Some(last) = self.header.last().copied() else { continue };
+            let Some(last) = self.header.last().copied() else {
+                continue;
+            };
             if last & 0x80 != 0 {
                 if self.header.len() >= 5 {
                     self.error = Some(InspectError::BadLength);
@@ -107,7 +110,8 @@ impl PacketStream {
                 self.capture = (len <= MAX_CONNECT_BYTES).then(|| Vec::with_capacity(len));
             }
             if len == 0 {
-                out = out.or_else(|| self.finish());
+                let done = self.finish();
+                out = out.or(done);
             }
         }
         out
@@ -201,7 +205,9 @@ pub fn parse_connect(c: &Captured) -> Result<ConnectInfo, InspectError> {
 
 /// The CONNACK return code (3.1.1) or reason code (5); `None` if not a CONNACK.
 pub fn parse_connack(c: &Captured) -> Option<u8> {
-    (c.packet_type == 2).then(|| c.body.get(1).copied()).flatten()
+    (c.packet_type == 2)
+        .then(|| c.body.get(1).copied())
+        .flatten()
 }
 
 /// Words for a CONNACK code (3.1.1 return codes and MQTT 5 reason codes).
@@ -264,7 +270,10 @@ mod tests {
             assert!(info.has_password);
             assert_eq!(info.keep_alive_secs, 60);
             assert_eq!(info.protocol_level, 4);
-            assert!(!format!("{info:?}").contains("secret"), "password never kept");
+            assert!(
+                !format!("{info:?}").contains("secret"),
+                "password never kept"
+            );
             assert_eq!(ps.packets, 2, "split at {split}");
         }
     }
@@ -316,9 +325,17 @@ mod tests {
         let mut ps = PacketStream::capturing_first();
         assert!(ps.feed(&[0x10, 0xff, 0xff, 0xff, 0xff, 0xff]).is_none());
         assert_eq!(ps.error, Some(InspectError::BadLength));
-        let cap = Captured { packet_type: 1, flags: 0, body: vec![0, 200, 1] };
+        let cap = Captured {
+            packet_type: 1,
+            flags: 0,
+            body: vec![0, 200, 1],
+        };
         assert_eq!(parse_connect(&cap), Err(InspectError::BadConnect));
-        let cap = Captured { packet_type: 3, flags: 0, body: vec![] };
+        let cap = Captured {
+            packet_type: 3,
+            flags: 0,
+            body: vec![],
+        };
         assert_eq!(parse_connect(&cap), Err(InspectError::NotConnect(3)));
     }
 }

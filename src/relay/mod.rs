@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{RelayConfig, Upstream};
-pub use stats::{ConnRecord, RelaySnapshot, Rejection};
+pub use stats::{ConnRecord, Rejection, RelaySnapshot};
 
 /// Where the relay is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -67,7 +67,10 @@ impl Active {
             .iter()
             .map(|r| (r.path.clone(), Arc::new(AtomicUsize::new(0))))
             .collect();
-        Self { config, round_robin }
+        Self {
+            config,
+            round_robin,
+        }
     }
 }
 
@@ -88,14 +91,18 @@ pub struct Relay {
 impl Relay {
     /// Binds the listener and starts accepting on `handle`. The bound address (useful with
     /// port 0) is in [`Relay::addr`].
-    pub async fn start(config: RelayConfig, handle: &tokio::runtime::Handle) -> Result<Self, RelayError> {
+    pub async fn start(
+        config: RelayConfig,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<Self, RelayError> {
         let (phase, _) = watch::channel(RelayPhase::Starting);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| RelayError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| RelayError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| RelayError::Bind {
             addr: config.listen,
             source,
@@ -151,7 +158,10 @@ impl Relay {
             Ok(mut a) => *a = next,
             Err(poisoned) => *poisoned.into_inner() = next,
         }
-        tracing::info!("relay configuration reloaded (routes: {})", routes.join(", "));
+        tracing::info!(
+            "relay configuration reloaded (routes: {})",
+            routes.join(", ")
+        );
         Ok(())
     }
 
@@ -171,7 +181,10 @@ impl Relay {
     /// Stops accepting, sends close 1001 to every live connection and waits for them to end,
     /// at most `limits.drain`.
     pub async fn stop(&self) {
-        if matches!(*self.shared.phase.borrow(), RelayPhase::Stopped | RelayPhase::Draining) {
+        if matches!(
+            *self.shared.phase.borrow(),
+            RelayPhase::Stopped | RelayPhase::Draining
+        ) {
             return;
         }
         self.shared.phase.send_replace(RelayPhase::Draining);
@@ -218,7 +231,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Err(p) => p.into_inner().clone(),
         };
         let limits = &active.config.limits;
-        match registry.admit(peer.ip(), limits.max_connections, limits.max_connections_per_ip) {
+        match registry.admit(
+            peer.ip(),
+            limits.max_connections,
+            limits.max_connections_per_ip,
+        ) {
             Ok(slot) => {
                 tokio::spawn(session::serve(tcp, peer, active, shared.ctx.clone(), slot));
             }

@@ -31,7 +31,11 @@ pub fn render(cfg: &RelayConfig) -> String {
     let names: Vec<&str> = cfg.certs.sni.iter().map(|(n, _, _)| n.as_str()).collect();
     out.push_str(&format!(
         "    server_name {};\n",
-        if names.is_empty() { "_".to_owned() } else { names.join(" ") }
+        if names.is_empty() {
+            "_".to_owned()
+        } else {
+            names.join(" ")
+        }
     ));
     out.push_str(&format!(
         "    ssl_certificate     {};   # leaf followed by intermediates\n    ssl_certificate_key {};\n",
@@ -57,7 +61,9 @@ pub fn render(cfg: &RelayConfig) -> String {
         });
         match ws {
             Some(path) => {
-                out.push_str(&format!("        proxy_pass http://mpbridge_route_{i}{path};\n"));
+                out.push_str(&format!(
+                    "        proxy_pass http://mpbridge_route_{i}{path};\n"
+                ));
                 out.push_str(
                     "        proxy_http_version 1.1;\n        proxy_set_header Upgrade $http_upgrade;\n        proxy_set_header Connection \"upgrade\";\n        proxy_set_header Host $host;\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n        proxy_next_upstream error timeout;\n",
                 );
@@ -69,7 +75,9 @@ pub fn render(cfg: &RelayConfig) -> String {
                     l.max_message_bytes
                 ));
                 if route.require_subprotocol {
-                    out.push_str("        if ($http_sec_websocket_protocol = \"\") { return 400; }\n");
+                    out.push_str(
+                        "        if ($http_sec_websocket_protocol = \"\") { return 400; }\n",
+                    );
                 }
             }
             None => {

@@ -44,21 +44,28 @@ fn ws_config(max: usize) -> WebSocketConfig {
 }
 
 /// Serves one accepted TCP connection. Never panics on bad input; every failure is recorded.
-pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: Arc<Ctx>, slot: Slot) {
+pub async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    active: Arc<Active>,
+    ctx: Arc<Ctx>,
+    slot: Slot,
+) {
     let _slot = slot;
     tcp.set_nodelay(true).ok();
     let limits = &active.config.limits;
     let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
-    let reject = |sni: Option<String>, path: Option<String>, status: Option<u16>, reason: String| {
-        ctx.registry.reject(Rejection {
-            time: chrono::Local::now(),
-            peer,
-            sni,
-            path,
-            status,
-            reason,
-        });
-    };
+    let reject =
+        |sni: Option<String>, path: Option<String>, status: Option<u16>, reason: String| {
+            ctx.registry.reject(Rejection {
+                time: chrono::Local::now(),
+                peer,
+                sni,
+                path,
+                status,
+                reason,
+            });
+        };
 
     let acceptor = tokio_rustls::TlsAcceptor::from(active.config.tls.clone());
     let mut tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
@@ -69,7 +76,10 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: A
                 None,
                 None,
                 None,
-                format!("TLS handshake not finished within {} s", limits.handshake_timeout.as_secs()),
+                format!(
+                    "TLS handshake not finished within {} s",
+                    limits.handshake_timeout.as_secs()
+                ),
             );
         }
     };
@@ -91,15 +101,32 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: A
     let req: Request = loop {
         let mut chunk = [0u8; 2048];
         let n = match tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await {
-            Ok(Ok(0)) => return reject(sni, None, None, "closed before sending an HTTP request".into()),
+            Ok(Ok(0)) => {
+                return reject(
+                    sni,
+                    None,
+                    None,
+                    "closed before sending an HTTP request".into(),
+                );
+            }
             Ok(Ok(n)) => n,
-            Ok(Err(e)) => return reject(sni, None, None, format!("read error before the request: {e}")),
+            Ok(Err(e)) => {
+                return reject(
+                    sni,
+                    None,
+                    None,
+                    format!("read error before the request: {e}"),
+                );
+            }
             Err(_) => {
                 return reject(
                     sni,
                     None,
                     None,
-                    format!("no complete HTTP request within {} s", limits.handshake_timeout.as_secs()),
+                    format!(
+                        "no complete HTTP request within {} s",
+                        limits.handshake_timeout.as_secs()
+                    ),
                 );
             }
         };
@@ -108,13 +135,20 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: A
             Ok(Some(r)) => break r,
             Ok(None) => continue,
             Err(e) => {
-                let status = if matches!(e, handshake::HeadError::TooLarge) { 431 } else { 400 };
+                let status = if matches!(e, handshake::HeadError::TooLarge) {
+                    431
+                } else {
+                    400
+                };
                 respond(&mut tls, status, &e.to_string()).await;
                 return reject(sni, None, Some(status), e.to_string());
             }
         }
     };
-    let leftover = buf.get(req.head_len..).map(<[u8]>::to_vec).unwrap_or_default();
+    let leftover = buf
+        .get(req.head_len..)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
 
     // Plain endpoints.
     if req.method == "GET" && active.config.healthz && req.path == "/healthz" {
@@ -123,17 +157,30 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: A
     }
     if req.method == "GET" && active.config.metrics && req.path == "/metrics" {
         let body = ctx.registry.prometheus();
-        write_all_close(&mut tls, &handshake::plain_response(200, &body, "text/plain; version=0.0.4")).await;
+        write_all_close(
+            &mut tls,
+            &handshake::plain_response(200, &body, "text/plain; version=0.0.4"),
+        )
+        .await;
         return;
     }
 
     let refuse = |r: Refusal| r;
     let decision = match active.config.route(&req.path) {
         None => {
-            let known: Vec<_> = active.config.routes.iter().map(|r| r.path.as_str()).collect();
+            let known: Vec<_> = active
+                .config
+                .routes
+                .iter()
+                .map(|r| r.path.as_str())
+                .collect();
             Err(refuse(Refusal::new(
                 404,
-                format!("no route for {}; this relay serves {}", req.path, known.join(", ")),
+                format!(
+                    "no route for {}; this relay serves {}",
+                    req.path,
+                    known.join(", ")
+                ),
             )))
         }
         Some(route) => handshake::check_upgrade(&req, route.require_subprotocol)
@@ -154,15 +201,32 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: A
         subprotocol: up.subprotocol.as_deref(),
         host: req.header("Host"),
     };
-    let rr = active.round_robin.get(&route.path).cloned().unwrap_or_default();
-    let upstream = upstream::connect_any(&route.upstreams, &rr, &fwd, limits.upstream_connect_timeout, cfg).await;
+    let rr = active
+        .round_robin
+        .get(&route.path)
+        .cloned()
+        .unwrap_or_default();
+    let upstream = upstream::connect_any(
+        &route.upstreams,
+        &rr,
+        &fwd,
+        limits.upstream_connect_timeout,
+        cfg,
+    )
+    .await;
 
     // Complete the upgrade in every case: a failed upstream is then reported as a close
     // frame with a reason, which a WebSocket client can show.
     if let Err(e) = tls.write_all(&handshake::switching_protocols(&up)).await {
-        return reject(sni, Some(req.path.clone()), Some(101), format!("client left during the upgrade: {e}"));
+        return reject(
+            sni,
+            Some(req.path.clone()),
+            Some(101),
+            format!("client left during the upgrade: {e}"),
+        );
     }
-    let mut client: ClientWs = WebSocketStream::from_partially_read(tls, leftover, Role::Server, Some(cfg)).await;
+    let mut client: ClientWs =
+        WebSocketStream::from_partially_read(tls, leftover, Role::Server, Some(cfg)).await;
 
     let id = ctx.registry.next_id();
     let live = Arc::new(LiveConn {
@@ -176,7 +240,10 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: A
             cipher,
             path: req.path.clone(),
             subprotocol: up.subprotocol.clone(),
-            mini_program: req.header("Referer").and_then(handshake::mini_program).map(Into::into),
+            mini_program: req
+                .header("Referer")
+                .and_then(handshake::mini_program)
+                .map(Into::into),
             user_agent: req.header("User-Agent").map(str::to_owned),
             origin: req.header("Origin").map(str::to_owned),
             upstream: upstream.as_ref().ok().map(|(_, label)| label.clone()),
@@ -210,14 +277,25 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: A
         Err(reason) => {
             // 1013 "try again later": nothing answered; the client should retry.
             let frame = close_frame(1013, &reason);
-            let _sent = tokio::time::timeout(Duration::from_secs(2), client.close(Some(frame))).await;
+            let _sent =
+                tokio::time::timeout(Duration::from_secs(2), client.close(Some(frame))).await;
             CloseInfo {
                 code: Some(1013),
                 reason,
                 side: Side::Upstream,
             }
         }
-        Ok((conn, _)) => pump(client, conn, &live, limits.idle_timeout, limits.max_message_bytes, &ctx).await,
+        Ok((conn, _)) => {
+            pump(
+                client,
+                conn,
+                &live,
+                limits.idle_timeout,
+                limits.max_message_bytes,
+                &ctx,
+            )
+            .await
+        }
     };
     live.update(|r| {
         r.close = Some(close.clone());
@@ -239,10 +317,15 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, active: Arc<Active>, ctx: A
 
 /// The route's Origin / appid allowlists.
 fn allowed(req: &Request, route: &super::config::Route) -> Result<(), Refusal> {
-    if !route.allowed_origins.is_empty() {
-        if let Some(origin) = req.header("Origin") {
+    if !route.allowed_origins.is_empty()
+        && let Some(origin) = req.header("Origin")
+    {
+        {
             if !route.allowed_origins.iter().any(|o| o == origin) {
-                return Err(Refusal::new(403, format!("Origin {origin} is not allowed on {}", route.path)));
+                return Err(Refusal::new(
+                    403,
+                    format!("Origin {origin} is not allowed on {}", route.path),
+                ));
             }
         }
     }
@@ -250,11 +333,19 @@ fn allowed(req: &Request, route: &super::config::Route) -> Result<(), Refusal> {
         let mp = req.header("Referer").and_then(handshake::mini_program);
         match mp {
             Some(m) if route.allowed_appids.contains(&m.appid) => {}
-            Some(m) => return Err(Refusal::new(403, format!("Mini Program {} is not allowed on {}", m.appid, route.path))),
+            Some(m) => {
+                return Err(Refusal::new(
+                    403,
+                    format!("Mini Program {} is not allowed on {}", m.appid, route.path),
+                ));
+            }
             None => {
                 return Err(Refusal::new(
                     403,
-                    format!("{} accepts only listed Mini Programs (Referer https://servicewechat.com/<appid>/…)", route.path),
+                    format!(
+                        "{} accepts only listed Mini Programs (Referer https://servicewechat.com/<appid>/…)",
+                        route.path
+                    ),
                 ));
             }
         }
@@ -263,7 +354,11 @@ fn allowed(req: &Request, route: &super::config::Route) -> Result<(), Refusal> {
 }
 
 async fn respond(tls: &mut TlsStream<TcpStream>, status: u16, body: &str) {
-    write_all_close(tls, &handshake::plain_response(status, body, "text/plain; charset=utf-8")).await;
+    write_all_close(
+        tls,
+        &handshake::plain_response(status, body, "text/plain; charset=utf-8"),
+    )
+    .await;
 }
 
 async fn write_all_close(tls: &mut TlsStream<TcpStream>, bytes: &[u8]) {
@@ -388,7 +483,11 @@ async fn pump(
                 _ => Some(close_frame(1001, "client connection ended")),
             };
             if !matches!(end, End::Upstream(_) | End::UpstreamGone(_)) {
-                let _ = tokio::time::timeout(Duration::from_secs(2), u_tx.send(Message::Close(to_upstream))).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    u_tx.send(Message::Close(to_upstream)),
+                )
+                .await;
             }
             end
         }
@@ -413,14 +512,16 @@ async fn pump(
                     End::ClientGone("connection closed without a close frame".into())
                 };
                 let b = async {
-                    let mut buf = vec![0u8; 16 * 1024.min(max_message.max(1024))];
+                    let mut buf = vec![0u8; (16 * 1024).min(max_message)];
                     loop {
                         match u_rd.read(&mut buf).await {
                             Ok(0) => return End::Upstream(None),
                             Ok(n) => {
                                 let chunk = &buf[..n];
                                 upstream_bytes(&w, &mut up_out, chunk);
-                                if let Err(e) = c_tx.send(Message::Binary(chunk.to_vec().into())).await {
+                                if let Err(e) =
+                                    c_tx.send(Message::Binary(chunk.to_vec().into())).await
+                                {
                                     return End::ClientGone(e.to_string());
                                 }
                             }
@@ -446,12 +547,36 @@ async fn pump(
             Side::Client,
         ),
         End::ClientGone(e) => (None, format!("client gone: {e}"), Side::Client),
-        End::Upstream(Some(f)) => (Some(u16::from(f.code)), format!("broker closed: {}", f.reason), Side::Upstream),
-        End::Upstream(None) => (Some(1000), "broker closed the connection".into(), Side::Upstream),
-        End::UpstreamGone(e) => (Some(1011), format!("broker connection failed: {e}"), Side::Upstream),
-        End::TooBig => (Some(1009), format!("message larger than {max_message} bytes"), Side::Relay),
-        End::TextToTcp => (Some(1003), "text frame: MQTT over WebSocket uses binary frames".into(), Side::Relay),
-        End::Idle => (Some(1001), format!("idle for {} s", idle.as_secs()), Side::Relay),
+        End::Upstream(Some(f)) => (
+            Some(u16::from(f.code)),
+            format!("broker closed: {}", f.reason),
+            Side::Upstream,
+        ),
+        End::Upstream(None) => (
+            Some(1000),
+            "broker closed the connection".into(),
+            Side::Upstream,
+        ),
+        End::UpstreamGone(e) => (
+            Some(1011),
+            format!("broker connection failed: {e}"),
+            Side::Upstream,
+        ),
+        End::TooBig => (
+            Some(1009),
+            format!("message larger than {max_message} bytes"),
+            Side::Relay,
+        ),
+        End::TextToTcp => (
+            Some(1003),
+            "text frame: MQTT over WebSocket uses binary frames".into(),
+            Side::Relay,
+        ),
+        End::Idle => (
+            Some(1001),
+            format!("idle for {} s", idle.as_secs()),
+            Side::Relay,
+        ),
         End::Operator => (Some(1000), "closed by the operator".into(), Side::Operator),
         End::Drain => (Some(1001), "relay shutting down".into(), Side::Relay),
     };
@@ -465,7 +590,10 @@ async fn pump(
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             c_tx.send(Message::Close(frame)).await.ok();
             // Wait briefly for the client's close reply so the TCP close is clean.
-            let _ = tokio::time::timeout(Duration::from_millis(500), async { while let Some(Ok(_)) = c_rx.next().await {} }).await;
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while let Some(Ok(_)) = c_rx.next().await {}
+            })
+            .await;
         })
         .await;
     }
@@ -476,7 +604,9 @@ fn client_error(e: WsError) -> End {
     match e {
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => End::TooBig,
         WsError::Capacity(_) => End::TooBig,
-        WsError::ConnectionClosed | WsError::AlreadyClosed => End::ClientGone("connection closed".into()),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            End::ClientGone("connection closed".into())
+        }
         WsError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             End::ClientGone("connection closed without a close frame".into())
         }
@@ -504,7 +634,8 @@ fn client_bytes(w: &Watch<'_>, insp: &mut PacketStream, b: &[u8]) {
             Err(e) => tracing::info!("first client packet: {e}"),
         }
     }
-    c.packets_in.fetch_add(insp.packets - before, Ordering::Relaxed);
+    c.packets_in
+        .fetch_add(insp.packets - before, Ordering::Relaxed);
 }
 
 fn upstream_bytes(w: &Watch<'_>, insp: &mut PacketStream, b: &[u8]) {
@@ -516,7 +647,8 @@ fn upstream_bytes(w: &Watch<'_>, insp: &mut PacketStream, b: &[u8]) {
         tracing::info!("MQTT CONNACK {code} ({})", connack_text(code));
         w.live.update(|r| r.connack = Some(code));
     }
-    c.packets_out.fetch_add(insp.packets - before, Ordering::Relaxed);
+    c.packets_out
+        .fetch_add(insp.packets - before, Ordering::Relaxed);
 }
 
 /// Runs both directions until one ends, the idle timer fires, the operator closes the

@@ -196,8 +196,10 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.registry.per_ip.lock() {
-            if let Some(n) = m.get_mut(&self.ip) {
+        if let Ok(mut m) = self.registry.per_ip.lock()
+            && let Some(n) = m.get_mut(&self.ip)
+        {
+            {
                 *n -= 1;
                 if *n == 0 {
                     m.remove(&self.ip);
@@ -209,7 +211,12 @@ impl Drop for Slot {
 
 impl Registry {
     /// Takes a connection slot if the limits allow: `Err` says which limit refused.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Result<Slot, String> {
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Result<Slot, String> {
         let mut m = self
             .per_ip
             .lock()
@@ -220,7 +227,9 @@ impl Registry {
         }
         let n = m.entry(ip).or_insert(0);
         if *n >= max_per_ip {
-            return Err(format!("max_connections_per_ip ({max_per_ip}) reached for {ip}"));
+            return Err(format!(
+                "max_connections_per_ip ({max_per_ip}) reached for {ip}"
+            ));
         }
         *n += 1;
         self.accepted.fetch_add(1, Ordering::Relaxed);
@@ -264,15 +273,19 @@ impl Registry {
         let mut r = conn.snapshot()?;
         r.closed.get_or_insert_with(chrono::Local::now);
         self.closed_total.fetch_add(1, Ordering::Relaxed);
-        self.bytes_in_closed.fetch_add(r.bytes_in, Ordering::Relaxed);
-        self.bytes_out_closed.fetch_add(r.bytes_out, Ordering::Relaxed);
+        self.bytes_in_closed
+            .fetch_add(r.bytes_in, Ordering::Relaxed);
+        self.bytes_out_closed
+            .fetch_add(r.bytes_out, Ordering::Relaxed);
         push_bounded(&self.closed, r.clone());
         Some(r)
     }
 
     /// Asks a live connection to close; false when it is not live.
     pub fn close(&self, id: u64) -> bool {
-        let Ok(live) = self.live.lock() else { return false };
+        let Ok(live) = self.live.lock() else {
+            return false;
+        };
         match live.get(&id) {
             Some(c) => {
                 c.close.cancel();
@@ -301,8 +314,10 @@ impl Registry {
             upgraded: self.upgraded.load(Ordering::Relaxed),
             rejected: self.rejected_total.load(Ordering::Relaxed),
             closed: self.closed_total.load(Ordering::Relaxed),
-            bytes_in: self.bytes_in_closed.load(Ordering::Relaxed) + live.iter().map(|r| r.bytes_in).sum::<u64>(),
-            bytes_out: self.bytes_out_closed.load(Ordering::Relaxed) + live.iter().map(|r| r.bytes_out).sum::<u64>(),
+            bytes_in: self.bytes_in_closed.load(Ordering::Relaxed)
+                + live.iter().map(|r| r.bytes_in).sum::<u64>(),
+            bytes_out: self.bytes_out_closed.load(Ordering::Relaxed)
+                + live.iter().map(|r| r.bytes_out).sum::<u64>(),
         };
         RelaySnapshot {
             live,
@@ -318,15 +333,52 @@ impl Registry {
         let t = &s.totals;
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            ));
         };
-        metric("mpbridge_relay_connections", "gauge", "Relayed WebSocket connections open now.", s.live.len() as u64);
-        metric("mpbridge_relay_accepted_total", "counter", "TCP connections accepted.", t.accepted);
-        metric("mpbridge_relay_upgraded_total", "counter", "WebSocket upgrades completed.", t.upgraded);
-        metric("mpbridge_relay_rejected_total", "counter", "Connections or handshakes refused.", t.rejected);
-        metric("mpbridge_relay_closed_total", "counter", "Relayed connections closed.", t.closed);
-        metric("mpbridge_relay_bytes_in_total", "counter", "Bytes from clients to upstreams.", t.bytes_in);
-        metric("mpbridge_relay_bytes_out_total", "counter", "Bytes from upstreams to clients.", t.bytes_out);
+        metric(
+            "mpbridge_relay_connections",
+            "gauge",
+            "Relayed WebSocket connections open now.",
+            s.live.len() as u64,
+        );
+        metric(
+            "mpbridge_relay_accepted_total",
+            "counter",
+            "TCP connections accepted.",
+            t.accepted,
+        );
+        metric(
+            "mpbridge_relay_upgraded_total",
+            "counter",
+            "WebSocket upgrades completed.",
+            t.upgraded,
+        );
+        metric(
+            "mpbridge_relay_rejected_total",
+            "counter",
+            "Connections or handshakes refused.",
+            t.rejected,
+        );
+        metric(
+            "mpbridge_relay_closed_total",
+            "counter",
+            "Relayed connections closed.",
+            t.closed,
+        );
+        metric(
+            "mpbridge_relay_bytes_in_total",
+            "counter",
+            "Bytes from clients to upstreams.",
+            t.bytes_in,
+        );
+        metric(
+            "mpbridge_relay_bytes_out_total",
+            "counter",
+            "Bytes from upstreams to clients.",
+            t.bytes_out,
+        );
         out
     }
 }

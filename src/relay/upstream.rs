@@ -54,7 +54,10 @@ pub async fn connect(
                     _ => ip.clone(),
                 };
                 let pairs = [
-                    ("Sec-WebSocket-Protocol", fwd.subprotocol.unwrap_or("mqtt").to_owned()),
+                    (
+                        "Sec-WebSocket-Protocol",
+                        fwd.subprotocol.unwrap_or("mqtt").to_owned(),
+                    ),
                     ("X-Forwarded-For", xff),
                     ("X-Real-IP", ip),
                     ("X-Forwarded-Proto", "https".to_owned()),
@@ -67,9 +70,10 @@ pub async fn connect(
                 if let Some(host) = fwd.host.and_then(|v| HeaderValue::from_str(v).ok()) {
                     h.insert("X-Forwarded-Host", host);
                 }
-                let (ws, resp) = tokio_tungstenite::client_async_with_config(req, tcp, Some(ws_config))
-                    .await
-                    .map_err(|e| format!("{up}: WebSocket handshake failed: {e}"))?;
+                let (ws, resp) =
+                    tokio_tungstenite::client_async_with_config(req, tcp, Some(ws_config))
+                        .await
+                        .map_err(|e| format!("{up}: WebSocket handshake failed: {e}"))?;
                 tracing::debug!("upstream {up} answered {}", resp.status());
                 Ok(UpstreamConn::Ws(Box::new(ws)))
             }

@@ -94,7 +94,7 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlistener {} 127.0.0.1\nlistener {} 127.0.0.1\nprotocol websockets\n{}\n",
+                "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlistener {} 127.0.0.1\nlistener {} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n{}\n",
                 self.tcp_port, self.ws_port, self.extra
             ),
         )
@@ -110,7 +110,10 @@ impl Mosquitto {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         for port in [self.tcp_port, self.ws_port] {
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(std::time::Instant::now() < deadline, "mosquitto did not listen on {port}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "mosquitto did not listen on {port}"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -140,11 +143,15 @@ impl TestPki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "mpbridge test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "mpbridge test CA");
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut leaf =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
         leaf.distinguished_name.push(DnType::CommonName, names[0]);
         let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
         let ca = dir.path().join("ca.pem");
@@ -153,6 +160,11 @@ impl TestPki {
         std::fs::write(&ca, ca_cert.pem()).unwrap();
         std::fs::write(&chain, leaf_cert.pem()).unwrap();
         std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-        TestPki { dir, ca, chain, key }
+        TestPki {
+            dir,
+            ca,
+            chain,
+            key,
+        }
     }
 }
