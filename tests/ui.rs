@@ -192,3 +192,68 @@ fn config_problem_banner_is_shown_and_dismissed() {
     h.run_steps(2);
     assert!(h.query_by_label_contains("line 7").is_none());
 }
+
+#[test]
+fn relay_panel_shows_live_connections_and_applies_config() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Relay").click();
+    // The console itself and the sandbox's simulated Mini Program come in through the relay.
+    step_until(
+        &mut h,
+        20,
+        "two relayed connections with the Mini Program's appid",
+        |h| {
+            let snap = &h.state().live.relay.snapshot;
+            snap.live.len() >= 2
+                && snap
+                    .live
+                    .iter()
+                    .any(|r| r.mini_program.is_some() && r.connect.is_some())
+        },
+    );
+    h.get_by_label_contains("wx00000000sandbox");
+    h.get_by_label_contains("expires in");
+    assert!(h.query_by_label_contains("wss://localhost:").is_some());
+
+    // Close one connection from the table: it moves to Closed, closed by the operator.
+    let before = h.state().live.relay.snapshot.totals.closed;
+    h.get_all_by_label("Close").next().unwrap().click();
+    step_until(&mut h, 10, "operator close recorded", |h| {
+        h.state().live.relay.snapshot.closed.iter().any(|r| {
+            r.close
+                .as_ref()
+                .is_some_and(|c| c.side == mpbridge::relay::stats::Side::Operator)
+        }) && h.state().live.relay.snapshot.totals.closed > before
+    });
+
+    // Edit the configuration and apply it: the relay reloads in place.
+    h.get_by_label("Configuration").click();
+    h.run_steps(2);
+    h.get_by_label("Apply and reload").click();
+    step_until(&mut h, 10, "apply answered", |h| {
+        h.query_by_label_contains("Relay: reloaded").is_some()
+    });
+    let saved =
+        std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("relay.toml")).unwrap();
+    assert!(
+        saved.contains("[[route]]") && saved.contains("path = \"/mqtt\""),
+        "{saved}"
+    );
+
+    // In Chinese too.
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    h.get_by_label("简体中文").click();
+    h.run_steps(2);
+    h.get_by_label("中继").click();
+    h.run_steps(3);
+    h.get_by_label_contains("小程序地址");
+    // Export the nginx config.
+    h.get_by_label("导出 nginx 配置").click();
+    step_until(&mut h, 10, "nginx export", |h| {
+        h.query_by_label_contains("ssl_protocols TLSv1.2 TLSv1.3;")
+            .is_some()
+    });
+}

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::backend::{BackendStatus, Event};
+use crate::backend::{BackendStatus, Event, RelayView};
 use crate::devices::{TopicKind, classify};
 use crate::mqtt::MqttMessage;
 
@@ -71,9 +71,48 @@ impl RateSeries {
     }
 }
 
+/// Relay throughput: one point per relay view refresh, the last two minutes.
+#[derive(Debug, Default)]
+pub struct Throughput {
+    last: Option<(std::time::Instant, u64, u64)>,
+    /// `(seconds since the first sample, bytes/s in, bytes/s out)`.
+    pub points: VecDeque<[f64; 3]>,
+    origin: Option<std::time::Instant>,
+}
+
+impl Throughput {
+    pub const WINDOW_SECS: f64 = 120.0;
+
+    pub fn add(&mut self, at: std::time::Instant, bytes_in: u64, bytes_out: u64) {
+        let origin = *self.origin.get_or_insert(at);
+        if let Some((t0, i0, o0)) = self.last {
+            let dt = at.saturating_duration_since(t0).as_secs_f64();
+            if dt > 0.0 {
+                let t = at.saturating_duration_since(origin).as_secs_f64();
+                self.points.push_back([
+                    t,
+                    bytes_in.saturating_sub(i0) as f64 / dt,
+                    bytes_out.saturating_sub(o0) as f64 / dt,
+                ]);
+                while self
+                    .points
+                    .front()
+                    .is_some_and(|p| p[0] < t - Self::WINDOW_SECS)
+                {
+                    self.points.pop_front();
+                }
+            }
+        }
+        self.last = Some((at, bytes_in, bytes_out));
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct LiveModel {
     pub status: BackendStatus,
+    /// The relay's connections (refreshed by the backend twice a second).
+    pub relay: std::sync::Arc<RelayView>,
+    pub throughput: Throughput,
     pub dropped: u64,
     pub recent: VecDeque<MqttMessage>,
     pub total_messages: u64,
@@ -121,6 +160,17 @@ impl LiveModel {
             self.recent.pop_front();
         }
         self.recent.push_back(m);
+    }
+
+    /// Takes a new relay view; updates the throughput when it is newer.
+    pub fn set_relay_view(&mut self, view: std::sync::Arc<RelayView>) {
+        if view.seq != self.relay.seq {
+            if let Some(at) = view.taken {
+                let t = &view.snapshot.totals;
+                self.throughput.add(at, t.bytes_in, t.bytes_out);
+            }
+            self.relay = view;
+        }
     }
 
     pub fn devices_online(&self) -> usize {

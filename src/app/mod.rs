@@ -136,6 +136,7 @@ impl ConsoleApp {
         let live = &mut self.live;
         let more = self.backend.drain(DRAIN_BUDGET, |ev| live.apply(ev));
         live.status = self.backend.status();
+        live.set_relay_view(self.backend.relay_view());
         live.dropped = self.backend.dropped();
         if more {
             ctx.request_repaint();

@@ -24,6 +24,8 @@ pub use requested::{Abandoned, Reply, Requested};
 use crate::config::Paths;
 use crate::mqtt::worker::{Worker, WorkerOptions, WorkerSinks};
 use crate::mqtt::{ConnState, MqttMessage};
+use crate::relay::tls::CertBrief;
+use crate::relay::{Relay, RelayConfig, RelayPhase, RelaySnapshot};
 use crate::sandbox::{Sandbox, SandboxInfo};
 
 /// Asks the UI to repaint soon. Cheap; may be called from any thread.
@@ -47,6 +49,30 @@ pub enum Command {
         path: PathBuf,
         reply: Reply<FolderReport, String>,
     },
+    /// Validate a relay configuration (TOML) and apply it: reload the running relay when the
+    /// listen address is unchanged, otherwise stop it and start a new one. Saved to
+    /// `relay.toml` in the config folder when it works.
+    RelayApply {
+        toml: String,
+        reply: Reply<String, String>,
+    },
+    RelayStop,
+    /// Start the relay again with its last configuration.
+    RelayStart,
+    /// Close one live relayed connection.
+    RelayClose {
+        id: u64,
+    },
+    /// The nginx `server {}` block for a relay configuration (TOML).
+    NginxExport {
+        toml: String,
+        reply: Reply<String, String>,
+    },
+    /// Name and expiry of a certificate file.
+    InspectCert {
+        path: PathBuf,
+        reply: Reply<CertBrief, String>,
+    },
 }
 
 /// What the backend tells the UI, in order.
@@ -64,12 +90,40 @@ pub enum SandboxState {
     Failed(String),
 }
 
+/// The console's relay: its phase, where it listens and what it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RelayStatus {
+    pub phase: RelayPhase,
+    /// `wss://host:port<first route>`.
+    pub url: Option<String>,
+    /// The configuration in force, as `relay.toml` text.
+    pub config_toml: Option<String>,
+    pub cert: Option<CertBrief>,
+    /// The last start or apply failure.
+    pub error: Option<String>,
+}
+
 /// The latest state of everything long-lived.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BackendStatus {
     pub sandbox: SandboxState,
     pub broker: ConnState,
+    pub relay: RelayStatus,
 }
+
+/// The relay's connections, refreshed twice a second while it runs.
+#[derive(Debug, Clone, Default)]
+pub struct RelayView {
+    /// Increases with each refresh.
+    pub seq: u64,
+    pub taken: Option<Instant>,
+    pub snapshot: RelaySnapshot,
+}
+
+/// How often the relay view is refreshed.
+pub const RELAY_VIEW_EVERY: Duration = Duration::from_millis(500);
+/// Closed connections and rejections copied into each view.
+pub const RELAY_VIEW_HISTORY: usize = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderReport {
@@ -89,6 +143,7 @@ pub struct BackendHandle {
     commands: mpsc::Sender<Command>,
     events: mpsc::Receiver<Event>,
     status: watch::Receiver<BackendStatus>,
+    relay_view: watch::Receiver<Arc<RelayView>>,
     counters: Arc<Counters>,
     cancel: CancellationToken,
     waker: Waker,
@@ -124,6 +179,10 @@ impl BackendHandle {
         self.status.borrow().clone()
     }
 
+    pub fn relay_view(&self) -> Arc<RelayView> {
+        self.relay_view.borrow().clone()
+    }
+
     pub fn dropped(&self) -> u64 {
         self.counters.dropped.load(Ordering::Relaxed)
     }
@@ -143,10 +202,12 @@ impl BackendHandle {
         events: mpsc::Receiver<Event>,
         status: watch::Receiver<BackendStatus>,
     ) -> Self {
+        let (_, relay_view) = watch::channel(Arc::default());
         Self {
             commands,
             events,
             status,
+            relay_view,
             counters: Arc::default(),
             cancel: CancellationToken::new(),
             waker: Arc::new(|| {}),
@@ -205,6 +266,7 @@ impl Backend {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
         let (status_tx, status_rx) = watch::channel(BackendStatus::default());
+        let (view_tx, view_rx) = watch::channel(Arc::<RelayView>::default());
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         let sink = EventSink {
@@ -214,11 +276,12 @@ impl Backend {
             last_wake_ms: Arc::default(),
             epoch: Instant::now(),
         };
-        handle.spawn(run(opts, cmd_rx, sink, status_tx, cancel.clone()));
+        handle.spawn(run(opts, cmd_rx, sink, status_tx, view_tx, cancel.clone()));
         BackendHandle {
             commands: cmd_tx,
             events: ev_rx,
             status: status_rx,
+            relay_view: view_rx,
             counters,
             cancel,
             waker,
@@ -231,27 +294,43 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
     sink: EventSink,
     status: watch::Sender<BackendStatus>,
+    view: watch::Sender<Arc<RelayView>>,
     cancel: CancellationToken,
 ) {
     let handle = tokio::runtime::Handle::current();
-    let mut _sandbox: Option<Sandbox> = None;
+    let mut sandbox: Option<Sandbox> = None;
     let mut worker: Option<Worker> = None;
+    let mut relay: Option<Relay> = None;
+    let mut relay_cfg: Option<RelayConfig> = None;
 
     if opts.sandbox {
         set_status(&status, &sink, |s| s.sandbox = SandboxState::Starting);
         match Sandbox::start(&opts.paths, &cancel).await {
             Ok(sb) => {
                 let info = sb.info.clone();
-                tracing::info!("sandbox running: broker {}", info.broker);
-                worker = Some(connect(
-                    &handle,
-                    info.broker_addr.to_string(),
-                    &sink,
-                    &status,
-                    &cancel,
-                ));
+                tracing::info!(
+                    "sandbox running: broker {}, relay {}",
+                    info.broker,
+                    info.relay
+                );
+                // The console watches the sandbox through its relay, so the Relay panel shows
+                // a live connection from the first second; plain TCP if TLS setup fails.
+                let target = match crate::relay::tls::client_config_with_roots(&[&info.ca]) {
+                    Ok(tls) => Target::Wss {
+                        url: info.relay.clone(),
+                        port: info.relay_addr.port(),
+                        tls: Arc::new(tls),
+                    },
+                    Err(e) => {
+                        tracing::warn!("console falls back to plain MQTT: {e}");
+                        Target::Tcp(info.broker_addr.to_string())
+                    }
+                };
+                worker = Some(connect(&handle, target, &sink, &status, &cancel));
+                relay_cfg = Some(sb.relay.config());
+                relay = Some(sb.relay.clone());
                 set_status(&status, &sink, |s| s.sandbox = SandboxState::Running(info));
-                _sandbox = Some(sb);
+                sandbox = Some(sb);
             }
             Err(e) => {
                 tracing::error!("sandbox: {e}");
@@ -261,10 +340,47 @@ async fn run(
             }
         }
     }
+    // A saved relay configuration takes over from the sandbox's relay.
+    let saved = opts.paths.config_dir.join("relay.toml");
+    if saved.is_file() {
+        let text = tokio::fs::read_to_string(&saved).await.unwrap_or_default();
+        if let Err(e) = apply_relay(&text, &opts.paths, &mut relay, &mut relay_cfg, false).await {
+            tracing::error!("relay.toml: {e}");
+            set_status(&status, &sink, |s| s.relay.error = Some(e));
+        }
+    }
+    publish_relay(&status, &sink, relay.as_ref(), relay_cfg.as_ref());
 
+    let mut tick = tokio::time::interval(RELAY_VIEW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut seq = 0u64;
+    let mut phase_rx = relay.as_ref().map(Relay::phase);
     loop {
+        let phase_changed = async {
+            match phase_rx.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         let cmd = tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                if let Some(r) = relay.as_ref().filter(|r| matches!(*r.phase().borrow(), RelayPhase::Running { .. })) {
+                    seq += 1;
+                    view.send_replace(Arc::new(RelayView {
+                        seq,
+                        taken: Some(Instant::now()),
+                        snapshot: r.snapshot(RELAY_VIEW_HISTORY),
+                    }));
+                    (sink.waker)();
+                }
+                continue;
+            }
+            ok = phase_changed => {
+                if !ok { phase_rx = None; }
+                publish_relay(&status, &sink, relay.as_ref(), relay_cfg.as_ref());
+                continue;
+            }
             c = commands.recv() => match c { Some(c) => c, None => break },
         };
         match cmd {
@@ -284,25 +400,182 @@ async fn run(
             Command::InspectFolder { path, reply } => {
                 handle.spawn_blocking(move || reply.send(inspect_folder(&path)));
             }
+            Command::InspectCert { path, reply } => {
+                handle.spawn_blocking(move || reply.send(crate::relay::tls::cert_brief(&path)));
+            }
+            Command::NginxExport { toml, reply } => {
+                let base = opts.paths.config_dir.clone();
+                handle.spawn_blocking(move || {
+                    reply.send(
+                        RelayConfig::parse(&toml, &base)
+                            .map(|c| crate::relay::nginx::render(&c))
+                            .map_err(|e| e.to_string()),
+                    )
+                });
+            }
+            Command::RelayApply { toml, reply } => {
+                let result =
+                    apply_relay(&toml, &opts.paths, &mut relay, &mut relay_cfg, true).await;
+                set_status(&status, &sink, |s| {
+                    s.relay.error = result.as_ref().err().cloned()
+                });
+                phase_rx = relay.as_ref().map(Relay::phase);
+                publish_relay(&status, &sink, relay.as_ref(), relay_cfg.as_ref());
+                reply.send(result);
+            }
+            Command::RelayStop => {
+                if let Some(r) = relay.clone() {
+                    // Draining may take the configured drain time; do not hold up commands.
+                    handle.spawn(async move { r.stop().await });
+                }
+            }
+            Command::RelayStart => {
+                let running = relay
+                    .as_ref()
+                    .is_some_and(|r| !matches!(*r.phase().borrow(), RelayPhase::Stopped));
+                if let (false, Some(cfg)) = (running, relay_cfg.clone()) {
+                    match Relay::start(cfg, &handle).await {
+                        Ok(r) => {
+                            phase_rx = Some(r.phase());
+                            relay = Some(r);
+                            set_status(&status, &sink, |s| s.relay.error = None);
+                        }
+                        Err(e) => {
+                            set_status(&status, &sink, |s| s.relay.error = Some(e.to_string()))
+                        }
+                    }
+                    publish_relay(&status, &sink, relay.as_ref(), relay_cfg.as_ref());
+                }
+            }
+            Command::RelayClose { id } => {
+                if let Some(r) = &relay {
+                    r.close_connection(id);
+                }
+            }
         }
     }
     if let Some(w) = worker {
         w.stop();
     }
+    if let Some(r) = relay {
+        r.stop().await;
+    }
+    if let Some(sb) = sandbox {
+        sb.stop().await;
+    }
 }
 
-/// Connects the console's MQTT worker to `addr` (host:port) and subscribes to everything.
+/// Validates `toml` and applies it to the console's relay (reload in place when the listen
+/// address is the same, otherwise stop and start).
+async fn apply_relay(
+    toml: &str,
+    paths: &Paths,
+    relay: &mut Option<Relay>,
+    relay_cfg: &mut Option<RelayConfig>,
+    save: bool,
+) -> Result<String, String> {
+    let base = paths.config_dir.clone();
+    let text = toml.to_owned();
+    let cfg = tokio::task::spawn_blocking(move || RelayConfig::parse(&text, &base))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("relay.toml: {e}"))?;
+    let running = relay
+        .as_ref()
+        .filter(|r| matches!(*r.phase().borrow(), RelayPhase::Running { .. }));
+    let same_listen = relay_cfg.as_ref().is_some_and(|c| c.listen == cfg.listen);
+    let message = match running {
+        Some(r) if same_listen => {
+            r.reload(cfg.clone()).map_err(|e| e.to_string())?;
+            "reloaded: new connections use the new configuration; live ones stay".to_owned()
+        }
+        _ => {
+            if let Some(r) = relay.take() {
+                r.stop().await;
+            }
+            let r = Relay::start(cfg.clone(), &tokio::runtime::Handle::current())
+                .await
+                .map_err(|e| e.to_string())?;
+            let msg = format!("started on {}", r.addr());
+            *relay = Some(r);
+            msg
+        }
+    };
+    *relay_cfg = Some(cfg);
+    if save {
+        let path = paths.config_dir.join("relay.toml");
+        let text = toml.to_owned();
+        tokio::task::spawn_blocking(move || crate::config::store::save_atomic(&path, &text))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("applied, but relay.toml could not be saved: {e}"))?;
+    }
+    Ok(message)
+}
+
+fn publish_relay(
+    status: &watch::Sender<BackendStatus>,
+    sink: &EventSink,
+    relay: Option<&Relay>,
+    cfg: Option<&RelayConfig>,
+) {
+    let phase = relay
+        .map(|r| r.phase().borrow().clone())
+        .unwrap_or(RelayPhase::Stopped);
+    let url = match (&phase, cfg) {
+        (RelayPhase::Running { addr }, Some(c)) => {
+            let path = c.routes.first().map_or("/mqtt", |r| r.path.as_str());
+            let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+                "localhost".to_owned()
+            } else {
+                addr.ip().to_string()
+            };
+            Some(format!("wss://{host}:{}{path}", addr.port()))
+        }
+        _ => None,
+    };
+    let cert = cfg.and_then(|c| crate::relay::tls::cert_brief(&c.certs.cert).ok());
+    let config_toml = cfg.map(RelayConfig::render_toml);
+    set_status(status, sink, |s| {
+        s.relay.phase = phase;
+        s.relay.url = url;
+        s.relay.cert = cert;
+        s.relay.config_toml = config_toml;
+    });
+}
+
+/// Where the console's MQTT worker connects.
+enum Target {
+    Tcp(String),
+    Wss {
+        url: String,
+        port: u16,
+        tls: Arc<rustls::ClientConfig>,
+    },
+}
+
+/// Connects the console's MQTT worker and subscribes to everything.
 fn connect(
     handle: &tokio::runtime::Handle,
-    addr: String,
+    target: Target,
     sink: &EventSink,
     status: &watch::Sender<BackendStatus>,
     cancel: &CancellationToken,
 ) -> Worker {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.to_owned(), p.parse().ok()?)))
-        .unwrap_or_else(|| (addr.clone(), 1883));
+    let (host, port, transport) = match target {
+        Target::Tcp(addr) => {
+            let (h, p) = addr
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_owned(), p.parse().ok()?)))
+                .unwrap_or_else(|| (addr.clone(), 1883));
+            (h, p, None)
+        }
+        Target::Wss { url, port, tls } => (
+            url,
+            port,
+            Some(rumqttc::Transport::wss_with_config((*tls).clone().into())),
+        ),
+    };
     let (state_tx, mut state_rx) = watch::channel(ConnState::Idle);
     // Mirror the worker's connection state into the backend status.
     {
@@ -330,6 +603,7 @@ fn connect(
             keep_alive: Duration::from_secs(30),
             subscriptions: vec![("#".to_owned(), QoS::AtMostOnce)],
             max_packet_bytes: crate::sandbox::broker::MAX_PAYLOAD_BYTES + 1024,
+            transport,
         },
         WorkerSinks {
             state: state_tx,

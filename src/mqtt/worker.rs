@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ConnState, MqttMessage, backoff};
 
 /// Where to connect and what to subscribe to.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerOptions {
     pub host: String,
     pub port: u16,
@@ -20,6 +20,8 @@ pub struct WorkerOptions {
     pub subscriptions: Vec<(String, QoS)>,
     /// Largest packet accepted from the broker.
     pub max_packet_bytes: usize,
+    /// `None`: plain TCP to `host:port`. For WebSocket transports `host` is the full URL.
+    pub transport: Option<rumqttc::Transport>,
 }
 
 /// What the worker reports to: statuses on a watch, messages to a callback (which must not
@@ -48,6 +50,9 @@ impl Worker {
         mqtt.set_keep_alive(opts.keep_alive);
         mqtt.set_max_packet_size(opts.max_packet_bytes, opts.max_packet_bytes);
         mqtt.set_clean_session(true);
+        if let Some(t) = opts.transport.clone() {
+            mqtt.set_transport(t);
+        }
         let (client, eventloop) = AsyncClient::new(mqtt, 256);
         let cancel = parent.child_token();
         handle.spawn(run(eventloop, client.clone(), opts, sinks, cancel.clone()));
@@ -68,7 +73,11 @@ async fn run(
     mut sinks: WorkerSinks,
     cancel: CancellationToken,
 ) {
-    let target = format!("{}:{}", opts.host, opts.port);
+    let target = if opts.host.contains("://") {
+        opts.host.clone()
+    } else {
+        format!("{}:{}", opts.host, opts.port)
+    };
     let mut attempt: u32 = 0;
     sinks
         .state

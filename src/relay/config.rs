@@ -490,6 +490,61 @@ impl RelayConfig {
         })
     }
 
+    /// The TOML that [`RelayConfig::parse`] reads back into this configuration.
+    pub fn render_toml(&self) -> String {
+        use std::fmt::Write;
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let mut out = String::from("[listen]\n");
+        let _ = writeln!(out, "addr = {}", q(&self.listen.to_string()));
+        let _ = writeln!(out, "cert = {}", q(&self.certs.cert.display().to_string()));
+        let _ = writeln!(out, "key = {}", q(&self.certs.key.display().to_string()));
+        let _ = writeln!(
+            out,
+            "healthz = {}\nmetrics = {}",
+            self.healthz, self.metrics
+        );
+        for (name, cert, key) in &self.certs.sni {
+            let _ = writeln!(
+                out,
+                "\n[[listen.sni]]\nname = {}\ncert = {}\nkey = {}",
+                q(name),
+                q(&cert.display().to_string()),
+                q(&key.display().to_string())
+            );
+        }
+        for r in &self.routes {
+            let ups: Vec<String> = r.upstreams.iter().map(|u| q(&u.to_string())).collect();
+            let _ = writeln!(
+                out,
+                "\n[[route]]\npath = {}\nupstream = [{}]\nrequire_subprotocol = {}",
+                q(&r.path),
+                ups.join(", "),
+                r.require_subprotocol
+            );
+            if !r.allowed_origins.is_empty() {
+                let v: Vec<String> = r.allowed_origins.iter().map(|s| q(s)).collect();
+                let _ = writeln!(out, "allowed_origins = [{}]", v.join(", "));
+            }
+            if !r.allowed_appids.is_empty() {
+                let v: Vec<String> = r.allowed_appids.iter().map(|s| q(s)).collect();
+                let _ = writeln!(out, "allowed_appids = [{}]", v.join(", "));
+            }
+        }
+        let l = &self.limits;
+        let _ = write!(
+            out,
+            "\n[limits]\nmax_connections = {}\nmax_connections_per_ip = {}\nhandshake_timeout_secs = {}\nidle_timeout_secs = {}\nmax_message_bytes = {}\nupstream_connect_timeout_secs = {}\ndrain_secs = {}\n",
+            l.max_connections,
+            l.max_connections_per_ip,
+            l.handshake_timeout.as_secs(),
+            l.idle_timeout.as_secs(),
+            l.max_message_bytes,
+            l.upstream_connect_timeout.as_secs(),
+            l.drain.as_secs()
+        );
+        out
+    }
+
     pub fn route(&self, path: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.path == path)
     }
@@ -498,6 +553,38 @@ impl RelayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn render_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::sandbox::devca::ensure(dir.path()).unwrap();
+        let mut cfg = RelayConfig::simple(
+            "127.0.0.1:8443".parse().unwrap(),
+            &ca.leaf_chain,
+            &ca.leaf_key,
+            "/mqtt",
+            Upstream::parse("ws://127.0.0.1:8083/mqtt").unwrap(),
+        )
+        .unwrap();
+        cfg.routes[0].allowed_appids = vec!["wx1".into()];
+        cfg.limits.idle_timeout = Duration::from_secs(77);
+        let text = cfg.render_toml();
+        let back = RelayConfig::parse(&text, dir.path()).unwrap();
+        assert_eq!(back.routes, cfg.routes);
+        assert_eq!(back.limits, cfg.limits);
+        assert_eq!(back.listen, cfg.listen);
+        assert_eq!(back.certs, cfg.certs);
+        assert_eq!(back.render_toml(), text);
+        let brief = super::super::tls::cert_brief(&ca.leaf_chain).unwrap();
+        assert_eq!(brief.subject, "localhost");
+        assert!(
+            brief.names.contains(&"127.0.0.1".to_owned())
+                && brief.names.contains(&"::1".to_owned()),
+            "{brief:?}"
+        );
+        assert_eq!(brief.chain_len, 2);
+        assert!(brief.days_left > 390);
+    }
 
     #[test]
     fn upstream_urls() {

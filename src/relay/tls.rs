@@ -127,3 +127,66 @@ pub fn client_config_with_roots(ca_pems: &[&Path]) -> Result<rustls::ClientConfi
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
+
+/// What the console shows next to a certificate path: whose it is and how long it lasts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CertBrief {
+    pub subject: String,
+    /// DNS and IP subject alternative names.
+    pub names: Vec<String>,
+    pub not_after: String,
+    pub days_left: i64,
+    /// How many certificates the file holds (leaf + intermediates).
+    pub chain_len: usize,
+}
+
+/// Reads the first certificate of a PEM file.
+pub fn cert_brief(path: &Path) -> Result<CertBrief, String> {
+    use x509_parser::extensions::GeneralName;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .collect();
+    let first = chain
+        .first()
+        .ok_or_else(|| format!("{} holds no PEM certificate", path.display()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(first)
+        .map_err(|e| format!("{}: not a valid certificate: {e}", path.display()))?;
+    let subject = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| cert.subject().to_string());
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => names.push((*d).to_owned()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => names.push(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
+                    16 => {
+                        let mut a = [0u8; 16];
+                        a.copy_from_slice(b);
+                        names.push(std::net::Ipv6Addr::from(a).to_string());
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let not_after = cert.validity().not_after;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Ok(CertBrief {
+        subject,
+        names,
+        not_after: not_after.to_string(),
+        days_left: (not_after.timestamp() - now).div_euclid(86_400),
+        chain_len: chain.len(),
+    })
+}

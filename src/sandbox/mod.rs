@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod devca;
+pub mod miniprogram;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -85,6 +86,19 @@ impl Sandbox {
         sim::spawn(
             &tokio::runtime::Handle::current(),
             SimOptions::demo(DEMO_DEVICE, addr),
+            cancel.clone(),
+        );
+        let tls = crate::relay::tls::client_config_with_roots(&[&ca.ca_cert])
+            .map_err(|e| SandboxError::Relay(e.to_string()))?;
+        miniprogram::spawn(
+            &handle,
+            miniprogram::MiniProgramOptions {
+                url: format!("wss://localhost:{}/mqtt", relay_addr.port()),
+                port: relay_addr.port(),
+                tls: std::sync::Arc::new(tls),
+                device: DEMO_DEVICE.to_owned(),
+                every: std::time::Duration::from_secs(20),
+            },
             cancel.clone(),
         );
         Ok(Self {

@@ -4,6 +4,7 @@ pub mod fonts;
 pub mod i18n;
 pub mod log;
 pub mod overview;
+pub mod relay;
 pub mod settings;
 pub mod tokens;
 
@@ -18,17 +19,19 @@ use i18n::{Tr, fill, tr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     Overview,
+    Relay,
     Log,
     Settings,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 3] = [Tab::Overview, Tab::Log, Tab::Settings];
+    pub const ALL: [Tab; 4] = [Tab::Overview, Tab::Relay, Tab::Log, Tab::Settings];
 
     /// The name used on the command line (`--panel`).
     pub fn code(self) -> &'static str {
         match self {
             Tab::Overview => "overview",
+            Tab::Relay => "relay",
             Tab::Log => "log",
             Tab::Settings => "settings",
         }
@@ -41,6 +44,7 @@ impl Tab {
     pub fn label(self, t: &Tr) -> &'static str {
         match self {
             Tab::Overview => t.nav_overview,
+            Tab::Relay => t.nav_relay,
             Tab::Log => t.nav_log,
             Tab::Settings => t.nav_settings,
         }
@@ -51,6 +55,7 @@ impl Tab {
 #[derive(Default)]
 pub struct Panels {
     pub overview: overview::OverviewPanel,
+    pub relay: relay::RelayPanel,
     pub log: log::LogPanel,
     pub settings: settings::SettingsPanel,
 }
@@ -102,6 +107,7 @@ pub fn shell_ui(
 
     egui::CentralPanel::default().show(ui, |ui| match state.tab {
         Tab::Overview => state.panels.overview.ui(ui, t, live, actions),
+        Tab::Relay => state.panels.relay.ui(ui, t, live, actions),
         Tab::Log => state.panels.log.ui(ui, t, env),
         Tab::Settings => state.panels.settings.ui(ui, t, &state.config, env, actions),
     });
