@@ -73,10 +73,30 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Benchmarks that print ratios against a reference run side by side.
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Print the nginx `server {}` block equivalent to a relay configuration.
     NginxConfig {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// The relay vs nginx (seed config) vs mosquitto's own WSS listener: msg/s, p50/p99
+    /// latency, handshakes/s, memory per idle connection.
+    Relay {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Idle-connection counts for the memory measurement.
+        #[arg(long, value_delimiter = ',', default_value = "1000,9000")]
+        idle: Vec<usize>,
+        /// Leave nginx out even when it is installed.
+        #[arg(long)]
+        no_nginx: bool,
     },
 }
 
@@ -142,6 +162,16 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             let code = rt.block_on(crate::relay_cli::run(&file))?;
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
+        }
+        Some(Cmd::Bench(BenchCmd::Relay { secs, idle, no_nginx })) => {
+            let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
+            rt.block_on(crate::bench::relay::run(crate::bench::relay::BenchOptions {
+                secs,
+                idle,
+                with_nginx: !no_nginx,
+            }))?;
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(ExitCode::SUCCESS)
         }
         Some(Cmd::NginxConfig { config: file }) => {
             let cfg = crate::relay::RelayConfig::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,0 +1,5 @@
+//! `mpbridge bench …`: benchmarks that print ratios against a reference run side by side.
+//! They are commands, not tests: numbers depend on the machine.
+
+pub mod client;
+pub mod relay;

@@ -1,0 +1,422 @@
+//! `mpbridge bench relay`: mosquitto behind the mpbridge relay, behind nginx (the seed's
+//! reverse proxy config) and mosquitto's own WSS listener (direct), driven with the same
+//! load in one run; prints a table with the relay / nginx ratios.
+//!
+//! Load model: each client subscribes to its own topic and keeps `DEPTH` publishes in
+//! flight to it, so every message crosses the proxy twice (in and out) and latency is the
+//! publish → delivery time. Nothing is dropped, so msg/s is comparable across targets.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::client;
+
+/// Publishes in flight per client.
+const DEPTH: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub secs: f64,
+    pub idle: Vec<usize>,
+    pub with_nginx: bool,
+}
+
+struct Proc {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_listening(port: u16, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("{what} did not listen on 127.0.0.1:{port} within 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Resident memory of a process and its children, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let read = |p: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let mut total = read(pid);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let ppid = std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next().map(str::to_owned))
+                .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()));
+            if ppid == Some(pid) {
+                total += read(child);
+            }
+        }
+    }
+    total
+}
+
+struct Pki {
+    ca: PathBuf,
+    chain: PathBuf,
+    key: PathBuf,
+}
+
+fn make_pki(dir: &Path) -> anyhow::Result<Pki> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "mpbridge bench CA");
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate()?;
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?.signed_by(&key, &issuer)?;
+    let p = Pki {
+        ca: dir.join("ca.pem"),
+        chain: dir.join("chain.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&p.ca, ca_cert.pem())?;
+    std::fs::write(&p.chain, leaf.pem())?;
+    std::fs::write(&p.key, key.serialize_pem())?;
+    Ok(p)
+}
+
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    /// The process whose memory counts for this target.
+    pid: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    msgs_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn throughput(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, clients: usize, qos: u8, size: usize, secs: f64) -> anyhow::Result<Run> {
+    let epoch = Instant::now();
+    let deadline = epoch + Duration::from_secs_f64(secs) + Duration::from_secs(2);
+    let measure_from = epoch + Duration::from_secs(2); // warm-up: connections and first messages
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let tls = tls.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("bench-{i}-{}", rand::random::<u32>());
+            let (ws, mut rd) = client::open_mqtt(addr, tls, &id).await?;
+            let topic = format!("bench/{id}");
+            let (mut tx, mut rx) = ws.split();
+            tx.send(Message::Binary(client::subscribe(1, &topic, qos).into())).await.map_err(|e| e.to_string())?;
+            // SUBACK
+            loop {
+                if let Some((first, _)) = rd.next_packet() {
+                    if first >> 4 == 9 {
+                        break;
+                    }
+                    continue;
+                }
+                match rx.next().await {
+                    Some(Ok(Message::Binary(b))) => rd.push(&b),
+                    Some(Ok(_)) => {}
+                    _ => return Err("closed before SUBACK".to_owned()),
+                }
+            }
+            let mut lat = Vec::with_capacity(65_536);
+            let mut received = 0u64;
+            let mut outstanding = 0usize;
+            let mut next_id: u16 = 1;
+            let mut payload = vec![0u8; size.max(8)];
+            while Instant::now() < deadline {
+                while outstanding < DEPTH {
+                    let now = epoch.elapsed().as_nanos() as u64;
+                    payload[..8].copy_from_slice(&now.to_be_bytes());
+                    next_id = next_id.wrapping_add(1).max(1);
+                    tx.send(Message::Binary(client::publish(&topic, qos, next_id, &payload).into()))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    outstanding += 1;
+                }
+                let msg = match tokio::time::timeout_at(deadline.into(), rx.next()).await {
+                    Ok(Some(Ok(Message::Binary(b)))) => b,
+                    Ok(Some(Ok(_))) => continue,
+                    Ok(_) => return Err("connection closed".to_owned()),
+                    Err(_) => break,
+                };
+                rd.push(&msg);
+                while let Some((first, body)) = rd.next_packet() {
+                    if first >> 4 != 3 {
+                        continue; // PUBACK for our own publish
+                    }
+                    let tl = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                    let mut off = 2 + tl;
+                    let pq = (first >> 1) & 3;
+                    if pq > 0 {
+                        let pid = u16::from_be_bytes([body[off], body[off + 1]]);
+                        off += 2;
+                        tx.send(Message::Binary(client::puback(pid).into())).await.map_err(|e| e.to_string())?;
+                    }
+                    outstanding = outstanding.saturating_sub(1);
+                    if Instant::now() >= measure_from {
+                        let mut ts = [0u8; 8];
+                        ts.copy_from_slice(&body[off..off + 8]);
+                        let sent = u64::from_be_bytes(ts);
+                        let now = epoch.elapsed().as_nanos() as u64;
+                        received += 1;
+                        if lat.len() < 200_000 {
+                            lat.push(((now.saturating_sub(sent)) / 1000) as u32);
+                        }
+                    }
+                }
+            }
+            tx.send(Message::Close(None)).await.ok();
+            Ok::<_, String>((received, lat))
+        }));
+    }
+    let mut total = 0u64;
+    let mut lat: Vec<u32> = Vec::new();
+    for t in tasks {
+        let (n, l) = t.await.context("client task")?.map_err(|e| anyhow::anyhow!(e))?;
+        total += n;
+        lat.extend(l);
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(lat[i.min(lat.len() - 1)]) / 1000.0
+    };
+    Ok(Run {
+        msgs_per_s: total as f64 / secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    })
+}
+
+async fn handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let tls = tls.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                if let Ok(mut ws) = client::open(addr, tls.clone()).await {
+                    n += 1;
+                    ws.close(None).await.ok();
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    total as f64 / secs
+}
+
+/// Opens `n` idle MQTT connections and returns the target's memory growth per connection (KiB).
+async fn idle_memory(t: &Target, tls: Arc<rustls::ClientConfig>, n: usize) -> anyhow::Result<f64> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(t.pid);
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let tls = tls.clone();
+        let sem = sem.clone();
+        let addr = t.addr;
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.map_err(|e| e.to_string())?;
+            client::open_mqtt(addr, tls, &format!("idle-{i}")).await.map(|(ws, _)| ws)
+        }));
+    }
+    let mut held = Vec::with_capacity(n);
+    for task in tasks {
+        held.push(task.await.context("open task")?.map_err(|e| anyhow::anyhow!("{}: idle connection failed: {e}", t.name))?);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib(t.pid);
+    for mut ws in held {
+        ws.close(None).await.ok();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok((after.saturating_sub(before)) as f64 / n as f64)
+}
+
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    if Command::new("mosquitto").arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+        bail!("mosquitto is not installed (apt-get install mosquitto)");
+    }
+    let dir = tempfile::tempdir()?;
+    let pki = make_pki(dir.path())?;
+    let tls = Arc::new(crate::relay::tls::client_config_with_roots(&[&pki.ca])?);
+    let mut procs: Vec<Proc> = Vec::new();
+    let mut targets = Vec::new();
+
+    // mosquitto: TCP (unused by the load), plain WebSockets for the proxies, WSS direct.
+    let (tcp, ws, wss) = (free_port()?, free_port()?, free_port()?);
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nset_tcp_nodelay true\nlog_dest none\nlistener {tcp} 127.0.0.1\nlistener {ws} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\nlistener {wss} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\ncertfile {}\nkeyfile {}\n",
+            pki.chain.display(),
+            pki.key.display()
+        ),
+    )?;
+    let mosq = Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let mosq_pid = mosq.id();
+    procs.push(Proc { name: "mosquitto", child: mosq });
+    for p in [tcp, ws, wss] {
+        wait_listening(p, "mosquitto")?;
+    }
+
+    // The relay, as its own process (its memory is measured alone).
+    let relay_port = free_port()?;
+    let relay_conf = dir.path().join("relay.toml");
+    std::fs::write(
+        &relay_conf,
+        format!(
+            "[listen]\naddr = \"127.0.0.1:{relay_port}\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"ws://127.0.0.1:{ws}/mqtt\"]\n[limits]\nmax_connections_per_ip = 100000\nmax_connections = 100000\n",
+            pki.chain.display(),
+            pki.key.display()
+        ),
+    )?;
+    let exe = std::env::current_exe()?;
+    let relay = Command::new(exe)
+        .args(["relay", "--config"])
+        .arg(&relay_conf)
+        .env("MPBRIDGE_LOG", "warn")
+        .env("MPBRIDGE_DATA_DIR", dir.path().join("data"))
+        .env("MPBRIDGE_CONFIG_DIR", dir.path().join("config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    targets.push(Target {
+        name: "mpbridge",
+        addr: SocketAddr::from(([127, 0, 0, 1], relay_port)),
+        pid: relay.id(),
+    });
+    procs.push(Proc { name: "mpbridge relay", child: relay });
+    wait_listening(relay_port, "mpbridge relay")?;
+
+    // nginx with the seed's reverse-proxy configuration.
+    let has_nginx = opts.with_nginx && Command::new("nginx").arg("-v").stderr(Stdio::null()).status().is_ok();
+    if has_nginx {
+        let port = free_port()?;
+        let nconf = dir.path().join("nginx.conf");
+        std::fs::create_dir_all(dir.path().join("logs"))?;
+        std::fs::write(
+            &nconf,
+            format!(
+                "daemon off;\nuser root;\nworker_processes auto;\nworker_rlimit_nofile 20000;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{ worker_connections 20000; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {c};\n    ssl_certificate_key {k};\n    ssl_protocols TLSv1.2 TLSv1.3;\n    location /mqtt {{\n      proxy_pass http://127.0.0.1:{ws}/mqtt;\n      proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n      proxy_set_header Host $host;\n      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n      proxy_read_timeout 300s;\n      proxy_send_timeout 300s;\n    }}\n  }}\n}}\n",
+                d = dir.path().display(),
+                c = pki.chain.display(),
+                k = pki.key.display()
+            ),
+        )?;
+        let child = Command::new("nginx").args(["-c"]).arg(&nconf).arg("-p").arg(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        targets.push(Target {
+            name: "nginx",
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            pid: child.id(),
+        });
+        procs.push(Proc { name: "nginx", child });
+        wait_listening(port, "nginx")?;
+    }
+    targets.push(Target {
+        name: "direct",
+        addr: SocketAddr::from(([127, 0, 0, 1], wss)),
+        pid: mosq_pid,
+    });
+
+    let mosq_version = Command::new("mosquitto").arg("-h").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_owned()).unwrap_or_default();
+    println!("mpbridge bench relay — {} cores · {} · nginx {} · {:.0} s per measurement", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), mosq_version.trim(), if has_nginx { "worker_processes auto" } else { "not installed" }, opts.secs);
+    println!("targets: mpbridge relay (ws upstream) · nginx (seed config) · direct = mosquitto's own WSS listener");
+    println!("load: each client keeps {DEPTH} publishes in flight to its own subscription (every message crosses the proxy twice)\n");
+
+    let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+    let ratio = |a: f64, b: f64| if b > 0.0 && a.is_finite() && b.is_finite() { format!("{:.2}×", a / b) } else { "—".to_owned() };
+    println!("{:<24} {:>30} {:>30} {:>30}   {}", "scenario", format!("{} msg/s p50/p99 ms", names[0]), names.get(1).map(|n| format!("{n} msg/s p50/p99 ms")).unwrap_or_default(), names.get(2).map(|n| format!("{n} msg/s p50/p99 ms")).unwrap_or_default(), "relay/nginx: msg/s  p99");
+    for qos in [0u8, 1] {
+        for size in [64usize, 4096] {
+            for clients in [10usize, 100] {
+                let mut runs = Vec::new();
+                for t in &targets {
+                    let r = throughput(t.addr, tls.clone(), clients, qos, size, opts.secs)
+                        .await
+                        .with_context(|| format!("{} qos{qos} {size}B {clients} clients", t.name))?;
+                    runs.push(r);
+                }
+                let cell = |r: &Run| format!("{:>10.0} {:>7.2}/{:<7.2}", r.msgs_per_s, r.p50_ms, r.p99_ms);
+                let label = format!("qos{qos} {size}B {clients} clients");
+                let rel = if has_nginx { format!("{}  {}", ratio(runs[0].msgs_per_s, runs[1].msgs_per_s), ratio(runs[0].p99_ms, runs[1].p99_ms)) } else { "—".into() };
+                println!("{:<24} {:>30} {:>30} {:>30}   {rel}", label, cell(&runs[0]), runs.get(1).map(cell).unwrap_or_default(), runs.get(2).map(cell).unwrap_or_default());
+            }
+        }
+    }
+    let mut hs = Vec::new();
+    for t in &targets {
+        hs.push(handshakes(t.addr, tls.clone(), opts.secs).await);
+    }
+    println!(
+        "\n{:<24} {:>30} {:>30} {:>30}   {}",
+        "TLS+upgrade handshakes/s",
+        format!("{:.0}", hs[0]),
+        hs.get(1).map(|v| format!("{v:.0}")).unwrap_or_default(),
+        hs.get(2).map(|v| format!("{v:.0}")).unwrap_or_default(),
+        if has_nginx { ratio(hs[0], hs[1]) } else { "—".into() }
+    );
+    for &n in &opts.idle {
+        let mut kib = Vec::new();
+        for t in &targets {
+            kib.push(idle_memory(t, tls.clone(), n).await?);
+        }
+        println!(
+            "{:<24} {:>30} {:>30} {:>30}   {}",
+            format!("RSS KiB/idle conn @{n}"),
+            format!("{:.1}", kib[0]),
+            kib.get(1).map(|v| format!("{v:.1}")).unwrap_or_default(),
+            kib.get(2).map(|v| format!("{v:.1}")).unwrap_or_default(),
+            if has_nginx { ratio(kib[0], kib[1]) } else { "—".into() }
+        );
+    }
+    println!("\n(relay/nginx: msg/s above 1.00× is better; p99 and memory below 1.00× are better)");
+    for p in &procs {
+        tracing::debug!("stopping {}", p.name);
+    }
+    Ok(())
+}
