@@ -97,6 +97,9 @@ pub enum BenchCmd {
         /// Leave nginx out even when it is installed.
         #[arg(long)]
         no_nginx: bool,
+        /// Run only these parts: throughput, handshakes, idle.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -163,13 +166,21 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
-        Some(Cmd::Bench(BenchCmd::Relay { secs, idle, no_nginx })) => {
+        Some(Cmd::Bench(BenchCmd::Relay {
+            secs,
+            idle,
+            no_nginx,
+            only,
+        })) => {
             let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
-            rt.block_on(crate::bench::relay::run(crate::bench::relay::BenchOptions {
-                secs,
-                idle,
-                with_nginx: !no_nginx,
-            }))?;
+            rt.block_on(crate::bench::relay::run(
+                crate::bench::relay::BenchOptions {
+                    secs,
+                    idle,
+                    with_nginx: !no_nginx,
+                    only,
+                },
+            ))?;
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(ExitCode::SUCCESS)
         }

@@ -335,72 +335,81 @@ where
 async fn piggybacked_packets_oversize_and_records() {
     let m = Mosquitto::start();
     let pki = TestPki::new();
-    let relay = start(
-        &pki,
-        &[format!("tcp://127.0.0.1:{}", m.tcp_port)],
-        "",
-        "max_message_bytes = 4096",
-    )
-    .await;
-    let mut ws = ws_client(relay.addr(), &pki, None).await;
-    ws.send(Message::Binary(
-        connect_packet("piggy", Some(("alice", "s3cret-pw"))).into(),
-    ))
-    .await
-    .unwrap();
-    let ack = within(5, "CONNACK", next_binary(&mut ws)).await;
-    assert_eq!(ack, [0x20, 2, 0, 0]);
-    // SUBSCRIBE (id 1, "pig/t", qos 0) and PUBLISH ("pig/t", "oink") in one WebSocket message.
-    let mut frame = vec![0x82, 10, 0, 1, 0, 5, b'p', b'i', b'g', b'/', b't', 0];
-    frame.extend_from_slice(&[
-        0x30, 11, 0, 5, b'p', b'i', b'g', b'/', b't', b'o', b'i', b'n', b'k',
-    ]);
-    ws.send(Message::Binary(frame.into())).await.unwrap();
-    let mut got_suback = false;
-    let mut got_publish = false;
-    within(5, "SUBACK and PUBLISH back", async {
-        while !(got_suback && got_publish) {
-            let b = next_binary(&mut ws).await;
-            // The broker may coalesce packets too: scan them all.
-            let mut i = 0;
-            while i + 1 < b.len() {
-                let len = b[i + 1] as usize;
-                match b[i] >> 4 {
-                    9 => got_suback = true,
-                    3 => {
-                        assert!(b[i..i + 2 + len].ends_with(b"oink"));
-                        got_publish = true;
+    for up in [
+        format!("tcp://127.0.0.1:{}", m.tcp_port),
+        format!("ws://127.0.0.1:{}/mqtt", m.ws_port),
+    ] {
+        let relay = start(
+            &pki,
+            std::slice::from_ref(&up),
+            "",
+            "max_message_bytes = 4096",
+        )
+        .await;
+        let mut ws = ws_client(relay.addr(), &pki, None).await;
+        ws.send(Message::Binary(
+            connect_packet("piggy", Some(("alice", "s3cret-pw"))).into(),
+        ))
+        .await
+        .unwrap();
+        let ack = within(5, "CONNACK", next_binary(&mut ws)).await;
+        assert_eq!(ack, [0x20, 2, 0, 0]);
+        // SUBSCRIBE (id 1, "pig/t", qos 0) and PUBLISH ("pig/t", "oink") in one WebSocket message.
+        let mut frame = vec![0x82, 10, 0, 1, 0, 5, b'p', b'i', b'g', b'/', b't', 0];
+        frame.extend_from_slice(&[
+            0x30, 11, 0, 5, b'p', b'i', b'g', b'/', b't', b'o', b'i', b'n', b'k',
+        ]);
+        ws.send(Message::Binary(frame.into())).await.unwrap();
+        let mut got_suback = false;
+        let mut got_publish = false;
+        within(5, "SUBACK and PUBLISH back", async {
+            while !(got_suback && got_publish) {
+                let b = next_binary(&mut ws).await;
+                // The broker may coalesce packets too: scan them all.
+                let mut i = 0;
+                while i + 1 < b.len() {
+                    let len = b[i + 1] as usize;
+                    match b[i] >> 4 {
+                        9 => got_suback = true,
+                        3 => {
+                            assert!(b[i..i + 2 + len].ends_with(b"oink"));
+                            got_publish = true;
+                        }
+                        _ => {}
                     }
-                    _ => {}
+                    i += 2 + len;
                 }
-                i += 2 + len;
             }
-        }
-    })
-    .await;
-    // The record: who connected, never the password.
-    let snap = relay.snapshot(10);
-    let live = &snap.live[0];
-    let c = live.connect.as_ref().unwrap();
-    assert_eq!(
-        (c.client_id.as_str(), c.username.as_deref()),
-        ("piggy", Some("alice"))
-    );
-    assert_eq!(
-        live.mini_program.as_ref().unwrap().appid,
-        "wx1234567890abcdef"
-    );
-    assert_eq!(live.mini_program.as_ref().unwrap().version, "0");
-    assert!(live.packets_in >= 3, "{live:?}");
-    assert!(!serde_json::to_string(&snap).unwrap().contains("s3cret-pw"));
+        })
+        .await;
+        // The record: who connected, never the password.
+        let snap = relay.snapshot(10);
+        let live = snap
+            .live
+            .iter()
+            .find(|r| r.connect.as_ref().is_some_and(|c| c.client_id == "piggy"))
+            .unwrap();
+        let c = live.connect.as_ref().unwrap();
+        assert_eq!(
+            (c.client_id.as_str(), c.username.as_deref()),
+            ("piggy", Some("alice"))
+        );
+        assert_eq!(
+            live.mini_program.as_ref().unwrap().appid,
+            "wx1234567890abcdef"
+        );
+        assert_eq!(live.mini_program.as_ref().unwrap().version, "0");
+        assert!(live.packets_in >= 3, "{live:?}");
+        assert!(!serde_json::to_string(&snap).unwrap().contains("s3cret-pw"));
 
-    // A message over the limit: close 1009, and the relay keeps serving.
-    ws.send(Message::Binary(vec![0x30; 8000].into())).await.ok();
-    let (code, reason) = within(5, "close 1009", next_close(&mut ws)).await;
-    assert_eq!(code, 1009, "{reason}");
-    assert!(reason.contains("4096"), "{reason}");
-    rumqttc_round_trip(relay.addr(), &pki, "after-oversize").await;
-    relay.stop().await;
+        // A message over the limit: close 1009, and the relay keeps serving.
+        ws.send(Message::Binary(vec![0x30; 8000].into())).await.ok();
+        let (code, reason) = within(5, "close 1009", next_close(&mut ws)).await;
+        assert_eq!(code, 1009, "{up}: {reason}");
+        assert!(reason.contains("4096"), "{reason}");
+        rumqttc_round_trip(relay.addr(), &pki, "after-oversize").await;
+        relay.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

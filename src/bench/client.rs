@@ -115,8 +115,10 @@ pub async fn open(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Ws
     let mut req = format!("wss://localhost:{}/mqtt", addr.port())
         .into_client_request()
         .map_err(|e| e.to_string())?;
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", http::HeaderValue::from_static("mqtt"));
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        http::HeaderValue::from_static("mqtt"),
+    );
     let (ws, _) = tokio_tungstenite::client_async(req, tls)
         .await
         .map_err(|e| e.to_string())?;
@@ -124,7 +126,11 @@ pub async fn open(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Ws
 }
 
 /// Opens and completes MQTT CONNECT/CONNACK.
-pub async fn open_mqtt(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, id: &str) -> Result<(Wss, Reader), String> {
+pub async fn open_mqtt(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    id: &str,
+) -> Result<(Wss, Reader), String> {
     let mut ws = open(addr, tls).await?;
     ws.send(Message::Binary(connect(id, 300).into()))
         .await

@@ -26,6 +26,14 @@ pub struct BenchOptions {
     pub secs: f64,
     pub idle: Vec<usize>,
     pub with_nginx: bool,
+    /// Parts to run (`throughput`, `handshakes`, `idle`); empty: all.
+    pub only: Vec<String>,
+}
+
+impl BenchOptions {
+    fn part(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
 }
 
 struct Proc {
@@ -41,7 +49,9 @@ impl Drop for Proc {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn wait_listening(port: u16, what: &str) -> anyhow::Result<()> {
@@ -71,11 +81,17 @@ fn rss_kib(pid: u32) -> u64 {
     let mut total = read(pid);
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
-            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
             let ppid = std::fs::read_to_string(format!("/proc/{child}/stat"))
                 .ok()
                 .and_then(|s| s.rsplit(')').next().map(str::to_owned))
-                .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()));
+                .and_then(|s| {
+                    s.split_whitespace()
+                        .nth(1)
+                        .and_then(|p| p.parse::<u32>().ok())
+                });
             if ppid == Some(pid) {
                 total += read(child);
             }
@@ -95,11 +111,14 @@ fn make_pki(dir: &Path) -> anyhow::Result<Pki> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "mpbridge bench CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "mpbridge bench CA");
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate()?;
-    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?.signed_by(&key, &issuer)?;
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?
+        .signed_by(&key, &issuer)?;
     let p = Pki {
         ca: dir.join("ca.pem"),
         chain: dir.join("chain.pem"),
@@ -125,7 +144,14 @@ struct Run {
     p99_ms: f64,
 }
 
-async fn throughput(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, clients: usize, qos: u8, size: usize, secs: f64) -> anyhow::Result<Run> {
+async fn throughput(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    clients: usize,
+    qos: u8,
+    size: usize,
+    secs: f64,
+) -> anyhow::Result<Run> {
     let epoch = Instant::now();
     let deadline = epoch + Duration::from_secs_f64(secs) + Duration::from_secs(2);
     let measure_from = epoch + Duration::from_secs(2); // warm-up: connections and first messages
@@ -137,7 +163,9 @@ async fn throughput(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, clients: u
             let (ws, mut rd) = client::open_mqtt(addr, tls, &id).await?;
             let topic = format!("bench/{id}");
             let (mut tx, mut rx) = ws.split();
-            tx.send(Message::Binary(client::subscribe(1, &topic, qos).into())).await.map_err(|e| e.to_string())?;
+            tx.send(Message::Binary(client::subscribe(1, &topic, qos).into()))
+                .await
+                .map_err(|e| e.to_string())?;
             // SUBACK
             loop {
                 if let Some((first, _)) = rd.next_packet() {
@@ -162,9 +190,11 @@ async fn throughput(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, clients: u
                     let now = epoch.elapsed().as_nanos() as u64;
                     payload[..8].copy_from_slice(&now.to_be_bytes());
                     next_id = next_id.wrapping_add(1).max(1);
-                    tx.send(Message::Binary(client::publish(&topic, qos, next_id, &payload).into()))
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    tx.send(Message::Binary(
+                        client::publish(&topic, qos, next_id, &payload).into(),
+                    ))
+                    .await
+                    .map_err(|e| e.to_string())?;
                     outstanding += 1;
                 }
                 let msg = match tokio::time::timeout_at(deadline.into(), rx.next()).await {
@@ -184,7 +214,9 @@ async fn throughput(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, clients: u
                     if pq > 0 {
                         let pid = u16::from_be_bytes([body[off], body[off + 1]]);
                         off += 2;
-                        tx.send(Message::Binary(client::puback(pid).into())).await.map_err(|e| e.to_string())?;
+                        tx.send(Message::Binary(client::puback(pid).into()))
+                            .await
+                            .map_err(|e| e.to_string())?;
                     }
                     outstanding = outstanding.saturating_sub(1);
                     if Instant::now() >= measure_from {
@@ -206,7 +238,10 @@ async fn throughput(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, clients: u
     let mut total = 0u64;
     let mut lat: Vec<u32> = Vec::new();
     for t in tasks {
-        let (n, l) = t.await.context("client task")?.map_err(|e| anyhow::anyhow!(e))?;
+        let (n, l) = t
+            .await
+            .context("client task")?
+            .map_err(|e| anyhow::anyhow!(e))?;
         total += n;
         lat.extend(l);
     }
@@ -225,6 +260,40 @@ async fn throughput(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, clients: u
     })
 }
 
+/// TLS handshakes only: connect, handshake, close (what the proxies' TLS stacks cost).
+async fn tls_handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let tls = tls.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
+                    continue;
+                };
+                let Ok(name) = rustls_pki_types::ServerName::try_from("localhost") else {
+                    break;
+                };
+                if let Ok(mut s) = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await
+                {
+                    n += 1;
+                    tokio::io::AsyncWriteExt::shutdown(&mut s).await.ok();
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    total as f64 / secs
+}
+
+/// TLS + the WebSocket upgrade, which includes the proxy's upstream handshake with the broker.
 async fn handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: f64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
@@ -260,12 +329,18 @@ async fn idle_memory(t: &Target, tls: Arc<rustls::ClientConfig>, n: usize) -> an
         let addr = t.addr;
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.map_err(|e| e.to_string())?;
-            client::open_mqtt(addr, tls, &format!("idle-{i}")).await.map(|(ws, _)| ws)
+            client::open_mqtt(addr, tls, &format!("idle-{i}"))
+                .await
+                .map(|(ws, _)| ws)
         }));
     }
     let mut held = Vec::with_capacity(n);
     for task in tasks {
-        held.push(task.await.context("open task")?.map_err(|e| anyhow::anyhow!("{}: idle connection failed: {e}", t.name))?);
+        held.push(
+            task.await
+                .context("open task")?
+                .map_err(|e| anyhow::anyhow!("{}: idle connection failed: {e}", t.name))?,
+        );
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = rss_kib(t.pid);
@@ -277,7 +352,13 @@ async fn idle_memory(t: &Target, tls: Arc<rustls::ClientConfig>, n: usize) -> an
 }
 
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
-    if Command::new("mosquitto").arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+    if Command::new("mosquitto")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
         bail!("mosquitto is not installed (apt-get install mosquitto)");
     }
     let dir = tempfile::tempdir()?;
@@ -297,9 +378,17 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             pki.key.display()
         ),
     )?;
-    let mosq = Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let mosq = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
     let mosq_pid = mosq.id();
-    procs.push(Proc { name: "mosquitto", child: mosq });
+    procs.push(Proc {
+        name: "mosquitto",
+        child: mosq,
+    });
     for p in [tcp, ws, wss] {
         wait_listening(p, "mosquitto")?;
     }
@@ -330,11 +419,19 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         addr: SocketAddr::from(([127, 0, 0, 1], relay_port)),
         pid: relay.id(),
     });
-    procs.push(Proc { name: "mpbridge relay", child: relay });
+    procs.push(Proc {
+        name: "mpbridge relay",
+        child: relay,
+    });
     wait_listening(relay_port, "mpbridge relay")?;
 
     // nginx with the seed's reverse-proxy configuration.
-    let has_nginx = opts.with_nginx && Command::new("nginx").arg("-v").stderr(Stdio::null()).status().is_ok();
+    let has_nginx = opts.with_nginx
+        && Command::new("nginx")
+            .arg("-v")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
     if has_nginx {
         let port = free_port()?;
         let nconf = dir.path().join("nginx.conf");
@@ -348,13 +445,23 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 k = pki.key.display()
             ),
         )?;
-        let child = Command::new("nginx").args(["-c"]).arg(&nconf).arg("-p").arg(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        let child = Command::new("nginx")
+            .args(["-c"])
+            .arg(&nconf)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
         targets.push(Target {
             name: "nginx",
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             pid: child.id(),
         });
-        procs.push(Proc { name: "nginx", child });
+        procs.push(Proc {
+            name: "nginx",
+            child,
+        });
         wait_listening(port, "nginx")?;
     }
     targets.push(Target {
@@ -363,44 +470,120 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         pid: mosq_pid,
     });
 
-    let mosq_version = Command::new("mosquitto").arg("-h").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_owned()).unwrap_or_default();
-    println!("mpbridge bench relay — {} cores · {} · nginx {} · {:.0} s per measurement", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), mosq_version.trim(), if has_nginx { "worker_processes auto" } else { "not installed" }, opts.secs);
-    println!("targets: mpbridge relay (ws upstream) · nginx (seed config) · direct = mosquitto's own WSS listener");
-    println!("load: each client keeps {DEPTH} publishes in flight to its own subscription (every message crosses the proxy twice)\n");
+    let mosq_version = Command::new("mosquitto")
+        .arg("-h")
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .unwrap_or_default();
+    println!(
+        "mpbridge bench relay — {} cores · {} · nginx {} · {:.0} s per measurement",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        mosq_version.trim(),
+        if has_nginx {
+            "worker_processes auto"
+        } else {
+            "not installed"
+        },
+        opts.secs
+    );
+    println!(
+        "targets: mpbridge relay (ws upstream) · nginx (seed config) · direct = mosquitto's own WSS listener"
+    );
+    println!(
+        "load: each client keeps {DEPTH} publishes in flight to its own subscription (every message crosses the proxy twice)\n"
+    );
 
     let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
-    let ratio = |a: f64, b: f64| if b > 0.0 && a.is_finite() && b.is_finite() { format!("{:.2}×", a / b) } else { "—".to_owned() };
-    println!("{:<24} {:>30} {:>30} {:>30}   {}", "scenario", format!("{} msg/s p50/p99 ms", names[0]), names.get(1).map(|n| format!("{n} msg/s p50/p99 ms")).unwrap_or_default(), names.get(2).map(|n| format!("{n} msg/s p50/p99 ms")).unwrap_or_default(), "relay/nginx: msg/s  p99");
-    for qos in [0u8, 1] {
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 && a.is_finite() && b.is_finite() {
+            format!("{:.2}×", a / b)
+        } else {
+            "—".to_owned()
+        }
+    };
+    println!(
+        "{:<24} {:>30} {:>30} {:>30}   {}",
+        "scenario",
+        format!("{} msg/s p50/p99 ms", names[0]),
+        names
+            .get(1)
+            .map(|n| format!("{n} msg/s p50/p99 ms"))
+            .unwrap_or_default(),
+        names
+            .get(2)
+            .map(|n| format!("{n} msg/s p50/p99 ms"))
+            .unwrap_or_default(),
+        "relay/nginx: msg/s  p99"
+    );
+    for qos in [0u8, 1].into_iter().filter(|_| opts.part("throughput")) {
         for size in [64usize, 4096] {
             for clients in [10usize, 100] {
                 let mut runs = Vec::new();
                 for t in &targets {
                     let r = throughput(t.addr, tls.clone(), clients, qos, size, opts.secs)
                         .await
-                        .with_context(|| format!("{} qos{qos} {size}B {clients} clients", t.name))?;
+                        .with_context(|| {
+                            format!("{} qos{qos} {size}B {clients} clients", t.name)
+                        })?;
                     runs.push(r);
                 }
-                let cell = |r: &Run| format!("{:>10.0} {:>7.2}/{:<7.2}", r.msgs_per_s, r.p50_ms, r.p99_ms);
+                let cell =
+                    |r: &Run| format!("{:>10.0} {:>7.2}/{:<7.2}", r.msgs_per_s, r.p50_ms, r.p99_ms);
                 let label = format!("qos{qos} {size}B {clients} clients");
-                let rel = if has_nginx { format!("{}  {}", ratio(runs[0].msgs_per_s, runs[1].msgs_per_s), ratio(runs[0].p99_ms, runs[1].p99_ms)) } else { "—".into() };
-                println!("{:<24} {:>30} {:>30} {:>30}   {rel}", label, cell(&runs[0]), runs.get(1).map(cell).unwrap_or_default(), runs.get(2).map(cell).unwrap_or_default());
+                let rel = if has_nginx {
+                    format!(
+                        "{}  {}",
+                        ratio(runs[0].msgs_per_s, runs[1].msgs_per_s),
+                        ratio(runs[0].p99_ms, runs[1].p99_ms)
+                    )
+                } else {
+                    "—".into()
+                };
+                println!(
+                    "{:<24} {:>30} {:>30} {:>30}   {rel}",
+                    label,
+                    cell(&runs[0]),
+                    runs.get(1).map(cell).unwrap_or_default(),
+                    runs.get(2).map(cell).unwrap_or_default()
+                );
             }
         }
     }
-    let mut hs = Vec::new();
-    for t in &targets {
-        hs.push(handshakes(t.addr, tls.clone(), opts.secs).await);
+    if opts.part("handshakes") {
+        println!();
+        for (label, upgrade) in [("TLS handshakes/s", false), ("TLS+WS upgrade/s", true)] {
+            let mut hs = Vec::new();
+            for t in &targets {
+                hs.push(if upgrade {
+                    handshakes(t.addr, tls.clone(), opts.secs).await
+                } else {
+                    tls_handshakes(t.addr, tls.clone(), opts.secs).await
+                });
+            }
+            println!(
+                "{:<24} {:>30} {:>30} {:>30}   {}",
+                label,
+                format!("{:.0}", hs[0]),
+                hs.get(1).map(|v| format!("{v:.0}")).unwrap_or_default(),
+                hs.get(2).map(|v| format!("{v:.0}")).unwrap_or_default(),
+                if has_nginx {
+                    ratio(hs[0], hs[1])
+                } else {
+                    "—".into()
+                }
+            );
+        }
     }
-    println!(
-        "\n{:<24} {:>30} {:>30} {:>30}   {}",
-        "TLS+upgrade handshakes/s",
-        format!("{:.0}", hs[0]),
-        hs.get(1).map(|v| format!("{v:.0}")).unwrap_or_default(),
-        hs.get(2).map(|v| format!("{v:.0}")).unwrap_or_default(),
-        if has_nginx { ratio(hs[0], hs[1]) } else { "—".into() }
-    );
-    for &n in &opts.idle {
+    for &n in opts.idle.iter().filter(|_| opts.part("idle")) {
         let mut kib = Vec::new();
         for t in &targets {
             kib.push(idle_memory(t, tls.clone(), n).await?);
@@ -411,7 +594,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             format!("{:.1}", kib[0]),
             kib.get(1).map(|v| format!("{v:.1}")).unwrap_or_default(),
             kib.get(2).map(|v| format!("{v:.1}")).unwrap_or_default(),
-            if has_nginx { ratio(kib[0], kib[1]) } else { "—".into() }
+            if has_nginx {
+                ratio(kib[0], kib[1])
+            } else {
+                "—".into()
+            }
         );
     }
     println!("\n(relay/nginx: msg/s above 1.00× is better; p99 and memory below 1.00× are better)");

@@ -8,6 +8,7 @@
 //! stalls `accept`.
 
 pub mod config;
+pub mod frames;
 pub mod handshake;
 pub mod inspect;
 pub mod nginx;

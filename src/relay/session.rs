@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 use super::Active;
+use super::frames::{self, FrameObserver, Seen};
 use super::handshake::{self, Refusal, Request};
 use super::inspect::{PacketStream, connack_text, parse_connack, parse_connect};
 use super::stats::{CloseInfo, ConnRecord, Counters, LiveConn, Registry, Rejection, Side, Slot};
@@ -37,8 +38,10 @@ fn ws_config(max: usize) -> WebSocketConfig {
     let mut c = WebSocketConfig::default();
     c.max_message_size = Some(max);
     c.max_frame_size = Some(max);
-    // Bounded buffers: a slow reader makes `send` wait instead of growing memory.
-    c.write_buffer_size = 64 * 1024;
+    // Small, bounded buffers: a slow reader makes `send` wait instead of growing memory,
+    // and an idle connection costs little.
+    c.read_buffer_size = 4 * 1024;
+    c.write_buffer_size = 0;
     c.max_write_buffer_size = 4 * 1024 * 1024;
     c
 }
@@ -206,18 +209,18 @@ pub async fn serve(
         .get(&route.path)
         .cloned()
         .unwrap_or_default();
-    let upstream = upstream::connect_any(
-        &route.upstreams,
-        &rr,
-        &fwd,
-        limits.upstream_connect_timeout,
-        cfg,
-    )
-    .await;
+    let t_up = Instant::now();
+    let upstream =
+        upstream::connect_any(&route.upstreams, &rr, &fwd, limits.upstream_connect_timeout).await;
+    tracing::debug!("upstream connected in {:?}", t_up.elapsed());
 
     // Complete the upgrade in every case: a failed upstream is then reported as a close
     // frame with a reason, which a WebSocket client can show.
-    if let Err(e) = tls.write_all(&handshake::switching_protocols(&up)).await {
+    let sent = async {
+        tls.write_all(&handshake::switching_protocols(&up)).await?;
+        tls.flush().await
+    };
+    if let Err(e) = sent.await {
         return reject(
             sni,
             Some(req.path.clone()),
@@ -225,8 +228,7 @@ pub async fn serve(
             format!("client left during the upgrade: {e}"),
         );
     }
-    let mut client: ClientWs =
-        WebSocketStream::from_partially_read(tls, leftover, Role::Server, Some(cfg)).await;
+    drop(buf);
 
     let id = ctx.registry.next_id();
     let live = Arc::new(LiveConn {
@@ -276,19 +278,42 @@ pub async fn serve(
     let close = match upstream {
         Err(reason) => {
             // 1013 "try again later": nothing answered; the client should retry.
-            let frame = close_frame(1013, &reason);
-            let _sent =
-                tokio::time::timeout(Duration::from_secs(2), client.close(Some(frame))).await;
+            let _sent = tokio::time::timeout(Duration::from_secs(2), async {
+                tls.write_all(&frames::server_close(1013, &reason))
+                    .await
+                    .ok();
+                tls.flush().await.ok();
+                // Wait briefly for the client's close reply, then close.
+                let mut sink = [0u8; 256];
+                let _ = tokio::time::timeout(Duration::from_millis(500), tls.read(&mut sink)).await;
+                tls.shutdown().await.ok();
+            })
+            .await;
             CloseInfo {
                 code: Some(1013),
                 reason,
                 side: Side::Upstream,
             }
         }
-        Ok((conn, _)) => {
-            pump(
+        Ok((
+            UpstreamConn::Ws {
+                tcp,
+                leftover: up_left,
+            },
+            _,
+        )) => {
+            let pass = Pass {
+                idle: limits.idle_timeout,
+                max_message: limits.max_message_bytes as u64,
+            };
+            passthrough(tls, leftover, tcp, up_left, &live, pass, &ctx).await
+        }
+        Ok((UpstreamConn::Tcp(tcp), _)) => {
+            let client: ClientWs =
+                WebSocketStream::from_partially_read(tls, leftover, Role::Server, Some(cfg)).await;
+            pump_tcp(
                 client,
-                conn,
+                tcp,
                 &live,
                 limits.idle_timeout,
                 limits.max_message_bytes,
@@ -408,9 +433,306 @@ impl Watch<'_> {
     }
 }
 
-async fn pump(
+/// Limits of a passthrough connection.
+struct Pass {
+    idle: Duration,
+    max_message: u64,
+}
+
+/// Which direction of a passthrough connection saw a close frame first.
+#[derive(Default)]
+struct FirstClose(std::sync::Mutex<Option<CloseInfo>>);
+
+impl FirstClose {
+    fn set(&self, side: Side, code: Option<u16>, reason: String) {
+        if let Ok(mut f) = self.0.lock()
+            && f.is_none()
+        {
+            *f = Some(CloseInfo { code, reason, side });
+        }
+    }
+
+    fn get(&self) -> Option<CloseInfo> {
+        self.0.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+/// How one direction of a passthrough ended.
+enum DirEnd {
+    /// The reading side closed its TCP stream (after a close frame, or abruptly).
+    Eof,
+    ReadError(String),
+    WriteError(String),
+    TooBig(u64),
+    Invalid(&'static str),
+}
+
+/// A WebSocket upstream: after both upgrades the relay copies bytes both ways, as nginx does,
+/// while observers parse the frames (MQTT identity, close codes, message sizes) without
+/// re-encoding anything.
+async fn passthrough(
+    client: TlsStream<TcpStream>,
+    client_left: Vec<u8>,
+    upstream: TcpStream,
+    up_left: Vec<u8>,
+    live: &Arc<LiveConn>,
+    limits: Pass,
+    ctx: &Ctx,
+) -> CloseInfo {
+    let activity = AtomicU64::new(0);
+    let w = Watch {
+        live,
+        activity: &activity,
+        epoch: Instant::now(),
+    };
+    let first_close = FirstClose::default();
+    let (mut c_rd, mut c_wr) = tokio::io::split(client);
+    let (mut u_rd, mut u_wr) = upstream.into_split();
+    let mut obs_in = FrameObserver::new(limits.max_message, PacketStream::capturing_first());
+    let mut obs_out = FrameObserver::new(limits.max_message, PacketStream::capturing_first());
+
+    let end = {
+        let a = copy_dir(
+            &mut c_rd,
+            &mut u_wr,
+            client_left,
+            &mut obs_in,
+            &w,
+            &first_close,
+            Side::Client,
+        );
+        let b = copy_dir(
+            &mut u_rd,
+            &mut c_wr,
+            up_left,
+            &mut obs_out,
+            &w,
+            &first_close,
+            Side::Upstream,
+        );
+        tokio::pin!(a, b);
+        let idle_check = idle_watch(&w, limits.idle);
+        tokio::select! {
+            e = &mut a => {
+                // The other direction may still carry the close reply: let it, briefly.
+                if first_close.get().is_some() {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), &mut b).await;
+                }
+                Ended::Dir(Side::Client, e)
+            }
+            e = &mut b => {
+                if first_close.get().is_some() {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), &mut a).await;
+                }
+                Ended::Dir(Side::Upstream, e)
+            }
+            _ = idle_check => Ended::By(1001, format!("idle for {} s", limits.idle.as_secs()), Side::Relay),
+            _ = ctx.drain.cancelled() => Ended::By(1001, "relay shutting down".into(), Side::Relay),
+            _ = live.close.cancelled() => Ended::By(1000, "closed by the operator".into(), Side::Operator),
+        }
+    };
+
+    let at_boundary = obs_in.at_boundary() && obs_out.at_boundary();
+    let key: [u8; 4] = rand::random();
+    let info = match end {
+        Ended::By(code, reason, side) => {
+            if at_boundary {
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    c_wr.write_all(&frames::server_close(code, &reason))
+                        .await
+                        .ok();
+                    c_wr.flush().await.ok();
+                    u_wr.write_all(&frames::client_close(
+                        1001,
+                        "client connection closed by the relay",
+                        key,
+                    ))
+                    .await
+                    .ok();
+                    // Give the client a moment to answer the close before the TCP close.
+                    let mut sink = [0u8; 512];
+                    let _ = tokio::time::timeout(Duration::from_millis(500), c_rd.read(&mut sink))
+                        .await;
+                })
+                .await;
+            }
+            CloseInfo {
+                code: Some(code),
+                reason,
+                side,
+            }
+        }
+        Ended::Dir(side, DirEnd::TooBig(n)) => {
+            let reason = format!(
+                "message of {n} bytes, larger than {} bytes",
+                limits.max_message
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                c_wr.write_all(&frames::server_close(1009, &reason))
+                    .await
+                    .ok();
+                c_wr.flush().await.ok();
+            })
+            .await;
+            CloseInfo {
+                code: Some(1009),
+                reason: format!("{side} sent a {reason}"),
+                side: Side::Relay,
+            }
+        }
+        Ended::Dir(side, DirEnd::Invalid(what)) => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                c_wr.write_all(&frames::server_close(1002, what)).await.ok();
+                c_wr.flush().await.ok();
+            })
+            .await;
+            CloseInfo {
+                code: Some(1002),
+                reason: format!("{side} broke the WebSocket framing: {what}"),
+                side,
+            }
+        }
+        Ended::Dir(side, other) => match first_close.get() {
+            Some(c) => c,
+            None => {
+                let why = match other {
+                    DirEnd::ReadError(e) | DirEnd::WriteError(e) => e,
+                    _ => "connection closed without a close frame".to_owned(),
+                };
+                if side == Side::Upstream {
+                    // Tell the client why its broker went away.
+                    let reason = format!("broker connection lost: {why}");
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        c_wr.write_all(&frames::server_close(1011, &reason))
+                            .await
+                            .ok();
+                        c_wr.flush().await.ok();
+                    })
+                    .await;
+                    CloseInfo {
+                        code: Some(1011),
+                        reason,
+                        side,
+                    }
+                } else {
+                    CloseInfo {
+                        code: None,
+                        reason: format!("client gone: {why}"),
+                        side,
+                    }
+                }
+            }
+        },
+    };
+    u_wr.shutdown().await.ok();
+    let _ = tokio::time::timeout(Duration::from_millis(500), c_wr.shutdown()).await;
+    info
+}
+
+enum Ended {
+    Dir(Side, DirEnd),
+    By(u16, String, Side),
+}
+
+/// Copies one direction, observing frames; returns how it ended.
+async fn copy_dir<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    first: Vec<u8>,
+    obs: &mut FrameObserver,
+    w: &Watch<'_>,
+    first_close: &FirstClose,
+    from: Side,
+) -> DirEnd
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut pending = first;
+    loop {
+        let chunk: &[u8] = if pending.is_empty() {
+            match rd.read(&mut buf).await {
+                Ok(0) => return DirEnd::Eof,
+                Ok(n) => buf.get(..n).unwrap_or_default(),
+                Err(e) => return DirEnd::ReadError(e.to_string()),
+            }
+        } else {
+            &pending
+        };
+        w.touch();
+        let c = &w.live.counters;
+        let before = obs.mqtt.packets;
+        seen.clear();
+        let live = w.live;
+        obs.feed(chunk, &mut seen, &mut |cap| match from {
+            Side::Client => match parse_connect(&cap) {
+                Ok(info) => {
+                    tracing::info!(
+                        client_id = %info.client_id,
+                        username = info.username.as_deref().unwrap_or("-"),
+                        level = info.protocol_level,
+                        keepalive = info.keep_alive_secs,
+                        "MQTT CONNECT"
+                    );
+                    live.update(|r| r.connect = Some(info.into()));
+                }
+                Err(e) => tracing::info!("first client packet: {e}"),
+            },
+            _ => {
+                if let Some(code) = parse_connack(&cap) {
+                    tracing::info!("MQTT CONNACK {code} ({})", connack_text(code));
+                    live.update(|r| r.connack = Some(code));
+                }
+            }
+        });
+        let packets = obs.mqtt.packets - before;
+        for s in &seen {
+            match s {
+                Seen::TooBig(n) => return DirEnd::TooBig(*n),
+                Seen::Invalid(what) => return DirEnd::Invalid(what),
+                Seen::Close(code, reason) => first_close.set(from, *code, reason.clone()),
+            }
+        }
+        if let Err(e) = wr.write_all(chunk).await {
+            return DirEnd::WriteError(e.to_string());
+        }
+        if let Err(e) = wr.flush().await {
+            return DirEnd::WriteError(e.to_string());
+        }
+        let n = chunk.len() as u64;
+        match from {
+            Side::Client => {
+                c.bytes_in.fetch_add(n, Ordering::Relaxed);
+                c.packets_in.fetch_add(packets, Ordering::Relaxed);
+            }
+            _ => {
+                c.bytes_out.fetch_add(n, Ordering::Relaxed);
+                c.packets_out.fetch_add(packets, Ordering::Relaxed);
+            }
+        }
+        pending = Vec::new();
+    }
+}
+
+/// Resolves when nothing crossed the connection for `idle`.
+async fn idle_watch(w: &Watch<'_>, idle: Duration) {
+    let tick = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(tick).await;
+        let last = Duration::from_millis(w.activity.load(Ordering::Relaxed));
+        if w.epoch.elapsed().saturating_sub(last) >= idle {
+            return;
+        }
+    }
+}
+
+/// A TCP upstream: WebSocket binary frames from the client become the byte stream, and bytes
+/// from the broker become binary frames.
+async fn pump_tcp(
     client: ClientWs,
-    upstream: UpstreamConn,
+    upstream: TcpStream,
     live: &Arc<LiveConn>,
     idle: Duration,
     max_message: usize,
@@ -425,115 +747,47 @@ async fn pump(
     let (mut c_tx, mut c_rx) = client.split();
     let mut up_in = PacketStream::capturing_first();
     let mut up_out = PacketStream::capturing_first();
-
-    // client → upstream and upstream → client, each awaiting its writes (backpressure).
-    let end = match upstream {
-        UpstreamConn::Ws(ws) => {
-            let (mut u_tx, mut u_rx) = ws.split();
-            let end = {
-                let a = async {
-                    while let Some(m) = c_rx.next().await {
-                        match m {
-                            Ok(Message::Binary(b)) => {
-                                client_bytes(&w, &mut up_in, &b);
-                                if let Err(e) = u_tx.send(Message::Binary(b)).await {
-                                    return End::UpstreamGone(e.to_string());
-                                }
+    let end = {
+        let (mut u_rd, mut u_wr) = upstream.into_split();
+        let end = {
+            let a = async {
+                while let Some(m) = c_rx.next().await {
+                    match m {
+                        Ok(Message::Binary(b)) => {
+                            client_bytes(&w, &mut up_in, &b);
+                            if let Err(e) = u_wr.write_all(&b).await {
+                                return End::UpstreamGone(e.to_string());
                             }
-                            Ok(Message::Text(t)) => {
-                                client_bytes(&w, &mut up_in, t.as_bytes());
-                                if let Err(e) = u_tx.send(Message::Text(t)).await {
-                                    return End::UpstreamGone(e.to_string());
-                                }
-                            }
-                            Ok(Message::Close(f)) => return End::Client(f),
-                            Ok(_) => w.touch(),
-                            Err(e) => return client_error(e),
                         }
+                        Ok(Message::Text(_)) => return End::TextToTcp,
+                        Ok(Message::Close(f)) => return End::Client(f),
+                        Ok(_) => w.touch(),
+                        Err(e) => return client_error(e),
                     }
-                    End::ClientGone("connection closed without a close frame".into())
-                };
-                let b = async {
-                    while let Some(m) = u_rx.next().await {
-                        match m {
-                            Ok(Message::Binary(b)) => {
-                                upstream_bytes(&w, &mut up_out, &b);
-                                if let Err(e) = c_tx.send(Message::Binary(b)).await {
-                                    return End::ClientGone(e.to_string());
-                                }
-                            }
-                            Ok(Message::Text(t)) => {
-                                upstream_bytes(&w, &mut up_out, t.as_bytes());
-                                if let Err(e) = c_tx.send(Message::Text(t)).await {
-                                    return End::ClientGone(e.to_string());
-                                }
-                            }
-                            Ok(Message::Close(f)) => return End::Upstream(f),
-                            Ok(_) => w.touch(),
-                            Err(e) => return End::UpstreamGone(e.to_string()),
-                        }
-                    }
-                    End::UpstreamGone("connection closed without a close frame".into())
-                };
-                race(a, b, &w, idle, live, ctx).await
+                }
+                End::ClientGone("connection closed without a close frame".into())
             };
-            // Tell the upstream, briefly.
-            let to_upstream = match &end {
-                End::Client(f) => f.clone(),
-                _ => Some(close_frame(1001, "client connection ended")),
-            };
-            if !matches!(end, End::Upstream(_) | End::UpstreamGone(_)) {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    u_tx.send(Message::Close(to_upstream)),
-                )
-                .await;
-            }
-            end
-        }
-        UpstreamConn::Tcp(tcp) => {
-            let (mut u_rd, mut u_wr) = tcp.into_split();
-            let end = {
-                let a = async {
-                    while let Some(m) = c_rx.next().await {
-                        match m {
-                            Ok(Message::Binary(b)) => {
-                                client_bytes(&w, &mut up_in, &b);
-                                if let Err(e) = u_wr.write_all(&b).await {
-                                    return End::UpstreamGone(e.to_string());
-                                }
+            let b = async {
+                let mut buf = vec![0u8; (16 * 1024).min(max_message)];
+                loop {
+                    match u_rd.read(&mut buf).await {
+                        Ok(0) => return End::Upstream(None),
+                        Ok(n) => {
+                            let chunk = buf.get(..n).unwrap_or_default();
+                            upstream_bytes(&w, &mut up_out, chunk);
+                            if let Err(e) = c_tx.send(Message::Binary(chunk.to_vec().into())).await
+                            {
+                                return End::ClientGone(e.to_string());
                             }
-                            Ok(Message::Text(_)) => return End::TextToTcp,
-                            Ok(Message::Close(f)) => return End::Client(f),
-                            Ok(_) => w.touch(),
-                            Err(e) => return client_error(e),
                         }
+                        Err(e) => return End::UpstreamGone(e.to_string()),
                     }
-                    End::ClientGone("connection closed without a close frame".into())
-                };
-                let b = async {
-                    let mut buf = vec![0u8; (16 * 1024).min(max_message)];
-                    loop {
-                        match u_rd.read(&mut buf).await {
-                            Ok(0) => return End::Upstream(None),
-                            Ok(n) => {
-                                let chunk = &buf[..n];
-                                upstream_bytes(&w, &mut up_out, chunk);
-                                if let Err(e) =
-                                    c_tx.send(Message::Binary(chunk.to_vec().into())).await
-                                {
-                                    return End::ClientGone(e.to_string());
-                                }
-                            }
-                            Err(e) => return End::UpstreamGone(e.to_string()),
-                        }
-                    }
-                };
-                race(a, b, &w, idle, live, ctx).await
+                }
             };
-            u_wr.shutdown().await.ok();
-            end
-        }
+            race(a, b, &w, idle, live, ctx).await
+        };
+        u_wr.shutdown().await.ok();
+        end
     };
 
     // Tell the client, briefly, unless it is gone or already said goodbye.
@@ -580,8 +834,7 @@ async fn pump(
         End::Operator => (Some(1000), "closed by the operator".into(), Side::Operator),
         End::Drain => (Some(1001), "relay shutting down".into(), Side::Relay),
     };
-    let client_gone = matches!(end, End::ClientGone(_));
-    if !client_gone {
+    if !matches!(end, End::ClientGone(_)) {
         let frame = match (&end, code) {
             (End::Client(f), _) => f.clone(),
             (_, Some(c)) => Some(close_frame(c, &reason)),
@@ -661,16 +914,7 @@ async fn race(
     live: &LiveConn,
     ctx: &Ctx,
 ) -> End {
-    let idle_check = async {
-        let tick = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        loop {
-            tokio::time::sleep(tick).await;
-            let last = Duration::from_millis(w.activity.load(Ordering::Relaxed));
-            if w.epoch.elapsed().saturating_sub(last) >= idle {
-                return;
-            }
-        }
-    };
+    let idle_check = idle_watch(w, idle);
     tokio::select! {
         e = a => e,
         e = b => e,

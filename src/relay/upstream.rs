@@ -6,16 +6,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::config::Upstream;
 
 /// A connected upstream.
 pub enum UpstreamConn {
-    Ws(Box<WebSocketStream<TcpStream>>),
+    /// A broker's WebSocket listener after its 101; `leftover` holds bytes it sent right
+    /// after the response head (frames already on their way to the client).
+    Ws {
+        tcp: TcpStream,
+        leftover: Vec<u8>,
+    },
     Tcp(TcpStream),
 }
 
@@ -33,7 +34,6 @@ pub async fn connect(
     up: &Upstream,
     fwd: &Forwarded<'_>,
     timeout: Duration,
-    ws_config: WebSocketConfig,
 ) -> Result<UpstreamConn, String> {
     let fut = async {
         let tcp = TcpStream::connect(up.authority())
@@ -42,46 +42,93 @@ pub async fn connect(
         tcp.set_nodelay(true).ok();
         match up {
             Upstream::Tcp { .. } => Ok(UpstreamConn::Tcp(tcp)),
-            Upstream::Ws { .. } => {
-                let mut req = up
-                    .to_string()
-                    .into_client_request()
-                    .map_err(|e| format!("{up}: {e}"))?;
-                let h = req.headers_mut();
-                let ip = fwd.peer.ip().to_string();
-                let xff = match fwd.prior_xff {
-                    Some(prior) if !prior.trim().is_empty() => format!("{}, {ip}", prior.trim()),
-                    _ => ip.clone(),
-                };
-                let pairs = [
-                    (
-                        "Sec-WebSocket-Protocol",
-                        fwd.subprotocol.unwrap_or("mqtt").to_owned(),
-                    ),
-                    ("X-Forwarded-For", xff),
-                    ("X-Real-IP", ip),
-                    ("X-Forwarded-Proto", "https".to_owned()),
-                ];
-                for (k, v) in pairs {
-                    if let Ok(v) = HeaderValue::from_str(&v) {
-                        h.insert(k, v);
-                    }
-                }
-                if let Some(host) = fwd.host.and_then(|v| HeaderValue::from_str(v).ok()) {
-                    h.insert("X-Forwarded-Host", host);
-                }
-                let (ws, resp) =
-                    tokio_tungstenite::client_async_with_config(req, tcp, Some(ws_config))
-                        .await
-                        .map_err(|e| format!("{up}: WebSocket handshake failed: {e}"))?;
-                tracing::debug!("upstream {up} answered {}", resp.status());
-                Ok(UpstreamConn::Ws(Box::new(ws)))
-            }
+            Upstream::Ws { path, .. } => ws_handshake(tcp, up, path, fwd).await,
         }
     };
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
         Err(_) => Err(format!("{up}: no answer within {} s", timeout.as_secs())),
+    }
+}
+
+/// The client side of RFC 6455 towards a broker, by hand: the relay then copies frames as
+/// bytes (no re-framing), so it must not negotiate anything the client did not get.
+async fn ws_handshake(
+    mut tcp: TcpStream,
+    up: &Upstream,
+    path: &str,
+    fwd: &Forwarded<'_>,
+) -> Result<UpstreamConn, String> {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let ip = fwd.peer.ip().to_string();
+    let xff = match fwd.prior_xff {
+        Some(prior) if !prior.trim().is_empty() => format!("{}, {ip}", prior.trim()),
+        _ => ip.clone(),
+    };
+    let clean = |v: &str| v.replace(['\r', '\n'], "");
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {}\r\nX-Forwarded-For: {}\r\nX-Real-IP: {ip}\r\nX-Forwarded-Proto: https\r\n",
+        up.authority(),
+        clean(fwd.subprotocol.unwrap_or("mqtt")),
+        clean(&xff)
+    );
+    if let Some(h) = fwd.host {
+        req.push_str(&format!("X-Forwarded-Host: {}\r\n", clean(h)));
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("{up}: {e}"))?;
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let mut chunk = [0u8; 1024];
+        let n = tcp
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("{up}: {e}"))?;
+        if n == 0 {
+            return Err(format!("{up}: closed during the WebSocket handshake"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf) {
+            Ok(httparse::Status::Partial) if buf.len() < super::handshake::MAX_HEAD_BYTES => {
+                continue;
+            }
+            Ok(httparse::Status::Partial) => return Err(format!("{up}: response head too large")),
+            Err(e) => return Err(format!("{up}: not an HTTP response ({e})")),
+            Ok(httparse::Status::Complete(n)) => {
+                let code = resp.code.unwrap_or(0);
+                if code != 101 {
+                    return Err(format!(
+                        "{up}: answered {code} {} instead of 101 (check the broker's WebSocket path)",
+                        resp.reason.unwrap_or("")
+                    ));
+                }
+                let accept = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Accept"))
+                    .map(|h| String::from_utf8_lossy(h.value).trim().to_owned());
+                if accept.as_deref() != Some(super::handshake::accept_key(&key).as_str()) {
+                    return Err(format!("{up}: wrong Sec-WebSocket-Accept"));
+                }
+                let extensions = resp
+                    .headers
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"));
+                if extensions {
+                    return Err(format!(
+                        "{up}: negotiated an extension that was not offered"
+                    ));
+                }
+                let leftover = buf.split_off(n);
+                return Ok(UpstreamConn::Ws { tcp, leftover });
+            }
+        }
     }
 }
 
@@ -92,7 +139,6 @@ pub async fn connect_any(
     next: &AtomicUsize,
     fwd: &Forwarded<'_>,
     timeout: Duration,
-    ws_config: WebSocketConfig,
 ) -> Result<(UpstreamConn, String), String> {
     if ups.is_empty() {
         return Err("the route has no upstream".to_owned());
@@ -101,7 +147,7 @@ pub async fn connect_any(
     let mut errors = Vec::new();
     for i in 0..ups.len() {
         let up = &ups[(start + i) % ups.len()];
-        match connect(up, fwd, timeout, ws_config).await {
+        match connect(up, fwd, timeout).await {
             Ok(c) => {
                 if !errors.is_empty() {
                     tracing::warn!("failed over to {up} after: {}", errors.join("; "));
