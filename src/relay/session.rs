@@ -692,7 +692,14 @@ where
             match s {
                 Seen::TooBig(n) => return DirEnd::TooBig(*n),
                 Seen::Invalid(what) => return DirEnd::Invalid(what),
-                Seen::Close(code, reason) => first_close.set(from, *code, reason.clone()),
+                Seen::Close(code, reason) => {
+                    let reason = if reason.is_empty() {
+                        format!("{from} sent a close frame")
+                    } else {
+                        reason.clone()
+                    };
+                    first_close.set(from, *code, reason)
+                }
             }
         }
         if let Err(e) = wr.write_all(chunk).await {
