@@ -511,7 +511,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         }
     };
     println!(
-        "{:<24} {:>30} {:>30} {:>30}   {}",
+        "{:<24} {:>30} {:>30} {:>30}   relay/nginx: msg/s  p99",
         "scenario",
         format!("{} msg/s p50/p99 ms", names[0]),
         names
@@ -522,7 +522,6 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             .get(2)
             .map(|n| format!("{n} msg/s p50/p99 ms"))
             .unwrap_or_default(),
-        "relay/nginx: msg/s  p99"
     );
     for qos in [0u8, 1].into_iter().filter(|_| opts.part("throughput")) {
         for size in [64usize, 4096] {

@@ -141,38 +141,55 @@ impl FrameObserver {
         }
     }
 
-    fn payload(&mut self, chunk: &[u8], on_mqtt: &mut dyn FnMut(super::inspect::Captured)) {
+    fn payload(&mut self, mut chunk: &[u8], on_mqtt: &mut dyn FnMut(super::inspect::Captured)) {
         let control = self.opcode & 0x8 != 0;
         let wanted = self.opcode == 0x2 || (control && self.opcode == 0x8);
         if !wanted {
             self.pos += chunk.len() as u64;
             return;
         }
-        let bytes: &[u8] = match self.mask {
-            Some(k) => {
-                self.scratch.clear();
-                self.scratch.extend(
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| b ^ k[((self.pos + i as u64) % 4) as usize]),
-                );
-                &self.scratch
+        while !chunk.is_empty() {
+            // Packet bodies nobody reads are skipped without unmasking them.
+            if !control {
+                let skip = self.mqtt.skippable().min(chunk.len());
+                if skip > 0 {
+                    self.mqtt.skip(skip);
+                    self.pos += skip as u64;
+                    chunk = &chunk[skip..];
+                    continue;
+                }
             }
-            None => chunk,
-        };
-        if control {
-            if self.close_payload.len() < 125 {
-                let room = 125 - self.close_payload.len();
-                self.close_payload
-                    .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            // Otherwise unmask a small piece (a header, or the captured first packet).
+            let take = if control {
+                chunk.len()
+            } else {
+                chunk.len().min(64)
+            };
+            let (piece, rest) = chunk.split_at(take);
+            chunk = rest;
+            let bytes: &[u8] = match self.mask {
+                Some(k) => {
+                    self.scratch.clear();
+                    self.scratch.extend(
+                        piece
+                            .iter()
+                            .enumerate()
+                            .map(|(i, b)| b ^ k[((self.pos + i as u64) % 4) as usize]),
+                    );
+                    &self.scratch
+                }
+                None => piece,
+            };
+            if control {
+                if self.close_payload.len() < 125 {
+                    let room = 125 - self.close_payload.len();
+                    self.close_payload
+                        .extend_from_slice(&bytes[..bytes.len().min(room)]);
+                }
+            } else if let Some(cap) = self.mqtt.feed(bytes) {
+                on_mqtt(cap);
             }
-        } else if let Some(cap) = self.mqtt.feed(bytes) {
-            on_mqtt(cap);
-        }
-        self.pos += chunk.len() as u64;
-        if self.scratch.capacity() > 64 * 1024 {
-            self.scratch = Vec::new();
+            self.pos += piece.len() as u64;
         }
     }
 
@@ -302,6 +319,33 @@ mod tests {
                 "split {split}"
             );
             assert_eq!(o.frames, 3);
+        }
+    }
+
+    #[test]
+    fn packet_counts_with_skipped_payloads() {
+        // CONNECT, then 50 PUBLISH packets of 300 bytes spread over frames of odd sizes.
+        let connect = [
+            0x10u8, 0x0e, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 2, b'i', b'd',
+        ];
+        let mut mqtt = connect.to_vec();
+        for i in 0..50u8 {
+            let mut body = vec![0, 1, b't'];
+            body.extend(std::iter::repeat_n(i, 297));
+            mqtt.extend_from_slice(&[0x30, 0xac, 0x02]); // remaining length 300
+            mqtt.extend(body);
+        }
+        let mut stream = Vec::new();
+        for (i, part) in mqtt.chunks(777).enumerate() {
+            stream.extend(masked_binary(part, [i as u8, 7, 3, 9]));
+        }
+        for step in [1, 5, 64, 1000, stream.len()] {
+            let mut o = FrameObserver::new(1 << 20, PacketStream::capturing_first());
+            let mut caps = 0;
+            for c in stream.chunks(step) {
+                o.feed(c, &mut Vec::new(), &mut |_| caps += 1);
+            }
+            assert_eq!((o.mqtt.packets, caps), (51, 1), "step {step}");
         }
     }
 

@@ -19,7 +19,7 @@ impl Rng {
     fn bytes(&mut self, max: usize, seeds: &[&[u8]]) -> Vec<u8> {
         let len = (self.next() as usize) % max;
         // Start from a real message half of the time, then corrupt it.
-        let mut v: Vec<u8> = if self.next() % 2 == 0 && !seeds.is_empty() {
+        let mut v: Vec<u8> = if self.next().is_multiple_of(2) && !seeds.is_empty() {
             seeds[(self.next() as usize) % seeds.len()].to_vec()
         } else {
             (0..len).map(|_| self.next() as u8).collect()
@@ -31,7 +31,7 @@ impl Rng {
             let i = (self.next() as usize) % v.len();
             v[i] = self.next() as u8;
         }
-        if self.next() % 4 == 0 {
+        if self.next().is_multiple_of(4) {
             v.truncate((self.next() as usize) % (v.len() + 1));
         }
         v
@@ -40,9 +40,14 @@ impl Rng {
 
 #[test]
 fn parsers_survive_random_input() {
-    let connect = [0x10u8, 0x0e, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 2, b'i', b'd'];
+    let connect = [
+        0x10u8, 0x0e, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 2, b'i', b'd',
+    ];
     let head = b"GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: mqtt\r\nReferer: https://servicewechat.com/wx1234567890abcdef/1/page-frame.html\r\n\r\n";
-    let frame = [0x82u8, 0x90, 1, 2, 3, 4, 0x11, 0x0c, 3, 4, b'L', b'S', b'W', b'P', 5, 2, 3, 60, 1, 2, b'j', b'f'];
+    let frame = [
+        0x82u8, 0x90, 1, 2, 3, 4, 0x11, 0x0c, 3, 4, b'L', b'S', b'W', b'P', 5, 2, 3, 60, 1, 2,
+        b'j', b'f',
+    ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for _ in 0..20_000 {
         let data = rng.bytes(300, &[&connect, head, &frame]);

@@ -66,6 +66,26 @@ impl PacketStream {
         }
     }
 
+    /// Bytes of the current packet body that can be skipped without looking at them (they
+    /// are neither captured nor part of a header). The frame observer uses this to avoid
+    /// unmasking payload nobody reads.
+    pub fn skippable(&self) -> usize {
+        if self.capture.is_none() && self.error.is_none() {
+            self.remaining
+        } else {
+            0
+        }
+    }
+
+    /// Skips `n` bytes (at most [`PacketStream::skippable`]) as if they had been fed.
+    pub fn skip(&mut self, n: usize) {
+        let n = n.min(self.skippable());
+        self.remaining -= n;
+        if n > 0 && self.remaining == 0 {
+            self.packets += 1;
+        }
+    }
+
     /// Feeds bytes; returns the first packet when it completes (once).
     pub fn feed(&mut self, mut data: &[u8]) -> Option<Captured> {
         let mut out = None;

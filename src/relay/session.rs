@@ -634,6 +634,10 @@ enum Ended {
     By(u16, String, Side),
 }
 
+/// Copy buffer bounds of a passthrough direction.
+const MIN_BUF: usize = 2 * 1024;
+const MAX_BUF: usize = 32 * 1024;
+
 /// Copies one direction, observing frames; returns how it ended.
 async fn copy_dir<R, W>(
     rd: &mut R,
@@ -649,13 +653,30 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     let mut seen = Vec::new();
-    let mut buf = vec![0u8; 8 * 1024];
+    // Adaptive buffer: small while a connection idles (most Mini Program connections), grown
+    // while a reads keep filling it, shrunk again when traffic calms down.
+    let mut buf = vec![0u8; MIN_BUF];
+    let mut small_reads = 0u32;
     let mut pending = first;
     loop {
+        if small_reads > 16 {
+            buf = vec![0u8; MIN_BUF];
+            small_reads = 0;
+        }
         let chunk: &[u8] = if pending.is_empty() {
             match rd.read(&mut buf).await {
                 Ok(0) => return DirEnd::Eof,
-                Ok(n) => buf.get(..n).unwrap_or_default(),
+                Ok(n) => {
+                    if n == buf.len() && buf.len() < MAX_BUF {
+                        let grown = buf.len() * 2;
+                        buf.resize(grown, 0);
+                        small_reads = 0;
+                    } else if n < buf.len() / 8 && buf.len() > MIN_BUF {
+                        // Shrunk before the next read, never under data still to forward.
+                        small_reads += 1;
+                    }
+                    buf.get(..n).unwrap_or_default()
+                }
                 Err(e) => return DirEnd::ReadError(e.to_string()),
             }
         } else {

@@ -119,6 +119,10 @@ fn status_bar_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, notices: &Notices)
         ui.label(format!("{}:", t.sandbox));
         ui.colored_label(color, text);
         ui.separator();
+        let (text, color) = relay_state(t, &live.status.relay.phase);
+        ui.label(format!("{}:", t.relay));
+        ui.colored_label(color, text);
+        ui.separator();
         let (text, color) = conn_state(t, &live.status.broker);
         ui.label(format!("{}:", t.broker));
         ui.colored_label(color, text);
@@ -142,6 +146,19 @@ pub fn sandbox_state(t: &Tr, s: &SandboxState) -> (String, egui::Color32) {
         SandboxState::Starting => (t.state_starting.to_owned(), tokens::WARN),
         SandboxState::Running(_) => (t.state_running.to_owned(), tokens::OK),
         SandboxState::Failed(_) => (t.state_failed.to_owned(), tokens::BAD),
+    }
+}
+
+pub fn relay_state(t: &Tr, p: &crate::relay::RelayPhase) -> (String, egui::Color32) {
+    use crate::relay::RelayPhase;
+    match p {
+        RelayPhase::Starting => (t.state_starting.to_owned(), tokens::WARN),
+        RelayPhase::Running { addr } => {
+            (format!("{} :{}", t.relay_running, addr.port()), tokens::OK)
+        }
+        RelayPhase::Draining => (t.relay_draining.to_owned(), tokens::WARN),
+        RelayPhase::Stopped => (t.relay_stopped.to_owned(), tokens::MUTED),
+        RelayPhase::Failed(_) => (t.state_failed.to_owned(), tokens::BAD),
     }
 }
 

@@ -39,6 +39,9 @@ impl OverviewPanel {
                         ui.label(t.local_broker);
                         ui.monospace(&info.broker);
                         ui.end_row();
+                        ui.label(t.relay_url);
+                        ui.monospace(info.relay.replace("wss://", "wxs://"));
+                        ui.end_row();
                         ui.label(t.dev_ca);
                         ui.monospace(info.ca.display().to_string());
                         ui.end_row();
