@@ -215,7 +215,8 @@ fn relay_panel_shows_live_connections_and_applies_config() {
     );
     h.get_by_label_contains("wx00000000sandbox");
     h.get_by_label_contains("expires in");
-    assert!(h.query_by_label_contains("wss://localhost:").is_some());
+    // The address a Mini Program writes: wxs://.
+    assert!(h.query_by_label_contains("wxs://localhost:").is_some());
 
     // Close one connection from the table: it moves to Closed, closed by the operator.
     let before = h.state().live.relay.snapshot.totals.closed;

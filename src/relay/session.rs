@@ -665,7 +665,16 @@ where
         }
         let chunk: &[u8] = if pending.is_empty() {
             match rd.read(&mut buf).await {
-                Ok(0) => return DirEnd::Eof,
+                Ok(0) => {
+                    // A client that left: pass the half-close on to the broker at once, as a
+                    // TCP proxy does (mosquitto, for one, only then gets round to it). A
+                    // broker that left is reported to the client with a close frame first.
+                    if from == Side::Client {
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(500), wr.shutdown()).await;
+                    }
+                    return DirEnd::Eof;
+                }
                 Ok(n) => {
                     if n == buf.len() && buf.len() < MAX_BUF {
                         let grown = buf.len() * 2;

@@ -315,9 +315,11 @@ impl RelayPanel {
         if let Some(url) = &status.url {
             ui.horizontal(|ui| {
                 ui.label(format!("{}:", t.relay_url));
-                ui.monospace(url);
+                // In the Mini Program the same address is written wxs:// (mqtt.js).
+                let mp_url = url.replace("wss://", "wxs://");
+                ui.monospace(&mp_url);
                 if ui.small_button(t.copy).clicked() {
-                    ui.ctx().copy_text(url.replace("wss://", "wxs://"));
+                    ui.ctx().copy_text(mp_url);
                 }
             });
         }
@@ -348,6 +350,28 @@ impl RelayPanel {
             ui.label(RichText::new(t.relay_stopped).color(tokens::MUTED));
             return;
         };
+        // Files dropped on the window fill the certificate or key field (by their name).
+        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
+        for path in dropped {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            let text = path.display().to_string();
+            if name.contains("key") {
+                form.key = text;
+            } else {
+                form.cert = text;
+                self.cert_check = None;
+            }
+        }
+        ui.label(RichText::new(t.relay_drop_hint).color(tokens::MUTED));
         egui::Grid::new("relay-form")
             .num_columns(2)
             .spacing([12.0, 6.0])
