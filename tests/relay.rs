@@ -49,6 +49,20 @@ fn client_tls(pki: &TestPki) -> Arc<rustls::ClientConfig> {
     Arc::new(mpbridge::relay::tls::client_config_with_roots(&[&pki.ca]).unwrap())
 }
 
+/// Waits until the relay has at least `n` closed connection records; returns the snapshot.
+async fn closed_records(relay: &Relay, n: usize) -> mpbridge::relay::RelaySnapshot {
+    within(5, "closed connection records", async {
+        loop {
+            let s = relay.snapshot(20);
+            if s.closed.len() >= n {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
 /// rumqttc over wss through the relay: subscribe, publish, receive.
 async fn rumqttc_round_trip(relay: SocketAddr, pki: &TestPki, id: &str) {
     let url = format!("wss://localhost:{}/mqtt", relay.port());
@@ -96,16 +110,7 @@ async fn rumqttc_through_relay_to_mosquitto_ws_and_tcp() {
         let relay = start(&pki, std::slice::from_ref(&up), "", "").await;
         rumqttc_round_trip(relay.addr(), &pki, &format!("rumqttc-{mode}")).await;
         // The connection was recorded with its MQTT identity and upstream.
-        let snap = within(5, "closed record", async {
-            loop {
-                let s = relay.snapshot(10);
-                if !s.closed.is_empty() {
-                    return s;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        let snap = closed_records(&relay, 1).await;
         let r = &snap.closed[0];
         assert_eq!(r.upstream.as_deref(), Some(up.as_str()), "{mode}");
         assert_eq!(r.subprotocol.as_deref(), Some("mqtt"));
@@ -429,15 +434,7 @@ async fn upstream_unreachable_then_failover() {
     let (code, reason) = within(10, "close 1013", next_close(&mut ws)).await;
     assert_eq!(code, 1013);
     assert!(reason.contains("no upstream reachable"), "{reason}");
-    let closed = within(5, "closed record", async {
-        loop {
-            if let Some(r) = relay.snapshot(5).closed.first().cloned() {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let closed = closed_records(&relay, 1).await.closed[0].clone();
     assert_eq!(closed.close.as_ref().unwrap().code, Some(1013));
     relay.stop().await;
 
@@ -453,16 +450,7 @@ async fn upstream_unreachable_then_failover() {
     for i in 0..3 {
         rumqttc_round_trip(relay.addr(), &pki, &format!("failover-{i}")).await;
     }
-    let snap = within(5, "records", async {
-        loop {
-            let s = relay.snapshot(10);
-            if s.closed.len() >= 3 {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let snap = closed_records(&relay, 3).await;
     assert!(
         snap.closed
             .iter()
@@ -493,15 +481,7 @@ async fn upstream_killed_mid_stream_and_restarted() {
         code == 1011 || code == 1000 || code == 1006,
         "{code} {reason}"
     );
-    let r = within(5, "closed record", async {
-        loop {
-            if let Some(r) = relay.snapshot(5).closed.first().cloned() {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let r = closed_records(&relay, 1).await.closed[0].clone();
     assert_eq!(
         r.close.as_ref().unwrap().side,
         mpbridge::relay::stats::Side::Upstream,

@@ -109,7 +109,7 @@ impl FrameObserver {
                         if opcode != 0 {
                             self.message = 0;
                         }
-                        self.message += len;
+                        self.message = self.message.saturating_add(len);
                         if self.message > self.max_message {
                             self.failed = true;
                             seen.push(Seen::TooBig(self.message));
@@ -368,6 +368,20 @@ mod tests {
             &mut Vec::new(),
             &mut |_| {},
         );
+    }
+
+    /// Found by `cargo fuzz run ws_frames`: a continuation frame with a 64-bit length after a
+    /// small first fragment overflowed the message size (and, wrapping in release builds,
+    /// slipped under the limit).
+    #[test]
+    fn huge_continuation_does_not_wrap_the_message_size() {
+        let mut o = FrameObserver::new(1 << 16, PacketStream::default());
+        let mut seen = Vec::new();
+        let mut data = vec![0x02, 0x02, 0, 0]; // binary, not final, 2 bytes
+        data.extend_from_slice(&[0x80, 0x7f]); // continuation, final, 64-bit length
+        data.extend_from_slice(&u64::MAX.to_be_bytes());
+        o.feed(&data, &mut seen, &mut |_| {});
+        assert!(matches!(seen[..], [Seen::TooBig(_)]), "{seen:?}");
     }
 
     #[test]

@@ -567,13 +567,7 @@ async fn passthrough(
                 "message of {n} bytes, larger than {} bytes",
                 limits.max_message
             );
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                c_wr.write_all(&frames::server_close(1009, &reason))
-                    .await
-                    .ok();
-                c_wr.flush().await.ok();
-            })
-            .await;
+            send_close(&mut c_wr, 1009, &reason, Duration::from_secs(2)).await;
             CloseInfo {
                 code: Some(1009),
                 reason: format!("{side} sent a {reason}"),
@@ -581,11 +575,7 @@ async fn passthrough(
             }
         }
         Ended::Dir(side, DirEnd::Invalid(what)) => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                c_wr.write_all(&frames::server_close(1002, what)).await.ok();
-                c_wr.flush().await.ok();
-            })
-            .await;
+            send_close(&mut c_wr, 1002, what, Duration::from_secs(2)).await;
             CloseInfo {
                 code: Some(1002),
                 reason: format!("{side} broke the WebSocket framing: {what}"),
@@ -602,13 +592,7 @@ async fn passthrough(
                 if side == Side::Upstream {
                     // Tell the client why its broker went away.
                     let reason = format!("broker connection lost: {why}");
-                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                        c_wr.write_all(&frames::server_close(1011, &reason))
-                            .await
-                            .ok();
-                        c_wr.flush().await.ok();
-                    })
-                    .await;
+                    send_close(&mut c_wr, 1011, &reason, Duration::from_secs(1)).await;
                     CloseInfo {
                         code: Some(1011),
                         reason,
@@ -632,6 +616,24 @@ async fn passthrough(
 enum Ended {
     Dir(Side, DirEnd),
     By(u16, String, Side),
+}
+
+/// Sends a server close frame to the client, giving up after `within`.
+async fn send_close<W: tokio::io::AsyncWrite + Unpin>(
+    client: &mut W,
+    code: u16,
+    reason: &str,
+    within: Duration,
+) {
+    let _ = tokio::time::timeout(within, async {
+        // The client may be gone already; then there is nobody to tell.
+        client
+            .write_all(&frames::server_close(code, reason))
+            .await
+            .ok();
+        client.flush().await.ok();
+    })
+    .await;
 }
 
 /// Copy buffer bounds of a passthrough direction.
