@@ -11,6 +11,8 @@ pub struct LogPanel {
     pub min_level: LogLevel,
     pub search: String,
     pub follow: bool,
+    cache: Vec<crate::logging::LogLine>,
+    cache_key: Option<(u64, LogLevel, String)>,
 }
 
 impl Default for LogPanel {
@@ -19,6 +21,8 @@ impl Default for LogPanel {
             min_level: LogLevel::Info,
             search: String::new(),
             follow: true,
+            cache: Vec::new(),
+            cache_key: None,
         }
     }
 }
@@ -44,17 +48,23 @@ impl LogPanel {
         ui.separator();
 
         let Some(log) = &env.log else { return };
-        let needle = self.search.to_lowercase();
-        let lines: Vec<_> = log
-            .ring
-            .snapshot(self.min_level.as_tracing())
-            .into_iter()
-            .filter(|l| {
-                needle.is_empty()
-                    || l.message.to_lowercase().contains(&needle)
-                    || l.target.to_lowercase().contains(&needle)
-            })
-            .collect();
+        // Copy and filter the ring only when something changed, not every frame.
+        let key = (log.ring.total(), self.min_level, self.search.clone());
+        if self.cache_key.as_ref() != Some(&key) {
+            let needle = self.search.to_lowercase();
+            self.cache = log
+                .ring
+                .snapshot(self.min_level.as_tracing())
+                .into_iter()
+                .filter(|l| {
+                    needle.is_empty()
+                        || l.message.to_lowercase().contains(&needle)
+                        || l.target.to_lowercase().contains(&needle)
+                })
+                .collect();
+            self.cache_key = Some(key);
+        }
+        let lines = &self.cache;
         if lines.is_empty() {
             ui.label(RichText::new(t.log_empty).color(tokens::MUTED));
             return;

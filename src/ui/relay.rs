@@ -187,8 +187,10 @@ impl RelayForm {
 #[derive(Default)]
 pub struct RelayPanel {
     form: Option<RelayForm>,
-    /// The running configuration the form was loaded from.
+    /// The running configuration the form was loaded from, and the form as loaded (the
+    /// user has edited the form when they differ).
     loaded_from: Option<String>,
+    loaded_form: Option<RelayForm>,
     apply: Option<Requested<String, String>>,
     nginx: Option<Requested<String, String>>,
     nginx_open: bool,
@@ -208,15 +210,13 @@ impl RelayPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec<Action>) {
         let status = &live.status.relay;
         // Load the form from the running configuration until the user edits it.
-        if let Some(text) = &status.config_toml {
-            let untouched = match (&self.form, &self.loaded_from) {
-                (Some(f), Some(src)) => RelayForm::from_toml(src).as_ref() == Some(f),
-                _ => true,
-            };
-            if untouched && self.loaded_from.as_ref() != Some(text) {
-                self.form = RelayForm::from_toml(text);
-                self.loaded_from = Some(text.clone());
-            }
+        if let Some(text) = &status.config_toml
+            && self.loaded_from.as_ref() != Some(text)
+            && self.form == self.loaded_form
+        {
+            self.form = RelayForm::from_toml(text);
+            self.loaded_form = self.form.clone();
+            self.loaded_from = Some(text.clone());
         }
 
         ui.heading(t.nav_relay);
