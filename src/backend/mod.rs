@@ -366,13 +366,18 @@ async fn run(
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {
                 if let Some(r) = relay.as_ref().filter(|r| matches!(*r.phase().borrow(), RelayPhase::Running { .. })) {
-                    seq += 1;
-                    view.send_replace(Arc::new(RelayView {
-                        seq,
-                        taken: Some(Instant::now()),
-                        snapshot: r.snapshot(RELAY_VIEW_HISTORY),
-                    }));
-                    (sink.waker)();
+                    // Only a changed view is published (and repainted): a quiet relay costs
+                    // the UI nothing.
+                    let snapshot = r.snapshot(RELAY_VIEW_HISTORY);
+                    if view.borrow().snapshot != snapshot {
+                        seq += 1;
+                        view.send_replace(Arc::new(RelayView {
+                            seq,
+                            taken: Some(Instant::now()),
+                            snapshot,
+                        }));
+                        (sink.waker)();
+                    }
                 }
                 continue;
             }
