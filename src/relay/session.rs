@@ -168,7 +168,6 @@ pub async fn serve(
         return;
     }
 
-    let refuse = |r: Refusal| r;
     let decision = match active.config.route(&req.path) {
         None => {
             let known: Vec<_> = active
@@ -177,14 +176,14 @@ pub async fn serve(
                 .iter()
                 .map(|r| r.path.as_str())
                 .collect();
-            Err(refuse(Refusal::new(
+            Err(Refusal::new(
                 404,
                 format!(
                     "no route for {}; this relay serves {}",
                     req.path,
                     known.join(", ")
                 ),
-            )))
+            ))
         }
         Some(route) => handshake::check_upgrade(&req, route.require_subprotocol)
             .and_then(|up| allowed(&req, route).map(|()| (route, up))),

@@ -227,7 +227,7 @@ impl RelayPanel {
         egui::CollapsingHeader::new(t.relay_config)
             .id_salt("relay-config")
             .default_open(false)
-            .show(ui, |ui| self.form_ui(ui, t, live, actions));
+            .show(ui, |ui| self.form_ui(ui, t, actions));
         ui.separator();
         ui.horizontal(|ui| {
             let snap = &live.relay.snapshot;
@@ -345,7 +345,7 @@ impl RelayPanel {
         );
     }
 
-    fn form_ui(&mut self, ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec<Action>) {
+    fn form_ui(&mut self, ui: &mut egui::Ui, t: &Tr, actions: &mut Vec<Action>) {
         let Some(form) = self.form.as_mut() else {
             ui.label(RichText::new(t.relay_stopped).color(tokens::MUTED));
             return;
@@ -510,7 +510,6 @@ impl RelayPanel {
                 None => {}
             }
         });
-        let _ = live;
     }
 
     fn connections_ui(
