@@ -705,3 +705,45 @@ async fn graceful_stop_sends_1001_and_publishes_phases() {
         "no longer accepting"
     );
 }
+
+/// A client that closes politely (close frame, then waits for the answer) gets the broker's
+/// close reply through the passthrough, promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_handshake_passes_through_both_ways() {
+    let m = Mosquitto::start();
+    let pki = TestPki::new();
+    let relay = start(
+        &pki,
+        &[format!("ws://127.0.0.1:{}/mqtt", m.ws_port)],
+        "",
+        "",
+    )
+    .await;
+    for code in [None, Some(1000u16)] {
+        let mut ws = ws_client(relay.addr(), &pki, None).await;
+        let frame = code.map(|c| tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: c.into(),
+            reason: "bye".into(),
+        });
+        let started = std::time::Instant::now();
+        ws.close(frame).await.unwrap();
+        let reply = within(3, "the close reply", async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(f))) => return Some(f),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => panic!("{e}"),
+                    None => return None,
+                }
+            }
+        })
+        .await;
+        assert!(reply.is_some(), "close reply for {code:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    relay.stop().await;
+}
