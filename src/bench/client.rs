@@ -105,6 +105,15 @@ impl Reader {
 
 /// Opens TLS + the WebSocket upgrade (subprotocol `mqtt`) to `wss://localhost:PORT/mqtt`.
 pub async fn open(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Wss, String> {
+    open_path(addr, tls, "/mqtt").await
+}
+
+/// The same on another path.
+pub async fn open_path(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    path: &str,
+) -> Result<Wss, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).ok();
     let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
@@ -112,7 +121,7 @@ pub async fn open(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Ws
         .connect(name, tcp)
         .await
         .map_err(|e| e.to_string())?;
-    let mut req = format!("wss://localhost:{}/mqtt", addr.port())
+    let mut req = format!("wss://localhost:{}{path}", addr.port())
         .into_client_request()
         .map_err(|e| e.to_string())?;
     req.headers_mut().insert(

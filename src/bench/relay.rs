@@ -295,6 +295,15 @@ async fn tls_handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: 
 
 /// TLS + the WebSocket upgrade, which includes the proxy's upstream handshake with the broker.
 async fn handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: f64) -> f64 {
+    handshakes_on(addr, tls, secs, "/mqtt").await
+}
+
+async fn handshakes_on(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    secs: f64,
+    path: &'static str,
+) -> f64 {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for _ in 0..16 {
@@ -302,7 +311,7 @@ async fn handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: f64)
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < deadline {
-                if let Ok(mut ws) = client::open(addr, tls.clone()).await {
+                if let Ok(mut ws) = client::open_path(addr, tls.clone(), path).await {
                     n += 1;
                     ws.close(None).await.ok();
                 }
@@ -399,7 +408,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     std::fs::write(
         &relay_conf,
         format!(
-            "[listen]\naddr = \"127.0.0.1:{relay_port}\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"ws://127.0.0.1:{ws}/mqtt\"]\n[limits]\nmax_connections_per_ip = 100000\nmax_connections = 100000\n",
+            "[listen]\naddr = \"127.0.0.1:{relay_port}\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"ws://127.0.0.1:{ws}/mqtt\"]\n[[route]]\npath = \"/mqtt-tcp\"\nupstream = [\"tcp://127.0.0.1:{tcp}\"]\n[limits]\nmax_connections_per_ip = 100000\nmax_connections = 100000\n",
             pki.chain.display(),
             pki.key.display()
         ),
@@ -581,6 +590,13 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 }
             );
         }
+        // The relay's own upgrade capacity, with a TCP upstream (no libwebsockets in the way).
+        let own = handshakes_on(targets[0].addr, tls.clone(), opts.secs, "/mqtt-tcp").await;
+        println!(
+            "{:<24} {:>30}   (mpbridge relay → mosquitto's TCP port)",
+            "  … tcp upstream",
+            format!("{own:.0}")
+        );
     }
     for &n in opts.idle.iter().filter(|_| opts.part("idle")) {
         let mut kib = Vec::new();
