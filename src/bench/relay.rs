@@ -260,27 +260,21 @@ async fn throughput(
     })
 }
 
-/// TLS handshakes only: connect, handshake, close (what the proxies' TLS stacks cost).
-async fn tls_handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: f64) -> f64 {
+/// Runs `attempt` from 16 concurrent loops for `secs`; returns successes per second.
+async fn per_second<F, Fut>(secs: f64, attempt: F) -> f64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for _ in 0..16 {
-        let tls = tls.clone();
+        let attempt = attempt.clone();
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
-                    continue;
-                };
-                let Ok(name) = rustls_pki_types::ServerName::try_from("localhost") else {
-                    break;
-                };
-                if let Ok(mut s) = tokio_rustls::TlsConnector::from(tls.clone())
-                    .connect(name, tcp)
-                    .await
-                {
+                if attempt().await {
                     n += 1;
-                    tokio::io::AsyncWriteExt::shutdown(&mut s).await.ok();
                 }
             }
             n
@@ -291,6 +285,32 @@ async fn tls_handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: 
         total += t.await.unwrap_or(0);
     }
     total as f64 / secs
+}
+
+/// TLS handshakes only: connect, handshake, close (what the proxies' TLS stacks cost).
+async fn tls_handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: f64) -> f64 {
+    per_second(secs, move || {
+        let tls = tls.clone();
+        async move {
+            let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
+                return false;
+            };
+            let Ok(name) = rustls_pki_types::ServerName::try_from("localhost") else {
+                return false;
+            };
+            match tokio_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await
+            {
+                Ok(mut s) => {
+                    tokio::io::AsyncWriteExt::shutdown(&mut s).await.ok();
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await
 }
 
 /// TLS + the WebSocket upgrade, which includes the proxy's upstream handshake with the broker.
@@ -304,26 +324,19 @@ async fn handshakes_on(
     secs: f64,
     path: &'static str,
 ) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
+    per_second(secs, move || {
         let tls = tls.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                if let Ok(mut ws) = client::open_path(addr, tls.clone(), path).await {
-                    n += 1;
+        async move {
+            match client::open_path(addr, tls, path).await {
+                Ok(mut ws) => {
                     ws.close(None).await.ok();
+                    true
                 }
+                Err(_) => false,
             }
-            n
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap_or(0);
-    }
-    total as f64 / secs
+        }
+    })
+    .await
 }
 
 /// Opens `n` idle MQTT connections and returns the target's memory growth per connection (KiB).

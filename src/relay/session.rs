@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use super::Active;
 use super::frames::{self, FrameObserver, Seen};
 use super::handshake::{self, Refusal, Request};
-use super::inspect::{PacketStream, connack_text, parse_connack, parse_connect};
+use super::inspect::{Captured, PacketStream, connack_text, parse_connack, parse_connect};
 use super::stats::{CloseInfo, ConnRecord, Counters, LiveConn, Registry, Rejection, Side, Slot};
 use super::upstream::{self, Forwarded, UpstreamConn};
 
@@ -698,25 +698,8 @@ where
         seen.clear();
         let live = w.live;
         obs.feed(chunk, &mut seen, &mut |cap| match from {
-            Side::Client => match parse_connect(&cap) {
-                Ok(info) => {
-                    tracing::info!(
-                        client_id = %info.client_id,
-                        username = info.username.as_deref().unwrap_or("-"),
-                        level = info.protocol_level,
-                        keepalive = info.keep_alive_secs,
-                        "MQTT CONNECT"
-                    );
-                    live.update(|r| r.connect = Some(info.into()));
-                }
-                Err(e) => tracing::info!("first client packet: {e}"),
-            },
-            _ => {
-                if let Some(code) = parse_connack(&cap) {
-                    tracing::info!("MQTT CONNACK {code} ({})", connack_text(code));
-                    live.update(|r| r.connack = Some(code));
-                }
-            }
+            Side::Client => record_connect(live, &cap),
+            _ => record_connack(live, &cap),
         });
         let packets = obs.mqtt.packets - before;
         for s in &seen {
@@ -911,19 +894,7 @@ fn client_bytes(w: &Watch<'_>, insp: &mut PacketStream, b: &[u8]) {
     c.bytes_in.fetch_add(b.len() as u64, Ordering::Relaxed);
     let before = insp.packets;
     if let Some(cap) = insp.feed(b) {
-        match parse_connect(&cap) {
-            Ok(info) => {
-                tracing::info!(
-                    client_id = %info.client_id,
-                    username = info.username.as_deref().unwrap_or("-"),
-                    level = info.protocol_level,
-                    keepalive = info.keep_alive_secs,
-                    "MQTT CONNECT"
-                );
-                w.live.update(|r| r.connect = Some(info.into()));
-            }
-            Err(e) => tracing::info!("first client packet: {e}"),
-        }
+        record_connect(w.live, &cap);
     }
     c.packets_in
         .fetch_add(insp.packets - before, Ordering::Relaxed);
@@ -934,12 +905,36 @@ fn upstream_bytes(w: &Watch<'_>, insp: &mut PacketStream, b: &[u8]) {
     let c = &w.live.counters;
     c.bytes_out.fetch_add(b.len() as u64, Ordering::Relaxed);
     let before = insp.packets;
-    if let Some(code) = insp.feed(b).as_ref().and_then(parse_connack) {
-        tracing::info!("MQTT CONNACK {code} ({})", connack_text(code));
-        w.live.update(|r| r.connack = Some(code));
+    if let Some(cap) = insp.feed(b) {
+        record_connack(w.live, &cap);
     }
     c.packets_out
         .fetch_add(insp.packets - before, Ordering::Relaxed);
+}
+
+/// The client's first packet: its MQTT identity goes into the record (never the password).
+fn record_connect(live: &LiveConn, cap: &Captured) {
+    match parse_connect(cap) {
+        Ok(info) => {
+            tracing::info!(
+                client_id = %info.client_id,
+                username = info.username.as_deref().unwrap_or("-"),
+                level = info.protocol_level,
+                keepalive = info.keep_alive_secs,
+                "MQTT CONNECT"
+            );
+            live.update(|r| r.connect = Some(info.into()));
+        }
+        Err(e) => tracing::info!("first client packet: {e}"),
+    }
+}
+
+/// The broker's first packet: the CONNACK code goes into the record.
+fn record_connack(live: &LiveConn, cap: &Captured) {
+    if let Some(code) = parse_connack(cap) {
+        tracing::info!("MQTT CONNACK {code} ({})", connack_text(code));
+        live.update(|r| r.connack = Some(code));
+    }
 }
 
 /// Runs both directions until one ends, the idle timer fires, the operator closes the
