@@ -41,7 +41,7 @@ pub struct Cli {
     pub panel: Option<String>,
 
     /// Language for this run (`en` or `zh-CN`), not saved.
-    #[arg(long, value_name = "LANG")]
+    #[arg(long, value_name = "LANG", global = true)]
     pub lang: Option<String>,
 
     /// Configuration folder (default: the platform's, or $MPBRIDGE_CONFIG_DIR).
@@ -76,6 +76,9 @@ pub enum Cmd {
     /// Benchmarks that print ratios against a reference run side by side.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Certificates: inspect files, fetch a server's chain, repair a fullchain.
+    #[command(subcommand)]
+    Cert(crate::cert_cli::CertCmd),
     /// Print the nginx `server {}` block equivalent to a relay configuration.
     NginxConfig {
         #[arg(long, value_name = "FILE")]
@@ -183,6 +186,15 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             ))?;
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Cert(cmd)) => {
+            // No logging: every problem is in the report, and the OS verifier's own error
+            // lines would only repeat CERT-TRUST.
+            let zh =
+                lang.unwrap_or(config.language.unwrap_or_else(Language::from_os)) == Language::ZhCn;
+            let code = crate::cert_cli::run(cmd, zh, &rt);
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(code)
         }
         Some(Cmd::NginxConfig { config: file }) => {
             let cfg = crate::relay::RelayConfig::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -8,6 +8,8 @@
 pub mod app;
 pub mod backend;
 pub mod bench;
+pub mod cert_cli;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod devices;
@@ -17,6 +19,7 @@ pub mod relay;
 pub mod relay_cli;
 pub mod sandbox;
 pub mod ui;
+pub mod verdict;
 
 /// Spawns a named OS thread (clippy forbids unnamed ones).
 pub fn spawn_named<F, T>(name: &str, f: F) -> std::io::Result<std::thread::JoinHandle<T>>

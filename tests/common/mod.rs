@@ -1,6 +1,8 @@
 //! Shared test helpers: temp folders, timeouts, processes killed on drop.
 #![allow(dead_code)]
 
+pub mod corpus;
+
 use std::future::Future;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -166,5 +168,17 @@ impl TestPki {
             chain,
             key,
         }
+    }
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+pub fn wait_listening(port: u16, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listened on 127.0.0.1:{port} within {secs} s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
