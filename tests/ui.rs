@@ -113,6 +113,7 @@ fn every_panel_opens_and_language_switches_live() {
 
     for (nav, marker) in [
         ("Log", "Follow"),
+        ("Certificates", "Fetch from a server"),
         ("Settings", "Theme"),
         ("Overview", "Message rate"),
     ] {
@@ -257,4 +258,93 @@ fn relay_panel_shows_live_connections_and_applies_config() {
         h.query_by_label_contains("ssl_protocols TLSv1.2 TLSv1.3;")
             .is_some()
     });
+}
+
+#[test]
+fn certificates_panel_judges_dropped_files_repairs_and_speaks_chinese() {
+    use common::corpus::{Corpus, LeafSpec};
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Corpus::new();
+    let leaf = c.leaf(LeafSpec::default());
+    let leaf_pem = c.write("a_public.crt", &leaf.pem);
+    // The provider's chain file: the intermediate and its (here private) root.
+    let chain_pem = c.write("a_chain.crt", &format!("{}{}", c.inter_pem, c.root_pem));
+    let key_pem = c.write("a.key", &leaf.key_pem);
+
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Certificates").click();
+    // First, what the console's own relay serves (the sandbox's dev certificate).
+    step_until(&mut h, 20, "the relay's chain fetched and judged", |h| {
+        h.query_by_label_contains("Served by localhost:").is_some()
+    });
+    h.get_by_label("CERT-TRUST");
+    h.get_by_label_contains("Chains only to the CA you supplied");
+
+    // Drop the leaf alone: the chain is incomplete and repair says why, plainly.
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(leaf_pem.clone())));
+    step_until(&mut h, 10, "the leaf judged", |h| {
+        h.query_by_label_contains("Android WeChat does not")
+            .is_some()
+    });
+    h.get_by_label_contains("is missing and cannot be built from what was opened");
+
+    // Add the chain file by path and the key: complete, and the repair can be used.
+    h.state_mut().state.panels.certs.path_input = chain_pem.display().to_string();
+    h.get_by_label("Add").click();
+    step_until(&mut h, 10, "chain completed by the second file", |h| {
+        h.query_by_label_contains("fullchain.pem can be built")
+            .is_some()
+    });
+    h.get_by_label_contains("took #2");
+    h.get_by_label_contains("left out the root #3");
+    h.state_mut().state.panels.certs.path_input = key_pem.display().to_string();
+    h.get_by_label("Add").click();
+    step_until(&mut h, 10, "the key matched", |h| {
+        h.query_by_label_contains("belongs to the leaf").is_some()
+    });
+    h.get_by_label("Use for relay").click();
+    step_until(&mut h, 15, "the relay took the repaired certificate", |h| {
+        h.query_by_label_contains("Relay: reloaded").is_some()
+    });
+    let saved =
+        std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("relay.toml")).unwrap();
+    assert!(saved.contains("fullchain.pem"), "{saved}");
+    let written = Paths::under(dir.path())
+        .data_dir
+        .join("certs")
+        .join("a.example.com");
+    let fullchain = std::fs::read_to_string(written.join("fullchain.pem")).unwrap();
+    assert_eq!(fullchain.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(written.join("privkey.pem").is_file());
+
+    // The same verdicts in Chinese.
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    h.get_by_label("简体中文").click();
+    h.run_steps(2);
+    h.get_by_label("证书").click();
+    h.run_steps(3);
+    h.get_by_label_contains("无法验证到公共根证书");
+    h.get_by_label("检查结果");
+    assert!(
+        h.query_by_label("Verdicts").is_none(),
+        "English left on screen"
+    );
+}
+
+/// A file dropped on the window, as the native integration hands it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
 }

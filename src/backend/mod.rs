@@ -73,6 +73,46 @@ pub enum Command {
         path: PathBuf,
         reply: Reply<CertBrief, String>,
     },
+    /// Open certificate files (and keys) and judge them (Certificates panel).
+    CertInspect {
+        job: CertJob,
+        reply: Reply<Arc<crate::certs::Report>, String>,
+    },
+    /// Fetch and judge the chain a TLS server presents.
+    CertFetch {
+        target: String,
+        sni: Option<String>,
+        reply: Reply<Arc<crate::certs::Report>, String>,
+    },
+    /// Build fullchain.pem + privkey.pem from the files into `<data>/certs/<name>/`, and with
+    /// `use_for_relay` make them the relay's certificate (saved to relay.toml).
+    CertRepair {
+        job: CertJob,
+        use_for_relay: bool,
+        reply: Reply<RepairDone, String>,
+    },
+    /// The native file dialog (xdg portal or zenity on Linux): the files picked, none when
+    /// cancelled, an error when no dialog is available.
+    PickFiles {
+        reply: Reply<Vec<PathBuf>, String>,
+    },
+}
+
+/// What the Certificates panel opened.
+#[derive(Debug, Clone, Default)]
+pub struct CertJob {
+    pub files: Vec<PathBuf>,
+    pub password: Option<crate::config::Secret>,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RepairDone {
+    pub fullchain: PathBuf,
+    pub key: Option<PathBuf>,
+    pub changes: Vec<crate::verdict::L10n>,
+    /// With `use_for_relay`: what the relay said.
+    pub relay: Option<String>,
 }
 
 /// What the backend tells the UI, in order.
@@ -408,6 +448,82 @@ async fn run(
             Command::InspectCert { path, reply } => {
                 handle.spawn_blocking(move || reply.send(crate::relay::tls::cert_brief(&path)));
             }
+            Command::CertInspect { job, reply } => {
+                let req = cert_request(&job, sandbox.as_ref());
+                handle.spawn_blocking(move || {
+                    let password = job.password.as_ref().map(|p| p.expose().to_owned());
+                    let (_, report) =
+                        crate::certs::inspect_paths(&job.files, &[], password.as_deref(), &req);
+                    reply.send(Ok(Arc::new(report)));
+                });
+            }
+            Command::CertFetch { target, sni, reply } => {
+                let req = cert_request(&CertJob::default(), sandbox.as_ref());
+                handle.spawn(async move {
+                    let r = crate::certs::fetch::fetch_report(
+                        &target,
+                        sni.as_deref(),
+                        req,
+                        Duration::from_secs(10),
+                    )
+                    .await;
+                    reply.send(r.map(Arc::new));
+                });
+            }
+            Command::CertRepair {
+                job,
+                use_for_relay,
+                reply,
+            } => {
+                let req = cert_request(&job, sandbox.as_ref());
+                let data = opts.paths.data_dir.join("certs");
+                let written = tokio::task::spawn_blocking(move || repair_files(&job, &req, &data))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r);
+                let result = match written {
+                    Ok(mut done) if use_for_relay => match (&done.key, &relay_cfg) {
+                        (None, _) => Err(
+                            "open the private key too: the relay needs the certificate's key"
+                                .to_owned(),
+                        ),
+                        (_, None) => Err("the relay has no configuration yet".to_owned()),
+                        (Some(key), Some(cfg)) => {
+                            let toml = with_relay_cert(&cfg.render_toml(), &done.fullchain, key);
+                            let r =
+                                apply_relay(&toml, &opts.paths, &mut relay, &mut relay_cfg, true)
+                                    .await;
+                            set_status(&status, &sink, |s| {
+                                s.relay.error = r.as_ref().err().cloned()
+                            });
+                            phase_rx = relay.as_ref().map(Relay::phase);
+                            publish_relay(&status, &sink, relay.as_ref(), relay_cfg.as_ref());
+                            r.map(|msg| {
+                                done.relay = Some(msg);
+                                done
+                            })
+                        }
+                    },
+                    other => other,
+                };
+                reply.send(result);
+            }
+            Command::PickFiles { reply } => {
+                handle.spawn_blocking(move || {
+                    if !file_dialog_available() {
+                        reply.send(Err("no file dialog on this system (it needs xdg-desktop-portal or zenity): drop the files on the panel or type a path".into()));
+                        return;
+                    }
+                    let picked = rfd::FileDialog::new()
+                        .add_filter(
+                            "certificates",
+                            &["pem", "crt", "cer", "der", "key", "pfx", "p12", "zip"],
+                        )
+                        .add_filter("all", &["*"])
+                        .pick_files();
+                    reply.send(Ok(picked.unwrap_or_default()));
+                });
+            }
             Command::NginxExport { toml, reply } => {
                 let base = opts.paths.config_dir.clone();
                 handle.spawn_blocking(move || {
@@ -472,6 +588,90 @@ async fn run(
 
 /// Validates `toml` and applies it to the console's relay (reload in place when the listen
 /// address is the same, otherwise stop and start).
+/// rfd answers "cancelled" when it has no dialog to show; tell the user instead.
+fn file_dialog_available() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let on_path = |exe: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(exe).is_file()))
+    };
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() || on_path("zenity")
+}
+
+/// Trust for the Certificates panel: public roots, the OS store, and the sandbox's dev CA as a
+/// supplied (never public) CA, so the sandbox relay's own certificate is explained.
+fn cert_request(job: &CertJob, sandbox: Option<&Sandbox>) -> crate::certs::Request {
+    let mut trust = crate::certs::Trust::default();
+    if let Some(sb) = sandbox {
+        let mut o = crate::certs::Opened::default();
+        crate::certs::open::open_path(&sb.info.ca, None, &mut o);
+        trust.extra.extend(o.certs.into_iter().map(|c| c.der));
+    }
+    crate::certs::Request {
+        domain: job.domain.clone().filter(|d| !d.trim().is_empty()),
+        trust,
+        at: None,
+    }
+}
+
+/// Writes the repaired chain into `<data>/certs/<leaf name>/`.
+fn repair_files(
+    job: &CertJob,
+    req: &crate::certs::Request,
+    certs_dir: &Path,
+) -> Result<RepairDone, String> {
+    let password = job.password.as_ref().map(|p| p.expose().to_owned());
+    let (opened, report) = crate::certs::inspect_paths(&job.files, &[], password.as_deref(), req);
+    let leaf = report
+        .chain
+        .iter()
+        .find(|e| e.role == crate::certs::Role::Leaf)
+        .ok_or_else(|| "no certificate was opened".to_owned())?;
+    let name: String = leaf
+        .info
+        .common_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = certs_dir.join(if name.is_empty() {
+        "certificate".into()
+    } else {
+        name
+    });
+    let w = crate::certs::repair::write(&opened, &report.repair, &dir)?;
+    let changes = match &report.repair {
+        crate::certs::RepairPlan::Ready { changes, .. } => changes.clone(),
+        crate::certs::RepairPlan::Impossible { .. } => Vec::new(),
+    };
+    Ok(RepairDone {
+        fullchain: w.fullchain,
+        key: w.key,
+        changes,
+        relay: None,
+    })
+}
+
+/// The relay configuration with another certificate and key in `[listen]`.
+fn with_relay_cert(toml_text: &str, cert: &Path, key: &Path) -> String {
+    let mut table: toml::Table = toml_text.parse().unwrap_or_default();
+    let listen = table
+        .entry("listen")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(l) = listen {
+        l.insert("cert".into(), cert.display().to_string().into());
+        l.insert("key".into(), key.display().to_string().into());
+    }
+    toml::to_string(&table).unwrap_or_else(|_| toml_text.to_owned())
+}
+
 async fn apply_relay(
     toml: &str,
     paths: &Paths,

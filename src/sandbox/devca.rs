@@ -2,7 +2,8 @@
 //!
 //! Created once in `<data>/dev-ca/` and reused; the leaf is renewed when fewer than 30 days
 //! remain. Files: `ca.pem` (trust this in a test client), `ca.key.pem`, `localhost.pem`
-//! (leaf followed by the CA: the full chain a server sends) and `localhost.key.pem`.
+//! (the leaf alone: its issuer is the root itself, so the full chain is the leaf — a server does
+//! not send the root) and `localhost.key.pem`.
 //! Private keys are written with mode 0600.
 
 use std::fs;
@@ -85,8 +86,11 @@ pub fn ensure(dir: &Path) -> Result<DevCa, DevCaError> {
         fs::remove_file(&files.leaf_chain).ok();
     }
 
+    // Earlier versions appended the CA to the leaf; those files are reissued.
     let leaf_ok = days_left(&files.leaf_chain).is_some_and(|d| d > RENEW_BEFORE_DAYS)
-        && files.leaf_key.exists();
+        && files.leaf_key.exists()
+        && fs::read_to_string(&files.leaf_chain)
+            .is_ok_and(|t| t.matches("BEGIN CERTIFICATE").count() == 1);
     if !leaf_ok {
         let ca_pem = fs::read_to_string(&files.ca_cert).map_err(io)?;
         let ca_key = KeyPair::from_pem(&fs::read_to_string(&files.ca_key).map_err(io)?)?;
@@ -106,7 +110,7 @@ pub fn ensure(dir: &Path) -> Result<DevCa, DevCaError> {
         params.not_after = now + Duration::days(LEAF_DAYS);
         let cert = params.signed_by(&key, &issuer)?;
         write_secret(&files.leaf_key, &key.serialize_pem()).map_err(io)?;
-        fs::write(&files.leaf_chain, format!("{}{}", cert.pem(), ca_pem)).map_err(io)?;
+        fs::write(&files.leaf_chain, cert.pem()).map_err(io)?;
         tracing::info!(
             "issued the dev certificate for localhost in {}",
             dir.display()
@@ -152,7 +156,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = ensure(dir.path()).unwrap();
         let first = fs::read_to_string(&a.leaf_chain).unwrap();
-        assert_eq!(first.matches("BEGIN CERTIFICATE").count(), 2);
+        assert_eq!(
+            first.matches("BEGIN CERTIFICATE").count(),
+            1,
+            "the leaf alone"
+        );
         assert!(days_left(&a.leaf_chain).unwrap() > 390);
         let b = ensure(dir.path()).unwrap();
         assert_eq!(a, b);
@@ -167,6 +175,19 @@ mod tests {
             let mode = fs::metadata(&a.leaf_key).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "private key readable by others: {mode:o}");
         }
+    }
+
+    #[test]
+    fn leaf_with_the_ca_appended_is_reissued_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ensure(dir.path()).unwrap();
+        let leaf = fs::read_to_string(&a.leaf_chain).unwrap();
+        let ca = fs::read_to_string(&a.ca_cert).unwrap();
+        fs::write(&a.leaf_chain, format!("{leaf}{ca}")).unwrap();
+        ensure(dir.path()).unwrap();
+        let again = fs::read_to_string(&a.leaf_chain).unwrap();
+        assert_eq!(again.matches("BEGIN CERTIFICATE").count(), 1);
+        assert_ne!(again, leaf, "reissued");
     }
 
     #[test]

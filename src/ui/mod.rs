@@ -1,5 +1,6 @@
 //! Panels and the shell around them. Only this module and `app/` use egui.
 
+pub mod certs;
 pub mod fonts;
 pub mod i18n;
 pub mod log;
@@ -20,18 +21,26 @@ use i18n::{Tr, fill, tr};
 pub enum Tab {
     Overview,
     Relay,
+    Certs,
     Log,
     Settings,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Overview, Tab::Relay, Tab::Log, Tab::Settings];
+    pub const ALL: [Tab; 5] = [
+        Tab::Overview,
+        Tab::Relay,
+        Tab::Certs,
+        Tab::Log,
+        Tab::Settings,
+    ];
 
     /// The name used on the command line (`--panel`).
     pub fn code(self) -> &'static str {
         match self {
             Tab::Overview => "overview",
             Tab::Relay => "relay",
+            Tab::Certs => "certs",
             Tab::Log => "log",
             Tab::Settings => "settings",
         }
@@ -45,6 +54,7 @@ impl Tab {
         match self {
             Tab::Overview => t.nav_overview,
             Tab::Relay => t.nav_relay,
+            Tab::Certs => t.nav_certs,
             Tab::Log => t.nav_log,
             Tab::Settings => t.nav_settings,
         }
@@ -56,6 +66,7 @@ impl Tab {
 pub struct Panels {
     pub overview: overview::OverviewPanel,
     pub relay: relay::RelayPanel,
+    pub certs: certs::CertsPanel,
     pub log: log::LogPanel,
     pub settings: settings::SettingsPanel,
 }
@@ -108,6 +119,12 @@ pub fn shell_ui(
     egui::CentralPanel::default().show(ui, |ui| match state.tab {
         Tab::Overview => state.panels.overview.ui(ui, t, live, actions),
         Tab::Relay => state.panels.relay.ui(ui, t, live, actions),
+        Tab::Certs => {
+            state
+                .panels
+                .certs
+                .ui(ui, t, lang == crate::config::Language::ZhCn, live, actions)
+        }
         Tab::Log => state.panels.log.ui(ui, t, env),
         Tab::Settings => state.panels.settings.ui(ui, t, &state.config, env, actions),
     });
