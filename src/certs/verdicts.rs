@@ -647,7 +647,17 @@ fn complete(nodes: &[Node<'_>], top: usize, found: &IssuerFound, os_ok: bool) ->
                 format!("证书链完整，直到根证书 {}。", label(top, t)),
             ),
         ),
-        IssuerFound::PublicRoot(root) | IssuerFound::SuppliedCa(root) => Finding::pass(
+        IssuerFound::SuppliedCa(ca) => Finding::pass(
+            "CERT-CHAIN-COMPLETE",
+            l(
+                format!(
+                    "Complete: {} is signed by the CA you supplied, “{ca}”.",
+                    label(top, t)
+                ),
+                format!("证书链完整：{} 由你提供的 CA“{ca}”签发。", label(top, t)),
+            ),
+        ),
+        IssuerFound::PublicRoot(root) => Finding::pass(
             "CERT-CHAIN-COMPLETE",
             l(
                 format!(
@@ -717,8 +727,8 @@ fn verify_path(
     intermediates: &[CertificateDer<'_>],
     anchors: &[TrustAnchor<'_>],
     at: rustls_pki_types::UnixTime,
-) -> Result<String, String> {
-    let ee = webpki::EndEntityCert::try_from(leaf).map_err(|e| format!("{e:?}"))?;
+) -> Result<String, L10n> {
+    let ee = webpki::EndEntityCert::try_from(leaf).map_err(|e| webpki_reason(&e))?;
     let path = ee
         .verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
@@ -733,19 +743,29 @@ fn verify_path(
     Ok(anchor_of(path.anchor()).name)
 }
 
-fn webpki_reason(e: &webpki::Error) -> String {
+fn webpki_reason(e: &webpki::Error) -> L10n {
     match e {
-        webpki::Error::UnknownIssuer => "no path to a trusted root (unknown issuer)".into(),
-        webpki::Error::UnsupportedSignatureAlgorithmContext(_) => {
-            "a signature uses an algorithm clients refuse (e.g. SHA-1)".into()
+        webpki::Error::UnknownIssuer => l(
+            "no path to a trusted root (unknown issuer)",
+            "找不到可信的根证书（未知签发者）",
+        ),
+        webpki::Error::UnsupportedSignatureAlgorithmContext(_) => l(
+            "a signature uses an algorithm clients refuse (e.g. SHA-1)",
+            "有签名使用了客户端拒绝的算法（如 SHA-1）",
+        ),
+        webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => l(
+            "a key is too weak or of an unsupported type (e.g. RSA 1024)",
+            "有密钥太弱或类型不受支持（如 RSA 1024）",
+        ),
+        webpki::Error::InvalidSignatureForPublicKey => {
+            l("a signature does not verify", "有签名验证失败")
         }
-        webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
-            "a key is too weak or of an unsupported type (e.g. RSA 1024)".into()
-        }
-        webpki::Error::InvalidSignatureForPublicKey => "a signature does not verify".into(),
-        webpki::Error::CaUsedAsEndEntity => "the leaf is a CA certificate".into(),
-        webpki::Error::EndEntityUsedAsCa => "a non-CA certificate signs another".into(),
-        other => format!("{other:?}"),
+        webpki::Error::CaUsedAsEndEntity => l("the leaf is a CA certificate", "叶子证书是 CA 证书"),
+        webpki::Error::EndEntityUsedAsCa => l(
+            "a non-CA certificate signs another",
+            "非 CA 证书签发了其他证书",
+        ),
+        other => L10n::same(format!("{other:?}")),
     }
 }
 
@@ -755,7 +775,7 @@ fn os_verify(
     info: &CertInfo,
     domain: Option<&str>,
     at: rustls_pki_types::UnixTime,
-) -> Result<(), String> {
+) -> Result<(), L10n> {
     use rustls::client::danger::ServerCertVerifier as _;
     let name = domain
         .map(str::to_owned)
@@ -764,10 +784,15 @@ fn os_verify(
                 .first()
                 .map(|s| s.trim_start_matches("*.").to_owned())
         })
-        .ok_or_else(|| "the leaf has no name to verify with".to_owned())?;
-    let name = ServerName::try_from(name).map_err(|e| e.to_string())?;
+        .ok_or_else(|| {
+            l(
+                "the leaf has no name to verify with",
+                "叶子证书没有可用于验证的名称",
+            )
+        })?;
+    let name = ServerName::try_from(name).map_err(|e| L10n::same(e.to_string()))?;
     let verifier = rustls_platform_verifier::Verifier::new(crate::relay::tls::provider())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| L10n::same(e.to_string()))?;
     let owned_leaf = CertificateDer::from(leaf.to_vec());
     let owned_int: Vec<CertificateDer<'static>> = intermediates
         .iter()
@@ -781,16 +806,16 @@ fn os_verify(
             rustls::CertificateError::NotValidForNameContext { .. },
         )) => Ok(()),
         Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
-            Err("unknown issuer".into())
+            Err(l("unknown issuer", "未知签发者"))
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(L10n::same(e.to_string())),
     }
 }
 
 fn trust(
-    public: &Result<String, String>,
-    extra: Option<&Result<String, String>>,
-    os: Option<&Result<(), String>>,
+    public: &Result<String, L10n>,
+    extra: Option<&Result<String, L10n>>,
+    os: Option<&Result<(), L10n>>,
 ) -> Finding {
     let (os_en, os_zh) = match os {
         Some(Ok(())) => (
@@ -798,8 +823,11 @@ fn trust(
             "本机证书库同样信任它。".to_owned(),
         ),
         Some(Err(e)) => (
-            format!(" This computer's certificate store does not trust it either ({e})."),
-            format!("本机证书库也不信任它（{e}）。"),
+            format!(
+                " This computer's certificate store does not trust it either ({}).",
+                e.en
+            ),
+            format!("本机证书库也不信任它（{}）。", e.zh),
         ),
         None => (String::new(), String::new()),
     };
@@ -822,8 +850,8 @@ fn trust(
                     ),
                 ),
                 _ => (
-                    format!("Does not chain to a public root: {reason}.{os_en}"),
-                    format!("无法验证到公共根证书：{reason}。{os_zh}"),
+                    format!("Does not chain to a public root: {}.{os_en}", reason.en),
+                    format!("无法验证到公共根证书：{}。{os_zh}", reason.zh),
                 ),
             };
             Finding::fail(

@@ -195,6 +195,8 @@ pub struct RelayPanel {
     nginx: Option<Requested<String, String>>,
     nginx_open: bool,
     cert_check: Option<(String, Requested<CertBrief, String>)>,
+    /// A file dialog open for the certificate (`true`) or the key field.
+    picking: Option<(bool, Requested<Vec<PathBuf>, String>)>,
     pub view: View,
     pub filter: String,
     sort: SortKey,
@@ -371,6 +373,26 @@ impl RelayPanel {
                 self.cert_check = None;
             }
         }
+        if let Some((is_cert, req)) = self.picking.as_mut()
+            && let Some(result) = req.poll()
+        {
+            match result {
+                Ok(files) => {
+                    if let Some(p) = files.first() {
+                        if *is_cert {
+                            form.cert = p.display().to_string();
+                            self.cert_check = None;
+                        } else {
+                            form.key = p.display().to_string();
+                        }
+                    }
+                    self.picking = None;
+                }
+                Err(e) => {
+                    ui.colored_label(tokens::WARN, e.as_str());
+                }
+            }
+        }
         ui.label(RichText::new(t.relay_drop_hint).color(tokens::MUTED));
         egui::Grid::new("relay-form")
             .num_columns(2)
@@ -387,8 +409,25 @@ impl RelayPanel {
                     let l = ui.label(label);
                     ui.vertical(|ui| {
                         let resp = ui
-                            .add(egui::TextEdit::singleline(value).desired_width(420.0))
-                            .labelled_by(l.id);
+                            .horizontal(|ui| {
+                                let resp = ui
+                                    .add(egui::TextEdit::singleline(value).desired_width(420.0))
+                                    .labelled_by(l.id);
+                                let busy = self
+                                    .picking
+                                    .as_ref()
+                                    .is_some_and(|(_, r)| matches!(r, Requested::Pending(_)));
+                                if ui
+                                    .add_enabled(!busy, egui::Button::new(t.relay_browse))
+                                    .clicked()
+                                {
+                                    let (req, reply) = Requested::new(waker(ui));
+                                    self.picking = Some((is_cert, req));
+                                    actions.push(Action::Backend(Command::PickFiles { reply }));
+                                }
+                                resp
+                            })
+                            .inner;
                         if is_cert {
                             let path = value.trim().to_owned();
                             let checked = self.cert_check.as_ref().is_some_and(|(p, _)| *p == path);
