@@ -76,6 +76,8 @@ pub enum Cmd {
     /// Benchmarks that print ratios against a reference run side by side.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Mini Program compliance checks: probe an endpoint as WeChat would.
+    Check(crate::check_cli::CheckArgs),
     /// Certificates: inspect files, fetch a server's chain, repair a fullchain.
     #[command(subcommand)]
     Cert(crate::cert_cli::CertCmd),
@@ -186,6 +188,13 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             ))?;
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Check(args)) => {
+            let zh =
+                lang.unwrap_or(config.language.unwrap_or_else(Language::from_os)) == Language::ZhCn;
+            let code = crate::check_cli::run(args, zh, &rt);
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(code)
         }
         Some(Cmd::Cert(cmd)) => {
             // No logging: every problem is in the report, and the OS verifier's own error

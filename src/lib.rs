@@ -10,6 +10,8 @@ pub mod backend;
 pub mod bench;
 pub mod cert_cli;
 pub mod certs;
+pub mod check_cli;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod devices;

@@ -13,7 +13,13 @@ use super::{Report, Request, Served};
 
 /// Accepts any chain (we judge it afterwards) but still checks the handshake signatures.
 #[derive(Debug)]
-struct RecordOnly(Arc<rustls::crypto::CryptoProvider>);
+pub struct RecordOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl RecordOnly {
+    pub fn new(provider: Arc<rustls::crypto::CryptoProvider>) -> Self {
+        RecordOnly(provider)
+    }
+}
 
 impl ServerCertVerifier for RecordOnly {
     fn verify_server_cert(

@@ -182,3 +182,63 @@ pub fn wait_listening(port: u16, secs: u64) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A real nginx (Debian package) with one TLS server on a free loopback port; `location` is the
+/// body of `location /mqtt { … }`.
+pub struct Nginx {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    _child: KillOnDrop,
+}
+
+impl Nginx {
+    pub fn available() -> bool {
+        Command::new("nginx")
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    }
+
+    pub fn start(cert: &std::path::Path, key: &std::path::Path, location: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        // Workers run as nobody unless told otherwise; the test files are private to us.
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let conf = format!(
+            "daemon off;\n{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
+             events {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
+             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
+             scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {c};\n    \
+             ssl_certificate_key {k};\n    ssl_protocols TLSv1.2 TLSv1.3;\n    location /mqtt {{\n{location}\n    }}\n  }}\n}}\n",
+            user = if root { "user root;\n" } else { "" },
+            c = cert.display(),
+            k = key.display(),
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx (apt-get install nginx)");
+        let child = KillOnDrop(child);
+        wait_listening(port, 10);
+        Nginx {
+            port,
+            dir,
+            _child: child,
+        }
+    }
+}

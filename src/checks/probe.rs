@@ -1,0 +1,1570 @@
+//! The endpoint probe, step by step in WeChat's order. Every step has its own timeout; a step
+//! that cannot run says which earlier step stopped it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_util::sync::CancellationToken;
+
+use super::tls_probe::{self, Answer};
+use super::url::{self, Target};
+use super::{CATALOGUE, Check, CheckStatus, Options, Report, title};
+use crate::mqtt::wire;
+use crate::verdict::{L10n, Status};
+
+fn l(en: impl Into<String>, zh: impl Into<String>) -> L10n {
+    L10n::new(en, zh)
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Stream = Box<dyn Io>;
+
+/// Collects checks in catalogue order and reports each as it is decided.
+struct Run<'a> {
+    checks: Vec<Check>,
+    progress: Box<dyn FnMut(&Check) + Send + 'a>,
+}
+
+impl Run<'_> {
+    fn push(&mut self, c: Check) {
+        (self.progress)(&c);
+        self.checks.push(c);
+    }
+
+    fn add(
+        &mut self,
+        id: &'static str,
+        status: CheckStatus,
+        detail: L10n,
+        remedy: L10n,
+        elapsed: Duration,
+    ) {
+        self.push(Check {
+            id,
+            status,
+            title: title(id),
+            detail,
+            remedy,
+            elapsed_ms: elapsed.as_millis() as u64,
+            source: None,
+        });
+    }
+
+    fn done(&self, id: &str) -> bool {
+        self.checks.iter().any(|c| c.id == id)
+    }
+
+    fn status(&self, id: &str) -> Option<CheckStatus> {
+        self.checks.iter().find(|c| c.id == id).map(|c| c.status)
+    }
+
+    /// Marks every network check not yet decided as skipped, with `why`.
+    fn skip_rest(&mut self, why: &L10n) {
+        for (id, ..) in CATALOGUE {
+            if id.starts_with("MP-PROJECT") || ["MP-WHITELIST", "MP-ICP"].contains(id) {
+                continue;
+            }
+            if !self.done(id) {
+                self.add(
+                    id,
+                    CheckStatus::Skipped,
+                    why.clone(),
+                    L10n::default(),
+                    Duration::ZERO,
+                );
+            }
+        }
+    }
+}
+
+/// What the steps learned, for later steps and the summary.
+#[derive(Default)]
+struct Facts {
+    addr: Option<SocketAddr>,
+    dns: Option<Duration>,
+    tcp: Option<Duration>,
+    tls: Option<Duration>,
+    upgrade: Option<Duration>,
+    connack: Option<Duration>,
+    /// Seconds after which an idle connection was cut, from MP-KEEPALIVE.
+    idle_cut: Option<f64>,
+}
+
+pub async fn run(
+    target_url: &str,
+    opts: &Options,
+    progress: impl FnMut(&Check) + Send,
+    cancel: CancellationToken,
+) -> Report {
+    let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut run = Run {
+        checks: Vec::new(),
+        progress: Box::new(progress),
+    };
+    let mut facts = Facts::default();
+    let target = url::parse(target_url);
+    let mut cancelled = false;
+    match &target {
+        Err(e) => {
+            run.add(
+                "MP-URL-SCHEME",
+                CheckStatus::Fail,
+                L10n::same(e.clone()),
+                l(
+                    "Write the address as wxs://your.domain/mqtt.",
+                    "请把地址写成 wxs://你的域名/mqtt。",
+                ),
+                Duration::ZERO,
+            );
+            run.skip_rest(&l("the URL could not be read", "无法解析该 URL"));
+        }
+        Ok(t) => {
+            let steps = steps(t, opts, &mut run, &mut facts);
+            tokio::select! {
+                _ = steps => {}
+                _ = cancel.cancelled() => { cancelled = true; }
+            }
+            if cancelled {
+                run.skip_rest(&l("the run was cancelled", "检查已取消"));
+            }
+        }
+    }
+    // Manual rules.
+    let host = target.as_ref().map(|t| t.host.clone()).ok();
+    let whitelist = host.as_ref().map(|h| format!("wss://{h}"));
+    if let Some(line) = &whitelist {
+        run.add(
+            "MP-WHITELIST",
+            CheckStatus::Manual,
+            l(
+                format!(
+                    "Add exactly this line in the Mini Program admin: 开发管理 → 开发设置 → 服务器域名 → socket合法域名: {line} (no port, no path). Sub-domains are not covered by a parent domain."
+                ),
+                format!(
+                    "在小程序后台 开发管理 → 开发设置 → 服务器域名 → socket合法域名 中填写：{line}（不带端口和路径）。父域名不覆盖子域名。"
+                ),
+            ),
+            l(
+                "After changing the list, remove the Mini Program from WeChat's recent list and reopen it; DevTools' \"do not verify domain names\" hides this error.",
+                "修改后，在微信“最近使用”中删除该小程序再重新打开；开发者工具的“不校验合法域名”会掩盖此错误。",
+            ),
+            Duration::ZERO,
+        );
+    }
+    run.add(
+        "MP-ICP",
+        CheckStatus::Manual,
+        l(
+            format!(
+                "{} must have an ICP filing (备案): the admin console refuses unfiled domains.",
+                host.as_deref().unwrap_or("The domain")
+            ),
+            format!(
+                "{} 必须完成 ICP 备案：未备案的域名无法加入服务器域名。",
+                host.as_deref().unwrap_or("该域名")
+            ),
+        ),
+        l(
+            "File the domain with your cloud provider's ICP service before adding it to the whitelist.",
+            "在加入白名单前，通过云厂商的备案服务完成 ICP 备案。",
+        ),
+        Duration::ZERO,
+    );
+    if let Some(dir) = &opts.project {
+        for c in super::project::scan(dir, opts.relay_idle_secs) {
+            run.push(c);
+        }
+    }
+    let summary = Report::summarize(&run.checks);
+    let snippet = match &target {
+        // The endpoint speaks MQTT to a client that trusts it: here is that client.
+        Ok(t) if run.status("MP-MQTT-CONNECT") == Some(CheckStatus::Pass) => {
+            Some(snippet(t, opts, facts.idle_cut))
+        }
+        _ => None,
+    };
+    Report {
+        target: target_url.trim().to_owned(),
+        started,
+        checks: run.checks,
+        summary,
+        whitelist,
+        snippet,
+        cancelled,
+    }
+}
+
+/// The Mini Program side, ready to paste.
+fn snippet(t: &Target, opts: &Options, idle_cut: Option<f64>) -> String {
+    let port = match t.explicit_port {
+        Some(p) if p != 443 => format!(":{p}"),
+        _ => String::new(),
+    };
+    // Keep well below a proxy's idle timeout: nginx defaults to 60 s.
+    let keepalive = match idle_cut {
+        Some(cut) => ((cut / 2.0) as u64).clamp(5, 30),
+        None => 30,
+    };
+    let creds = match &opts.username {
+        Some(u) => format!("  username: '{u}',\n  password: '<password>',\n"),
+        None => String::new(),
+    };
+    format!(
+        "// mqtt.js 4.2.1: dist/mqtt.min.js copied into the project (e.g. utils/mqtt.min.js)\n\
+         const mqtt = require('./utils/mqtt.min.js')\n\
+         const client = mqtt.connect('wxs://{host}{port}{path}', {{\n  \
+         clientId: 'mp_' + Math.random().toString(16).slice(2, 10),\n  \
+         keepalive: {keepalive},\n  \
+         reconnectPeriod: 3000,\n  \
+         connectTimeout: 10000,\n{creds}}})\n",
+        host = t.host,
+        path = t.path,
+    )
+}
+
+async fn resolve(t: &Target, opts: &Options) -> Result<Vec<SocketAddr>, String> {
+    if let Some(ip) = t.ip() {
+        return Ok(vec![SocketAddr::new(ip, t.port)]);
+    }
+    if let Some((_, ip)) = opts
+        .resolve
+        .iter()
+        .find(|(h, _)| h.eq_ignore_ascii_case(&t.host))
+    {
+        return Ok(vec![SocketAddr::new(*ip, t.port)]);
+    }
+    let found = tokio::time::timeout(
+        opts.step_timeout,
+        tokio::net::lookup_host((t.host.as_str(), t.port)),
+    )
+    .await
+    .map_err(|_| format!("no DNS answer within {} s", opts.step_timeout.as_secs()))?
+    .map_err(|e| e.to_string())?;
+    let addrs: Vec<SocketAddr> = found.collect();
+    if addrs.is_empty() {
+        return Err("no address".into());
+    }
+    Ok(addrs)
+}
+
+fn sni(t: &Target) -> Option<&str> {
+    if t.ip().is_some() {
+        None
+    } else {
+        Some(t.host.as_str())
+    }
+}
+
+fn server_name(t: &Target) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(t.host.clone()).map_err(|e| e.to_string())
+}
+
+/// A rustls client that records instead of judging (the chain is judged by `certs`).
+fn tls_config(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = crate::relay::tls::provider();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(crate::certs::fetch::RecordOnly::new(provider)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
+
+struct TlsInfo {
+    version: String,
+    cipher: String,
+    alpn: Option<String>,
+    chain: Vec<CertificateDer<'static>>,
+    elapsed: Duration,
+}
+
+async fn rustls_handshake(
+    addr: SocketAddr,
+    t: &Target,
+    cfg: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<(TlsInfo, tokio_rustls::client::TlsStream<TcpStream>), String> {
+    let t0 = Instant::now();
+    let work = async {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        tcp.set_nodelay(true).ok();
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(server_name(t)?, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (_, c) = tls.get_ref();
+        let info = TlsInfo {
+            version: match c.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".into(),
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".into(),
+                other => format!("{other:?}"),
+            },
+            cipher: c
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+                .unwrap_or_default(),
+            alpn: c
+                .alpn_protocol()
+                .map(|a| String::from_utf8_lossy(a).into_owned()),
+            chain: c
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+            elapsed: Duration::ZERO,
+        };
+        Ok::<_, String>((info, tls))
+    };
+    let (mut info, tls) = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("no TLS handshake within {} s", timeout.as_secs()))??;
+    info.elapsed = t0.elapsed();
+    Ok((info, tls))
+}
+
+/// Opens a stream ready for the upgrade: TLS with ALPN http/1.1 (as WeChat), or plain TCP.
+async fn open_stream(addr: SocketAddr, t: &Target, timeout: Duration) -> Result<Stream, String> {
+    if t.tls {
+        let cfg = tls_config(
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+            &[b"http/1.1"],
+        )?;
+        let (_, s) = rustls_handshake(addr, t, cfg, timeout).await?;
+        Ok(Box::new(s))
+    } else {
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| "TCP connect timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        tcp.set_nodelay(true).ok();
+        Ok(Box::new(tcp))
+    }
+}
+
+/// The 101 (or not) to an upgrade request.
+struct UpgradeAnswer {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    /// Bytes after the head (the first frames).
+    leftover: Vec<u8>,
+    key: String,
+}
+
+impl UpgradeAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends the upgrade exactly as mqtt.js's `wx` transport does through `wx.connectSocket`.
+async fn upgrade(
+    stream: &mut Stream,
+    t: &Target,
+    path: &str,
+    opts: &Options,
+) -> Result<UpgradeAnswer, String> {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Protocol: mqtt\r\n\
+         Referer: https://servicewechat.com/{appid}/0/page-frame.html\r\n\
+         User-Agent: Mozilla/5.0 (Linux; Android 13; mpbridge-check) AppleWebKit/537.36 (KHTML, like Gecko) \
+         Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36 MicroMessenger/8.0.49 MiniProgramEnv/android\r\n\r\n",
+        host = t.authority(),
+        appid = opts.appid,
+    );
+    let work = async {
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("sending the upgrade failed: {e}"))?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(if buf.is_empty() {
+                    "the server closed the connection without answering the upgrade".to_owned()
+                } else {
+                    "the server closed the connection in the middle of its answer".to_owned()
+                });
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    return Ok(UpgradeAnswer {
+                        status: resp.code.unwrap_or(0),
+                        reason: resp.reason.unwrap_or("").to_owned(),
+                        headers: resp
+                            .headers
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.name.to_owned(),
+                                    String::from_utf8_lossy(h.value).trim().to_owned(),
+                                )
+                            })
+                            .collect(),
+                        leftover: buf[len..].to_vec(),
+                        key: key.clone(),
+                    });
+                }
+                Ok(httparse::Status::Partial) if buf.len() < 16 * 1024 => {}
+                Ok(httparse::Status::Partial) => {
+                    return Err("the answer's head is longer than 16 KB".to_owned());
+                }
+                Err(e) => return Err(format!("the answer is not HTTP: {e}")),
+            }
+        }
+    };
+    tokio::time::timeout(opts.step_timeout, work)
+        .await
+        .map_err(|_| {
+            format!(
+                "no answer to the upgrade within {} s",
+                opts.step_timeout.as_secs()
+            )
+        })?
+}
+
+/// Replays bytes the server sent right after its 101, then reads the stream.
+struct Prefixed {
+    prefix: std::io::Cursor<Vec<u8>>,
+    inner: Stream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let pos = self.prefix.position() as usize;
+        let data = self.prefix.get_ref();
+        if pos < data.len() {
+            let n = (data.len() - pos).min(buf.remaining());
+            buf.put_slice(&data[pos..pos + n]);
+            self.prefix.set_position((pos + n) as u64);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+type Ws = WebSocketStream<Prefixed>;
+
+async fn websocket(stream: Stream, leftover: Vec<u8>) -> Ws {
+    WebSocketStream::from_raw_socket(
+        Prefixed {
+            prefix: std::io::Cursor::new(leftover),
+            inner: stream,
+        },
+        Role::Client,
+        None,
+    )
+    .await
+}
+
+/// Reads MQTT packets until `want` returns true for one, or the time is up.
+async fn read_until(
+    ws: &mut Ws,
+    rd: &mut wire::Reader,
+    timeout: Duration,
+    mut want: impl FnMut(u8, &[u8]) -> bool,
+) -> Result<(u8, Vec<u8>), String> {
+    let work = async {
+        loop {
+            while let Some((first, body)) = rd.next_packet() {
+                if want(first, &body) {
+                    return Ok((first, body));
+                }
+            }
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => rd.push(&b),
+                Some(Ok(Message::Close(f))) => {
+                    return Err(match f {
+                        Some(f) => format!(
+                            "the server closed the WebSocket: {} {}",
+                            u16::from(f.code),
+                            f.reason
+                        ),
+                        None => "the server closed the WebSocket".to_owned(),
+                    });
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("the connection closed".to_owned()),
+            }
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("nothing within {} s", timeout.as_secs()))?
+}
+
+fn connect_packet(opts: &Options, keepalive: u16) -> (String, Vec<u8>) {
+    let id = format!("mpbridge-check-{:08x}", rand::random::<u32>());
+    let pw = opts.password.as_ref().map(|p| p.expose().to_owned());
+    let p = wire::connect_with(&id, keepalive, opts.username.as_deref(), pw.as_deref());
+    (id, p)
+}
+
+async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts) {
+    run.push(url::scheme_check(t));
+    run.push(url::host_check(t));
+    run.push(url::port_check(t));
+
+    // DNS.
+    let t0 = Instant::now();
+    let addrs = match resolve(t, opts).await {
+        Ok(a) => {
+            facts.dns = Some(t0.elapsed());
+            let list: Vec<String> = a.iter().map(|a| a.ip().to_string()).collect();
+            let how = if t.ip().is_some() {
+                l("an IP address: nothing to resolve", "IP 地址：无需解析")
+            } else if opts
+                .resolve
+                .iter()
+                .any(|(h, _)| h.eq_ignore_ascii_case(&t.host))
+            {
+                l("mapped by --resolve", "由 --resolve 指定")
+            } else {
+                l("DNS", "DNS")
+            };
+            run.add(
+                "MP-DNS",
+                CheckStatus::Pass,
+                l(
+                    format!("{} → {} ({}).", t.host, list.join(", "), how.en),
+                    format!("{} → {}（{}）。", t.host, list.join("，"), how.zh),
+                ),
+                L10n::default(),
+                t0.elapsed(),
+            );
+            a
+        }
+        Err(e) => {
+            run.add(
+                "MP-DNS",
+                CheckStatus::Fail,
+                l(
+                    format!("{} does not resolve: {e}.", t.host),
+                    format!("{} 无法解析：{e}。", t.host),
+                ),
+                l(
+                    "Add an A/AAAA record for the name at your DNS provider.",
+                    "在 DNS 服务商处为该域名添加 A/AAAA 记录。",
+                ),
+                t0.elapsed(),
+            );
+            run.skip_rest(&l("the name does not resolve", "域名无法解析"));
+            return;
+        }
+    };
+
+    // TCP.
+    let t0 = Instant::now();
+    let mut last_err = String::new();
+    for a in &addrs {
+        match tokio::time::timeout(opts.step_timeout, TcpStream::connect(a)).await {
+            Ok(Ok(_)) => {
+                facts.addr = Some(*a);
+                break;
+            }
+            Ok(Err(e)) => last_err = format!("{a}: {e}"),
+            Err(_) => last_err = format!("{a}: no answer within {} s", opts.step_timeout.as_secs()),
+        }
+    }
+    let Some(addr) = facts.addr else {
+        run.add(
+            "MP-TCP",
+            CheckStatus::Fail,
+            l(format!("Cannot connect: {last_err}."), format!("无法连接：{last_err}。")),
+            l(
+                "Check that the server listens on this port and that firewalls / security groups let it through.",
+                "确认服务器在该端口监听，且防火墙 / 安全组已放行。",
+            ),
+            t0.elapsed(),
+        );
+        run.skip_rest(&l("the TCP connection failed", "TCP 连接失败"));
+        return;
+    };
+    facts.tcp = Some(t0.elapsed());
+    run.add(
+        "MP-TCP",
+        CheckStatus::Pass,
+        l(
+            format!("Connected to {addr} in {} ms.", t0.elapsed().as_millis()),
+            format!("{} 毫秒内连上 {addr}。", t0.elapsed().as_millis()),
+        ),
+        L10n::default(),
+        t0.elapsed(),
+    );
+
+    if t.tls {
+        if !tls_steps(t, opts, addr, run, facts).await {
+            return;
+        }
+    } else {
+        let why = l(
+            format!("{}:// has no TLS", t.scheme),
+            format!("{}:// 没有 TLS", t.scheme),
+        );
+        for id in [
+            "MP-TLS12",
+            "MP-TLS-CIPHER",
+            "MP-CERT-TRUST",
+            "MP-CERT-CHAIN",
+            "MP-CERT-NAME",
+            "MP-CERT-DATES",
+            "MP-CERT-STRENGTH",
+            "MP-ALPN",
+        ] {
+            run.add(
+                id,
+                CheckStatus::Skipped,
+                why.clone(),
+                L10n::default(),
+                Duration::ZERO,
+            );
+        }
+    }
+
+    ws_steps(t, opts, addr, run, facts).await;
+
+    // MP-LATENCY.
+    match (facts.dns, facts.tcp, facts.upgrade, facts.connack) {
+        (Some(d), Some(c), Some(u), Some(a)) => {
+            let tls = facts.tls.unwrap_or_default();
+            let total = d + c + tls + u + a;
+            let parts = format!(
+                "DNS {} + TCP {} + TLS {} + upgrade {} + CONNACK {} = {} ms",
+                d.as_millis(),
+                c.as_millis(),
+                tls.as_millis(),
+                u.as_millis(),
+                a.as_millis(),
+                total.as_millis()
+            );
+            let status = if total > Duration::from_secs(30) {
+                CheckStatus::Fail
+            } else if total > Duration::from_secs(10) {
+                CheckStatus::Warn
+            } else {
+                CheckStatus::Pass
+            };
+            let remedy = if status == CheckStatus::Pass {
+                L10n::default()
+            } else {
+                l(
+                    "Cut the handshake time (no redirects, a broker close to users, TLS session resumption); mqtt.js gives up after connectTimeout (30 s).",
+                    "缩短握手时间（不要重定向、代理尽量靠近用户、启用 TLS 会话复用）；mqtt.js 超过 connectTimeout（30 秒）即放弃。",
+                )
+            };
+            run.add("MP-LATENCY", status, L10n::same(parts), remedy, total);
+        }
+        _ => run.add(
+            "MP-LATENCY",
+            CheckStatus::Skipped,
+            l("the connection did not reach CONNACK", "连接未到达 CONNACK"),
+            L10n::default(),
+            Duration::ZERO,
+        ),
+    }
+}
+
+/// TLS versions and suites, the served chain, ALPN. False when nothing after it can run.
+async fn tls_steps(
+    t: &Target,
+    opts: &Options,
+    addr: SocketAddr,
+    run: &mut Run<'_>,
+    facts: &mut Facts,
+) -> bool {
+    // MP-TLS12: a TLS 1.2 ClientHello with every common suite.
+    let t0 = Instant::now();
+    let wide = tls_probe::probe(addr, sni(t), tls_probe::WIDE, opts.step_timeout).await;
+    let wide_elapsed = t0.elapsed();
+    let mut raw_chain: Vec<CertificateDer<'static>> = Vec::new();
+    let tls13_only = async {
+        let cfg = tls_config(&[&rustls::version::TLS13], &[b"http/1.1"]).ok()?;
+        rustls_handshake(addr, t, cfg, opts.step_timeout)
+            .await
+            .ok()
+            .map(|(i, _)| i)
+    };
+    match &wide {
+        Ok(Answer::Hello { suite, chain }) => {
+            raw_chain = chain
+                .iter()
+                .map(|c| CertificateDer::from(c.clone()))
+                .collect();
+            run.add(
+                "MP-TLS12",
+                CheckStatus::Pass,
+                l(
+                    format!(
+                        "TLS 1.2 accepted; offered every common suite, the server chose {}.",
+                        tls_probe::suite_name(*suite)
+                    ),
+                    format!(
+                        "接受 TLS 1.2；提供所有常见加密套件时，服务器选择了 {}。",
+                        tls_probe::suite_name(*suite)
+                    ),
+                ),
+                L10n::default(),
+                wide_elapsed,
+            );
+        }
+        other => {
+            let why = match other {
+                Ok(Answer::Refused { alert: Some(a) }) => {
+                    format!("alert {}", tls_probe::alert_name(*a))
+                }
+                Ok(_) => "the connection closed".to_owned(),
+                Err(e) => e.clone(),
+            };
+            let (en, zh) = match tls13_only.await {
+                Some(i) => (
+                    format!(
+                        "The server refuses TLS 1.2 ({why}) and accepts only {}: Android before 10 and older WeChat cannot connect.",
+                        i.version
+                    ),
+                    format!(
+                        "服务器拒绝 TLS 1.2（{why}），只接受 {}：安卓 10 以下和旧版微信无法连接。",
+                        i.version
+                    ),
+                ),
+                None => (
+                    format!("The server refuses a TLS 1.2 handshake ({why})."),
+                    format!("服务器拒绝 TLS 1.2 握手（{why}）。"),
+                ),
+            };
+            run.add(
+                "MP-TLS12",
+                CheckStatus::Fail,
+                l(en, zh),
+                l(
+                    "Enable TLS 1.2 next to 1.3 (nginx: ssl_protocols TLSv1.2 TLSv1.3; the mpbridge relay does by default).",
+                    "在 TLS 1.3 之外同时启用 TLS 1.2（nginx：ssl_protocols TLSv1.2 TLSv1.3;；mpbridge 中继默认如此）。",
+                ),
+                wide_elapsed,
+            );
+        }
+    }
+
+    // MP-TLS-CIPHER: only the ECDHE + AES-GCM suites iOS ATS wants.
+    let t0 = Instant::now();
+    match tls_probe::probe(addr, sni(t), tls_probe::ATS_GCM, opts.step_timeout).await {
+        Ok(Answer::Hello { suite, .. }) => run.add(
+            "MP-TLS-CIPHER",
+            CheckStatus::Pass,
+            l(
+                format!(
+                    "Offered only ECDHE + AES-GCM: the server chose {}.",
+                    tls_probe::suite_name(suite)
+                ),
+                format!(
+                    "只提供 ECDHE + AES-GCM 时，服务器选择了 {}。",
+                    tls_probe::suite_name(suite)
+                ),
+            ),
+            L10n::default(),
+            t0.elapsed(),
+        ),
+        other => {
+            let why = match &other {
+                Ok(Answer::Refused { alert: Some(a) }) => {
+                    format!("alert {}", tls_probe::alert_name(*a))
+                }
+                Ok(_) => "the connection closed".to_owned(),
+                Err(e) => e.clone(),
+            };
+            let chose = match &wide {
+                Ok(Answer::Hello { suite, .. }) => format!(
+                    "; from a wider offer it chose {}",
+                    tls_probe::suite_name(*suite)
+                ),
+                _ => String::new(),
+            };
+            let chose_zh = match &wide {
+                Ok(Answer::Hello { suite, .. }) => {
+                    format!("；提供更多套件时它选择了 {}", tls_probe::suite_name(*suite))
+                }
+                _ => String::new(),
+            };
+            run.add(
+                "MP-TLS-CIPHER",
+                CheckStatus::Fail,
+                l(
+                    format!("TLS 1.2 with only ECDHE + AES-GCM suites was refused ({why}){chose}: iPhones (App Transport Security) cannot connect."),
+                    format!("只提供 ECDHE + AES-GCM 套件的 TLS 1.2 握手被拒绝（{why}）{chose_zh}：iPhone（ATS）无法连接。"),
+                ),
+                l(
+                    "Enable ECDHE-ECDSA/RSA-AES128/256-GCM suites (nginx: ssl_ciphers from Mozilla's \"intermediate\" profile).",
+                    "启用 ECDHE-ECDSA/RSA-AES128/256-GCM 套件（nginx：使用 Mozilla “intermediate” 配置中的 ssl_ciphers）。",
+                ),
+                t0.elapsed(),
+            );
+        }
+    }
+
+    // The handshake a modern client does, offering h2 first (MP-ALPN) — also the chain.
+    let cfg = match tls_config(
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+        &[b"h2", b"http/1.1"],
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            run.skip_rest(&L10n::same(e));
+            return false;
+        }
+    };
+    let modern = rustls_handshake(addr, t, cfg, opts.step_timeout).await;
+    let chain = match &modern {
+        Ok((info, _)) => {
+            facts.tls = Some(info.elapsed);
+            info.chain.clone()
+        }
+        Err(_) => raw_chain,
+    };
+    cert_steps(t, opts, &chain, modern.as_ref().err(), run);
+
+    match &modern {
+        Ok((info, _)) => {
+            let detail = format!(
+                "{} {}, ALPN offered [h2, http/1.1] → {}.",
+                info.version,
+                info.cipher,
+                info.alpn.as_deref().unwrap_or("none")
+            );
+            let detail_zh = format!(
+                "{} {}，ALPN 提供 [h2, http/1.1] → {}。",
+                info.version,
+                info.cipher,
+                info.alpn.as_deref().unwrap_or("未协商")
+            );
+            if info.alpn.as_deref() == Some("h2") {
+                run.add(
+                    "MP-ALPN",
+                    CheckStatus::Warn,
+                    l(
+                        format!("{detail} A client that offers h2 gets HTTP/2, where a WebSocket upgrade does not exist (RFC 8441 aside)."),
+                        format!("{detail_zh}提供 h2 的客户端会得到 HTTP/2，而 HTTP/2 上没有 WebSocket 升级（RFC 8441 除外）。"),
+                    ),
+                    l(
+                        "Serve the MQTT WebSocket over HTTP/1.1 only: a server block or port without http2 (the mpbridge relay offers only http/1.1).",
+                        "仅通过 HTTP/1.1 提供 MQTT WebSocket：使用不启用 http2 的 server 块或端口（mpbridge 中继只提供 http/1.1）。",
+                    ),
+                    info.elapsed,
+                );
+            } else {
+                run.add(
+                    "MP-ALPN",
+                    CheckStatus::Pass,
+                    l(detail, detail_zh),
+                    L10n::default(),
+                    info.elapsed,
+                );
+            }
+            true
+        }
+        Err(e) => {
+            run.add(
+                "MP-ALPN",
+                CheckStatus::Skipped,
+                l(
+                    format!("a modern TLS handshake failed: {e}"),
+                    format!("常规 TLS 握手失败：{e}"),
+                ),
+                L10n::default(),
+                Duration::ZERO,
+            );
+            run.skip_rest(&l(
+                format!("the TLS handshake failed: {e}"),
+                format!("TLS 握手失败：{e}"),
+            ));
+            false
+        }
+    }
+}
+
+/// MP-CERT-* from the certificate verdicts of the served chain.
+fn cert_steps(
+    t: &Target,
+    opts: &Options,
+    chain: &[CertificateDer<'static>],
+    tls_error: Option<&String>,
+    run: &mut Run<'_>,
+) {
+    let ids = [
+        "MP-CERT-TRUST",
+        "MP-CERT-CHAIN",
+        "MP-CERT-NAME",
+        "MP-CERT-DATES",
+        "MP-CERT-STRENGTH",
+    ];
+    if chain.is_empty() {
+        let why = match tls_error {
+            Some(e) => l(
+                format!("no certificate was served: {e}"),
+                format!("服务器没有发送证书：{e}"),
+            ),
+            None => l("no certificate was served", "服务器没有发送证书"),
+        };
+        for id in ids {
+            run.add(
+                id,
+                CheckStatus::Skipped,
+                why.clone(),
+                L10n::default(),
+                Duration::ZERO,
+            );
+        }
+        return;
+    }
+    let t0 = Instant::now();
+    let opened = crate::certs::Opened {
+        certs: chain
+            .iter()
+            .enumerate()
+            .map(|(i, der)| crate::certs::open::OpenedCert {
+                der: der.clone(),
+                source: format!("served #{}", i + 1),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let req = crate::certs::Request {
+        domain: Some(t.host.clone()),
+        trust: crate::certs::Trust {
+            extra: opts.extra_roots.clone(),
+            os_store: false,
+            ..Default::default()
+        },
+        at: None,
+    };
+    let report = crate::certs::analyze(&opened, &req);
+    let elapsed = t0.elapsed();
+    let from = |cert_id: &str| report.finding(cert_id).cloned();
+
+    // Trust: an extra root never makes it pass.
+    if let Some(f) = from("CERT-TRUST") {
+        let supplied = report.chain.iter().find_map(|e| match &e.issuer_found {
+            crate::certs::IssuerFound::SuppliedCa(n) => Some(n.clone()),
+            _ => None,
+        });
+        let detail = match supplied {
+            Some(ca) if f.status == Status::Fail => l(
+                format!(
+                    "Trusted only by an extra root ({}: “{ca}”), not by a public CA: phones refuse it.",
+                    opts.extra_roots_origin
+                ),
+                format!(
+                    "只被额外的根证书（{}：“{ca}”）信任，而不是公共 CA：手机会拒绝。",
+                    opts.extra_roots_origin
+                ),
+            ),
+            _ => f.detail.clone(),
+        };
+        run.add(
+            "MP-CERT-TRUST",
+            f.status.into(),
+            detail,
+            f.remedy.clone(),
+            elapsed,
+        );
+    }
+    // Chain: complete and in order, the worse of the two.
+    if let (Some(c), Some(o)) = (from("CERT-CHAIN-COMPLETE"), from("CERT-CHAIN-ORDER")) {
+        let worst = c.status.max(o.status);
+        let detail = l(
+            format!("{} served. {} {}", chain.len(), c.detail.en, o.detail.en),
+            format!(
+                "服务器发送了 {} 张证书。{}{}",
+                chain.len(),
+                c.detail.zh,
+                o.detail.zh
+            ),
+        );
+        let remedy = if c.status == worst && !c.remedy.is_empty() {
+            c.remedy.clone()
+        } else {
+            o.remedy.clone()
+        };
+        run.add("MP-CERT-CHAIN", worst.into(), detail, remedy, elapsed);
+    }
+    for (mp, cert) in [
+        ("MP-CERT-NAME", "CERT-NAME"),
+        ("MP-CERT-DATES", "CERT-DATES"),
+        ("MP-CERT-STRENGTH", "CERT-STRENGTH"),
+    ] {
+        if let Some(f) = from(cert) {
+            run.add(
+                mp,
+                f.status.into(),
+                f.detail.clone(),
+                f.remedy.clone(),
+                elapsed,
+            );
+        }
+    }
+}
+
+async fn ws_steps(
+    t: &Target,
+    opts: &Options,
+    addr: SocketAddr,
+    run: &mut Run<'_>,
+    facts: &mut Facts,
+) {
+    let mut stream = match open_stream(addr, t, opts.step_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            run.skip_rest(&l(
+                format!("could not open the connection: {e}"),
+                format!("无法建立连接：{e}"),
+            ));
+            return;
+        }
+    };
+    let t0 = Instant::now();
+    let answer = match upgrade(&mut stream, t, &t.path, opts).await {
+        Ok(a) => a,
+        Err(e) => {
+            run.add(
+                "MP-WS-UPGRADE",
+                CheckStatus::Fail,
+                l(format!("GET {} with Upgrade: websocket: {e}.", t.path), format!("GET {}（Upgrade: websocket）：{e}。", t.path)),
+                l(
+                    "Make this URL answer a WebSocket upgrade (is it the broker's WebSocket port, or a proxy in front of it?).",
+                    "让该地址响应 WebSocket 升级（是否为代理的 WebSocket 端口，或其前面的代理？）。",
+                ),
+                t0.elapsed(),
+            );
+            run.skip_rest(&l("the upgrade got no answer", "升级请求没有响应"));
+            return;
+        }
+    };
+    let elapsed = t0.elapsed();
+    let server = answer
+        .header("Server")
+        .map(|s| format!(" (Server: {s})"))
+        .unwrap_or_default();
+    let status_line = format!("HTTP {} {}{server}", answer.status, answer.reason);
+
+    // MP-WS-UPGRADE.
+    let accept_ok = answer
+        .header("Sec-WebSocket-Accept")
+        .is_some_and(|a| a == crate::relay::handshake::accept_key(&answer.key));
+    let upgraded = answer.status == 101 && accept_ok;
+    if upgraded {
+        facts.upgrade = Some(elapsed);
+        run.add(
+            "MP-WS-UPGRADE",
+            CheckStatus::Pass,
+            l(
+                format!(
+                    "{status_line} with a correct Sec-WebSocket-Accept, in {} ms.",
+                    elapsed.as_millis()
+                ),
+                format!(
+                    "{status_line}，Sec-WebSocket-Accept 正确，耗时 {} 毫秒。",
+                    elapsed.as_millis()
+                ),
+            ),
+            L10n::default(),
+            elapsed,
+        );
+    } else if (300..400).contains(&answer.status) {
+        let loc = answer.header("Location").unwrap_or("?");
+        run.add(
+            "MP-WS-UPGRADE",
+            CheckStatus::Fail,
+            l(
+                format!("{status_line}: a redirect to {loc}. A WebSocket upgrade does not follow redirects."),
+                format!("{status_line}：重定向到 {loc}。WebSocket 升级不会跟随重定向。"),
+            ),
+            l(
+                "Point the client at the final address, and do not redirect the WebSocket location (no http→https or path rewrites on it).",
+                "让客户端直接连接最终地址，不要对 WebSocket 路径做重定向（http→https 或路径改写）。",
+            ),
+            elapsed,
+        );
+    } else if answer.status == 101 {
+        run.add(
+            "MP-WS-UPGRADE",
+            CheckStatus::Fail,
+            l(
+                format!("{status_line}, but Sec-WebSocket-Accept is {} instead of {}.", answer.header("Sec-WebSocket-Accept").unwrap_or("missing"), crate::relay::handshake::accept_key(&answer.key)),
+                format!("{status_line}，但 Sec-WebSocket-Accept 为 {}，应为 {}。", answer.header("Sec-WebSocket-Accept").unwrap_or("缺失"), crate::relay::handshake::accept_key(&answer.key)),
+            ),
+            l(
+                "Something between the client and the broker rewrites the handshake; let the upgrade through untouched.",
+                "客户端和代理之间有组件改写了握手；请原样转发升级请求。",
+            ),
+            elapsed,
+        );
+    } else {
+        let (en, zh) = if answer.status == 400 {
+            (
+                " A 400 from a proxy usually means it did not forward the upgrade: nginx needs proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; — or the broker refused the missing subprotocol.",
+                "代理返回 400 通常表示它没有转发升级：nginx 需要 proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";——或者代理拒绝了缺失的子协议。",
+            )
+        } else if answer.status == 502 || answer.status == 504 {
+            (
+                " The proxy could not reach the broker.",
+                "代理无法连接到 MQTT 服务。",
+            )
+        } else {
+            ("", "")
+        };
+        run.add(
+            "MP-WS-UPGRADE",
+            CheckStatus::Fail,
+            l(format!("GET {} → {status_line}.{en}", t.path), format!("GET {} → {status_line}。{zh}", t.path)),
+            l(
+                "Make the URL answer 101: for nginx add proxy_http_version 1.1 and the Upgrade / Connection headers in the location; check the location path and that the broker's WebSocket listener is up.",
+                "让该地址返回 101：nginx 的 location 中加入 proxy_http_version 1.1 以及 Upgrade / Connection 头；检查 location 路径，并确认代理的 WebSocket 监听已启动。",
+            ),
+            elapsed,
+        );
+    }
+
+    // MP-WS-PATH.
+    if upgraded {
+        run.add(
+            "MP-WS-PATH",
+            CheckStatus::Pass,
+            l(
+                format!("{} is served.", t.path),
+                format!("{} 可用。", t.path),
+            ),
+            L10n::default(),
+            Duration::ZERO,
+        );
+    } else if answer.status == 404 {
+        let t1 = Instant::now();
+        let mut works = Vec::new();
+        for p in ["/mqtt", "/", "/ws"] {
+            if p == t.path {
+                continue;
+            }
+            if let Ok(mut s) = open_stream(addr, t, opts.step_timeout).await
+                && let Ok(a) = upgrade(&mut s, t, p, opts).await
+                && a.status == 101
+            {
+                works.push(p);
+            }
+        }
+        let (en, zh, remedy) = match works.first() {
+            Some(p) => (
+                format!(
+                    "{} is not found (404); {} answers 101.",
+                    t.path,
+                    works.join(" and ")
+                ),
+                format!(
+                    "{} 不存在（404）；{} 返回 101。",
+                    t.path,
+                    works.join(" 和 ")
+                ),
+                l(
+                    format!(
+                        "Connect to wxs://{}{p} (mqtt.js's wx transport uses \"/\" when the URL has no path).",
+                        t.authority()
+                    ),
+                    format!(
+                        "连接 wxs://{}{p}（URL 不写路径时，mqtt.js 的 wx 传输层使用“/”）。",
+                        t.authority()
+                    ),
+                ),
+            ),
+            None => (
+                format!(
+                    "{} is not found (404), and neither /mqtt nor / answers 101.",
+                    t.path
+                ),
+                format!("{} 不存在（404），/mqtt 和 / 也都不返回 101。", t.path),
+                l(
+                    "Find the broker's WebSocket path (EMQX: /mqtt; mosquitto: any) and the proxy's location for it.",
+                    "确认代理的 WebSocket 路径（EMQX：/mqtt；mosquitto：任意）以及代理中对应的 location。",
+                ),
+            ),
+        };
+        run.add(
+            "MP-WS-PATH",
+            CheckStatus::Fail,
+            l(en, zh),
+            remedy,
+            t1.elapsed(),
+        );
+    } else {
+        run.add(
+            "MP-WS-PATH",
+            CheckStatus::Skipped,
+            l(
+                format!(
+                    "the upgrade failed for another reason (HTTP {})",
+                    answer.status
+                ),
+                format!("升级因其他原因失败（HTTP {}）", answer.status),
+            ),
+            L10n::default(),
+            Duration::ZERO,
+        );
+    }
+
+    // MP-WS-SUBPROTOCOL.
+    if answer.status == 101 {
+        match answer.header("Sec-WebSocket-Protocol") {
+            Some("mqtt") => run.add(
+                "MP-WS-SUBPROTOCOL",
+                CheckStatus::Pass,
+                l("Offered mqtt; the server answered Sec-WebSocket-Protocol: mqtt.", "提供 mqtt；服务器回应 Sec-WebSocket-Protocol: mqtt。"),
+                L10n::default(),
+                Duration::ZERO,
+            ),
+            other => run.add(
+                "MP-WS-SUBPROTOCOL",
+                CheckStatus::Fail,
+                l(
+                    format!(
+                        "Offered mqtt; the server answered {}. Strict clients close such a connection (\"Sent non-empty 'Sec-WebSocket-Protocol' header but no response was received\").",
+                        other.map(|v| format!("Sec-WebSocket-Protocol: {v}")).unwrap_or_else(|| "without Sec-WebSocket-Protocol".into())
+                    ),
+                    format!(
+                        "提供 mqtt；服务器回应{}。严格的客户端会关闭这样的连接。",
+                        other.map(|v| format!(" Sec-WebSocket-Protocol: {v}")).unwrap_or_else(|| "中没有 Sec-WebSocket-Protocol".into())
+                    ),
+                ),
+                l(
+                    "Echo Sec-WebSocket-Protocol: mqtt: remove proxy_hide_header / more_clear_headers Sec-WebSocket-Protocol or a hard-coded proxy_set_header for it; EMQX: keep mqtt in supported_subprotocols.",
+                    "回显 Sec-WebSocket-Protocol: mqtt：去掉 proxy_hide_header / more_clear_headers Sec-WebSocket-Protocol 或写死的 proxy_set_header；EMQX：supported_subprotocols 中保留 mqtt。",
+                ),
+                Duration::ZERO,
+            ),
+        }
+    } else {
+        run.add(
+            "MP-WS-SUBPROTOCOL",
+            CheckStatus::Skipped,
+            l("no 101 to look at", "没有 101 响应可供检查"),
+            L10n::default(),
+            Duration::ZERO,
+        );
+    }
+
+    if answer.status != 101 {
+        run.skip_rest(&l(
+            format!("the upgrade was answered HTTP {}", answer.status),
+            format!("升级请求返回 HTTP {}", answer.status),
+        ));
+        return;
+    }
+
+    // MP-MQTT-CONNECT.
+    let mut ws = websocket(stream, answer.leftover).await;
+    let mut rd = wire::Reader::default();
+    let (client_id, connect) = connect_packet(opts, 60);
+    let t0 = Instant::now();
+    let sent = ws.send(Message::Binary(connect.into())).await;
+    let ack = match sent {
+        Ok(()) => read_until(&mut ws, &mut rd, opts.step_timeout, |f, _| f >> 4 == 2).await,
+        Err(e) => Err(e.to_string()),
+    };
+    let connected = match ack {
+        Ok((_, body)) => {
+            let code = body.get(1).copied().unwrap_or(0xff);
+            if code == 0 {
+                facts.connack = Some(t0.elapsed());
+                run.add(
+                    "MP-MQTT-CONNECT",
+                    CheckStatus::Pass,
+                    l(
+                        format!("CONNECT (MQTT 3.1.1, keepalive 60, client id {client_id}{}) → CONNACK accepted in {} ms.", if opts.username.is_some() { ", with credentials" } else { "" }, t0.elapsed().as_millis()),
+                        format!("CONNECT（MQTT 3.1.1，心跳 60，客户端 ID {client_id}{}）→ {} 毫秒内 CONNACK 接受。", if opts.username.is_some() { "，带用户名密码" } else { "" }, t0.elapsed().as_millis()),
+                    ),
+                    L10n::default(),
+                    t0.elapsed(),
+                );
+                true
+            } else {
+                let text = crate::relay::inspect::connack_text(code);
+                let creds = code == 4 || code == 5;
+                run.add(
+                    "MP-MQTT-CONNECT",
+                    CheckStatus::Fail,
+                    l(
+                        format!("CONNACK return code {code}: {text}."),
+                        format!("CONNACK 返回码 {code}：{text}。"),
+                    ),
+                    if creds {
+                        l(
+                            "Check the user name and password (--username, --password-env) and the broker's ACL; mqtt.js does not retry CONNACK errors by default.",
+                            "检查用户名和密码（--username、--password-env）以及代理的 ACL；mqtt.js 默认不会在 CONNACK 错误后重试。",
+                        )
+                    } else {
+                        l(
+                            "Make the broker accept MQTT 3.1.1 (protocol level 4) from this client.",
+                            "让代理接受该客户端的 MQTT 3.1.1（协议级别 4）连接。",
+                        )
+                    },
+                    t0.elapsed(),
+                );
+                false
+            }
+        }
+        Err(e) => {
+            run.add(
+                "MP-MQTT-CONNECT",
+                CheckStatus::Fail,
+                l(format!("No CONNACK: {e}."), format!("没有收到 CONNACK：{e}。")),
+                l(
+                    "Check that the WebSocket reaches an MQTT broker (not another WebSocket service) and that it speaks MQTT 3.1.1.",
+                    "确认 WebSocket 连到的是 MQTT 代理（而不是其他 WebSocket 服务），且支持 MQTT 3.1.1。",
+                ),
+                t0.elapsed(),
+            );
+            false
+        }
+    };
+
+    // MP-MQTT-PIGGYBACK: SUBSCRIBE and PUBLISH in one WebSocket message.
+    if connected {
+        let topic = format!("mpbridge/check/{client_id}");
+        let mut frame = wire::subscribe(7, &topic, 0);
+        frame.extend(wire::publish(&topic, 0, 0, b"piggyback"));
+        let t0 = Instant::now();
+        let mut got_suback = false;
+        let res = match ws.send(Message::Binary(frame.into())).await {
+            Ok(()) => {
+                read_until(&mut ws, &mut rd, opts.step_timeout, |f, body| {
+                    if f >> 4 == 9 {
+                        got_suback = true;
+                    }
+                    f >> 4 == 3 && body.ends_with(b"piggyback")
+                })
+                .await
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match res {
+            Ok(_) => run.add(
+                "MP-MQTT-PIGGYBACK",
+                CheckStatus::Pass,
+                l(
+                    "SUBSCRIBE and PUBLISH sent in one WebSocket message: both took effect (SUBACK, then the message came back).",
+                    "在一条 WebSocket 消息中发送 SUBSCRIBE 和 PUBLISH：两者都生效（收到 SUBACK，消息也回来了）。",
+                ),
+                L10n::default(),
+                t0.elapsed(),
+            ),
+            Err(e) => run.add(
+                "MP-MQTT-PIGGYBACK",
+                CheckStatus::Fail,
+                l(
+                    format!("SUBSCRIBE + PUBLISH in one message: {} ({e}).", if got_suback { "SUBACK came, the message did not" } else { "no SUBACK" }),
+                    format!("一条消息内 SUBSCRIBE + PUBLISH：{}（{e}）。", if got_suback { "收到 SUBACK，但消息没有回来" } else { "没有 SUBACK" }),
+                ),
+                l(
+                    "The broker or a proxy must accept several MQTT packets per WebSocket message (mqtt.js sends them so); EMQX: mqtt_piggyback = multiple.",
+                    "代理或中间件必须接受一条 WebSocket 消息内的多个 MQTT 报文（mqtt.js 会这样发送）；EMQX：mqtt_piggyback = multiple。",
+                ),
+                t0.elapsed(),
+            ),
+        }
+        ws.send(Message::Binary(vec![0xe0, 0].into())).await.ok();
+        ws.close(None).await.ok();
+    } else {
+        run.add(
+            "MP-MQTT-PIGGYBACK",
+            CheckStatus::Skipped,
+            l("the MQTT connection was refused", "MQTT 连接被拒绝"),
+            L10n::default(),
+            Duration::ZERO,
+        );
+    }
+
+    // MP-KEEPALIVE (opt-in).
+    if !opts.keepalive_test {
+        run.add(
+            "MP-KEEPALIVE",
+            CheckStatus::Skipped,
+            l(
+                format!(
+                    "opt-in: --keepalive-test (stays idle {} s)",
+                    opts.keepalive_idle.as_secs()
+                ),
+                format!(
+                    "需手动开启：--keepalive-test（空闲 {} 秒）",
+                    opts.keepalive_idle.as_secs()
+                ),
+            ),
+            L10n::default(),
+            Duration::ZERO,
+        );
+    } else if !connected {
+        run.add(
+            "MP-KEEPALIVE",
+            CheckStatus::Skipped,
+            l("the MQTT connection was refused", "MQTT 连接被拒绝"),
+            L10n::default(),
+            Duration::ZERO,
+        );
+    } else {
+        keepalive(t, opts, addr, run, facts).await;
+    }
+}
+
+/// Connects with keepalive 60, stays silent, then pings: a proxy's idle timer shows.
+async fn keepalive(
+    t: &Target,
+    opts: &Options,
+    addr: SocketAddr,
+    run: &mut Run<'_>,
+    facts: &mut Facts,
+) {
+    let idle = opts.keepalive_idle;
+    let t0 = Instant::now();
+    let setup = async {
+        let mut s = open_stream(addr, t, opts.step_timeout).await?;
+        let a = upgrade(&mut s, t, &t.path, opts).await?;
+        if a.status != 101 {
+            return Err(format!("HTTP {}", a.status));
+        }
+        let mut ws = websocket(s, a.leftover).await;
+        let mut rd = wire::Reader::default();
+        let (_, c) = connect_packet(opts, 60);
+        ws.send(Message::Binary(c.into()))
+            .await
+            .map_err(|e| e.to_string())?;
+        read_until(&mut ws, &mut rd, opts.step_timeout, |f, _| f >> 4 == 2).await?;
+        Ok::<_, String>((ws, rd))
+    };
+    let (mut ws, mut rd) = match setup.await {
+        Ok(x) => x,
+        Err(e) => {
+            run.add(
+                "MP-KEEPALIVE",
+                CheckStatus::Skipped,
+                l(
+                    format!("could not connect again: {e}"),
+                    format!("无法再次连接：{e}"),
+                ),
+                L10n::default(),
+                t0.elapsed(),
+            );
+            return;
+        }
+    };
+    let silent_from = Instant::now();
+    // Silent: only read, to see the server close.
+    let cut = tokio::time::timeout(idle, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => rd.push(&b),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return silent_from.elapsed(),
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    let status_detail = match cut {
+        Ok(after) => {
+            let secs = after.as_secs_f64();
+            facts.idle_cut = Some(secs);
+            Err((
+                format!(
+                    "The idle connection was closed after {secs:.1} s without traffic (keepalive 60): a proxy idle timeout — nginx's proxy_read_timeout defaults to 60 s."
+                ),
+                format!(
+                    "空闲连接在无流量 {secs:.1} 秒后被关闭（心跳 60）：代理的空闲超时——nginx 的 proxy_read_timeout 默认 60 秒。"
+                ),
+            ))
+        }
+        Err(_) => {
+            let pong = async {
+                ws.send(Message::Binary(wire::pingreq().into()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                read_until(&mut ws, &mut rd, opts.step_timeout, |f, _| f >> 4 == 13).await
+            };
+            match pong.await {
+                Ok(_) => Ok((
+                    format!(
+                        "Idle {} s, then PINGREQ → PINGRESP: the connection survived.",
+                        idle.as_secs()
+                    ),
+                    format!(
+                        "空闲 {} 秒后发送 PINGREQ → 收到 PINGRESP：连接保持正常。",
+                        idle.as_secs()
+                    ),
+                )),
+                Err(e) => Err((
+                    format!(
+                        "After {} s idle the connection no longer answers PINGREQ: {e}.",
+                        idle.as_secs()
+                    ),
+                    format!("空闲 {} 秒后连接不再响应 PINGREQ：{e}。", idle.as_secs()),
+                )),
+            }
+        }
+    };
+    match status_detail {
+        Ok((en, zh)) => run.add("MP-KEEPALIVE", CheckStatus::Pass, l(en, zh), L10n::default(), t0.elapsed()),
+        Err((en, zh)) => run.add(
+            "MP-KEEPALIVE",
+            CheckStatus::Fail,
+            l(en, zh),
+            l(
+                "Raise the proxy's idle timeout well above 1.5 × keepalive (nginx: proxy_read_timeout 300s; proxy_send_timeout 300s;) or set keepalive to 30 in mqtt.connect.",
+                "把代理的空闲超时调到远高于 1.5 倍心跳（nginx：proxy_read_timeout 300s; proxy_send_timeout 300s;），或在 mqtt.connect 中把 keepalive 设为 30。",
+            ),
+            t0.elapsed(),
+        ),
+    }
+    ws.close(None).await.ok();
+}
