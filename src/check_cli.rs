@@ -91,7 +91,7 @@ fn options(a: &CheckArgs) -> Result<Options, String> {
         username: a.username.clone(),
         password,
         extra_roots,
-        extra_roots_origin: "--extra-root".into(),
+        extra_roots_origin: crate::verdict::L10n::same("--extra-root"),
         keepalive_test: a.keepalive_test,
         keepalive_idle: Duration::from_secs(a.keepalive_secs.max(1)),
         resolve,

@@ -36,7 +36,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     pub settle: f64,
 
-    /// Open on this panel: overview, relay, certs, log or settings.
+    /// Open on this panel: overview, relay, certs, checks, log or settings.
     #[arg(long, value_name = "NAME")]
     pub panel: Option<String>,
 

@@ -114,6 +114,7 @@ fn every_panel_opens_and_language_switches_live() {
     for (nav, marker) in [
         ("Log", "Follow"),
         ("Certificates", "Fetch from a server"),
+        ("Checks", "Keepalive test (75 s)"),
         ("Settings", "Theme"),
         ("Overview", "Message rate"),
     ] {
@@ -347,4 +348,69 @@ impl egui::DroppedFile for Dropped {
     fn bytes(&self) -> Result<Vec<u8>, String> {
         std::fs::read(&self.0).map_err(|e| e.to_string())
     }
+}
+
+#[test]
+fn checks_panel_runs_against_the_sandbox_and_speaks_chinese() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Checks").click();
+    // The sandbox relay is checked as soon as its address is known.
+    step_until(&mut h, 30, "the first run finished", |h| {
+        h.query_by_label("Copy Markdown").is_some()
+    });
+    h.get_by_label("MP-MQTT-CONNECT");
+    h.get_by_label("MP-CERT-TRUST");
+    h.get_by_label_contains("wss://localhost");
+    assert!(
+        h.state()
+            .state
+            .panels
+            .checks
+            .url
+            .starts_with("wxs://localhost:")
+    );
+    // Failures open by themselves; a passing row opens on a click.
+    h.get_by_label_contains("localhost exists only on this computer");
+    assert!(h.query_by_label_contains("(DNS).").is_none());
+    h.get_by_label("▸ The name resolves").click();
+    h.run_steps(2);
+    h.get_by_label_contains("localhost → 127.0.0.1");
+
+    // A second run from the button; the history lists both.
+    h.get_by_label("Run checks").click();
+    h.run_steps(1);
+    step_until(&mut h, 30, "the second run finished", |h| {
+        h.query_by_label("Copy Markdown").is_some()
+            && h.query_all_by_label_contains("16 pass · 1 warn · 2 fail")
+                .count()
+                >= 2
+    });
+    let history = Paths::under(dir.path())
+        .data_dir
+        .join("checks/history.jsonl");
+    let saved = std::fs::read_to_string(&history).unwrap();
+    assert_eq!(saved.lines().count(), 2, "{saved}");
+
+    // Save the report as Markdown.
+    h.get_by_label("Save Markdown").click();
+    step_until(&mut h, 10, "the report written", |h| {
+        h.query_by_label_contains("Written:").is_some()
+    });
+
+    // In Chinese.
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    h.get_by_label("简体中文").click();
+    h.run_steps(2);
+    h.get_by_label("合规检查").click();
+    h.run_steps(3);
+    h.get_by_label("开始检查");
+    h.get_by_label_contains("localhost 只存在于本机");
+    h.get_by_label_contains("沙盒的开发 CA");
+    assert!(
+        h.query_by_label("Run checks").is_none(),
+        "English left on screen"
+    );
 }

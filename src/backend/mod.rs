@@ -94,8 +94,39 @@ pub enum Command {
     /// The native file dialog (xdg portal or zenity on Linux): the files picked, none when
     /// cancelled, an error when no dialog is available.
     PickFiles {
+        /// Pick one folder instead of files.
+        folder: bool,
         reply: Reply<Vec<PathBuf>, String>,
     },
+    /// Run the Mini Program compliance checks; each decided check is pushed to `progress`,
+    /// the run is saved to the history and answered.
+    RunChecks {
+        job: ChecksJob,
+        progress: watch::Sender<Vec<crate::checks::Check>>,
+        cancel: CancellationToken,
+        reply: Reply<Arc<crate::checks::Report>, String>,
+    },
+    /// The saved runs, newest first.
+    ChecksHistory {
+        reply: Reply<Vec<Arc<crate::checks::Report>>, String>,
+    },
+    /// Write a report as Markdown or JSON into `<data>/checks/`.
+    SaveCheckReport {
+        report: Arc<crate::checks::Report>,
+        markdown: bool,
+        zh: bool,
+        reply: Reply<PathBuf, String>,
+    },
+}
+
+/// What the Checks panel asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ChecksJob {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<crate::config::Secret>,
+    pub keepalive_test: bool,
+    pub project: Option<PathBuf>,
 }
 
 /// What the Certificates panel opened.
@@ -508,20 +539,110 @@ async fn run(
                 };
                 reply.send(result);
             }
-            Command::PickFiles { reply } => {
+            Command::PickFiles { folder, reply } => {
                 handle.spawn_blocking(move || {
                     if !file_dialog_available() {
                         reply.send(Err("no file dialog on this system (it needs xdg-desktop-portal or zenity): drop the files on the panel or type a path".into()));
                         return;
                     }
-                    let picked = rfd::FileDialog::new()
-                        .add_filter(
-                            "certificates",
-                            &["pem", "crt", "cer", "der", "key", "pfx", "p12", "zip"],
-                        )
-                        .add_filter("all", &["*"])
-                        .pick_files();
+                    let picked = if folder {
+                        rfd::FileDialog::new().pick_folder().map(|f| vec![f])
+                    } else {
+                        rfd::FileDialog::new()
+                            .add_filter(
+                                "certificates",
+                                &["pem", "crt", "cer", "der", "key", "pfx", "p12", "zip"],
+                            )
+                            .add_filter("all", &["*"])
+                            .pick_files()
+                    };
                     reply.send(Ok(picked.unwrap_or_default()));
+                });
+            }
+            Command::RunChecks {
+                job,
+                progress,
+                cancel,
+                reply,
+            } => {
+                let mut copts = crate::checks::Options {
+                    username: job.username.clone().filter(|u| !u.is_empty()),
+                    password: job.password.clone().filter(|p| !p.is_empty()),
+                    keepalive_test: job.keepalive_test,
+                    project: job.project.clone(),
+                    relay_idle_secs: relay_cfg.as_ref().map(|c| c.limits.idle_timeout.as_secs()),
+                    ..Default::default()
+                };
+                // The sandbox's dev CA verifies its relay's chain for the other checks.
+                if let Some(sb) = &sandbox {
+                    let mut o = crate::certs::Opened::default();
+                    crate::certs::open::open_path(&sb.info.ca, None, &mut o);
+                    copts.extra_roots = o.certs.into_iter().map(|c| c.der).collect();
+                    copts.extra_roots_origin =
+                        crate::verdict::L10n::new("the sandbox's dev CA", "沙盒的开发 CA");
+                }
+                let history = checks_history_file(&opts.paths);
+                let waker = sink.waker.clone();
+                handle.spawn(async move {
+                    let report = crate::checks::run(
+                        &job.url,
+                        &copts,
+                        |c| {
+                            progress.send_modify(|v| v.push(c.clone()));
+                            waker();
+                        },
+                        cancel,
+                    )
+                    .await;
+                    let saved = report.clone();
+                    let written = tokio::task::spawn_blocking(move || {
+                        crate::checks::save_history(&history, &saved)
+                    })
+                    .await;
+                    if let Ok(Err(e)) = written {
+                        tracing::warn!("check history not saved: {e}");
+                    }
+                    reply.send(Ok(Arc::new(report)));
+                });
+            }
+            Command::ChecksHistory { reply } => {
+                let history = checks_history_file(&opts.paths);
+                handle.spawn_blocking(move || {
+                    let mut runs: Vec<Arc<crate::checks::Report>> =
+                        crate::checks::load_history(&history)
+                            .into_iter()
+                            .map(Arc::new)
+                            .collect();
+                    runs.reverse();
+                    reply.send(Ok(runs));
+                });
+            }
+            Command::SaveCheckReport {
+                report,
+                markdown,
+                zh,
+                reply,
+            } => {
+                let dir = opts.paths.data_dir.join("checks");
+                handle.spawn_blocking(move || {
+                    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+                    let (name, text) = if markdown {
+                        (
+                            format!("report-{stamp}.md"),
+                            crate::checks::report::markdown(&report, zh),
+                        )
+                    } else {
+                        (
+                            format!("report-{stamp}.json"),
+                            serde_json::to_string_pretty(&*report).unwrap_or_default(),
+                        )
+                    };
+                    let path = dir.join(name);
+                    let r = std::fs::create_dir_all(&dir)
+                        .and_then(|_| crate::config::store::save_atomic(&path, &text))
+                        .map(|_| path.clone())
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()));
+                    reply.send(r);
                 });
             }
             Command::NginxExport { toml, reply } => {
@@ -588,6 +709,11 @@ async fn run(
 
 /// Validates `toml` and applies it to the console's relay (reload in place when the listen
 /// address is the same, otherwise stop and start).
+/// `<data>/checks/history.jsonl`.
+fn checks_history_file(paths: &Paths) -> PathBuf {
+    paths.data_dir.join("checks").join("history.jsonl")
+}
+
 /// rfd answers "cancelled" when it has no dialog to show; tell the user instead.
 fn file_dialog_available() -> bool {
     if !cfg!(target_os = "linux") {

@@ -18,12 +18,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 use crate::verdict::L10n;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     Pass,
@@ -92,7 +92,53 @@ impl Serialize for Check {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// The JSON form of a [`Check`] (as written by `Serialize`), read back from the history.
+#[derive(Deserialize)]
+struct CheckJson {
+    id: String,
+    status: CheckStatus,
+    title: String,
+    detail: String,
+    remedy: String,
+    elapsed_ms: u64,
+    #[serde(default)]
+    title_zh: String,
+    #[serde(default)]
+    detail_zh: String,
+    #[serde(default)]
+    remedy_zh: String,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Check {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Check::try_from(CheckJson::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<CheckJson> for Check {
+    type Error = String;
+
+    fn try_from(j: CheckJson) -> Result<Self, String> {
+        let id = CATALOGUE
+            .iter()
+            .find(|(i, ..)| *i == j.id)
+            .map(|(i, ..)| *i)
+            .ok_or_else(|| format!("unknown check id {}", j.id))?;
+        Ok(Check {
+            id,
+            status: j.status,
+            title: L10n::new(j.title, j.title_zh),
+            detail: L10n::new(j.detail, j.detail_zh),
+            remedy: L10n::new(j.remedy, j.remedy_zh),
+            elapsed_ms: j.elapsed_ms,
+            source: j.source,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub pass: usize,
     pub warn: usize,
@@ -101,7 +147,7 @@ pub struct Summary {
     pub skipped: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub target: String,
     /// RFC 3339, when the run started.
@@ -113,6 +159,7 @@ pub struct Report {
     /// A ready `mqtt.connect` for the Mini Program, once MQTT CONNECT worked (the other
     /// failures still need fixing for phones).
     pub snippet: Option<String>,
+    #[serde(default)]
     pub cancelled: bool,
 }
 
@@ -149,7 +196,7 @@ pub struct Options {
     /// Private CAs that may verify the chain for the other checks (MP-CERT-TRUST still fails).
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// Names of the extra roots' origin, for the report ("--extra-root", "the sandbox dev CA").
-    pub extra_roots_origin: String,
+    pub extra_roots_origin: L10n,
     /// Run MP-KEEPALIVE (stays idle `keepalive_idle`).
     pub keepalive_test: bool,
     pub keepalive_idle: Duration,
@@ -170,7 +217,7 @@ impl Default for Options {
             username: None,
             password: None,
             extra_roots: Vec::new(),
-            extra_roots_origin: "--extra-root".into(),
+            extra_roots_origin: L10n::same("--extra-root"),
             keepalive_test: false,
             keepalive_idle: Duration::from_secs(75),
             resolve: Vec::new(),
@@ -279,6 +326,36 @@ pub fn title(id: &str) -> L10n {
         .find(|(i, ..)| *i == id)
         .map(|(_, en, zh)| L10n::new(*en, *zh))
         .unwrap_or_else(|| L10n::same(id))
+}
+
+/// The console keeps this many runs in `<data>/checks/history.jsonl`.
+pub const HISTORY_KEEP: usize = 50;
+
+/// Appends a report to the history file (one JSON object per line), keeping the newest
+/// [`HISTORY_KEEP`].
+pub fn save_history(path: &std::path::Path, report: &Report) -> Result<(), String> {
+    let mut runs = load_history(path);
+    runs.push(report.clone());
+    let skip = runs.len().saturating_sub(HISTORY_KEEP);
+    let mut text = String::new();
+    for r in runs.iter().skip(skip) {
+        text.push_str(&serde_json::to_string(r).map_err(|e| e.to_string())?);
+        text.push('\n');
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    crate::config::store::save_atomic(path, &text).map_err(|e| e.to_string())
+}
+
+/// The saved runs, oldest first; unreadable lines are skipped.
+pub fn load_history(path: &std::path::Path) -> Vec<Report> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// Runs everything: the endpoint probe, then the project scan when asked. `progress` sees

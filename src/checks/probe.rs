@@ -1000,11 +1000,11 @@ fn cert_steps(
             Some(ca) if f.status == Status::Fail => l(
                 format!(
                     "Trusted only by an extra root ({}: “{ca}”), not by a public CA: phones refuse it.",
-                    opts.extra_roots_origin
+                    opts.extra_roots_origin.en
                 ),
                 format!(
                     "只被额外的根证书（{}：“{ca}”）信任，而不是公共 CA：手机会拒绝。",
-                    opts.extra_roots_origin
+                    opts.extra_roots_origin.zh
                 ),
             ),
             _ => f.detail.clone(),

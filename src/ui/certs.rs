@@ -191,7 +191,10 @@ impl CertsPanel {
                 {
                     let (req, reply) = Requested::new(waker(ui));
                     self.picking = Some(req);
-                    actions.push(Action::Backend(Command::PickFiles { reply }));
+                    actions.push(Action::Backend(Command::PickFiles {
+                        folder: false,
+                        reply,
+                    }));
                 }
                 let edit = ui.add(
                     egui::TextEdit::singleline(&mut self.path_input)

@@ -1,6 +1,7 @@
 //! Panels and the shell around them. Only this module and `app/` use egui.
 
 pub mod certs;
+pub mod checks;
 pub mod fonts;
 pub mod i18n;
 pub mod log;
@@ -22,15 +23,17 @@ pub enum Tab {
     Overview,
     Relay,
     Certs,
+    Checks,
     Log,
     Settings,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Overview,
         Tab::Relay,
         Tab::Certs,
+        Tab::Checks,
         Tab::Log,
         Tab::Settings,
     ];
@@ -41,6 +44,7 @@ impl Tab {
             Tab::Overview => "overview",
             Tab::Relay => "relay",
             Tab::Certs => "certs",
+            Tab::Checks => "checks",
             Tab::Log => "log",
             Tab::Settings => "settings",
         }
@@ -55,6 +59,7 @@ impl Tab {
             Tab::Overview => t.nav_overview,
             Tab::Relay => t.nav_relay,
             Tab::Certs => t.nav_certs,
+            Tab::Checks => t.nav_checks,
             Tab::Log => t.nav_log,
             Tab::Settings => t.nav_settings,
         }
@@ -67,6 +72,7 @@ pub struct Panels {
     pub overview: overview::OverviewPanel,
     pub relay: relay::RelayPanel,
     pub certs: certs::CertsPanel,
+    pub checks: checks::ChecksPanel,
     pub log: log::LogPanel,
     pub settings: settings::SettingsPanel,
 }
@@ -123,6 +129,12 @@ pub fn shell_ui(
             state
                 .panels
                 .certs
+                .ui(ui, t, lang == crate::config::Language::ZhCn, live, actions)
+        }
+        Tab::Checks => {
+            state
+                .panels
+                .checks
                 .ui(ui, t, lang == crate::config::Language::ZhCn, live, actions)
         }
         Tab::Log => state.panels.log.ui(ui, t, env),

@@ -423,7 +423,10 @@ impl RelayPanel {
                                 {
                                     let (req, reply) = Requested::new(waker(ui));
                                     self.picking = Some((is_cert, req));
-                                    actions.push(Action::Backend(Command::PickFiles { reply }));
+                                    actions.push(Action::Backend(Command::PickFiles {
+                                        folder: false,
+                                        reply,
+                                    }));
                                 }
                                 resp
                             })
