@@ -262,6 +262,8 @@ impl ChecksPanel {
     }
 
     fn rows_ui(&mut self, ui: &mut egui::Ui, t: &Tr, zh: bool, rows: &[Check]) {
+        // Chip, id and time take about 300 points; the text gets the rest.
+        let text_width = (ui.available_width() - 310.0).clamp(260.0, 640.0);
         egui::Grid::new("checks-table")
             .num_columns(4)
             .striped(true)
@@ -290,7 +292,7 @@ impl ChecksPanel {
                             }
                         }
                         if open {
-                            ui.set_max_width(620.0);
+                            ui.set_max_width(text_width);
                             ui.add(
                                 egui::Label::new(
                                     RichText::new(c.detail.get(zh)).color(tokens::MUTED),
