@@ -76,6 +76,8 @@ pub enum Cmd {
     /// Benchmarks that print ratios against a reference run side by side.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Simulated ESP8266 devices (PubSubClient behaviour) against a broker.
+    Simulate(crate::simulate_cli::SimulateArgs),
     /// Mini Program compliance checks: probe an endpoint as WeChat would.
     Check(crate::check_cli::CheckArgs),
     /// Certificates: inspect files, fetch a server's chain, repair a fullchain.
@@ -188,6 +190,12 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             ))?;
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Simulate(args)) => {
+            let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
+            let code = crate::simulate_cli::run(args, &rt);
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(code)
         }
         Some(Cmd::Check(args)) => {
             let zh =

@@ -20,6 +20,7 @@ pub mod mqtt;
 pub mod relay;
 pub mod relay_cli;
 pub mod sandbox;
+pub mod simulate_cli;
 pub mod ui;
 pub mod verdict;
 

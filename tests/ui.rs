@@ -115,6 +115,7 @@ fn every_panel_opens_and_language_switches_live() {
         ("Log", "Follow"),
         ("Certificates", "Fetch from a server"),
         ("Checks", "Keepalive test (75 s)"),
+        ("Devices", "Start simulator"),
         ("Settings", "Theme"),
         ("Overview", "Message rate"),
     ] {
@@ -411,6 +412,68 @@ fn checks_panel_runs_against_the_sandbox_and_speaks_chinese() {
     h.get_by_label_contains("沙盒的开发 CA");
     assert!(
         h.query_by_label("Run checks").is_none(),
+        "English left on screen"
+    );
+}
+
+#[test]
+fn devices_panel_commands_flow_simulator_and_discovery() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Devices").click();
+    step_until(&mut h, 20, "the demo device online in the roster", |h| {
+        h.state().live.roster.online_count() == 1
+    });
+    h.get_by_label("1 of 1 online");
+    assert!(
+        h.query_all_by_label("esp8266-demo").count() >= 2,
+        "roster row and detail"
+    );
+
+    // LED toggle: sent through the relay, acknowledged by the device on its state topic.
+    h.get_by_label("Send").click();
+    step_until(&mut h, 10, "the command acknowledged", |h| {
+        h.query_by_label_contains("acknowledged in").is_some()
+    });
+
+    // The Mini Program demo flow, on its own connection through the relay.
+    h.get_by_label("Run the flow").click();
+    step_until(&mut h, 40, "six steps passed", |h| {
+        h.query_all_by_label("✓").count() == 6
+    });
+    assert!(h.query_by_label("✗").is_none());
+
+    // Three simulated devices: discovery proposes them, one click adds them all.
+    h.state_mut().state.panels.devices.sim_count = 3;
+    h.get_by_label("Start simulator").click();
+    step_until(&mut h, 20, "three proposals", |h| {
+        h.state().live.roster.proposals.len() == 3
+    });
+    h.get_by_label("Discovered 3:");
+    h.get_by_label("Add all").click();
+    step_until(&mut h, 20, "four devices online", |h| {
+        h.state().live.roster.online_count() == 4
+    });
+    let saved =
+        std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("devices.toml")).unwrap();
+    assert!(saved.contains("id = \"sim-0003\""), "{saved}");
+    h.get_by_label("Stop simulator").click();
+    step_until(&mut h, 20, "the simulated devices go offline", |h| {
+        h.state().live.roster.online_count() == 1
+    });
+
+    // In Chinese.
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    h.get_by_label("简体中文").click();
+    h.run_steps(2);
+    h.get_by_label("设备").click();
+    h.run_steps(3);
+    h.get_by_label("运行流程");
+    h.get_by_label("1 / 4 在线");
+    assert!(
+        h.query_by_label("Run the flow").is_none(),
         "English left on screen"
     );
 }

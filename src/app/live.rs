@@ -118,6 +118,8 @@ pub struct LiveModel {
     pub total_messages: u64,
     pub rate: RateSeries,
     pub devices: BTreeMap<String, DeviceView>,
+    /// The Devices panel's roster (devices.toml), fed by every message.
+    pub roster: crate::devices::roster::Roster,
 }
 
 impl LiveModel {
@@ -129,6 +131,8 @@ impl LiveModel {
 
     fn on_message(&mut self, m: MqttMessage) {
         self.total_messages += 1;
+        self.roster
+            .on_message(&m.topic, &m.payload, m.time.timestamp_millis());
         self.rate.add(m.time.timestamp());
         if let Some((id, kind)) = classify(DEVICE_PREFIX, &m.topic) {
             let dev = self.devices.entry(id.to_owned()).or_default();

@@ -27,6 +27,15 @@ pub enum Action {
     SetLogLevel(LogLevel),
     SetDataDir(Option<std::path::PathBuf>),
     DismissBanner,
+    /// Change the roster; it is saved to devices.toml at once.
+    Roster(RosterEdit),
+}
+
+#[derive(Debug, Clone)]
+pub enum RosterEdit {
+    Add(Box<crate::devices::config::DeviceDef>),
+    Remove(String),
+    SetDiscovery(String),
 }
 
 /// What the console keeps across frames besides the live model: the open tab, the saved
@@ -77,6 +86,15 @@ impl ConsoleApp {
         config: ConsoleConfig,
         banner: Option<Problem>,
     ) -> Self {
+        // The roster: devices.toml in the config folder (absent: the sandbox's demo device).
+        let devices = crate::config::store::load::<crate::devices::config::DevicesConfig>(
+            &env.paths.config_dir.join("devices.toml"),
+        );
+        let banner = banner.or(devices.problem);
+        let live = LiveModel {
+            roster: crate::devices::roster::Roster::new(devices.value),
+            ..LiveModel::default()
+        };
         Self {
             state: AppState {
                 tab: Tab::Overview,
@@ -84,7 +102,7 @@ impl ConsoleApp {
                 lang_override: None,
                 panels: ui::Panels::default(),
             },
-            live: LiveModel::default(),
+            live,
             backend,
             env,
             notices: Notices {
@@ -175,11 +193,40 @@ impl ConsoleApp {
                     save = true;
                 }
                 Action::DismissBanner => self.notices.banner = None,
+                Action::Roster(edit) => self.edit_roster(edit),
             }
         }
         if save {
             self.save_config();
         }
+    }
+
+    fn edit_roster(&mut self, edit: RosterEdit) {
+        let roster = &mut self.live.roster;
+        match edit {
+            RosterEdit::Add(d) => roster.add(*d),
+            RosterEdit::Remove(id) => roster.remove(&id),
+            RosterEdit::SetDiscovery(p) => {
+                if !crate::mqtt::topic::valid_filter(&p) || !p.contains('+') {
+                    let t = ui::i18n::tr(self.state.lang());
+                    self.notices.toast =
+                        Some((ui::i18n::fill(t.devices_bad_pattern, &[&p]), Instant::now()));
+                    return;
+                }
+                roster.config.discovery.pattern = p;
+                roster.proposals.clear();
+            }
+        }
+        let path = self.env.paths.config_dir.join("devices.toml");
+        let t = ui::i18n::tr(self.state.lang());
+        let text = match store::save(&path, &self.live.roster.config) {
+            Ok(()) => ui::i18n::fill(t.saved, &[&path.display()]),
+            Err(e) => {
+                tracing::error!("could not save {}: {e}", path.display());
+                ui::i18n::fill(t.save_failed, &[&e])
+            }
+        };
+        self.notices.toast = Some((text, Instant::now()));
     }
 
     fn save_config(&mut self) {

@@ -110,6 +110,23 @@ pub enum Command {
     ChecksHistory {
         reply: Reply<Vec<Arc<crate::checks::Report>>, String>,
     },
+    /// Publish a device command through the console's connection and wait for its answer.
+    DeviceSend {
+        cmd: Box<crate::devices::commands::Prepared>,
+        reply: Reply<crate::devices::commands::Outcome, String>,
+    },
+    /// Run the Mini Program demo flow for a device on its own connection, over the same
+    /// transport as the console (the sandbox relay).
+    RunFlow {
+        device: Box<crate::devices::config::DeviceDef>,
+        reply: Reply<Vec<crate::devices::flow::FlowStep>, String>,
+    },
+    /// Start simulated devices on the sandbox broker (replacing any running); their ids.
+    SimulateStart {
+        count: usize,
+        reply: Reply<Vec<String>, String>,
+    },
+    SimulateStop,
     /// Write a report as Markdown or JSON into `<data>/checks/`.
     SaveCheckReport {
         report: Arc<crate::checks::Report>,
@@ -373,6 +390,10 @@ async fn run(
     let mut worker: Option<Worker> = None;
     let mut relay: Option<Relay> = None;
     let mut relay_cfg: Option<RelayConfig> = None;
+    // Device commands waiting for their answer, matched against every received message.
+    let acks = crate::devices::commands::AckTracker::default();
+    let mut console_target: Option<Target> = None;
+    let mut sim_cancel: Option<CancellationToken> = None;
 
     if opts.sandbox {
         set_status(&status, &sink, |s| s.sandbox = SandboxState::Starting);
@@ -397,7 +418,15 @@ async fn run(
                         Target::Tcp(info.broker_addr.to_string())
                     }
                 };
-                worker = Some(connect(&handle, target, &sink, &status, &cancel));
+                console_target = Some(target.clone());
+                worker = Some(connect(
+                    &handle,
+                    target,
+                    &sink,
+                    &status,
+                    &cancel,
+                    acks.clone(),
+                ));
                 relay_cfg = Some(sb.relay.config());
                 relay = Some(sb.relay.clone());
                 set_status(&status, &sink, |s| s.sandbox = SandboxState::Running(info));
@@ -605,6 +634,78 @@ async fn run(
                     reply.send(Ok(Arc::new(report)));
                 });
             }
+            Command::DeviceSend { cmd, reply } => {
+                let Some(w) = &worker else {
+                    reply.send(Err("not connected to a broker".into()));
+                    continue;
+                };
+                let qos = match cmd.qos {
+                    0 => QoS::AtMostOnce,
+                    1 => QoS::AtLeastOnce,
+                    _ => QoS::ExactlyOnce,
+                };
+                // Expect the answer before publishing: a fast device must not be missed.
+                let rx = cmd.ack.clone().map(|a| acks.expect(a));
+                let sent = Instant::now();
+                if let Err(e) =
+                    w.client
+                        .try_publish(cmd.topic.clone(), qos, cmd.retain, cmd.payload.clone())
+                {
+                    reply.send(Err(format!("could not publish to {}: {e}", cmd.topic)));
+                    continue;
+                }
+                tracing::info!("command to {}: {} {}", cmd.device, cmd.topic, cmd.payload);
+                let timeout = cmd.timeout;
+                handle.spawn(async move {
+                    let out = match rx {
+                        Some(rx) => crate::devices::commands::wait(rx, sent, timeout).await,
+                        None => crate::devices::commands::Outcome::Sent,
+                    };
+                    reply.send(Ok(out));
+                });
+            }
+            Command::RunFlow { device, reply } => {
+                let Some(target) = console_target.clone() else {
+                    reply.send(Err("no broker to run the flow against".into()));
+                    continue;
+                };
+                handle.spawn(async move {
+                    let mqtt = flow_options(target);
+                    let steps =
+                        crate::devices::flow::run(mqtt, &device, Duration::from_secs(10)).await;
+                    reply.send(Ok(steps));
+                });
+            }
+            Command::SimulateStart { count, reply } => {
+                if let Some(c) = sim_cancel.take() {
+                    c.cancel();
+                }
+                match &sandbox {
+                    Some(sb) => {
+                        let token = cancel.child_token();
+                        let mut base =
+                            crate::devices::sim::SimOptions::demo("", sb.info.broker_addr);
+                        base.start_jitter = Duration::from_millis((count as u64 * 5).min(3_000));
+                        let ids = crate::devices::sim::spawn_fleet(
+                            &handle,
+                            &base,
+                            "sim",
+                            count.clamp(1, 1000),
+                            &token,
+                        );
+                        sim_cancel = Some(token);
+                        reply.send(Ok(ids));
+                    }
+                    None => reply.send(Err(
+                        "the simulator runs on the sandbox broker, which is not running".into(),
+                    )),
+                }
+            }
+            Command::SimulateStop => {
+                if let Some(c) = sim_cancel.take() {
+                    c.cancel();
+                }
+            }
             Command::ChecksHistory { reply } => {
                 let history = checks_history_file(&opts.paths);
                 handle.spawn_blocking(move || {
@@ -709,6 +810,25 @@ async fn run(
 
 /// Validates `toml` and applies it to the console's relay (reload in place when the listen
 /// address is the same, otherwise stop and start).
+/// MQTT options for a second connection over the console's transport (the demo flow).
+fn flow_options(target: Target) -> rumqttc::MqttOptions {
+    let id = format!("mpbridge-flow-{:08x}", rand::random::<u32>());
+    match target {
+        Target::Tcp(addr) => {
+            let (h, p) = addr
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_owned(), p.parse().ok()?)))
+                .unwrap_or_else(|| (addr.clone(), 1883));
+            rumqttc::MqttOptions::new(id, h, p)
+        }
+        Target::Wss { url, port, tls } => {
+            let mut o = rumqttc::MqttOptions::new(id, url, port);
+            o.set_transport(rumqttc::Transport::wss_with_config((*tls).clone().into()));
+            o
+        }
+    }
+}
+
 /// `<data>/checks/history.jsonl`.
 fn checks_history_file(paths: &Paths) -> PathBuf {
     paths.data_dir.join("checks").join("history.jsonl")
@@ -876,6 +996,7 @@ fn publish_relay(
 }
 
 /// Where the console's MQTT worker connects.
+#[derive(Clone)]
 enum Target {
     Tcp(String),
     Wss {
@@ -892,6 +1013,7 @@ fn connect(
     sink: &EventSink,
     status: &watch::Sender<BackendStatus>,
     cancel: &CancellationToken,
+    acks: crate::devices::commands::AckTracker,
 ) -> Worker {
     let (host, port, transport) = match target {
         Target::Tcp(addr) => {
@@ -938,7 +1060,10 @@ fn connect(
         },
         WorkerSinks {
             state: state_tx,
-            on_message: Box::new(move |m| msg_sink.emit(Event::Message(m))),
+            on_message: Box::new(move |m| {
+                acks.observe(&m.topic, &m.payload);
+                msg_sink.emit(Event::Message(m))
+            }),
         },
         cancel,
     )

@@ -1,8 +1,13 @@
-//! Devices: the simulated ESP8266 (the sandbox's demo device). The roster, command templates
-//! and acknowledgement correlation build on the same topic layout:
+//! Devices: the roster (`config`, `roster`), command templates with acknowledgements
+//! (`commands`), the demo flow a Mini Program runs (`flow`) and the simulated ESP8266 (`sim`),
+//! all on the same topic layout:
 //! `<prefix>/<id>/status` (retained `online`, last will `offline`), `<prefix>/<id>/telemetry`,
 //! `<prefix>/<id>/cmd` and `<prefix>/<id>/state`.
 
+pub mod commands;
+pub mod config;
+pub mod flow;
+pub mod roster;
 pub mod sim;
 
 /// The four topics of a device under `prefix`.

@@ -1,6 +1,7 @@
 //! The console's MQTT client side: a worker task that owns a rumqttc event loop, and the
 //! plain types it reports with. No egui here.
 
+pub mod topic;
 pub mod wire;
 pub mod worker;
 

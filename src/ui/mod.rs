@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod checks;
+pub mod devices;
 pub mod fonts;
 pub mod i18n;
 pub mod log;
@@ -22,6 +23,7 @@ use i18n::{Tr, fill, tr};
 pub enum Tab {
     Overview,
     Relay,
+    Devices,
     Certs,
     Checks,
     Log,
@@ -29,9 +31,10 @@ pub enum Tab {
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Overview,
         Tab::Relay,
+        Tab::Devices,
         Tab::Certs,
         Tab::Checks,
         Tab::Log,
@@ -44,6 +47,7 @@ impl Tab {
             Tab::Overview => "overview",
             Tab::Relay => "relay",
             Tab::Certs => "certs",
+            Tab::Devices => "devices",
             Tab::Checks => "checks",
             Tab::Log => "log",
             Tab::Settings => "settings",
@@ -59,6 +63,7 @@ impl Tab {
             Tab::Overview => t.nav_overview,
             Tab::Relay => t.nav_relay,
             Tab::Certs => t.nav_certs,
+            Tab::Devices => t.nav_devices,
             Tab::Checks => t.nav_checks,
             Tab::Log => t.nav_log,
             Tab::Settings => t.nav_settings,
@@ -73,6 +78,7 @@ pub struct Panels {
     pub relay: relay::RelayPanel,
     pub certs: certs::CertsPanel,
     pub checks: checks::ChecksPanel,
+    pub devices: devices::DevicesPanel,
     pub log: log::LogPanel,
     pub settings: settings::SettingsPanel,
 }
@@ -135,6 +141,12 @@ pub fn shell_ui(
             state
                 .panels
                 .checks
+                .ui(ui, t, lang == crate::config::Language::ZhCn, live, actions)
+        }
+        Tab::Devices => {
+            state
+                .panels
+                .devices
                 .ui(ui, t, lang == crate::config::Language::ZhCn, live, actions)
         }
         Tab::Log => state.panels.log.ui(ui, t, env),

@@ -1,0 +1,572 @@
+//! The Devices panel: the roster with availability, reconnects and telemetry, discovery
+//! proposals, per-device plots, command templates sent to one device or a selection with
+//! their acknowledgements, the Mini Program demo flow, and the device simulator.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use egui::{Color32, RichText};
+use egui_plot::{Line, Plot, PlotPoints};
+
+use super::i18n::{Tr, fill};
+use super::tokens;
+use crate::app::{Action, LiveModel, RosterEdit};
+use crate::backend::{Command, Requested};
+use crate::devices::commands::{self, Outcome};
+use crate::devices::config::DeviceDef;
+use crate::devices::flow::FlowStep;
+use crate::devices::roster::Roster;
+
+/// Commands kept in the log.
+const LOG_KEEP: usize = 200;
+
+struct LogEntry {
+    device: String,
+    at: chrono::DateTime<chrono::Local>,
+    what: String,
+    outcome: Requested<Outcome, String>,
+}
+
+pub struct DevicesPanel {
+    pub selected: Option<String>,
+    /// Devices ticked for "send to selection".
+    pub ticked: BTreeSet<String>,
+    pub template: usize,
+    pub values: BTreeMap<String, String>,
+    /// Warnings were shown for this exact command; the next click sends it.
+    confirmed: Option<String>,
+    log: VecDeque<LogEntry>,
+    flow: Option<Requested<Vec<FlowStep>, String>>,
+    pub sim_count: usize,
+    sim: Option<Requested<Vec<String>, String>>,
+    pattern: Option<String>,
+}
+
+impl Default for DevicesPanel {
+    fn default() -> Self {
+        DevicesPanel {
+            selected: None,
+            ticked: BTreeSet::new(),
+            template: 0,
+            values: BTreeMap::new(),
+            confirmed: None,
+            log: VecDeque::new(),
+            flow: None,
+            sim_count: 10,
+            sim: None,
+            pattern: None,
+        }
+    }
+}
+
+fn waker(ui: &egui::Ui) -> Option<crate::backend::Waker> {
+    let ctx = ui.ctx().clone();
+    Some(Arc::new(move || ctx.request_repaint()))
+}
+
+fn ago(t: &Tr, now: i64, then: Option<i64>) -> String {
+    match then {
+        None => "-".into(),
+        Some(s) => {
+            let d = (now - s).max(0);
+            if d < 60 {
+                fill(t.devices_secs_ago, &[&d])
+            } else if d < 3600 {
+                fill(t.devices_mins_ago, &[&(d / 60)])
+            } else {
+                fill(t.devices_hours_ago, &[&(d / 3600)])
+            }
+        }
+    }
+}
+
+impl DevicesPanel {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        zh: bool,
+        live: &LiveModel,
+        actions: &mut Vec<Action>,
+    ) {
+        let roster = &live.roster;
+        let now = chrono::Local::now().timestamp();
+        ui.heading(t.nav_devices);
+        ui.label(RichText::new(t.devices_intro).color(tokens::MUTED));
+        ui.add_space(4.0);
+        self.toolbar_ui(ui, t, roster, actions);
+        self.proposals_ui(ui, t, roster, actions);
+        ui.separator();
+
+        let selected = self
+            .selected
+            .clone()
+            .filter(|id| roster.config.device(id).is_some())
+            .or_else(|| roster.config.devices.first().map(|d| d.id.clone()));
+        self.selected = selected.clone();
+
+        egui::Panel::right("device-detail")
+            .resizable(true)
+            .default_size(460.0)
+            .min_size(340.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("device-detail-scroll")
+                    .show(ui, |ui| {
+                        if let Some(def) = selected.as_ref().and_then(|id| roster.config.device(id))
+                        {
+                            self.detail_ui(ui, t, zh, roster, def, now, actions);
+                        }
+                    });
+            });
+        egui::ScrollArea::vertical()
+            .id_salt("roster-scroll")
+            .auto_shrink([false, false])
+            .show(ui, |ui| self.roster_ui(ui, t, roster, now, actions));
+    }
+
+    fn toolbar_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        roster: &Roster,
+        actions: &mut Vec<Action>,
+    ) {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(fill(
+                t.devices_count,
+                &[&roster.online_count(), &roster.config.devices.len()],
+            ));
+            ui.separator();
+            ui.label(t.devices_simulate);
+            ui.add(egui::DragValue::new(&mut self.sim_count).range(1..=1000));
+            let running = matches!(self.sim.as_mut().map(|r| r.poll()), Some(Some(Ok(_))));
+            if ui.button(t.devices_sim_start).clicked() {
+                let (req, reply) = Requested::new(waker(ui));
+                self.sim = Some(req);
+                actions.push(Action::Backend(Command::SimulateStart {
+                    count: self.sim_count,
+                    reply,
+                }));
+            }
+            if running && ui.button(t.devices_sim_stop).clicked() {
+                self.sim = None;
+                actions.push(Action::Backend(Command::SimulateStop));
+            }
+            match self.sim.as_mut().map(|r| r.poll()) {
+                Some(Some(Ok(ids))) => {
+                    ui.label(
+                        RichText::new(fill(t.devices_sim_running, &[&ids.len()])).color(tokens::OK),
+                    );
+                }
+                Some(Some(Err(e))) => {
+                    ui.colored_label(tokens::BAD, e.as_str());
+                }
+                _ => {}
+            }
+            ui.separator();
+            let pattern = self
+                .pattern
+                .get_or_insert_with(|| roster.config.discovery.pattern.clone());
+            let l = ui.label(t.devices_discovery);
+            ui.add(egui::TextEdit::singleline(pattern).desired_width(160.0))
+                .labelled_by(l.id);
+            if *pattern != roster.config.discovery.pattern && ui.button(t.devices_apply).clicked() {
+                actions.push(Action::Roster(RosterEdit::SetDiscovery(pattern.clone())));
+            }
+        });
+    }
+
+    fn proposals_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        roster: &Roster,
+        actions: &mut Vec<Action>,
+    ) {
+        if roster.proposals.is_empty() {
+            return;
+        }
+        ui.horizontal_wrapped(|ui| {
+            ui.label(
+                RichText::new(fill(t.devices_discovered, &[&roster.proposals.len()]))
+                    .color(tokens::ACCENT),
+            );
+            for p in roster.proposals.values().take(12) {
+                if ui
+                    .button(fill(t.devices_add, &[&p.id]))
+                    .on_hover_text(&p.topic)
+                    .clicked()
+                {
+                    actions.push(Action::Roster(RosterEdit::Add(Box::new(
+                        DeviceDef::esp8266(&p.id, &p.prefix),
+                    ))));
+                }
+            }
+            if roster.proposals.len() > 1 && ui.button(t.devices_add_all).clicked() {
+                for p in roster.proposals.values() {
+                    actions.push(Action::Roster(RosterEdit::Add(Box::new(
+                        DeviceDef::esp8266(&p.id, &p.prefix),
+                    ))));
+                }
+            }
+        });
+    }
+
+    fn roster_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        roster: &Roster,
+        now: i64,
+        actions: &mut Vec<Action>,
+    ) {
+        if roster.config.devices.is_empty() {
+            ui.label(RichText::new(t.devices_none).color(tokens::MUTED));
+            return;
+        }
+        egui::Grid::new("roster")
+            .num_columns(6)
+            .striped(true)
+            .spacing([10.0, 4.0])
+            .show(ui, |ui| {
+                ui.label("");
+                for h in [
+                    t.devices_col_device,
+                    t.devices_col_state,
+                    t.devices_col_seen,
+                    t.devices_col_reconnects,
+                    "",
+                ] {
+                    ui.label(RichText::new(h).strong());
+                }
+                ui.end_row();
+                for d in &roster.config.devices {
+                    let l = roster.live.get(&d.id).cloned().unwrap_or_default();
+                    let mut ticked = self.ticked.contains(&d.id);
+                    if ui
+                        .checkbox(&mut ticked, "")
+                        .on_hover_text(t.devices_tick)
+                        .changed()
+                    {
+                        if ticked {
+                            self.ticked.insert(d.id.clone());
+                        } else {
+                            self.ticked.remove(&d.id);
+                        }
+                    }
+                    let offline = l.online != Some(true);
+                    let name = RichText::new(d.label()).strong().color(if offline {
+                        tokens::BAD
+                    } else {
+                        Color32::PLACEHOLDER
+                    });
+                    let mut fields: Vec<String> = Vec::new();
+                    for k in ["rssi", "free_heap", "temperature", "led"] {
+                        if let Some(v) = l.telemetry.get(k) {
+                            fields.push(format!("{k} {}", v.to_string().trim_matches('"')));
+                        }
+                    }
+                    ui.vertical(|ui| {
+                        if ui
+                            .selectable_label(self.selected.as_deref() == Some(d.id.as_str()), name)
+                            .clicked()
+                        {
+                            self.selected = Some(d.id.clone());
+                        }
+                        if !fields.is_empty() {
+                            ui.label(
+                                RichText::new(fields.join(" · "))
+                                    .monospace()
+                                    .small()
+                                    .color(tokens::MUTED),
+                            );
+                        }
+                    });
+                    let (state, color) = match l.online {
+                        Some(true) => (t.devices_state_online, tokens::OK),
+                        Some(false) => (t.devices_offline, tokens::BAD),
+                        None => (t.devices_unknown, tokens::MUTED),
+                    };
+                    ui.colored_label(color, format!("● {state} · {}", ago(t, now, l.since)));
+                    ui.label(ago(t, now, l.last_seen));
+                    ui.horizontal(|ui| {
+                        ui.label(l.reconnects.to_string());
+                        if l.flapping(now) {
+                            ui.colored_label(tokens::WARN, t.devices_flapping);
+                        }
+                    });
+                    if ui.small_button(t.devices_remove).clicked() {
+                        actions.push(Action::Roster(RosterEdit::Remove(d.id.clone())));
+                    }
+                    ui.end_row();
+                }
+            });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn detail_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        zh: bool,
+        roster: &Roster,
+        def: &DeviceDef,
+        now: i64,
+        actions: &mut Vec<Action>,
+    ) {
+        let l = roster.live.get(&def.id).cloned().unwrap_or_default();
+        ui.label(RichText::new(def.label()).heading());
+        ui.label(
+            RichText::new(fill(
+                t.devices_limits,
+                &[
+                    &def.max_packet,
+                    &def.max_qos,
+                    &if def.mqtt5 { "5" } else { "3.1.1" },
+                ],
+            ))
+            .color(tokens::MUTED),
+        );
+        ui.monospace(format!(
+            "{}\n{}\n{}\n{}",
+            def.availability_topic(),
+            def.telemetry_topic(),
+            def.state_topic(),
+            def.command_topic()
+        ));
+        // Plots of the chosen fields.
+        for field in &def.plot {
+            let Some(series) = l.series.get(field) else {
+                continue;
+            };
+            let pts: Vec<[f64; 2]> = series.iter().map(|p| [p[0] - now as f64, p[1]]).collect();
+            ui.label(RichText::new(field).strong());
+            Plot::new(("device-plot", &def.id, field))
+                .height(70.0)
+                .allow_scroll(false)
+                .allow_drag(false)
+                .allow_zoom(false)
+                .show(ui, |p| {
+                    p.line(Line::new(field.clone(), PlotPoints::from(pts)))
+                });
+        }
+        ui.separator();
+        self.command_ui(ui, t, zh, roster, def, actions);
+        ui.separator();
+        self.flow_ui(ui, t, zh, def, actions);
+        ui.separator();
+        ui.label(RichText::new(t.devices_log).strong());
+        let mut shown = 0;
+        for e in self.log.iter_mut().rev() {
+            if e.device != def.id {
+                continue;
+            }
+            shown += 1;
+            if shown > 30 {
+                break;
+            }
+            ui.horizontal_wrapped(|ui| {
+                ui.label(
+                    RichText::new(e.at.format("%H:%M:%S").to_string())
+                        .monospace()
+                        .color(tokens::MUTED),
+                );
+                ui.label(RichText::new(&e.what).monospace());
+                match e.outcome.poll() {
+                    None => {
+                        ui.spinner();
+                        ui.label(t.devices_pending);
+                    }
+                    Some(Ok(Outcome::Acknowledged { latency, payload })) => {
+                        ui.colored_label(
+                            tokens::OK,
+                            fill(t.devices_acked, &[&latency.as_millis()]),
+                        )
+                        .on_hover_text(payload.as_str());
+                    }
+                    Some(Ok(Outcome::TimedOut { after })) => {
+                        ui.colored_label(
+                            tokens::BAD,
+                            fill(t.devices_timed_out, &[&after.as_secs()]),
+                        );
+                    }
+                    Some(Ok(Outcome::Sent)) => {
+                        ui.label(t.devices_sent);
+                    }
+                    Some(Err(err)) => {
+                        ui.colored_label(tokens::BAD, err.as_str());
+                    }
+                }
+            });
+        }
+        if shown == 0 {
+            ui.label(RichText::new(t.devices_no_commands).color(tokens::MUTED));
+        }
+    }
+
+    fn command_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        zh: bool,
+        roster: &Roster,
+        def: &DeviceDef,
+        actions: &mut Vec<Action>,
+    ) {
+        ui.label(RichText::new(t.devices_commands).strong());
+        let templates: Vec<_> = roster.config.templates_for(&def.kind).cloned().collect();
+        if templates.is_empty() {
+            ui.label(RichText::new(t.devices_no_templates).color(tokens::MUTED));
+            return;
+        }
+        self.template = self.template.min(templates.len() - 1);
+        ui.horizontal_wrapped(|ui| {
+            for (i, tpl) in templates.iter().enumerate() {
+                if ui.selectable_label(self.template == i, &tpl.name).clicked() {
+                    self.template = i;
+                    self.confirmed = None;
+                }
+            }
+        });
+        let tpl = &templates[self.template];
+        for p in &tpl.params {
+            let v = self
+                .values
+                .entry(p.name.clone())
+                .or_insert_with(|| p.initial());
+            if p.validate(v).is_err() && !p.choices.is_empty() {
+                *v = p.initial();
+            }
+            ui.horizontal(|ui| {
+                ui.label(&p.name);
+                if p.choices.is_empty() {
+                    ui.add(egui::TextEdit::singleline(v).desired_width(120.0));
+                } else {
+                    for c in &p.choices {
+                        ui.selectable_value(v, c.clone(), c);
+                    }
+                }
+            });
+        }
+        let prepared = commands::prepare(tpl, def, &self.values);
+        let targets: Vec<&DeviceDef> = if self.ticked.is_empty() {
+            vec![def]
+        } else {
+            roster
+                .config
+                .devices
+                .iter()
+                .filter(|d| self.ticked.contains(&d.id))
+                .collect()
+        };
+        match &prepared {
+            Err(e) => {
+                ui.colored_label(tokens::BAD, e);
+            }
+            Ok(p) => {
+                ui.monospace(format!("{} ← {}", p.topic, p.payload));
+                let warnings = commands::warnings(p, tpl, def);
+                for w in &warnings {
+                    ui.colored_label(tokens::WARN, format!("⚠ {}", w.get(zh)));
+                }
+                let key = format!("{}|{}|{}", p.topic, p.payload, targets.len());
+                let confirmed = self.confirmed.as_deref() == Some(key.as_str());
+                let label = if !warnings.is_empty() && !confirmed {
+                    t.devices_review
+                } else if targets.len() > 1 {
+                    t.devices_send_selection
+                } else {
+                    t.devices_send
+                };
+                let label = fill(label, &[&targets.len()]);
+                if ui.button(label).clicked() {
+                    if !warnings.is_empty() && !confirmed {
+                        self.confirmed = Some(key);
+                    } else {
+                        self.confirmed = None;
+                        for d in targets {
+                            let Ok(cmd) = commands::prepare(tpl, d, &self.values) else {
+                                continue;
+                            };
+                            let (req, reply) = Requested::new(waker(ui));
+                            self.log.push_back(LogEntry {
+                                device: d.id.clone(),
+                                at: chrono::Local::now(),
+                                what: format!("{} {}", tpl.name, cmd.payload),
+                                outcome: req,
+                            });
+                            if self.log.len() > LOG_KEEP {
+                                self.log.pop_front();
+                            }
+                            actions.push(Action::Backend(Command::DeviceSend {
+                                cmd: Box::new(cmd),
+                                reply,
+                            }));
+                        }
+                    }
+                }
+                if !warnings.is_empty() && confirmed {
+                    ui.label(RichText::new(t.devices_confirm).color(tokens::WARN));
+                }
+            }
+        }
+    }
+
+    fn flow_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        zh: bool,
+        def: &DeviceDef,
+        actions: &mut Vec<Action>,
+    ) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(t.devices_flow).strong());
+            let busy = matches!(self.flow, Some(Requested::Pending(_)));
+            if ui
+                .add_enabled(!busy, egui::Button::new(t.devices_flow_run))
+                .clicked()
+            {
+                let (req, reply) = Requested::new(waker(ui));
+                self.flow = Some(req);
+                actions.push(Action::Backend(Command::RunFlow {
+                    device: Box::new(def.clone()),
+                    reply,
+                }));
+            }
+        });
+        ui.label(
+            RichText::new(t.devices_flow_intro)
+                .small()
+                .color(tokens::MUTED),
+        );
+        match self.flow.as_mut().map(|f| f.poll()) {
+            Some(None) => {
+                ui.spinner();
+            }
+            Some(Some(Ok(steps))) => {
+                for s in steps {
+                    ui.horizontal_wrapped(|ui| {
+                        let (mark, color) = if s.ok {
+                            (t.devices_step_ok, tokens::OK)
+                        } else {
+                            (t.devices_step_failed, tokens::BAD)
+                        };
+                        ui.colored_label(color, mark);
+                        ui.label(s.name.get(zh));
+                        ui.label(
+                            RichText::new(format!("{} · {} ms", s.detail.get(zh), s.elapsed_ms))
+                                .small()
+                                .color(tokens::MUTED),
+                        );
+                    });
+                }
+            }
+            Some(Some(Err(e))) => {
+                ui.colored_label(tokens::BAD, e.as_str());
+            }
+            None => {}
+        }
+    }
+}
