@@ -87,7 +87,7 @@ fn overview_shows_live_sandbox_and_device_obeys_a_click() {
 
     // Clicking "Toggle LED" publishes a command; the simulated device answers with its state.
     h.get_by_label("Toggle LED").click();
-    step_until(&mut h, 10, "device answer shown", |h| {
+    step_until(&mut h, 30, "device answer shown", |h| {
         h.state()
             .live
             .devices
@@ -169,7 +169,7 @@ fn settings_theme_is_applied_and_folder_check_answers() {
 
     // The folder check runs on the backend (Requested) and its answer is drawn.
     h.get_by_label("Check folder").click();
-    step_until(&mut h, 10, "folder report", |h| {
+    step_until(&mut h, 30, "folder report", |h| {
         h.query_by_label_contains("writable").is_some()
     });
 }
@@ -224,7 +224,7 @@ fn relay_panel_shows_live_connections_and_applies_config() {
     // Close one connection from the table: it moves to Closed, closed by the operator.
     let before = h.state().live.relay.snapshot.totals.closed;
     h.get_all_by_label("Close").next().unwrap().click();
-    step_until(&mut h, 10, "operator close recorded", |h| {
+    step_until(&mut h, 30, "operator close recorded", |h| {
         h.state().live.relay.snapshot.closed.iter().any(|r| {
             r.close
                 .as_ref()
@@ -236,7 +236,7 @@ fn relay_panel_shows_live_connections_and_applies_config() {
     h.get_by_label("Configuration").click();
     h.run_steps(2);
     h.get_by_label("Apply and reload").click();
-    step_until(&mut h, 10, "apply answered", |h| {
+    step_until(&mut h, 30, "apply answered", |h| {
         h.query_by_label_contains("Relay: reloaded").is_some()
     });
     let saved =
@@ -256,7 +256,7 @@ fn relay_panel_shows_live_connections_and_applies_config() {
     h.get_by_label_contains("小程序地址");
     // Export the nginx config.
     h.get_by_label("导出 nginx 配置").click();
-    step_until(&mut h, 10, "nginx export", |h| {
+    step_until(&mut h, 30, "nginx export", |h| {
         h.query_by_label_contains("ssl_protocols TLSv1.2 TLSv1.3;")
             .is_some()
     });
@@ -287,7 +287,7 @@ fn certificates_panel_judges_dropped_files_repairs_and_speaks_chinese() {
     h.input_mut()
         .dropped_files
         .push(std::sync::Arc::new(Dropped(leaf_pem.clone())));
-    step_until(&mut h, 10, "the leaf judged", |h| {
+    step_until(&mut h, 30, "the leaf judged", |h| {
         h.query_by_label_contains("Android WeChat does not")
             .is_some()
     });
@@ -296,7 +296,7 @@ fn certificates_panel_judges_dropped_files_repairs_and_speaks_chinese() {
     // Add the chain file by path and the key: complete, and the repair can be used.
     h.state_mut().state.panels.certs.path_input = chain_pem.display().to_string();
     h.get_by_label("Add").click();
-    step_until(&mut h, 10, "chain completed by the second file", |h| {
+    step_until(&mut h, 30, "chain completed by the second file", |h| {
         h.query_by_label_contains("fullchain.pem can be built")
             .is_some()
     });
@@ -304,7 +304,7 @@ fn certificates_panel_judges_dropped_files_repairs_and_speaks_chinese() {
     h.get_by_label_contains("left out the root #3");
     h.state_mut().state.panels.certs.path_input = key_pem.display().to_string();
     h.get_by_label("Add").click();
-    step_until(&mut h, 10, "the key matched", |h| {
+    step_until(&mut h, 30, "the key matched", |h| {
         h.query_by_label_contains("belongs to the leaf").is_some()
     });
     h.get_by_label("Use for relay").click();
@@ -396,7 +396,7 @@ fn checks_panel_runs_against_the_sandbox_and_speaks_chinese() {
 
     // Save the report as Markdown.
     h.get_by_label("Save Markdown").click();
-    step_until(&mut h, 10, "the report written", |h| {
+    step_until(&mut h, 30, "the report written", |h| {
         h.query_by_label_contains("Written:").is_some()
     });
 
@@ -433,7 +433,7 @@ fn devices_panel_commands_flow_simulator_and_discovery() {
 
     // LED toggle: sent through the relay, acknowledged by the device on its state topic.
     h.get_by_label("Send").click();
-    step_until(&mut h, 10, "the command acknowledged", |h| {
+    step_until(&mut h, 30, "the command acknowledged", |h| {
         h.query_by_label_contains("acknowledged in").is_some()
     });
 

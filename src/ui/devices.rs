@@ -107,7 +107,7 @@ impl DevicesPanel {
 
         egui::Panel::right("device-detail")
             .resizable(true)
-            .default_size(460.0)
+            .default_size(440.0)
             .min_size(340.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical()
@@ -268,6 +268,7 @@ impl DevicesPanel {
                         }
                     }
                     ui.vertical(|ui| {
+                        ui.set_min_width(200.0);
                         if ui
                             .selectable_label(self.selected.as_deref() == Some(d.id.as_str()), name)
                             .clicked()
@@ -275,11 +276,14 @@ impl DevicesPanel {
                             self.selected = Some(d.id.clone());
                         }
                         if !fields.is_empty() {
-                            ui.label(
-                                RichText::new(fields.join(" · "))
-                                    .monospace()
-                                    .small()
-                                    .color(tokens::MUTED),
+                            ui.add(
+                                egui::Label::new(
+                                    RichText::new(fields.join(" · "))
+                                        .monospace()
+                                        .small()
+                                        .color(tokens::MUTED),
+                                )
+                                .extend(),
                             );
                         }
                     });
