@@ -458,6 +458,24 @@ fn devices_panel_commands_flow_simulator_and_discovery() {
     let saved =
         std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("devices.toml")).unwrap();
     assert!(saved.contains("id = \"sim-0003\""), "{saved}");
+    // A device added by hand, then edited.
+    h.state_mut().state.panels.devices.new_id = "bench-01".into();
+    h.get_by_label("Add device").click();
+    h.run_steps(3);
+    h.get_by_label("Edit").click();
+    h.run_steps(2);
+    h.get_by_label("Name").click();
+    h.run_steps(1);
+    h.get_by_label("Name").type_text("Bench board");
+    h.run_steps(2);
+    h.get_by_label("Save").click();
+    h.run_steps(2);
+    let saved = std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("devices.toml"))
+        .unwrap();
+    assert!(
+        saved.contains("id = \"bench-01\"") && saved.contains("name = \"Bench board\""),
+        "{saved}"
+    );
     h.get_by_label("Stop simulator").click();
     step_until(&mut h, 20, "the simulated devices go offline", |h| {
         h.state().live.roster.online_count() == 1
@@ -471,7 +489,7 @@ fn devices_panel_commands_flow_simulator_and_discovery() {
     h.get_by_label("设备").click();
     h.run_steps(3);
     h.get_by_label("运行流程");
-    h.get_by_label("1 / 4 在线");
+    h.get_by_label("1 / 5 在线");
     assert!(
         h.query_by_label("Run the flow").is_none(),
         "English left on screen"

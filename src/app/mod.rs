@@ -35,6 +35,8 @@ pub enum Action {
 pub enum RosterEdit {
     Add(Box<crate::devices::config::DeviceDef>),
     Remove(String),
+    /// Replace the device with the same id.
+    Update(Box<crate::devices::config::DeviceDef>),
     SetDiscovery(String),
 }
 
@@ -206,6 +208,12 @@ impl ConsoleApp {
         match edit {
             RosterEdit::Add(d) => roster.add(*d),
             RosterEdit::Remove(id) => roster.remove(&id),
+            RosterEdit::Update(d) => {
+                if let Some(slot) = roster.config.devices.iter_mut().find(|x| x.id == d.id) {
+                    *slot = *d;
+                }
+                roster.sync();
+            }
             RosterEdit::SetDiscovery(p) => {
                 if !crate::mqtt::topic::valid_filter(&p) || !p.contains('+') {
                     let t = ui::i18n::tr(self.state.lang());

@@ -40,6 +40,9 @@ pub struct DevicesPanel {
     pub sim_count: usize,
     sim: Option<Requested<Vec<String>, String>>,
     pattern: Option<String>,
+    /// The device being edited (a working copy) and its plot list as text.
+    edit: Option<(DeviceDef, String)>,
+    pub new_id: String,
 }
 
 impl Default for DevicesPanel {
@@ -55,6 +58,8 @@ impl Default for DevicesPanel {
             sim_count: 10,
             sim: None,
             pattern: None,
+            edit: None,
+            new_id: String::new(),
         }
     }
 }
@@ -173,6 +178,26 @@ impl DevicesPanel {
                 .labelled_by(l.id);
             if *pattern != roster.config.discovery.pattern && ui.button(t.devices_apply).clicked() {
                 actions.push(Action::Roster(RosterEdit::SetDiscovery(pattern.clone())));
+            }
+            ui.separator();
+            ui.add(
+                egui::TextEdit::singleline(&mut self.new_id)
+                    .hint_text(t.devices_new_id)
+                    .desired_width(120.0),
+            );
+            let id = self.new_id.trim().to_owned();
+            let valid = !id.is_empty()
+                && !id.contains(['/', '+', '#'])
+                && roster.config.device(&id).is_none();
+            if ui
+                .add_enabled(valid, egui::Button::new(t.devices_add_device))
+                .clicked()
+            {
+                actions.push(Action::Roster(RosterEdit::Add(Box::new(
+                    DeviceDef::esp8266(&id, "devices"),
+                ))));
+                self.selected = Some(id);
+                self.new_id.clear();
             }
         });
     }
@@ -339,6 +364,100 @@ impl DevicesPanel {
             def.state_topic(),
             def.command_topic()
         ));
+        // Edit the definition.
+        let editing = self.edit.as_ref().is_some_and(|(d, _)| d.id == def.id);
+        if !editing {
+            if ui.small_button(t.devices_edit).clicked() {
+                self.edit = Some((def.clone(), def.plot.join(", ")));
+            }
+        } else if let Some((d, plot)) = self.edit.as_mut() {
+            egui::Grid::new(("device-edit", &def.id))
+                .num_columns(2)
+                .spacing([8.0, 4.0])
+                .show(ui, |ui| {
+                    let text_row = |ui: &mut egui::Ui, label: &str, v: &mut String| {
+                        let l = ui.label(label);
+                        ui.add(egui::TextEdit::singleline(v).desired_width(240.0))
+                            .labelled_by(l.id);
+                        ui.end_row();
+                    };
+                    text_row(ui, t.devices_f_name, &mut d.name);
+                    text_row(ui, t.devices_f_prefix, &mut d.prefix);
+                    let opt_row = |ui: &mut egui::Ui,
+                                   label: &str,
+                                   v: &mut Option<String>,
+                                   default: String| {
+                        let mut text = v.clone().unwrap_or_default();
+                        let l = ui.label(label);
+                        ui.add(
+                            egui::TextEdit::singleline(&mut text)
+                                .hint_text(default)
+                                .desired_width(240.0),
+                        )
+                        .labelled_by(l.id);
+                        *v = Some(text).filter(|x| !x.trim().is_empty());
+                        ui.end_row();
+                    };
+                    let base = DeviceDef {
+                        availability: None,
+                        telemetry: None,
+                        state: None,
+                        command: None,
+                        ..d.clone()
+                    };
+                    opt_row(
+                        ui,
+                        t.devices_f_availability,
+                        &mut d.availability,
+                        base.availability_topic(),
+                    );
+                    opt_row(
+                        ui,
+                        t.devices_f_telemetry,
+                        &mut d.telemetry,
+                        base.telemetry_topic(),
+                    );
+                    opt_row(ui, t.devices_f_state, &mut d.state, base.state_topic());
+                    opt_row(
+                        ui,
+                        t.devices_f_command,
+                        &mut d.command,
+                        base.command_topic(),
+                    );
+                    text_row(ui, t.devices_f_online, &mut d.online_payload);
+                    text_row(ui, t.devices_f_offline, &mut d.offline_payload);
+                    ui.label(t.devices_f_max_packet);
+                    ui.add(egui::DragValue::new(&mut d.max_packet).range(16..=268_435_455));
+                    ui.end_row();
+                    ui.label(t.devices_f_max_qos);
+                    ui.horizontal(|ui| {
+                        for q in 0..=2u8 {
+                            ui.selectable_value(&mut d.max_qos, q, q.to_string());
+                        }
+                        ui.checkbox(&mut d.mqtt5, "MQTT 5");
+                    });
+                    ui.end_row();
+                    text_row(ui, t.devices_f_plot, plot);
+                });
+            let mut close = false;
+            ui.horizontal(|ui| {
+                if ui.button(t.devices_save).clicked() {
+                    let mut updated = d.clone();
+                    updated.plot = plot
+                        .split(',')
+                        .map(|f| f.trim().to_owned())
+                        .filter(|f| !f.is_empty())
+                        .collect();
+                    actions.push(Action::Roster(RosterEdit::Update(Box::new(updated))));
+                    close = true;
+                } else if ui.button(t.checks_cancel).clicked() {
+                    close = true;
+                }
+            });
+            if close {
+                self.edit = None;
+            }
+        }
         // Plots of the chosen fields.
         for field in &def.plot {
             let Some(series) = l.series.get(field) else {
