@@ -470,8 +470,8 @@ fn devices_panel_commands_flow_simulator_and_discovery() {
     h.run_steps(2);
     h.get_by_label("Save").click();
     h.run_steps(2);
-    let saved = std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("devices.toml"))
-        .unwrap();
+    let saved =
+        std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("devices.toml")).unwrap();
     assert!(
         saved.contains("id = \"bench-01\"") && saved.contains("name = \"Bench board\""),
         "{saved}"

@@ -74,6 +74,31 @@ pub struct Check {
     pub source: Option<String>,
 }
 
+impl Check {
+    /// A decided check with its catalogue title.
+    pub fn new(id: &'static str, status: CheckStatus, detail: L10n, remedy: L10n) -> Self {
+        Check {
+            id,
+            status,
+            title: title(id),
+            detail,
+            remedy,
+            elapsed_ms: 0,
+            source: None,
+        }
+    }
+
+    pub fn took(mut self, elapsed: Duration) -> Self {
+        self.elapsed_ms = elapsed.as_millis() as u64;
+        self
+    }
+
+    pub fn at(mut self, source: Option<String>) -> Self {
+        self.source = source;
+        self
+    }
+}
+
 impl Serialize for Check {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;

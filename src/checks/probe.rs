@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::tls_probe::{self, Answer};
 use super::url::{self, Target};
-use super::{CATALOGUE, Check, CheckStatus, Options, Report, title};
+use super::{CATALOGUE, Check, CheckStatus, Options, Report};
 use crate::mqtt::wire;
 use crate::verdict::{L10n, Status};
 
@@ -48,15 +48,7 @@ impl Run<'_> {
         remedy: L10n,
         elapsed: Duration,
     ) {
-        self.push(Check {
-            id,
-            status,
-            title: title(id),
-            detail,
-            remedy,
-            elapsed_ms: elapsed.as_millis() as u64,
-            source: None,
-        });
+        self.push(Check::new(id, status, detail, remedy).took(elapsed));
     }
 
     fn done(&self, id: &str) -> bool {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Check, CheckStatus, title};
+use super::{Check, CheckStatus};
 use crate::verdict::L10n;
 
 const MAX_FILES: usize = 20_000;
@@ -20,15 +20,7 @@ fn check(
     remedy: L10n,
     source: Option<String>,
 ) -> Check {
-    Check {
-        id,
-        status,
-        title: title(id),
-        detail,
-        remedy,
-        elapsed_ms: 0,
-        source,
-    }
+    Check::new(id, status, detail, remedy).at(source)
 }
 
 /// Files worth reading: JavaScript/TypeScript and package.json, skipping VCS folders.

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use crate::verdict::L10n;
 
-use super::{Check, CheckStatus, title};
+use super::{Check, CheckStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -100,15 +100,7 @@ pub fn parse(url: &str) -> Result<Target, String> {
 }
 
 fn check(id: &'static str, status: CheckStatus, detail: L10n, remedy: L10n) -> Check {
-    Check {
-        id,
-        status,
-        title: title(id),
-        detail,
-        remedy,
-        elapsed_ms: 0,
-        source: None,
-    }
+    Check::new(id, status, detail, remedy)
 }
 
 fn l(en: impl Into<String>, zh: impl Into<String>) -> L10n {

@@ -162,18 +162,10 @@ pub fn cert_brief(path: &Path) -> Result<CertBrief, String> {
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for n in &san.value.general_names {
-            match n {
-                GeneralName::DNSName(d) => names.push((*d).to_owned()),
-                GeneralName::IPAddress(b) => match b.len() {
-                    4 => names.push(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
-                    16 => {
-                        let mut a = [0u8; 16];
-                        a.copy_from_slice(b);
-                        names.push(std::net::Ipv6Addr::from(a).to_string());
-                    }
-                    _ => {}
-                },
-                _ => {}
+            if matches!(n, GeneralName::DNSName(_) | GeneralName::IPAddress(_))
+                && let Some(s) = crate::certs::info::general_name(n)
+            {
+                names.push(s);
             }
         }
     }

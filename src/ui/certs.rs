@@ -7,6 +7,7 @@ use std::sync::Arc;
 use egui::{Color32, RichText};
 
 use super::i18n::{Tr, fill};
+use super::picker::waker;
 use super::tokens;
 use crate::app::{Action, LiveModel};
 use crate::backend::{CertJob, Command, RepairDone, Requested};
@@ -24,15 +25,10 @@ pub struct CertsPanel {
     pub target: String,
     sni: String,
     report: Option<Requested<Arc<Report>, String>>,
-    picking: Option<Requested<Vec<PathBuf>, String>>,
+    picker: super::picker::Picker,
     repair: Option<Requested<RepairDone, String>>,
     /// The panel fetched the console's own relay once on first display.
     fetched_relay: bool,
-}
-
-fn waker(ui: &egui::Ui) -> Option<crate::backend::Waker> {
-    let ctx = ui.ctx().clone();
-    Some(Arc::new(move || ctx.request_repaint()))
 }
 
 pub fn status_chip(t: &Tr, s: Status) -> RichText {
@@ -123,15 +119,10 @@ impl CertsPanel {
         if self.add_files(dropped) {
             self.check(ui, actions);
         }
-        if let Some(Requested::Done(Ok(picked))) = self.picking.as_mut().map(|r| {
-            r.poll();
-            &*r
-        }) {
-            let picked = picked.clone();
-            self.picking = None;
-            if self.add_files(picked) {
-                self.check(ui, actions);
-            }
+        if let Some(picked) = self.picker.take()
+            && self.add_files(picked)
+        {
+            self.check(ui, actions);
         }
         // On first display, show what the console's own relay serves.
         if !self.fetched_relay
@@ -184,18 +175,7 @@ impl CertsPanel {
         ui.group(|ui| {
             ui.label(RichText::new(t.certs_files_title).strong());
             ui.horizontal(|ui| {
-                let picking = matches!(self.picking, Some(Requested::Pending(_)));
-                if ui
-                    .add_enabled(!picking, egui::Button::new(t.certs_open))
-                    .clicked()
-                {
-                    let (req, reply) = Requested::new(waker(ui));
-                    self.picking = Some(req);
-                    actions.push(Action::Backend(Command::PickFiles {
-                        folder: false,
-                        reply,
-                    }));
-                }
+                self.picker.button(ui, t.certs_open, false, actions);
                 let edit = ui.add(
                     egui::TextEdit::singleline(&mut self.path_input)
                         .hint_text(t.certs_path_hint)

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::i18n::{Tr, fill};
+use super::picker::waker;
 use super::tokens;
 use crate::app::{Action, LiveModel};
 use crate::backend::{ChecksJob, Command, Requested};
@@ -37,15 +38,10 @@ pub struct ChecksPanel {
     error: Option<String>,
     expanded: HashSet<&'static str>,
     history: Option<Requested<Vec<Arc<Report>>, String>>,
-    picking: Option<Requested<Vec<PathBuf>, String>>,
+    picker: super::picker::Picker,
     saved: Option<Requested<PathBuf, String>>,
     /// The URL was filled from the sandbox relay once.
     prefilled: bool,
-}
-
-fn waker(ui: &egui::Ui) -> Option<crate::backend::Waker> {
-    let ctx = ui.ctx().clone();
-    Some(Arc::new(move || ctx.request_repaint()))
 }
 
 fn chip(t: &Tr, s: CheckStatus) -> RichText {
@@ -142,13 +138,8 @@ impl ChecksPanel {
             self.running = None;
             self.load_history(ui, actions);
         }
-        if let Some(p) = self.picking.as_mut()
-            && let Some(Ok(files)) = p.poll()
-        {
-            if let Some(f) = files.first() {
-                self.project = f.display().to_string();
-            }
-            self.picking = None;
+        if let Some(f) = self.picker.take().and_then(|f| f.into_iter().next()) {
+            self.project = f.display().to_string();
         }
 
         ui.heading(t.nav_checks);
@@ -241,19 +232,8 @@ impl ChecksPanel {
                             .desired_width(380.0),
                     )
                     .labelled_by(l.id);
-                    let busy = matches!(self.picking, Some(Requested::Pending(_)));
-                    if ui
-                        .add_enabled(!busy, egui::Button::new(t.relay_browse))
-                        .clicked()
-                    {
-                        let (req, reply) = Requested::new(waker(ui));
-                        self.picking = Some(req);
-                        actions.push(Action::Backend(Command::PickFiles {
-                            folder: true,
-                            reply,
-                        }));
-                    }
-                    if let Some(Requested::Done(Err(e))) = &self.picking {
+                    self.picker.button(ui, t.relay_browse, true, actions);
+                    if let Some(e) = self.picker.error() {
                         ui.colored_label(tokens::WARN, e);
                     }
                 });

@@ -3,12 +3,12 @@
 //! their acknowledgements, the Mini Program demo flow, and the device simulator.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
 
 use egui::{Color32, RichText};
 use egui_plot::{Line, Plot, PlotPoints};
 
 use super::i18n::{Tr, fill};
+use super::picker::waker;
 use super::tokens;
 use crate::app::{Action, LiveModel, RosterEdit};
 use crate::backend::{Command, Requested};
@@ -62,11 +62,6 @@ impl Default for DevicesPanel {
             new_id: String::new(),
         }
     }
-}
-
-fn waker(ui: &egui::Ui) -> Option<crate::backend::Waker> {
-    let ctx = ui.ctx().clone();
-    Some(Arc::new(move || ctx.request_repaint()))
 }
 
 fn ago(t: &Tr, now: i64, then: Option<i64>) -> String {

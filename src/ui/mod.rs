@@ -7,6 +7,7 @@ pub mod fonts;
 pub mod i18n;
 pub mod log;
 pub mod overview;
+pub mod picker;
 pub mod relay;
 pub mod settings;
 pub mod tokens;

@@ -9,6 +9,7 @@ use egui_extras::{Column, TableBuilder};
 use egui_plot::{Legend, Line, Plot};
 
 use super::i18n::{Tr, fill};
+use super::picker::waker;
 use super::settings::human_bytes;
 use super::tokens;
 use crate::app::{Action, LiveModel};
@@ -195,17 +196,13 @@ pub struct RelayPanel {
     nginx: Option<Requested<String, String>>,
     nginx_open: bool,
     cert_check: Option<(String, Requested<CertBrief, String>)>,
-    /// A file dialog open for the certificate (`true`) or the key field.
-    picking: Option<(bool, Requested<Vec<PathBuf>, String>)>,
+    /// File dialogs for the certificate and the key fields.
+    cert_picker: super::picker::Picker,
+    key_picker: super::picker::Picker,
     pub view: View,
     pub filter: String,
     sort: SortKey,
     ascending: bool,
-}
-
-fn waker(ui: &egui::Ui) -> Option<crate::backend::Waker> {
-    let ctx = ui.ctx().clone();
-    Some(std::sync::Arc::new(move || ctx.request_repaint()))
 }
 
 impl RelayPanel {
@@ -373,25 +370,15 @@ impl RelayPanel {
                 self.cert_check = None;
             }
         }
-        if let Some((is_cert, req)) = self.picking.as_mut()
-            && let Some(result) = req.poll()
-        {
-            match result {
-                Ok(files) => {
-                    if let Some(p) = files.first() {
-                        if *is_cert {
-                            form.cert = p.display().to_string();
-                            self.cert_check = None;
-                        } else {
-                            form.key = p.display().to_string();
-                        }
-                    }
-                    self.picking = None;
-                }
-                Err(e) => {
-                    ui.colored_label(tokens::WARN, e.as_str());
-                }
-            }
+        if let Some(p) = self.cert_picker.take().and_then(|f| f.into_iter().next()) {
+            form.cert = p.display().to_string();
+            self.cert_check = None;
+        }
+        if let Some(p) = self.key_picker.take().and_then(|f| f.into_iter().next()) {
+            form.key = p.display().to_string();
+        }
+        if let Some(e) = self.cert_picker.error().or(self.key_picker.error()) {
+            ui.colored_label(tokens::WARN, e);
         }
         ui.label(RichText::new(t.relay_drop_hint).color(tokens::MUTED));
         egui::Grid::new("relay-form")
@@ -413,21 +400,12 @@ impl RelayPanel {
                                 let resp = ui
                                     .add(egui::TextEdit::singleline(value).desired_width(420.0))
                                     .labelled_by(l.id);
-                                let busy = self
-                                    .picking
-                                    .as_ref()
-                                    .is_some_and(|(_, r)| matches!(r, Requested::Pending(_)));
-                                if ui
-                                    .add_enabled(!busy, egui::Button::new(t.relay_browse))
-                                    .clicked()
-                                {
-                                    let (req, reply) = Requested::new(waker(ui));
-                                    self.picking = Some((is_cert, req));
-                                    actions.push(Action::Backend(Command::PickFiles {
-                                        folder: false,
-                                        reply,
-                                    }));
-                                }
+                                let picker = if is_cert {
+                                    &mut self.cert_picker
+                                } else {
+                                    &mut self.key_picker
+                                };
+                                picker.button(ui, t.relay_browse, false, actions);
                                 resp
                             })
                             .inner;
