@@ -125,6 +125,9 @@ fn run_inner(cmd: CertCmd, zh: bool, rt: &tokio::runtime::Runtime) -> Result<Exi
             common,
         } => {
             let (req, _) = common.request()?;
+            if !timeout.is_finite() || timeout <= 0.0 {
+                return Err("--timeout must be a positive number of seconds".into());
+            }
             let timeout = Duration::from_secs_f64(timeout.clamp(0.1, 300.0));
             let report = rt.block_on(certs::fetch::fetch_report(
                 &target,

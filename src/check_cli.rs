@@ -84,6 +84,9 @@ fn options(a: &CheckArgs) -> Result<Options, String> {
             .map_err(|_| format!("--resolve {r}: {ip} is not an IP address"))?;
         resolve.push((h.to_ascii_lowercase(), ip));
     }
+    if !a.timeout.is_finite() || a.timeout <= 0.0 {
+        return Err("--timeout must be a positive number of seconds".into());
+    }
     if a.password_env.is_some() && a.username.is_none() {
         return Err("--password-env needs --username".into());
     }

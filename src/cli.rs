@@ -92,6 +92,25 @@ pub enum Cmd {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
+    /// The Topics panel under load, headless: ingest at a target rate with real frames, then
+    /// one million messages held, then a 100 000-topic tree.
+    Topics {
+        /// Seconds of ingest.
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+        /// Messages per second offered.
+        #[arg(long, default_value_t = 50_000)]
+        rate: u64,
+        /// Distinct topics.
+        #[arg(long, default_value_t = 1000)]
+        topics: usize,
+        /// Messages for the memory measurement.
+        #[arg(long, default_value_t = 1_000_000)]
+        fill: usize,
+        /// End to end through this broker (mqtt://HOST:PORT) instead of an in-process producer.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+    },
     /// The relay vs nginx (seed config) vs mosquitto's own WSS listener: msg/s, p50/p99
     /// latency, handshakes/s, memory per idle connection.
     Relay {
@@ -212,6 +231,27 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             let code = crate::cert_cli::run(cmd, zh, &rt);
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
+        }
+        Some(Cmd::Bench(BenchCmd::Topics {
+            secs,
+            rate,
+            topics,
+            fill,
+            broker,
+        })) => {
+            let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
+            crate::bench::topics::run(
+                crate::bench::topics::BenchOptions {
+                    secs,
+                    rate,
+                    topics,
+                    fill,
+                    broker,
+                },
+                &rt,
+            )?;
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(ExitCode::SUCCESS)
         }
         Some(Cmd::NginxConfig { config: file }) => {
             let cfg = crate::relay::RelayConfig::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -21,6 +21,7 @@ pub mod relay;
 pub mod relay_cli;
 pub mod sandbox;
 pub mod simulate_cli;
+pub mod topics;
 pub mod ui;
 pub mod verdict;
 

@@ -75,6 +75,14 @@ async fn run_inner(a: SimulateArgs) -> Result<(), String> {
     if a.devices == 0 || a.devices > 10_000 {
         return Err("--devices must be between 1 and 10000".into());
     }
+    for (name, v) in [
+        ("--for", a.for_secs),
+        ("--disconnect-every", a.disconnect_every),
+    ] {
+        if v.is_some_and(|s| !s.is_finite() || s < 0.0) {
+            return Err(format!("{name} must be a number of seconds"));
+        }
+    }
     let (host, port) = broker_target(&a.broker)?;
     let addr = tokio::net::lookup_host((host.as_str(), port))
         .await

@@ -8,8 +8,7 @@ use crate::mqtt::MqttMessage;
 
 /// How many recent messages the Overview keeps.
 pub const RECENT_CAPACITY: usize = 200;
-/// Seconds of message-rate history.
-pub const RATE_WINDOW_SECS: i64 = 120;
+pub use crate::topics::rate::{RATE_WINDOW_SECS, RateSeries};
 
 /// Topic prefix under which the console recognises devices.
 pub const DEVICE_PREFIX: &str = "devices";
@@ -21,54 +20,6 @@ pub struct DeviceView {
     pub last_seen: Option<chrono::DateTime<chrono::Local>>,
     pub telemetry: serde_json::Map<String, serde_json::Value>,
     pub last_state: Option<String>,
-}
-
-/// Messages per second, one bucket per wall-clock second.
-#[derive(Debug, Default)]
-pub struct RateSeries {
-    buckets: VecDeque<(i64, u32)>,
-}
-
-impl RateSeries {
-    pub fn add(&mut self, second: i64) {
-        match self.buckets.back_mut() {
-            Some((s, n)) if *s == second => *n += 1,
-            _ => self.buckets.push_back((second, 1)),
-        }
-        while self
-            .buckets
-            .front()
-            .is_some_and(|(s, _)| *s <= second - RATE_WINDOW_SECS)
-        {
-            self.buckets.pop_front();
-        }
-    }
-
-    /// Messages in the last complete second before `now`.
-    pub fn per_second(&self, now: i64) -> u32 {
-        self.buckets
-            .iter()
-            .rev()
-            .find(|(s, _)| *s == now - 1)
-            .map_or(0, |(_, n)| *n)
-    }
-
-    /// `(seconds relative to now, count)` for every second of the window, zeros included.
-    pub fn points(&self, now: i64) -> Vec<[f64; 2]> {
-        let mut out = Vec::with_capacity(RATE_WINDOW_SECS as usize);
-        let mut it = self.buckets.iter().peekable();
-        for s in (now - RATE_WINDOW_SECS + 1)..=now {
-            while it.peek().is_some_and(|(b, _)| *b < s) {
-                it.next();
-            }
-            let n = match it.peek() {
-                Some((b, n)) if *b == s => *n,
-                _ => 0,
-            };
-            out.push([(s - now) as f64, f64::from(n)]);
-        }
-        out
-    }
 }
 
 /// Relay throughput: one point per relay view refresh, the last two minutes.
@@ -120,6 +71,8 @@ pub struct LiveModel {
     pub devices: BTreeMap<String, DeviceView>,
     /// The Devices panel's roster (devices.toml), fed by every message.
     pub roster: crate::devices::roster::Roster,
+    /// The Topics panel's store, tree and subscriptions, fed by every message.
+    pub topics: crate::topics::Topics,
 }
 
 impl LiveModel {
@@ -131,8 +84,10 @@ impl LiveModel {
 
     fn on_message(&mut self, m: MqttMessage) {
         self.total_messages += 1;
-        self.roster
-            .on_message(&m.topic, &m.payload, m.time.timestamp_millis());
+        let ms = m.time.timestamp_millis();
+        self.roster.on_message(&m.topic, &m.payload, ms);
+        self.topics
+            .on_message(ms, &m.topic, &m.payload, m.qos, m.retain);
         self.rate.add(m.time.timestamp());
         if let Some((id, kind)) = classify(DEVICE_PREFIX, &m.topic) {
             let dev = self.devices.entry(id.to_owned()).or_default();
@@ -232,6 +187,6 @@ mod tests {
             m.apply(msg("x", "y", i as i64));
         }
         assert_eq!(m.recent.len(), RECENT_CAPACITY);
-        assert!(m.rate.buckets.len() <= RATE_WINDOW_SECS as usize);
+        assert!(m.rate.buckets() <= RATE_WINDOW_SECS as usize);
     }
 }

@@ -29,11 +29,15 @@ pub enum Action {
     DismissBanner,
     /// Change the roster; it is saved to devices.toml at once.
     Roster(RosterEdit),
+    /// Change the Topics panel's subscriptions (the backend is told separately).
+    Topics(crate::ui::topics::TopicsEdit),
 }
 
 #[derive(Debug, Clone)]
 pub enum RosterEdit {
     Add(Box<crate::devices::config::DeviceDef>),
+    /// Several at once: one sync, one save.
+    AddMany(Vec<crate::devices::config::DeviceDef>),
     Remove(String),
     /// Replace the device with the same id.
     Update(Box<crate::devices::config::DeviceDef>),
@@ -93,10 +97,12 @@ impl ConsoleApp {
             &env.paths.config_dir.join("devices.toml"),
         );
         let banner = banner.or(devices.problem);
-        let live = LiveModel {
+        let mut live = LiveModel {
             roster: crate::devices::roster::Roster::new(devices.value),
             ..LiveModel::default()
         };
+        // The console's connection subscribes to everything; the Topics panel shows that.
+        live.topics.subscribe("#", 0);
         Self {
             state: AppState {
                 tab: Tab::Overview,
@@ -196,6 +202,21 @@ impl ConsoleApp {
                 }
                 Action::DismissBanner => self.notices.banner = None,
                 Action::Roster(edit) => self.edit_roster(edit),
+                Action::Topics(edit) => {
+                    use crate::ui::topics::TopicsEdit;
+                    let topics = &mut self.live.topics;
+                    match edit {
+                        TopicsEdit::Subscribe(f, q) => {
+                            topics.subscribe(&f, q);
+                        }
+                        TopicsEdit::Enable(f, on) => {
+                            if let Some(s) = topics.subs.iter_mut().find(|s| s.filter == f) {
+                                s.enabled = on;
+                            }
+                        }
+                        TopicsEdit::Remove(f) => topics.subs.retain(|s| s.filter != f),
+                    }
+                }
             }
         }
         if save {
@@ -207,6 +228,7 @@ impl ConsoleApp {
         let roster = &mut self.live.roster;
         match edit {
             RosterEdit::Add(d) => roster.add(*d),
+            RosterEdit::AddMany(all) => roster.add_many(all),
             RosterEdit::Remove(id) => roster.remove(&id),
             RosterEdit::Update(d) => {
                 if let Some(slot) = roster.config.devices.iter_mut().find(|x| x.id == d.id) {

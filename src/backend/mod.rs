@@ -110,6 +110,26 @@ pub enum Command {
     ChecksHistory {
         reply: Reply<Vec<Arc<crate::checks::Report>>, String>,
     },
+    /// Publish an empty retained message on each topic (clears what the broker keeps);
+    /// answers how many were sent.
+    ClearRetained {
+        topics: Vec<String>,
+        reply: Reply<usize, String>,
+    },
+    /// Write text into `<data>/exports/NAME`.
+    ExportText {
+        file_name: String,
+        text: String,
+        reply: Reply<PathBuf, String>,
+    },
+    /// Subscribe the console's connection (kept across reconnects).
+    Subscribe {
+        filter: String,
+        qos: QoS,
+    },
+    Unsubscribe {
+        filter: String,
+    },
     /// Publish a device command through the console's connection and wait for its answer.
     DeviceSend {
         cmd: Box<crate::devices::commands::Prepared>,
@@ -535,7 +555,10 @@ async fn run(
                 use_for_relay,
                 reply,
             } => {
-                let req = cert_request(&job, sandbox.as_ref());
+                // Building a fullchain needs names and signatures, not the OS verifier
+                // (which may go to the network on some systems and would hold up commands).
+                let mut req = cert_request(&job, sandbox.as_ref());
+                req.trust.os_store = false;
                 let data = opts.paths.data_dir.join("certs");
                 let written = tokio::task::spawn_blocking(move || repair_files(&job, &req, &data))
                     .await
@@ -596,7 +619,10 @@ async fn run(
             } => {
                 let mut copts = crate::checks::Options {
                     username: job.username.clone().filter(|u| !u.is_empty()),
-                    password: job.password.clone().filter(|p| !p.is_empty()),
+                    // MQTT 3.1.1 allows a password only with a user name.
+                    password: job.password.clone().filter(|p| {
+                        !p.is_empty() && job.username.as_ref().is_some_and(|u| !u.is_empty())
+                    }),
                     keepalive_test: job.keepalive_test,
                     project: job.project.clone(),
                     relay_idle_secs: relay_cfg.as_ref().map(|c| c.limits.idle_timeout.as_secs()),
@@ -633,6 +659,58 @@ async fn run(
                     }
                     reply.send(Ok(Arc::new(report)));
                 });
+            }
+            Command::ClearRetained { topics, reply } => {
+                let Some(w) = worker.clone() else {
+                    reply.send(Err("not connected to a broker".into()));
+                    continue;
+                };
+                handle.spawn(async move {
+                    let mut sent = 0;
+                    for t in &topics {
+                        // An awaited publish waits for room in the client's queue: thousands
+                        // of topics are cleared without dropping any.
+                        match w
+                            .client
+                            .publish(t.clone(), QoS::AtLeastOnce, true, Vec::new())
+                            .await
+                        {
+                            Ok(()) => sent += 1,
+                            Err(e) => tracing::warn!("could not clear {t}: {e}"),
+                        }
+                    }
+                    tracing::info!("cleared {sent} retained message(s)");
+                    reply.send(Ok(sent));
+                });
+            }
+            Command::ExportText {
+                file_name,
+                text,
+                reply,
+            } => {
+                let dir = opts.paths.data_dir.join("exports");
+                handle.spawn_blocking(move || {
+                    let name = std::path::Path::new(&file_name)
+                        .file_name()
+                        .map(|n| n.to_owned())
+                        .unwrap_or_else(|| "export.txt".into());
+                    let path = dir.join(name);
+                    reply.send(
+                        std::fs::create_dir_all(&dir)
+                            .and_then(|_| crate::config::store::save_atomic(&path, &text))
+                            .map(|_| path.clone())
+                            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+                    );
+                });
+            }
+            Command::Subscribe { filter, qos } => match &worker {
+                Some(w) => w.subscribe(&filter, qos),
+                None => tracing::warn!("not connected to a broker; {filter} not subscribed"),
+            },
+            Command::Unsubscribe { filter } => {
+                if let Some(w) = &worker {
+                    w.unsubscribe(&filter);
+                }
             }
             Command::DeviceSend { cmd, reply } => {
                 let Some(w) = &worker else {

@@ -3,3 +3,5 @@
 
 pub mod client;
 pub mod relay;
+pub mod topics;
+mod topics_broker;

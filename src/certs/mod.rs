@@ -257,16 +257,29 @@ fn judging_time(now: i64, leaf: &CertInfo) -> UnixTime {
 /// Judges a set of opened certificates and keys.
 pub fn analyze(opened: &Opened, req: &Request) -> Report {
     let now = req.at.unwrap_or_else(info::now_unix);
-    let mut nodes: Vec<Node<'_>> = Vec::new();
+    // Files were parsed when opened, but a served chain was not: a certificate x509-parser
+    // refuses becomes a CERT-PARSE error, and the rest keep their positions consistent.
+    let mut usable = opened.clone();
+    usable.certs.clear();
     for c in &opened.certs {
-        // Every certificate was parsed once when opened; this cannot fail, but stay safe.
+        match X509Certificate::from_der(c.der.as_ref()) {
+            Ok(_) => usable.certs.push(c.clone()),
+            Err(e) => usable.errors.push(OpenError::BadCert {
+                name: c.source.clone(),
+                at: String::new(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    let mut nodes: Vec<Node<'_>> = Vec::new();
+    for c in &usable.certs {
         if let Ok((_, cert)) = X509Certificate::from_der(c.der.as_ref()) {
             let mut info = CertInfo::from_cert(&cert, c.der.as_ref(), &c.source);
             info.days_left = (info.not_after_unix - now).div_euclid(86_400);
             nodes.push(Node { cert, info });
         }
     }
-    verdicts::judge(opened, &nodes, req, now)
+    verdicts::judge(&usable, &nodes, req, now)
 }
 
 /// Opens paths (and key paths) and judges them: what `mpbridge cert inspect` does.

@@ -98,6 +98,8 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Report {
     let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    // Credentials written into the URL never reach the report, the history or the screen.
+    let target_url = &url::redact(target_url);
     let mut run = Run {
         checks: Vec::new(),
         progress: Box::new(progress),
@@ -171,8 +173,13 @@ pub async fn run(
         ),
         Duration::ZERO,
     );
-    if let Some(dir) = &opts.project {
-        for c in super::project::scan(dir, opts.relay_idle_secs) {
+    if let Some(dir) = opts.project.clone() {
+        // Reading a project is disk work: keep it off the async workers.
+        let idle = opts.relay_idle_secs;
+        let found = tokio::task::spawn_blocking(move || super::project::scan(&dir, idle))
+            .await
+            .unwrap_or_default();
+        for c in found {
             run.push(c);
         }
     }

@@ -108,7 +108,7 @@ fn version_str(v: (u32, u32, u32)) -> String {
     format!("{}.{}.{}", v.0, v.1, v.2)
 }
 
-fn mqttjs_check(m: &MqttJs, project_text: &str) -> Check {
+fn mqttjs_check(m: &MqttJs, uses: &Uses) -> Check {
     let recommend = l(
         "Use mqtt.js 4.2.1's dist/mqtt.min.js for native Mini Programs (4.1.0 for uni-app), or ≥ 5.9 with the README's polyfills plus forceNativeWebSocket: true and timerVariant: 'native'.",
         "原生小程序使用 mqtt.js 4.2.1 的 dist/mqtt.min.js（uni-app 用 4.1.0），或 ≥ 5.9 版本并按 README 加 polyfill，同时设置 forceNativeWebSocket: true 与 timerVariant: 'native'。",
@@ -117,9 +117,8 @@ fn mqttjs_check(m: &MqttJs, project_text: &str) -> Check {
     let known = m.version.map(version_str);
     match m.version {
         Some(v) if v.0 >= 5 => {
-            let force = project_text.contains("forceNativeWebSocket");
-            let abort = project_text.contains("abortcontroller-polyfill")
-                || project_text.contains("AbortController");
+            let force = uses.force_native;
+            let abort = uses.abort_polyfill;
             let ok = force && abort && v >= (5, 9, 0);
             let missing: Vec<&str> = [
                 (!force, "forceNativeWebSocket: true"),
@@ -273,6 +272,13 @@ fn mqttjs_check(m: &MqttJs, project_text: &str) -> Check {
             src,
         ),
     }
+}
+
+/// What the project's own code (not its dependencies) uses.
+#[derive(Debug, Default)]
+struct Uses {
+    force_native: bool,
+    abort_polyfill: bool,
 }
 
 /// A `mqtt.connect('…', {…})` call found in the code.
@@ -456,7 +462,7 @@ pub fn scan(dir: &Path, relay_idle_secs: Option<u64>) -> Vec<Check> {
     let rel = |p: &Path| p.strip_prefix(dir).unwrap_or(p).display().to_string();
     let mut bundles = Vec::new();
     let mut calls = Vec::new();
-    let mut app_text = String::new();
+    let mut uses = Uses::default();
     let mut package_versions: Vec<(String, (u32, u32, u32))> = Vec::new();
     for f in &files {
         let Ok(text) = std::fs::read_to_string(f) else {
@@ -482,8 +488,9 @@ pub fn scan(dir: &Path, relay_idle_secs: Option<u64>) -> Vec<Check> {
         let in_deps = name.contains("node_modules") || name.contains("miniprogram_npm");
         if !in_deps {
             calls.extend(connect_calls(&name, &text));
-            app_text.push_str(&text);
-            app_text.push('\n');
+            uses.force_native |= text.contains("forceNativeWebSocket");
+            uses.abort_polyfill |=
+                text.contains("abortcontroller-polyfill") || text.contains("AbortController");
         }
     }
     let mut out = Vec::new();
@@ -525,7 +532,7 @@ pub fn scan(dir: &Path, relay_idle_secs: Option<u64>) -> Vec<Check> {
         ));
     }
     for b in &bundles {
-        out.push(mqttjs_check(b, &app_text));
+        out.push(mqttjs_check(b, &uses));
     }
     for c in &calls {
         out.push(url_check(c));

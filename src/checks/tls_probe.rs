@@ -134,9 +134,11 @@ pub fn client_hello(sni: Option<&str>, suites: &[u16]) -> Vec<u8> {
     rec
 }
 
-/// Parses the server's records until ServerHelloDone, an alert, or the end.
+/// Parses the server's records until ServerHelloDone, a fatal alert, or the end. Each
+/// handshake message is read once, however the server splits them into records.
 pub fn parse_answer(bytes: &[u8]) -> Option<Answer> {
     let mut hs = Vec::new();
+    let mut parsed = 0;
     let mut i = 0;
     let mut suite = None;
     let mut chain = Vec::new();
@@ -147,7 +149,8 @@ pub fn parse_answer(bytes: &[u8]) -> Option<Answer> {
         let frag = bytes.get(i + 5..end)?;
         i = end;
         match kind {
-            21 => {
+            // A fatal alert ends the handshake; a warning (e.g. unrecognized_name) does not.
+            21 if frag.first() == Some(&2) => {
                 return Some(Answer::Refused {
                     alert: frag.get(1).copied(),
                 });
@@ -155,14 +158,13 @@ pub fn parse_answer(bytes: &[u8]) -> Option<Answer> {
             22 => hs.extend_from_slice(frag),
             _ => {}
         }
-        // Handshake messages gathered so far.
-        let mut j = 0;
-        while j + 4 <= hs.len() {
-            let t = hs[j];
-            let l = (usize::from(hs[j + 1]) << 16)
-                | (usize::from(hs[j + 2]) << 8)
-                | usize::from(hs[j + 3]);
-            let Some(body) = hs.get(j + 4..j + 4 + l) else {
+        // The handshake messages completed since the last record.
+        while parsed + 4 <= hs.len() {
+            let t = hs[parsed];
+            let l = (usize::from(hs[parsed + 1]) << 16)
+                | (usize::from(hs[parsed + 2]) << 8)
+                | usize::from(hs[parsed + 3]);
+            let Some(body) = hs.get(parsed + 4..parsed + 4 + l) else {
                 break;
             };
             match t {
@@ -190,7 +192,7 @@ pub fn parse_answer(bytes: &[u8]) -> Option<Answer> {
                 }
                 _ => {}
             }
-            j += 4 + l;
+            parsed += 4 + l;
         }
     }
     None
@@ -242,6 +244,28 @@ mod tests {
             Some(Answer::Refused { alert: Some(70) })
         );
         assert_eq!(parse_answer(&[22, 3, 3, 0, 10, 2, 0]), None);
+        // A warning alert does not end the handshake.
+        assert_eq!(parse_answer(&[21, 3, 3, 0, 2, 1, 112]), None);
+        // Hello, Certificate and HelloDone in separate records: the chain is read once.
+        let mut hello = vec![2, 0, 0, 37, 3, 3];
+        hello.extend([0u8; 32]);
+        hello.extend([0, 0xc0, 0x2b]);
+        let cert = [2, 0, 0, 9, 0, 0, 6, 0, 0, 3, 1, 2, 3];
+        let mut cert_msg = vec![11];
+        cert_msg.extend([0, 0, cert.len() as u8 - 4]);
+        cert_msg.extend(&cert[4..]);
+        let mut bytes = Vec::new();
+        for m in [hello, cert_msg, vec![14, 0, 0, 0]] {
+            bytes.extend([22, 3, 3, 0, m.len() as u8]);
+            bytes.extend(m);
+        }
+        assert_eq!(
+            parse_answer(&bytes),
+            Some(Answer::Hello {
+                suite: 0xc02b,
+                chain: vec![vec![1, 2, 3]]
+            })
+        );
         // A hello is a record with a handshake of the right shape.
         let h = client_hello(Some("a.example.com"), ATS_GCM);
         assert_eq!(h[0], 0x16);

@@ -38,6 +38,18 @@ impl Target {
     }
 }
 
+/// The URL without `user:password@`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.trim().split_once("://") else {
+        return url.trim().to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.trim().to_owned(),
+    }
+}
+
 /// Parses `wxs://host[:port]/path`, `wss://…`, `ws://…`, `wx://…`.
 pub fn parse(url: &str) -> Result<Target, String> {
     let url = url.trim();
@@ -264,5 +276,7 @@ mod tests {
         assert!(parse("a.com/mqtt").is_err());
         assert!(parse("wss://a.com:x/").is_err());
         assert!(parse("wss:///mqtt").is_err());
+        assert_eq!(redact("wxs://u:secret@a.com/mqtt"), "wxs://a.com/mqtt");
+        assert_eq!(redact("wxs://a.com/p@x"), "wxs://a.com/p@x");
     }
 }

@@ -191,24 +191,18 @@ impl AckTracker {
         rx
     }
 
-    /// A message arrived: answers every expectation it matches.
+    /// A message arrived: it answers the oldest expectation it matches (one answer, one
+    /// command: two quick LED commands are each acknowledged by their own reply).
     pub fn observe(&self, topic: &str, payload: &[u8]) {
         let Ok(mut w) = self.waiting.lock() else {
             return;
         };
-        if w.is_empty() {
-            return;
-        }
-        let mut i = 0;
-        while i < w.len() {
-            if w[i].spec.matches(topic, payload) {
-                let done = w.swap_remove(i);
-                done.tx
-                    .send(String::from_utf8_lossy(payload).into_owned())
-                    .ok();
-            } else {
-                i += 1;
-            }
+        w.retain(|x| !x.tx.is_closed());
+        if let Some(i) = w.iter().position(|x| x.spec.matches(topic, payload)) {
+            let done = w.remove(i);
+            done.tx
+                .send(String::from_utf8_lossy(payload).into_owned())
+                .ok();
         }
     }
 
@@ -286,12 +280,16 @@ mod tests {
             regex: None,
         };
         let rx = tr.expect(spec.clone());
+        let rx2 = tr.expect(spec.clone());
         tr.observe("t", b"{}");
-        assert_eq!(tr.pending(), 1);
+        assert_eq!(tr.pending(), 2);
         tr.observe("t", br#"{"led":"on"}"#);
-        assert_eq!(tr.pending(), 0);
+        assert_eq!(tr.pending(), 1, "one reply answers one command");
+        tr.observe("t", br#"{"led":"off"}"#);
         let out = wait(rx, Instant::now(), Duration::from_secs(1)).await;
-        assert!(matches!(out, Outcome::Acknowledged { .. }));
+        assert!(matches!(out, Outcome::Acknowledged { payload, .. } if payload.contains("on")));
+        let out = wait(rx2, Instant::now(), Duration::from_secs(1)).await;
+        assert!(matches!(out, Outcome::Acknowledged { payload, .. } if payload.contains("off")));
         let rx = tr.expect(spec);
         let out = wait(rx, Instant::now(), Duration::from_millis(50)).await;
         assert!(matches!(out, Outcome::TimedOut { .. }));

@@ -223,13 +223,19 @@ pub async fn run(mut mqtt: MqttOptions, device: &DeviceDef, timeout: Duration) -
     })
     .await;
     // Telemetry comes every second: two quiet seconds show the unsubscription took effect.
+    // Quiet means the two seconds passed: a publish, or a dropped connection, is not quiet.
     let quiet = if r.is_ok() {
-        let late = until(&mut ev, Duration::from_millis(2200), |e| match e {
-            Event::Incoming(Packet::Publish(p)) if p.topic == telemetry => Some(()),
-            _ => None,
+        let heard = tokio::time::timeout(Duration::from_millis(2200), async {
+            loop {
+                match ev.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == telemetry => return,
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
         })
         .await;
-        late.is_err()
+        heard.is_err()
     } else {
         false
     };

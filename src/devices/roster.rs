@@ -100,6 +100,17 @@ impl Roster {
         self.sync();
     }
 
+    pub fn add_many(&mut self, defs: Vec<DeviceDef>) {
+        let mut known: std::collections::HashSet<String> =
+            self.config.devices.iter().map(|d| d.id.clone()).collect();
+        for d in defs {
+            if known.insert(d.id.clone()) {
+                self.config.devices.push(d);
+            }
+        }
+        self.sync();
+    }
+
     pub fn remove(&mut self, id: &str) {
         self.config.devices.retain(|d| d.id != id);
         self.sync();
@@ -166,8 +177,15 @@ impl Roster {
             }
             1 => {
                 live.last_seen = Some(now);
-                // Telemetry from a device we thought offline: it is back.
+                // Telemetry from a device we thought offline: it is back (a reconnect).
                 if live.online != Some(true) {
+                    if live.online == Some(false) {
+                        live.reconnects += 1;
+                        live.reconnect_times.push_back(now);
+                        while live.reconnect_times.len() > 32 {
+                            live.reconnect_times.pop_front();
+                        }
+                    }
                     live.online = Some(true);
                     live.since = Some(now);
                 }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +38,8 @@ pub struct WorkerSinks {
 pub struct Worker {
     pub client: AsyncClient,
     cancel: CancellationToken,
+    /// What is subscribed now: re-subscribed after every reconnect.
+    subscriptions: Arc<Mutex<Vec<(String, QoS)>>>,
 }
 
 impl Worker {
@@ -55,8 +59,40 @@ impl Worker {
         }
         let (client, eventloop) = AsyncClient::new(mqtt, 256);
         let cancel = parent.child_token();
-        handle.spawn(run(eventloop, client.clone(), opts, sinks, cancel.clone()));
-        Self { client, cancel }
+        let subscriptions = Arc::new(Mutex::new(opts.subscriptions.clone()));
+        handle.spawn(run(
+            eventloop,
+            client.clone(),
+            opts,
+            subscriptions.clone(),
+            sinks,
+            cancel.clone(),
+        ));
+        Self {
+            client,
+            cancel,
+            subscriptions,
+        }
+    }
+
+    /// Subscribes now (when connected) and after every reconnect.
+    pub fn subscribe(&self, filter: &str, qos: QoS) {
+        if let Ok(mut subs) = self.subscriptions.lock() {
+            subs.retain(|(f, _)| f != filter);
+            subs.push((filter.to_owned(), qos));
+        }
+        if let Err(e) = self.client.try_subscribe(filter, qos) {
+            tracing::warn!("could not queue SUBSCRIBE {filter}: {e}");
+        }
+    }
+
+    pub fn unsubscribe(&self, filter: &str) {
+        if let Ok(mut subs) = self.subscriptions.lock() {
+            subs.retain(|(f, _)| f != filter);
+        }
+        if let Err(e) = self.client.try_unsubscribe(filter) {
+            tracing::warn!("could not queue UNSUBSCRIBE {filter}: {e}");
+        }
     }
 
     pub fn stop(&self) {
@@ -70,6 +106,7 @@ async fn run(
     mut eventloop: EventLoop,
     client: AsyncClient,
     opts: WorkerOptions,
+    subscriptions: Arc<Mutex<Vec<(String, QoS)>>>,
     mut sinks: WorkerSinks,
     cancel: CancellationToken,
 ) {
@@ -95,7 +132,8 @@ async fn run(
                     since: chrono::Local::now(),
                 });
                 if !ack.session_present {
-                    for (filter, qos) in &opts.subscriptions {
+                    let subs = subscriptions.lock().map(|s| s.clone()).unwrap_or_default();
+                    for (filter, qos) in &subs {
                         if let Err(e) = client.try_subscribe(filter.clone(), *qos) {
                             tracing::warn!("could not queue SUBSCRIBE {filter}: {e}");
                         }

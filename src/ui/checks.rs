@@ -63,6 +63,14 @@ impl ChecksPanel {
         self.running.is_some()
     }
 
+    /// Runs listed in the history pane (once loaded and drawn).
+    pub fn history_len(&self) -> usize {
+        match &self.history {
+            Some(Requested::Done(Ok(runs))) => runs.len(),
+            _ => 0,
+        }
+    }
+
     fn start(&mut self, ui: &egui::Ui, actions: &mut Vec<Action>) {
         let (tx, rx) = watch::channel(Vec::new());
         let cancel = CancellationToken::new();

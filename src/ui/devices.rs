@@ -224,11 +224,12 @@ impl DevicesPanel {
                 }
             }
             if roster.proposals.len() > 1 && ui.button(t.devices_add_all).clicked() {
-                for p in roster.proposals.values() {
-                    actions.push(Action::Roster(RosterEdit::Add(Box::new(
-                        DeviceDef::esp8266(&p.id, &p.prefix),
-                    ))));
-                }
+                let all = roster
+                    .proposals
+                    .values()
+                    .map(|p| DeviceDef::esp8266(&p.id, &p.prefix))
+                    .collect();
+                actions.push(Action::Roster(RosterEdit::AddMany(all)));
             }
         });
     }
@@ -261,8 +262,9 @@ impl DevicesPanel {
                     ui.label(RichText::new(h).strong());
                 }
                 ui.end_row();
+                let empty = crate::devices::roster::DeviceLive::default();
                 for d in &roster.config.devices {
-                    let l = roster.live.get(&d.id).cloned().unwrap_or_default();
+                    let l = roster.live.get(&d.id).unwrap_or(&empty);
                     let mut ticked = self.ticked.contains(&d.id);
                     if ui
                         .checkbox(&mut ticked, "")
@@ -339,7 +341,8 @@ impl DevicesPanel {
         now: i64,
         actions: &mut Vec<Action>,
     ) {
-        let l = roster.live.get(&def.id).cloned().unwrap_or_default();
+        let empty = crate::devices::roster::DeviceLive::default();
+        let l = roster.live.get(&def.id).unwrap_or(&empty);
         ui.label(RichText::new(def.label()).heading());
         ui.label(
             RichText::new(fill(

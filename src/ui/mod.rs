@@ -11,6 +11,7 @@ pub mod picker;
 pub mod relay;
 pub mod settings;
 pub mod tokens;
+pub mod topics;
 
 use egui::RichText;
 
@@ -24,6 +25,7 @@ use i18n::{Tr, fill, tr};
 pub enum Tab {
     Overview,
     Relay,
+    Topics,
     Devices,
     Certs,
     Checks,
@@ -32,9 +34,10 @@ pub enum Tab {
 }
 
 impl Tab {
-    pub const ALL: [Tab; 7] = [
+    pub const ALL: [Tab; 8] = [
         Tab::Overview,
         Tab::Relay,
+        Tab::Topics,
         Tab::Devices,
         Tab::Certs,
         Tab::Checks,
@@ -49,6 +52,7 @@ impl Tab {
             Tab::Relay => "relay",
             Tab::Certs => "certs",
             Tab::Devices => "devices",
+            Tab::Topics => "topics",
             Tab::Checks => "checks",
             Tab::Log => "log",
             Tab::Settings => "settings",
@@ -65,6 +69,7 @@ impl Tab {
             Tab::Relay => t.nav_relay,
             Tab::Certs => t.nav_certs,
             Tab::Devices => t.nav_devices,
+            Tab::Topics => t.nav_topics,
             Tab::Checks => t.nav_checks,
             Tab::Log => t.nav_log,
             Tab::Settings => t.nav_settings,
@@ -80,6 +85,7 @@ pub struct Panels {
     pub certs: certs::CertsPanel,
     pub checks: checks::ChecksPanel,
     pub devices: devices::DevicesPanel,
+    pub topics: topics::TopicsPanel,
     pub log: log::LogPanel,
     pub settings: settings::SettingsPanel,
 }
@@ -132,6 +138,7 @@ pub fn shell_ui(
     egui::CentralPanel::default().show(ui, |ui| match state.tab {
         Tab::Overview => state.panels.overview.ui(ui, t, live, actions),
         Tab::Relay => state.panels.relay.ui(ui, t, live, actions),
+        Tab::Topics => state.panels.topics.ui(ui, t, live, actions),
         Tab::Certs => {
             state
                 .panels

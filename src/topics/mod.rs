@@ -1,0 +1,261 @@
+//! Live topics: the bounded message store, the topic tree, the subscriptions with their
+//! colours and rates, payload views, and export to JSONL / CSV. Plain data fed from the UI's
+//! event pump; no egui, no sockets.
+
+pub mod rate;
+pub mod store;
+pub mod tree;
+pub mod view;
+
+use base64::Engine as _;
+use bytes::Bytes;
+
+use crate::mqtt::topic;
+pub use rate::RateSeries;
+pub use store::{Limits, Store, Stored};
+pub use tree::Tree;
+
+/// A subscription as the Topics panel shows it.
+#[derive(Debug)]
+pub struct Subscription {
+    pub filter: String,
+    pub qos: u8,
+    pub color: [u8; 3],
+    pub enabled: bool,
+    pub rate: RateSeries,
+    pub count: u64,
+}
+
+/// Colours handed to new subscriptions in turn.
+pub const PALETTE: [[u8; 3]; 8] = [
+    [0x1a, 0x7f, 0xd4],
+    [0x2e, 0xa0, 0x43],
+    [0xd2, 0x99, 0x22],
+    [0xb5, 0x4a, 0xd8],
+    [0xd0, 0x3b, 0x3b],
+    [0x17, 0xa2, 0xb8],
+    [0x8a, 0x6d, 0x3b],
+    [0xe0, 0x5d, 0x9b],
+];
+
+#[derive(Debug, Default)]
+pub struct Topics {
+    pub store: Store,
+    pub tree: Tree,
+    pub subs: Vec<Subscription>,
+    pub ingested: u64,
+}
+
+impl Topics {
+    pub fn new(limits: Limits) -> Self {
+        Topics {
+            store: Store::new(limits),
+            ..Default::default()
+        }
+    }
+
+    /// Adds a subscription (or re-enables the same filter); its index.
+    pub fn subscribe(&mut self, filter: &str, qos: u8) -> usize {
+        if let Some(i) = self.subs.iter().position(|s| s.filter == filter) {
+            self.subs[i].enabled = true;
+            self.subs[i].qos = qos;
+            return i;
+        }
+        let color = PALETTE[self.subs.len() % PALETTE.len()];
+        self.subs.push(Subscription {
+            filter: filter.to_owned(),
+            qos,
+            color,
+            enabled: true,
+            rate: RateSeries::default(),
+            count: 0,
+        });
+        self.subs.len() - 1
+    }
+
+    /// The first enabled subscription matching a topic.
+    pub fn sub_of(&self, topic_name: &str) -> Option<usize> {
+        self.subs
+            .iter()
+            .position(|s| s.enabled && topic::matches(&s.filter, topic_name))
+    }
+
+    pub fn on_message(
+        &mut self,
+        time_ms: i64,
+        topic_name: &str,
+        payload: &Bytes,
+        qos: u8,
+        retain: bool,
+    ) {
+        self.ingested += 1;
+        self.store.push(time_ms, topic_name, payload, qos, retain);
+        self.tree.on_message(topic_name, payload, retain, time_ms);
+        if let Some(i) = self.sub_of(topic_name) {
+            let s = &mut self.subs[i];
+            s.count += 1;
+            s.rate.add(time_ms.div_euclid(1000));
+        }
+    }
+
+    /// Store indexes of the messages that pass a topic filter and a payload search (text, or
+    /// a regex when `regex` is set). `None` when the regex does not compile.
+    pub fn search(
+        &self,
+        topic_filter: &str,
+        text: &str,
+        regex: bool,
+    ) -> Result<Vec<usize>, String> {
+        let re = if regex && !text.is_empty() {
+            Some(regex_lite::Regex::new(text).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let filter = topic_filter.trim();
+        let needle = text.to_lowercase();
+        Ok(self
+            .store
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                filter.is_empty()
+                    || (if topic::valid_filter(filter)
+                        && (filter.contains('+') || filter.contains('#'))
+                    {
+                        topic::matches(filter, &m.topic)
+                    } else {
+                        m.topic.contains(filter)
+                    })
+            })
+            .filter(|(_, m)| {
+                if text.is_empty() {
+                    return true;
+                }
+                let body = String::from_utf8_lossy(&m.payload);
+                match &re {
+                    Some(re) => re.is_match(&body) || re.is_match(&m.topic),
+                    None => body.to_lowercase().contains(&needle),
+                }
+            })
+            .map(|(i, _)| i)
+            .collect())
+    }
+}
+
+fn encode(payload: &[u8]) -> (&'static str, String) {
+    match std::str::from_utf8(payload) {
+        Ok(s) => ("utf8", s.to_owned()),
+        Err(_) => (
+            "base64",
+            base64::engine::general_purpose::STANDARD.encode(payload),
+        ),
+    }
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// One JSON object per line: time, topic, qos, retain, size, payload with its encoding
+/// (`utf8` or `base64`: lossless), and `truncated` when the store kept only a prefix.
+pub fn to_jsonl<'a>(messages: impl Iterator<Item = &'a Stored>) -> String {
+    let mut out = String::new();
+    for m in messages {
+        let (enc, payload) = encode(&m.payload);
+        let v = serde_json::json!({
+            "time": rfc3339_ms(m.time_ms),
+            "topic": &*m.topic,
+            "qos": m.qos,
+            "retain": m.retain,
+            "size": m.size,
+            "encoding": enc,
+            "payload": payload,
+            "truncated": m.truncated(),
+        });
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// CSV with a header; the payload column is UTF-8 text or base64, said by `encoding`.
+pub fn to_csv<'a>(messages: impl Iterator<Item = &'a Stored>) -> String {
+    let mut out = String::from("time,topic,qos,retain,size,encoding,payload,truncated\n");
+    for m in messages {
+        let (enc, payload) = encode(&m.payload);
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{}\n",
+            rfc3339_ms(m.time_ms),
+            csv_field(&m.topic),
+            m.qos,
+            m.retain,
+            m.size,
+            enc,
+            csv_field(&payload),
+            m.truncated()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_search_and_export() {
+        let mut t = Topics::default();
+        t.subscribe("devices/#", 0);
+        t.subscribe("$SYS/#", 0);
+        t.on_message(
+            1_000,
+            "devices/a/telemetry",
+            &Bytes::from_static(br#"{"rssi":-50}"#),
+            0,
+            false,
+        );
+        t.on_message(
+            1_500,
+            "$SYS/broker/uptime",
+            &Bytes::from_static(b"12 s"),
+            0,
+            true,
+        );
+        t.on_message(
+            2_000,
+            "other",
+            &Bytes::from_static(&[0xff, 0x00, b',']),
+            1,
+            false,
+        );
+        assert_eq!(t.subs[0].count, 1);
+        assert_eq!(t.subs[1].count, 1);
+        assert_eq!(t.sub_of("other"), None);
+        assert_eq!(t.search("devices/#", "", false).unwrap(), vec![0]);
+        assert_eq!(t.search("", "rssi", false).unwrap(), vec![0]);
+        assert_eq!(t.search("", r"^\d+ s$", true).unwrap(), vec![1]);
+        assert!(t.search("", "(", true).is_err());
+        let jsonl = to_jsonl(t.store.iter());
+        let lines: Vec<serde_json::Value> = jsonl
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2]["encoding"], "base64");
+        assert_eq!(lines[2]["payload"], "/wAs");
+        assert_eq!(lines[1]["retain"], true);
+        let csv = to_csv(t.store.iter());
+        assert_eq!(csv.lines().count(), 4);
+        assert!(csv.contains(r#""{""rssi"":-50}""#), "{csv}");
+    }
+}

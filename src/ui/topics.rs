@@ -1,0 +1,804 @@
+//! The Topics panel: subscriptions with colours and rates, the topic tree, the message list
+//! (only visible rows are laid out), the payload in several views with a diff against the
+//! previous message on the topic, search, pause, publish, clear retained, export.
+
+use std::collections::HashSet;
+
+use egui::{Color32, RichText};
+use egui_plot::{Line, Plot, PlotPoints};
+
+use super::i18n::{Tr, fill};
+use super::picker::waker;
+use super::tokens;
+use crate::app::{Action, LiveModel};
+use crate::backend::{Command, Requested};
+use crate::topics::view::{self, DiffLine, Format};
+use crate::topics::{Topics, Tree};
+
+/// Shown at most, per payload view.
+const VIEW_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PayloadKind {
+    #[default]
+    Text,
+    Json,
+    Hex,
+    Base64,
+}
+
+impl PayloadKind {
+    const ALL: [PayloadKind; 4] = [
+        PayloadKind::Text,
+        PayloadKind::Json,
+        PayloadKind::Hex,
+        PayloadKind::Base64,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            PayloadKind::Text => "text",
+            PayloadKind::Json => "JSON",
+            PayloadKind::Hex => "hex",
+            PayloadKind::Base64 => "base64",
+        }
+    }
+
+    /// The bytes to publish, or why not.
+    pub fn encode(self, s: &str) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        match self {
+            PayloadKind::Text => Ok(s.as_bytes().to_vec()),
+            PayloadKind::Json => serde_json::from_str::<serde_json::Value>(s)
+                .map(|_| s.as_bytes().to_vec())
+                .map_err(|e| format!("not JSON: {e}")),
+            PayloadKind::Hex => {
+                let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+                if !clean.len().is_multiple_of(2) {
+                    return Err("hex needs an even number of digits".into());
+                }
+                (0..clean.len())
+                    .step_by(2)
+                    .map(|i| {
+                        u8::from_str_radix(&clean[i..i + 2], 16)
+                            .map_err(|_| format!("\"{}\" is not hex", &clean[i..i + 2]))
+                    })
+                    .collect()
+            }
+            PayloadKind::Base64 => base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .map_err(|e| format!("not base64: {e}")),
+        }
+    }
+}
+
+/// What a search result was computed for: topic, text, regex, and the newest message / 64.
+type SearchKey = (String, String, bool, u64);
+
+pub struct TopicsPanel {
+    pub new_filter: String,
+    new_qos: u8,
+    pub search_topic: String,
+    pub search_text: String,
+    pub regex: bool,
+    /// Newest sequence number shown while paused.
+    pub paused_at: Option<u64>,
+    /// Sequence numbers passing the search, and the search they were computed for.
+    filtered: Option<(Vec<u64>, SearchKey)>,
+    search_error: Option<String>,
+    pub selected: Option<u64>,
+    pub format: Format,
+    pub diff: bool,
+    expanded: HashSet<usize>,
+    tree_filter: String,
+    /// Cached tree rows: (generation, expanded count, filter) they were built for.
+    rows: Option<(u64, usize, String, Vec<usize>)>,
+    pub pub_topic: String,
+    pub pub_payload: String,
+    pub pub_kind: PayloadKind,
+    pub pub_qos: u8,
+    pub pub_retain: bool,
+    history: Vec<(String, String, PayloadKind, u8, bool)>,
+    pub_error: Option<String>,
+    pub clear_prefix: String,
+    clear_preview: Option<Vec<String>>,
+    clearing: Option<Requested<usize, String>>,
+    export: Option<Requested<std::path::PathBuf, String>>,
+}
+
+impl Default for TopicsPanel {
+    fn default() -> Self {
+        TopicsPanel {
+            new_filter: String::new(),
+            new_qos: 0,
+            search_topic: String::new(),
+            search_text: String::new(),
+            regex: false,
+            paused_at: None,
+            filtered: None,
+            search_error: None,
+            selected: None,
+            format: Format::Auto,
+            diff: false,
+            expanded: HashSet::new(),
+            tree_filter: String::new(),
+            rows: None,
+            pub_topic: String::new(),
+            pub_payload: String::new(),
+            pub_kind: PayloadKind::Text,
+            pub_qos: 0,
+            pub_retain: false,
+            history: Vec::new(),
+            pub_error: None,
+            clear_prefix: String::new(),
+            clear_preview: None,
+            clearing: None,
+            export: None,
+        }
+    }
+}
+
+fn color(c: [u8; 3]) -> Color32 {
+    Color32::from_rgb(c[0], c[1], c[2])
+}
+
+fn human(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+impl TopicsPanel {
+    pub fn ui(&mut self, ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec<Action>) {
+        let topics = &live.topics;
+        ui.heading(t.nav_topics);
+        self.subscriptions_ui(ui, t, topics, actions);
+        self.toolbar_ui(ui, t, topics, actions);
+        ui.separator();
+        egui::Panel::bottom("topics-publish")
+            .resizable(false)
+            .show(ui, |ui| self.publish_ui(ui, t, topics, actions));
+        egui::Panel::left("topics-tree")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| self.tree_ui(ui, t, topics));
+        egui::Panel::right("topics-payload")
+            .resizable(true)
+            .default_size(380.0)
+            .show(ui, |ui| self.payload_ui(ui, t, topics));
+        self.list_ui(ui, t, topics);
+    }
+
+    fn subscriptions_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        topics: &Topics,
+        actions: &mut Vec<Action>,
+    ) {
+        let now = chrono::Local::now().timestamp();
+        ui.horizontal_wrapped(|ui| {
+            for s in &topics.subs {
+                let text = RichText::new(fill(
+                    t.topics_sub_chip,
+                    &[&s.filter, &s.qos, &s.count, &s.rate.per_second(now)],
+                ))
+                .color(if s.enabled {
+                    color(s.color)
+                } else {
+                    tokens::MUTED
+                });
+                ui.label(text);
+                let (label, enable) = if s.enabled {
+                    (t.topics_pause_sub, false)
+                } else {
+                    (t.topics_resume_sub, true)
+                };
+                if ui.small_button(label).clicked() {
+                    actions.push(Action::Topics(TopicsEdit::Enable(s.filter.clone(), enable)));
+                    actions.push(Action::Backend(if enable {
+                        Command::Subscribe {
+                            filter: s.filter.clone(),
+                            qos: qos_of(s.qos),
+                        }
+                    } else {
+                        Command::Unsubscribe {
+                            filter: s.filter.clone(),
+                        }
+                    }));
+                }
+                if ui.small_button(t.topics_remove_sub).clicked() {
+                    actions.push(Action::Topics(TopicsEdit::Remove(s.filter.clone())));
+                    actions.push(Action::Backend(Command::Unsubscribe {
+                        filter: s.filter.clone(),
+                    }));
+                }
+                ui.separator();
+            }
+            ui.add(
+                egui::TextEdit::singleline(&mut self.new_filter)
+                    .hint_text(t.topics_filter_hint)
+                    .desired_width(160.0),
+            );
+            for q in 0..=2u8 {
+                ui.selectable_value(&mut self.new_qos, q, format!("QoS {q}"));
+            }
+            let f = self.new_filter.trim().to_owned();
+            let valid = crate::mqtt::topic::valid_filter(&f);
+            if ui
+                .add_enabled(valid, egui::Button::new(t.topics_subscribe))
+                .clicked()
+            {
+                actions.push(Action::Topics(TopicsEdit::Subscribe(
+                    f.clone(),
+                    self.new_qos,
+                )));
+                actions.push(Action::Backend(Command::Subscribe {
+                    filter: f,
+                    qos: qos_of(self.new_qos),
+                }));
+                self.new_filter.clear();
+            }
+        });
+    }
+
+    fn toolbar_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        topics: &Topics,
+        actions: &mut Vec<Action>,
+    ) {
+        ui.horizontal_wrapped(|ui| {
+            let l = ui.label(t.topics_search);
+            ui.add(
+                egui::TextEdit::singleline(&mut self.search_topic)
+                    .hint_text(t.topics_search_topic)
+                    .desired_width(150.0),
+            )
+            .labelled_by(l.id);
+            ui.add(
+                egui::TextEdit::singleline(&mut self.search_text)
+                    .hint_text(t.topics_search_text)
+                    .desired_width(150.0),
+            );
+            ui.checkbox(&mut self.regex, t.topics_regex);
+            if let Some(e) = &self.search_error {
+                ui.colored_label(tokens::BAD, e);
+            }
+            ui.separator();
+            let paused = self.paused_at.is_some();
+            if ui
+                .button(if paused {
+                    t.topics_resume
+                } else {
+                    t.topics_pause
+                })
+                .clicked()
+            {
+                self.paused_at = if paused {
+                    None
+                } else {
+                    topics.store.iter().next_back().map(|m| m.seq)
+                };
+            }
+            ui.label(
+                RichText::new(fill(
+                    t.topics_counts,
+                    &[
+                        &topics.store.len(),
+                        &topics.tree.len(),
+                        &human(topics.store.bytes()),
+                        &topics.store.dropped,
+                    ],
+                ))
+                .color(if topics.store.dropped > 0 {
+                    tokens::WARN
+                } else {
+                    tokens::MUTED
+                }),
+            );
+            ui.separator();
+            for (label, csv) in [(t.topics_export_jsonl, false), (t.topics_export_csv, true)] {
+                if ui.button(label).clicked() {
+                    let seqs = self.visible_seqs(topics);
+                    let msgs = seqs.iter().filter_map(|s| topics.store.by_seq(*s));
+                    let text = if csv {
+                        crate::topics::to_csv(msgs)
+                    } else {
+                        crate::topics::to_jsonl(msgs)
+                    };
+                    let (req, reply) = Requested::new(waker(ui));
+                    self.export = Some(req);
+                    actions.push(Action::Backend(Command::ExportText {
+                        file_name: format!(
+                            "messages-{}.{}",
+                            chrono::Local::now().format("%Y%m%d-%H%M%S"),
+                            if csv { "csv" } else { "jsonl" }
+                        ),
+                        text,
+                        reply,
+                    }));
+                }
+            }
+            match self.export.as_mut().map(|r| r.poll()) {
+                Some(Some(Ok(p))) => {
+                    ui.colored_label(tokens::OK, fill(t.certs_written, &[&p.display()]));
+                }
+                Some(Some(Err(e))) => {
+                    ui.colored_label(tokens::BAD, e.as_str());
+                }
+                Some(None) => {
+                    ui.spinner();
+                }
+                None => {}
+            }
+        });
+        // Per-subscription rates.
+        if topics.subs.iter().any(|s| s.count > 0) {
+            let now = chrono::Local::now().timestamp();
+            Plot::new("topics-rates")
+                .height(60.0)
+                .allow_drag(false)
+                .allow_zoom(false)
+                .allow_scroll(false)
+                .show(ui, |p| {
+                    for s in &topics.subs {
+                        p.line(
+                            Line::new(s.filter.clone(), PlotPoints::from(s.rate.points(now)))
+                                .color(color(s.color)),
+                        );
+                    }
+                });
+        }
+    }
+
+    /// Sequence numbers the list shows: the search result, or everything (up to the pause).
+    fn visible_seqs(&mut self, topics: &Topics) -> Vec<u64> {
+        let newest = topics.store.iter().next_back().map(|m| m.seq).unwrap_or(0);
+        let limit = self.paused_at.unwrap_or(newest);
+        let searching = !self.search_topic.trim().is_empty() || !self.search_text.is_empty();
+        if !searching {
+            self.filtered = None;
+            self.search_error = None;
+            return topics
+                .store
+                .iter()
+                .filter(|m| m.seq <= limit)
+                .map(|m| m.seq)
+                .collect();
+        }
+        // Recompute when the search changes, or new messages came (at most every 64).
+        let key = (
+            self.search_topic.clone(),
+            self.search_text.clone(),
+            self.regex,
+            limit / 64,
+        );
+        if self.filtered.as_ref().map(|(_, k)| k) != Some(&key) {
+            match topics.search(&self.search_topic, &self.search_text, self.regex) {
+                Ok(idx) => {
+                    let seqs = idx
+                        .into_iter()
+                        .filter_map(|i| topics.store.get(i).map(|m| m.seq))
+                        .filter(|s| *s <= limit)
+                        .collect();
+                    self.filtered = Some((seqs, key));
+                    self.search_error = None;
+                }
+                Err(e) => {
+                    self.search_error = Some(e);
+                    self.filtered = Some((Vec::new(), key));
+                }
+            }
+        }
+        self.filtered
+            .as_ref()
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default()
+    }
+
+    fn list_ui(&mut self, ui: &mut egui::Ui, t: &Tr, topics: &Topics) {
+        let searching = !self.search_topic.trim().is_empty() || !self.search_text.is_empty();
+        let row_h = tokens::ROW_HEIGHT;
+        // Without a search the rows are the store itself: no list is built per frame.
+        let (count, first_seq) = if searching {
+            let seqs = self.visible_seqs(topics);
+            (seqs.len(), None)
+        } else {
+            let first = topics.store.iter().next().map(|m| m.seq).unwrap_or(0);
+            let newest = topics.store.iter().next_back().map(|m| m.seq);
+            let upto = self.paused_at.or(newest).unwrap_or(0);
+            let n = if topics.store.is_empty() {
+                0
+            } else {
+                (upto.saturating_sub(first) + 1).min(topics.store.len() as u64) as usize
+            };
+            (n, Some(first))
+        };
+        if count == 0 {
+            ui.label(RichText::new(t.topics_empty).color(tokens::MUTED));
+            return;
+        }
+        let filtered = if searching {
+            self.filtered
+                .as_ref()
+                .map(|(v, _)| v.clone())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        egui::ScrollArea::vertical()
+            .id_salt("topics-list")
+            .auto_shrink([false, false])
+            .stick_to_bottom(self.paused_at.is_none())
+            .show_rows(ui, row_h, count, |ui, range| {
+                for row in range {
+                    let seq = match first_seq {
+                        Some(first) => first + row as u64,
+                        None => filtered[row],
+                    };
+                    let Some(m) = topics.store.by_seq(seq) else {
+                        continue;
+                    };
+                    let c = topics
+                        .sub_of(&m.topic)
+                        .map(|i| color(topics.subs[i].color))
+                        .unwrap_or(tokens::MUTED);
+                    let time = chrono::DateTime::from_timestamp_millis(m.time_ms)
+                        .map(|d| {
+                            d.with_timezone(&chrono::Local)
+                                .format("%H:%M:%S%.3f")
+                                .to_string()
+                        })
+                        .unwrap_or_default();
+                    let preview: String =
+                        String::from_utf8_lossy(&m.payload[..m.payload.len().min(80)])
+                            .chars()
+                            .map(|ch| if ch.is_control() { ' ' } else { ch })
+                            .collect();
+                    let text = format!(
+                        "{time}  {}  q{}{}  {}  {preview}",
+                        m.topic,
+                        m.qos,
+                        if m.retain { " R" } else { "" },
+                        human(m.size)
+                    );
+                    let selected = self.selected == Some(seq);
+                    let resp = ui.add(
+                        egui::Button::selectable(
+                            selected,
+                            RichText::new(text).monospace().color(c),
+                        )
+                        .truncate(),
+                    );
+                    if resp.clicked() {
+                        self.selected = Some(seq);
+                    }
+                }
+            });
+    }
+
+    fn tree_ui(&mut self, ui: &mut egui::Ui, t: &Tr, topics: &Topics) {
+        let tree = &topics.tree;
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(t.topics_tree).strong());
+            ui.add(
+                egui::TextEdit::singleline(&mut self.tree_filter)
+                    .hint_text(t.topics_tree_filter)
+                    .desired_width(140.0),
+            );
+        });
+        let key = (
+            tree.generation,
+            self.expanded.len(),
+            self.tree_filter.clone(),
+        );
+        let stale = match &self.rows {
+            Some((g, e, f, _)) => (*g, *e, f.clone()) != key,
+            None => true,
+        };
+        if stale {
+            let rows = tree.rows(&self.expanded, &self.tree_filter);
+            self.rows = Some((key.0, key.1, key.2, rows));
+        }
+        let rows = self.rows.as_ref().map(|r| r.3.clone()).unwrap_or_default();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut toggle = None;
+        let mut pick = None;
+        egui::ScrollArea::vertical()
+            .id_salt("topics-tree-rows")
+            .auto_shrink([false, false])
+            .show_rows(ui, tokens::ROW_HEIGHT, rows.len(), |ui, range| {
+                for &i in &rows[range] {
+                    let n = tree.node(i);
+                    ui.horizontal(|ui| {
+                        ui.add_space(f32::from(n.depth.saturating_sub(1)) * 12.0);
+                        if !n.children.is_empty() {
+                            let open = self.expanded.contains(&i) || !self.tree_filter.is_empty();
+                            let mark = if open {
+                                t.checks_mark_open
+                            } else {
+                                t.checks_mark_closed
+                            };
+                            if ui.small_button(mark).clicked() {
+                                toggle = Some(i);
+                            }
+                        }
+                        // Recently active topics stand out.
+                        let active = now_ms - n.last_ms < 1000 && n.count > 0;
+                        let name = RichText::new(&*n.name).color(if active {
+                            tokens::ACCENT
+                        } else {
+                            Color32::PLACEHOLDER
+                        });
+                        if ui.selectable_label(false, name).clicked() {
+                            pick = Some(i);
+                        }
+                        let rate = n.rate(now_ms);
+                        let mut info = format!("{}", n.total);
+                        if n.retained {
+                            info.push_str(" R");
+                        }
+                        if rate >= 0.05 {
+                            info.push_str(&format!(" {rate:.1}/s"));
+                        }
+                        ui.label(RichText::new(info).small().color(tokens::MUTED));
+                        if let Some(p) = &n.last_payload {
+                            let preview: String = String::from_utf8_lossy(&p[..p.len().min(40)])
+                                .chars()
+                                .map(|c| if c.is_control() { ' ' } else { c })
+                                .collect();
+                            ui.add(
+                                egui::Label::new(RichText::new(preview).small().monospace())
+                                    .truncate(),
+                            );
+                        }
+                    });
+                }
+            });
+        if let Some(i) = toggle
+            && !self.expanded.remove(&i)
+        {
+            self.expanded.insert(i);
+        }
+        if let Some(i) = pick {
+            // Filter the list to this topic (and below, for inner nodes).
+            let topic = tree.topic(i);
+            self.search_topic = if tree.node(i).children.is_empty() {
+                topic
+            } else {
+                format!("{topic}/#")
+            };
+        }
+        let _ = Tree::ROOT;
+    }
+
+    fn payload_ui(&mut self, ui: &mut egui::Ui, t: &Tr, topics: &Topics) {
+        let Some(m) = self.selected.and_then(|s| topics.store.by_seq(s)) else {
+            ui.label(RichText::new(t.topics_pick).color(tokens::MUTED));
+            return;
+        };
+        ui.label(RichText::new(&*m.topic).strong().monospace());
+        ui.label(
+            RichText::new(fill(t.topics_meta, &[&m.qos, &m.retain, &human(m.size)]))
+                .color(tokens::MUTED),
+        );
+        if m.truncated() {
+            ui.colored_label(
+                tokens::WARN,
+                fill(
+                    t.topics_truncated,
+                    &[&human(m.payload.len()), &human(m.size)],
+                ),
+            );
+        }
+        ui.horizontal(|ui| {
+            for f in Format::ALL {
+                ui.selectable_value(&mut self.format, f, f.name());
+            }
+            ui.checkbox(&mut self.diff, t.topics_diff);
+        });
+        let shown = &m.payload[..m.payload.len().min(VIEW_BYTES)];
+        if shown.len() < m.payload.len() {
+            ui.colored_label(
+                tokens::WARN,
+                fill(t.topics_view_limit, &[&human(shown.len()), &human(m.size)]),
+            );
+        }
+        let (picked, text) = view::render(shown, self.format);
+        if self.format == Format::Auto {
+            ui.label(
+                RichText::new(fill(t.topics_shown_as, &[&picked.name()]))
+                    .small()
+                    .color(tokens::MUTED),
+            );
+        }
+        egui::ScrollArea::both()
+            .id_salt("topics-payload-view")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                if self.diff {
+                    match topics.store.previous_on_topic(m.seq) {
+                        None => {
+                            ui.label(RichText::new(t.topics_no_previous).color(tokens::MUTED));
+                        }
+                        Some(prev) => {
+                            let p = &prev.payload[..prev.payload.len().min(VIEW_BYTES)];
+                            let (_, old) = view::render(p, picked);
+                            match view::diff(&old, &text) {
+                                Some(lines) => {
+                                    for l in lines {
+                                        let (txt, c) = match l {
+                                            DiffLine::Same(s) => (format!("  {s}"), tokens::MUTED),
+                                            DiffLine::Added(s) => (format!("+ {s}"), tokens::OK),
+                                            DiffLine::Removed(s) => (format!("- {s}"), tokens::BAD),
+                                        };
+                                        ui.label(RichText::new(txt).monospace().color(c));
+                                    }
+                                }
+                                None => {
+                                    ui.label(t.topics_diff_too_big);
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    ui.add(egui::Label::new(RichText::new(text).monospace()).selectable(true));
+                }
+            });
+    }
+
+    fn publish_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        topics: &Topics,
+        actions: &mut Vec<Action>,
+    ) {
+        egui::CollapsingHeader::new(t.topics_publish_title)
+            .id_salt("topics-publish-section")
+            .default_open(false)
+            .show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    let l = ui.label(t.topics_pub_topic);
+                    ui.add(egui::TextEdit::singleline(&mut self.pub_topic).desired_width(220.0))
+                        .labelled_by(l.id);
+                    for k in PayloadKind::ALL {
+                        ui.selectable_value(&mut self.pub_kind, k, k.name());
+                    }
+                    for q in 0..=2u8 {
+                        ui.selectable_value(&mut self.pub_qos, q, format!("QoS {q}"));
+                    }
+                    ui.checkbox(&mut self.pub_retain, t.topics_retain);
+                });
+                let l = ui.label(t.topics_pub_payload);
+                ui.add(
+                    egui::TextEdit::multiline(&mut self.pub_payload)
+                        .desired_rows(2)
+                        .desired_width(f32::INFINITY)
+                        .code_editor(),
+                )
+                .labelled_by(l.id);
+                let bytes = self.pub_kind.encode(&self.pub_payload);
+                let topic = self.pub_topic.trim().to_owned();
+                let topic_ok = !topic.is_empty() && !topic.contains(['+', '#']);
+                ui.horizontal(|ui| {
+                    if ui
+                        .add_enabled(
+                            topic_ok && bytes.is_ok(),
+                            egui::Button::new(t.topics_publish),
+                        )
+                        .clicked()
+                        && let Ok(payload) = &bytes
+                    {
+                        actions.push(Action::Backend(Command::Publish {
+                            topic: topic.clone(),
+                            payload: payload.clone(),
+                            qos: qos_of(self.pub_qos),
+                            retain: self.pub_retain,
+                        }));
+                        let entry = (
+                            topic.clone(),
+                            self.pub_payload.clone(),
+                            self.pub_kind,
+                            self.pub_qos,
+                            self.pub_retain,
+                        );
+                        self.history.retain(|h| *h != entry);
+                        self.history.insert(0, entry);
+                        self.history.truncate(20);
+                        self.pub_error = None;
+                    }
+                    if let Err(e) = &bytes
+                        && !self.pub_payload.is_empty()
+                    {
+                        ui.colored_label(tokens::BAD, e);
+                    }
+                });
+                if !self.history.is_empty() {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.label(RichText::new(t.topics_history).small().color(tokens::MUTED));
+                        let mut reuse = None;
+                        for (i, h) in self.history.iter().enumerate().take(8) {
+                            let label: String =
+                                format!("{} {}", h.0, h.1).chars().take(40).collect();
+                            if ui.small_button(label).clicked() {
+                                reuse = Some(i);
+                            }
+                        }
+                        if let Some(i) = reuse {
+                            let h = self.history[i].clone();
+                            self.pub_topic = h.0;
+                            self.pub_payload = h.1;
+                            self.pub_kind = h.2;
+                            self.pub_qos = h.3;
+                            self.pub_retain = h.4;
+                        }
+                    });
+                }
+                ui.separator();
+                // Clear retained messages of a topic or subtree.
+                ui.horizontal_wrapped(|ui| {
+                    let l = ui.label(t.topics_clear_retained);
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.clear_prefix)
+                            .hint_text("devices/esp8266-demo")
+                            .desired_width(200.0),
+                    )
+                    .labelled_by(l.id);
+                    if ui.button(t.topics_preview).clicked() {
+                        self.clear_preview =
+                            Some(topics.tree.retained_under(self.clear_prefix.trim()));
+                        self.clearing = None;
+                    }
+                    if let Some(list) = &self.clear_preview {
+                        ui.label(fill(t.topics_retained_found, &[&list.len()]));
+                        if !list.is_empty()
+                            && ui.button(fill(t.topics_clear_n, &[&list.len()])).clicked()
+                        {
+                            let (req, reply) = Requested::new(waker(ui));
+                            self.clearing = Some(req);
+                            actions.push(Action::Backend(Command::ClearRetained {
+                                topics: list.clone(),
+                                reply,
+                            }));
+                            self.clear_preview = None;
+                        }
+                    }
+                    match self.clearing.as_mut().map(|r| r.poll()) {
+                        Some(None) => {
+                            ui.spinner();
+                        }
+                        Some(Some(Ok(n))) => {
+                            ui.colored_label(tokens::OK, fill(t.topics_cleared, &[n]));
+                        }
+                        Some(Some(Err(e))) => {
+                            ui.colored_label(tokens::BAD, e.as_str());
+                        }
+                        None => {}
+                    }
+                });
+            });
+    }
+}
+
+fn qos_of(q: u8) -> rumqttc::QoS {
+    match q {
+        0 => rumqttc::QoS::AtMostOnce,
+        1 => rumqttc::QoS::AtLeastOnce,
+        _ => rumqttc::QoS::ExactlyOnce,
+    }
+}
+
+/// Changes to the Topics model's subscriptions, applied by the app.
+#[derive(Debug, Clone)]
+pub enum TopicsEdit {
+    Subscribe(String, u8),
+    Enable(String, bool),
+    Remove(String),
+}
