@@ -116,6 +116,7 @@ fn every_panel_opens_and_language_switches_live() {
         ("Certificates", "Fetch from a server"),
         ("Checks", "Keepalive test (75 s)"),
         ("Devices", "Start simulator"),
+        ("Topics", "Topic tree"),
         ("Settings", "Theme"),
         ("Overview", "Message rate"),
     ] {
@@ -130,7 +131,7 @@ fn every_panel_opens_and_language_switches_live() {
     h.get_by_label("简体中文").click();
     h.run_steps(2);
     assert_eq!(h.state().state.lang(), Language::ZhCn);
-    for zh in ["概览", "日志", "语言", "主题", "数据文件夹"] {
+    for zh in ["概览", "日志", "语言", "外观", "数据文件夹"] {
         assert!(h.query_all_by_label(zh).next().is_some(), "missing {zh}");
     }
     assert!(
@@ -490,6 +491,166 @@ fn devices_panel_commands_flow_simulator_and_discovery() {
     h.get_by_label("1 / 5 在线");
     assert!(
         h.query_by_label("Run the flow").is_none(),
+        "English left on screen"
+    );
+}
+
+#[test]
+fn topics_panel_subscribe_publish_views_clear_retained_and_export() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Topics").click_accesskit();
+    step_until(&mut h, 20, "telemetry in the list", |h| {
+        h.query_by_label_contains("devices/esp8266-demo/telemetry")
+            .is_some()
+    });
+
+    // A subscription of our own.
+    h.state_mut().state.panels.topics.new_filter = "lab/#".into();
+    h.get_by_label("Subscribe").click_accesskit();
+    h.run_steps(2);
+    h.get_by_label_contains("lab/# · QoS 0");
+
+    // Publish two retained JSON messages from the form.
+    h.get_by_label("Publish and clear retained")
+        .click_accesskit();
+    h.run_steps(2);
+    for (topic, payload) in [("lab/a/one", r#"{"x":1}"#), ("lab/a/two", r#"{"x":2}"#)] {
+        {
+            let p = &mut h.state_mut().state.panels.topics;
+            p.pub_topic = topic.into();
+            p.pub_payload = payload.into();
+            p.pub_kind = mpbridge::ui::topics::PayloadKind::Json;
+            p.pub_retain = true;
+        }
+        h.run_steps(1);
+        h.get_by_label("Publish").click_accesskit();
+        h.run_steps(1);
+    }
+    step_until(&mut h, 10, "both back from the broker", |h| {
+        h.state().live.topics.tree.find("lab/a/two").is_some()
+            && h.state().live.topics.tree.find("lab/a/one").is_some()
+    });
+    // rumqttd delivers a copy per matching subscription (`#` and `lab/#`): at least two.
+    assert!(h.state().live.topics.subs[1].count >= 2);
+
+    // Open one in hex (the publish section closed: it has its own "hex").
+    h.get_by_label("Publish and clear retained")
+        .click_accesskit();
+    h.run_steps(2);
+    h.query_all_by_label_contains("lab/a/one  q0")
+        .next()
+        .unwrap()
+        .click_accesskit();
+    h.run_steps(2);
+    h.get_by_label("hex").click_accesskit();
+    h.run_steps(2);
+    h.get_by_label_contains("00000000  7b 22 78 22 3a 31 7d");
+    h.get_by_label("Publish and clear retained")
+        .click_accesskit();
+    h.run_steps(2);
+
+    // Clear the retained subtree: preview, confirm, count.
+    h.state_mut().state.panels.topics.clear_prefix = "lab".into();
+    h.get_by_label("Preview").click_accesskit();
+    step_until(&mut h, 10, "the broker's retained messages counted", |h| {
+        h.query_by_label("2 retained message(s) found").is_some()
+    });
+    h.get_by_label("Clear 2").click_accesskit();
+    step_until(&mut h, 10, "cleared", |h| {
+        h.query_by_label("Cleared 2 retained message(s).").is_some()
+    });
+    // The broker really forgot them: a new subscriber gets nothing retained.
+    let broker = match &h.state().live.status.sandbox {
+        mpbridge::backend::SandboxState::Running(info) => info.broker_addr,
+        other => panic!("{other:?}"),
+    };
+    let retained = rt.block_on(async move {
+        let mut o =
+            rumqttc::MqttOptions::new("retained-probe", broker.ip().to_string(), broker.port());
+        o.set_keep_alive(std::time::Duration::from_secs(10));
+        let (c, mut ev) = rumqttc::AsyncClient::new(o, 10);
+        c.subscribe("lab/#", rumqttc::QoS::AtMostOnce)
+            .await
+            .unwrap();
+        let mut n = 0;
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(1500), async {
+            loop {
+                if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = ev.poll().await
+                    && p.retain
+                    && !p.payload.is_empty()
+                {
+                    n += 1;
+                }
+            }
+        })
+        .await;
+        n
+    });
+    assert_eq!(retained, 0, "retained messages left on the broker");
+
+    // A 1 MB payload: shown cut to the view limit with its size, exported whole.
+    rt.block_on(async move {
+        let mut o = rumqttc::MqttOptions::new("big-sender", broker.ip().to_string(), broker.port());
+        o.set_max_packet_size(2 << 20, 2 << 20);
+        let (c, mut ev) = rumqttc::AsyncClient::new(o, 10);
+        c.publish(
+            "lab/big",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            vec![b'x'; 1_000_000],
+        )
+        .await
+        .unwrap();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+            loop {
+                if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = ev.poll().await {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+    step_until(&mut h, 10, "the big message listed", |h| {
+        h.state().live.topics.tree.find("lab/big").is_some()
+    });
+    h.query_all_by_label_contains("lab/big  q")
+        .next()
+        .unwrap()
+        .click_accesskit();
+    h.run_steps(2);
+    h.get_by_label_contains("Showing the first 64.0 KiB of 976.6 KiB");
+    h.state_mut().state.panels.topics.search_topic = "lab/big".into();
+    h.run_steps(2);
+    h.get_by_label("Export JSONL").click_accesskit();
+    step_until(&mut h, 10, "exported", |h| {
+        h.query_by_label_contains("Written:").is_some()
+    });
+    let exports = Paths::under(dir.path()).data_dir.join("exports");
+    let file = std::fs::read_dir(&exports)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .unwrap()
+        .path();
+    let line = std::fs::read_to_string(file).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(v["topic"], "lab/big");
+    assert_eq!(v["size"], 1_000_000);
+    assert_eq!(v["payload"].as_str().unwrap().len(), 1_000_000);
+    assert_eq!(v["truncated"], false);
+
+    // In Chinese.
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    h.get_by_label("简体中文").click();
+    h.run_steps(2);
+    h.get_by_label("主题").click();
+    h.run_steps(3);
+    h.get_by_label("主题树");
+    assert!(
+        h.query_by_label("Topic tree").is_none(),
         "English left on screen"
     );
 }

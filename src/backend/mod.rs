@@ -110,6 +110,12 @@ pub enum Command {
     ChecksHistory {
         reply: Reply<Vec<Arc<crate::checks::Report>>, String>,
     },
+    /// Ask the broker which topics at or under `prefix` hold a retained message: a fresh
+    /// subscription gets them (with the retain flag), live forwarding would not.
+    FindRetained {
+        prefix: String,
+        reply: Reply<Vec<String>, String>,
+    },
     /// Publish an empty retained message on each topic (clears what the broker keeps);
     /// answers how many were sent.
     ClearRetained {
@@ -660,6 +666,15 @@ async fn run(
                     reply.send(Ok(Arc::new(report)));
                 });
             }
+            Command::FindRetained { prefix, reply } => {
+                let Some(target) = console_target.clone() else {
+                    reply.send(Err("not connected to a broker".into()));
+                    continue;
+                };
+                handle.spawn(async move {
+                    reply.send(find_retained(flow_options(target), &prefix).await);
+                });
+            }
             Command::ClearRetained { topics, reply } => {
                 let Some(w) = worker.clone() else {
                     reply.send(Err("not connected to a broker".into()));
@@ -888,6 +903,57 @@ async fn run(
 
 /// Validates `toml` and applies it to the console's relay (reload in place when the listen
 /// address is the same, otherwise stop and start).
+/// Subscribes `prefix` and `prefix/#` on a new connection and collects the retained
+/// messages the broker sends for them (for 1.5 s after the SUBACK).
+async fn find_retained(
+    mut mqtt: rumqttc::MqttOptions,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    use rumqttc::{Event, Packet};
+    mqtt.set_keep_alive(Duration::from_secs(30));
+    mqtt.set_max_packet_size(4 << 20, 4 << 20);
+    let (client, mut ev) = rumqttc::AsyncClient::new(mqtt, 16);
+    let prefix = prefix.trim().trim_end_matches('/');
+    let filters: Vec<String> = if prefix.is_empty() {
+        vec!["#".into()]
+    } else {
+        vec![prefix.to_owned(), format!("{prefix}/#")]
+    };
+    for f in &filters {
+        client
+            .subscribe(f.clone(), QoS::AtMostOnce)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut found = std::collections::BTreeSet::new();
+    let mut acks = 0;
+    let mut deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ev.poll()).await {
+            Err(_) => break,
+            Ok(Err(e)) => return Err(format!("the broker connection failed: {e}")),
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                acks += 1;
+                if acks == filters.len() {
+                    deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) if p.retain && !p.payload.is_empty() => {
+                found.insert(p.topic);
+            }
+            Ok(Ok(_)) => {}
+        }
+        if found.len() >= 100_000 {
+            break;
+        }
+    }
+    client.disconnect().await.ok();
+    if acks < filters.len() {
+        return Err("the broker did not acknowledge the subscription within 10 s".into());
+    }
+    Ok(found.into_iter().collect())
+}
+
 /// MQTT options for a second connection over the console's transport (the demo flow).
 fn flow_options(target: Target) -> rumqttc::MqttOptions {
     let id = format!("mpbridge-flow-{:08x}", rand::random::<u32>());

@@ -73,11 +73,12 @@ impl Topics {
         self.subs.len() - 1
     }
 
-    /// The first enabled subscription matching a topic.
+    /// The subscription a topic is shown under (its colour): the most recently added enabled
+    /// one that matches, usually the most specific (`lab/#` added after `#`).
     pub fn sub_of(&self, topic_name: &str) -> Option<usize> {
         self.subs
             .iter()
-            .position(|s| s.enabled && topic::matches(&s.filter, topic_name))
+            .rposition(|s| s.enabled && topic::matches(&s.filter, topic_name))
     }
 
     pub fn on_message(
@@ -91,10 +92,13 @@ impl Topics {
         self.ingested += 1;
         self.store.push(time_ms, topic_name, payload, qos, retain);
         self.tree.on_message(topic_name, payload, retain, time_ms);
-        if let Some(i) = self.sub_of(topic_name) {
-            let s = &mut self.subs[i];
-            s.count += 1;
-            s.rate.add(time_ms.div_euclid(1000));
+        // Every matching subscription counts it (overlapping filters each see the message).
+        let second = time_ms.div_euclid(1000);
+        for s in self.subs.iter_mut() {
+            if s.enabled && topic::matches(&s.filter, topic_name) {
+                s.count += 1;
+                s.rate.add(second);
+            }
         }
     }
 
@@ -257,5 +261,19 @@ mod tests {
         let csv = to_csv(t.store.iter());
         assert_eq!(csv.lines().count(), 4);
         assert!(csv.contains(r#""{""rssi"":-50}""#), "{csv}");
+        t.subscribe("devices/a/#", 0);
+        t.on_message(
+            2_500,
+            "devices/a/state",
+            &Bytes::from_static(b"{}"),
+            0,
+            false,
+        );
+        assert_eq!(t.subs[0].count, 2, "overlapping filters both count");
+        assert_eq!(
+            t.sub_of("devices/a/state"),
+            Some(2),
+            "the most specific colours it"
+        );
     }
 }

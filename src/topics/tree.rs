@@ -139,10 +139,33 @@ impl Tree {
             return out;
         }
         let needle = filter.to_lowercase();
-        // Which nodes match or have a matching descendant (post-order over the arena).
+        // Without a '/', a topic contains the text exactly when one of its levels does: test
+        // each level once, without building full topic names (100 000 topics in a frame).
+        let per_level = !needle.contains('/');
+        let level_has = |name: &str| {
+            let n = needle.as_bytes();
+            name.as_bytes()
+                .windows(n.len().max(1))
+                .any(|w| w.eq_ignore_ascii_case(n))
+                || (!name.is_ascii() && name.to_lowercase().contains(&needle))
+        };
+        // Which nodes match or have a matching descendant. Children always come after their
+        // parent in the arena, so one reverse pass carries marks upward; `hit` carries
+        // "an ancestor's level matched" downward in a forward pass first.
+        let mut hit = vec![false; self.nodes.len()];
+        if per_level {
+            for i in 1..self.nodes.len() {
+                hit[i] = hit[self.nodes[i].parent] || level_has(&self.nodes[i].name);
+            }
+        }
         let mut keep = vec![false; self.nodes.len()];
         for i in (1..self.nodes.len()).rev() {
-            if keep[i] || self.topic(i).to_lowercase().contains(&needle) {
+            let matched = if per_level {
+                hit[i]
+            } else {
+                self.topic(i).to_lowercase().contains(&needle)
+            };
+            if keep[i] || matched {
                 keep[i] = true;
                 keep[self.nodes[i].parent] = true;
             }

@@ -101,7 +101,7 @@ pub struct TopicsPanel {
     history: Vec<(String, String, PayloadKind, u8, bool)>,
     pub_error: Option<String>,
     pub clear_prefix: String,
-    clear_preview: Option<Vec<String>>,
+    clear_preview: Option<Requested<Vec<String>, String>>,
     clearing: Option<Requested<usize, String>>,
     export: Option<Requested<std::path::PathBuf, String>>,
 }
@@ -161,7 +161,7 @@ impl TopicsPanel {
         ui.separator();
         egui::Panel::bottom("topics-publish")
             .resizable(false)
-            .show(ui, |ui| self.publish_ui(ui, t, topics, actions));
+            .show(ui, |ui| self.publish_ui(ui, t, actions));
         egui::Panel::left("topics-tree")
             .resizable(true)
             .default_size(300.0)
@@ -653,13 +653,7 @@ impl TopicsPanel {
             });
     }
 
-    fn publish_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        t: &Tr,
-        topics: &Topics,
-        actions: &mut Vec<Action>,
-    ) {
+    fn publish_ui(&mut self, ui: &mut egui::Ui, t: &Tr, actions: &mut Vec<Action>) {
         egui::CollapsingHeader::new(t.topics_publish_title)
             .id_salt("topics-publish-section")
             .default_open(false)
@@ -752,23 +746,40 @@ impl TopicsPanel {
                     )
                     .labelled_by(l.id);
                     if ui.button(t.topics_preview).clicked() {
-                        self.clear_preview =
-                            Some(topics.tree.retained_under(self.clear_prefix.trim()));
+                        let (req, reply) = Requested::new(waker(ui));
+                        self.clear_preview = Some(req);
                         self.clearing = None;
+                        actions.push(Action::Backend(Command::FindRetained {
+                            prefix: self.clear_prefix.trim().to_owned(),
+                            reply,
+                        }));
                     }
-                    if let Some(list) = &self.clear_preview {
-                        ui.label(fill(t.topics_retained_found, &[&list.len()]));
-                        if !list.is_empty()
-                            && ui.button(fill(t.topics_clear_n, &[&list.len()])).clicked()
-                        {
-                            let (req, reply) = Requested::new(waker(ui));
-                            self.clearing = Some(req);
-                            actions.push(Action::Backend(Command::ClearRetained {
-                                topics: list.clone(),
-                                reply,
-                            }));
-                            self.clear_preview = None;
+                    let mut send = None;
+                    match self.clear_preview.as_mut().map(|r| r.poll()) {
+                        Some(None) => {
+                            ui.spinner();
                         }
+                        Some(Some(Ok(list))) => {
+                            ui.label(fill(t.topics_retained_found, &[&list.len()]));
+                            if !list.is_empty()
+                                && ui.button(fill(t.topics_clear_n, &[&list.len()])).clicked()
+                            {
+                                send = Some(list.clone());
+                            }
+                        }
+                        Some(Some(Err(e))) => {
+                            ui.colored_label(tokens::BAD, e.as_str());
+                        }
+                        None => {}
+                    }
+                    if let Some(list) = send {
+                        let (req, reply) = Requested::new(waker(ui));
+                        self.clearing = Some(req);
+                        actions.push(Action::Backend(Command::ClearRetained {
+                            topics: list,
+                            reply,
+                        }));
+                        self.clear_preview = None;
                     }
                     match self.clearing.as_mut().map(|r| r.poll()) {
                         Some(None) => {
