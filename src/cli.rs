@@ -40,6 +40,15 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub panel: Option<String>,
 
+    /// Connect the console to this broker (mqtt://, mqtts://, ws://, wss://) instead of the
+    /// sandbox's, for a quick look from a terminal.
+    #[arg(long, value_name = "URL")]
+    pub connect: Option<String>,
+
+    /// With --connect: subscribe to FILTER (repeatable; default `#`).
+    #[arg(long, value_name = "FILTER")]
+    pub subscribe: Vec<String>,
+
     /// Language for this run (`en` or `zh-CN`), not saved.
     #[arg(long, value_name = "LANG", global = true)]
     pub lang: Option<String>,
@@ -264,6 +273,20 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
                 &rt,
                 GuiArgs {
                     paths,
+                    connect: match cli.connect {
+                        Some(url) => {
+                            for f in &cli.subscribe {
+                                if !crate::mqtt::topic::valid_filter(f) {
+                                    anyhow::bail!("--subscribe {f}: not a valid topic filter");
+                                }
+                            }
+                            Some(crate::backend::ConnectTo {
+                                url,
+                                subscribe: cli.subscribe,
+                            })
+                        }
+                        None => None,
+                    },
                     config,
                     banner: loaded.problem,
                     log,
@@ -318,6 +341,7 @@ async fn sandbox_cmd(paths: &Paths, for_secs: Option<f64>, json: bool) -> anyhow
 
 struct GuiArgs {
     paths: Paths,
+    connect: Option<crate::backend::ConnectTo>,
     config: ConsoleConfig,
     banner: Option<crate::config::Problem>,
     log: crate::logging::LogControl,
@@ -363,6 +387,7 @@ fn gui(rt: &tokio::runtime::Runtime, args: GuiArgs) -> anyhow::Result<ExitCode> 
                 BackendOptions {
                     paths: paths.clone(),
                     sandbox: true,
+                    connect: args.connect.clone(),
                 },
                 waker,
             );
@@ -373,6 +398,11 @@ fn gui(rt: &tokio::runtime::Runtime, args: GuiArgs) -> anyhow::Result<ExitCode> 
             };
             let mut app =
                 ConsoleApp::new(backend, env, args.config, args.banner).with_language(args.lang);
+            if let Some(c) = &args.connect {
+                app = app
+                    .with_subscriptions(c.filters())
+                    .with_tab(crate::ui::Tab::Topics);
+            }
             if let Some(tab) = args.tab {
                 app = app.with_tab(tab);
             }

@@ -187,3 +187,18 @@ fn usage_errors_exit_2_with_one_sentence() {
     let out = mpbridge(dir.path()).args(["relay"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "only working subcommands exist");
 }
+
+#[test]
+fn connect_refuses_a_bad_filter_before_opening_a_window() {
+    let root = tempfile::tempdir().unwrap();
+    let out = common::mpbridge(root.path())
+        .args(["--connect", "mqtt://127.0.0.1:1", "--subscribe", "a/#/b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--subscribe a/#/b: not a valid topic filter"),
+        "{err}"
+    );
+}

@@ -16,12 +16,22 @@ fn console(
     root: &std::path::Path,
     banner: Option<Problem>,
 ) -> Harness<'static, ConsoleApp> {
+    console_with(rt, root, banner, None)
+}
+
+fn console_with(
+    rt: &tokio::runtime::Runtime,
+    root: &std::path::Path,
+    banner: Option<Problem>,
+    connect: Option<mpbridge::backend::ConnectTo>,
+) -> Harness<'static, ConsoleApp> {
     let paths = Paths::under(root);
     let backend = Backend::spawn(
         rt.handle(),
         BackendOptions {
             paths: paths.clone(),
             sandbox: true,
+            connect: connect.clone(),
         },
         std::sync::Arc::new(|| {}),
     );
@@ -34,7 +44,10 @@ fn console(
         language: Some(Language::En),
         ..Default::default()
     };
-    let app = ConsoleApp::new(backend, env, config, banner);
+    let mut app = ConsoleApp::new(backend, env, config, banner);
+    if let Some(c) = &connect {
+        app = app.with_subscriptions(c.filters());
+    }
     Harness::builder()
         .with_size([1200.0, 800.0])
         .build_ui_state(
@@ -653,4 +666,62 @@ fn topics_panel_subscribe_publish_views_clear_retained_and_export() {
         h.query_by_label("Topic tree").is_none(),
         "English left on screen"
     );
+}
+
+#[test]
+fn connect_points_the_console_at_another_broker_over_tcp_and_websocket() {
+    let rt = common::runtime();
+    let m = common::Mosquitto::start();
+    for url in [
+        format!("mqtt://127.0.0.1:{}", m.tcp_port),
+        format!("ws://127.0.0.1:{}/mqtt", m.ws_port),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = console_with(
+            &rt,
+            dir.path(),
+            None,
+            Some(mpbridge::backend::ConnectTo {
+                url: url.clone(),
+                subscribe: vec!["field/#".into()],
+            }),
+        );
+        step_until(&mut h, 20, "connected to mosquitto", |h| {
+            matches!(
+                h.state().live.status.broker,
+                mpbridge::mqtt::ConnState::Connected { .. }
+            )
+        });
+        // Something published on mosquitto by another client reaches the Topics panel.
+        let port = m.tcp_port;
+        rt.block_on(async move {
+            let (c, mut ev) = rumqttc::AsyncClient::new(
+                rumqttc::MqttOptions::new("field-pub", "127.0.0.1", port),
+                10,
+            );
+            c.publish("field/pump/1", rumqttc::QoS::AtLeastOnce, false, "on")
+                .await
+                .unwrap();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+                loop {
+                    if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) =
+                        ev.poll().await
+                    {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+        step_until(&mut h, 10, "the message in the Topics store", |h| {
+            h.state().live.topics.tree.find("field/pump/1").is_some()
+        });
+        let t = &h.state().live.topics;
+        assert_eq!(t.subs.len(), 1);
+        assert_eq!(t.subs[0].filter, "field/#");
+        assert!(
+            t.tree.find("devices").is_none(),
+            "{url}: the sandbox is not what the console watches"
+        );
+    }
 }

@@ -139,6 +139,15 @@ impl ConsoleApp {
         self
     }
 
+    /// The Topics panel shows these subscriptions (the console's connection made them).
+    pub fn with_subscriptions(mut self, filters: Vec<String>) -> Self {
+        self.live.topics.subs.clear();
+        for f in filters {
+            self.live.topics.subscribe(&f, 0);
+        }
+        self
+    }
+
     pub fn with_tab(mut self, tab: Tab) -> Self {
         self.state.tab = tab;
         self

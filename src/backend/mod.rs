@@ -341,6 +341,27 @@ pub struct BackendOptions {
     pub paths: Paths,
     /// Start the embedded sandbox and connect to it.
     pub sandbox: bool,
+    /// Connect the console to this broker instead (`--connect`), subscribed to these filters.
+    pub connect: Option<ConnectTo>,
+}
+
+/// `mpbridge --connect URL --subscribe FILTER…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectTo {
+    /// `mqtt://`, `mqtts://`, `ws://` or `wss://`.
+    pub url: String,
+    pub subscribe: Vec<String>,
+}
+
+impl ConnectTo {
+    /// The filters to subscribe (everything when none were given).
+    pub fn filters(&self) -> Vec<String> {
+        if self.subscribe.is_empty() {
+            vec!["#".into()]
+        } else {
+            self.subscribe.clone()
+        }
+    }
 }
 
 /// Pushes events to the UI without ever blocking the network task.
@@ -445,14 +466,17 @@ async fn run(
                     }
                 };
                 console_target = Some(target.clone());
-                worker = Some(connect(
-                    &handle,
-                    target,
-                    &sink,
-                    &status,
-                    &cancel,
-                    acks.clone(),
-                ));
+                if opts.connect.is_none() {
+                    worker = Some(connect(
+                        &handle,
+                        target,
+                        &sink,
+                        &status,
+                        &cancel,
+                        acks.clone(),
+                        vec![("#".to_owned(), QoS::AtMostOnce)],
+                    ));
+                }
                 relay_cfg = Some(sb.relay.config());
                 relay = Some(sb.relay.clone());
                 set_status(&status, &sink, |s| s.sandbox = SandboxState::Running(info));
@@ -462,6 +486,38 @@ async fn run(
                 tracing::error!("sandbox: {e}");
                 set_status(&status, &sink, |s| {
                     s.sandbox = SandboxState::Failed(e.to_string())
+                });
+            }
+        }
+    }
+    // `--connect`: the console's connection goes to that broker instead.
+    if let Some(c) = &opts.connect {
+        match target_from_url(&c.url) {
+            Ok(target) => {
+                tracing::info!("connecting the console to {}", c.url);
+                console_target = Some(target.clone());
+                let subs = c
+                    .filters()
+                    .into_iter()
+                    .map(|f| (f, QoS::AtMostOnce))
+                    .collect();
+                worker = Some(connect(
+                    &handle,
+                    target,
+                    &sink,
+                    &status,
+                    &cancel,
+                    acks.clone(),
+                    subs,
+                ));
+            }
+            Err(e) => {
+                tracing::error!("--connect: {e}");
+                set_status(&status, &sink, |s| {
+                    s.broker = ConnState::Disconnected {
+                        error: e,
+                        retry_in: Duration::ZERO,
+                    }
                 });
             }
         }
@@ -965,6 +1021,16 @@ fn flow_options(target: Target) -> rumqttc::MqttOptions {
                 .unwrap_or_else(|| (addr.clone(), 1883));
             rumqttc::MqttOptions::new(id, h, p)
         }
+        Target::Tls { host, port, tls } => {
+            let mut o = rumqttc::MqttOptions::new(id, host, port);
+            o.set_transport(rumqttc::Transport::tls_with_config((*tls).clone().into()));
+            o
+        }
+        Target::Ws { url, port } => {
+            let mut o = rumqttc::MqttOptions::new(id, url, port);
+            o.set_transport(rumqttc::Transport::Ws);
+            o
+        }
         Target::Wss { url, port, tls } => {
             let mut o = rumqttc::MqttOptions::new(id, url, port);
             o.set_transport(rumqttc::Transport::wss_with_config((*tls).clone().into()));
@@ -1143,11 +1209,77 @@ fn publish_relay(
 #[derive(Clone)]
 enum Target {
     Tcp(String),
+    Tls {
+        host: String,
+        port: u16,
+        tls: Arc<rustls::ClientConfig>,
+    },
+    Ws {
+        url: String,
+        port: u16,
+    },
     Wss {
         url: String,
         port: u16,
         tls: Arc<rustls::ClientConfig>,
     },
+}
+
+/// A client TLS config that trusts what this computer trusts (its certificate store).
+fn system_tls() -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = crate::relay::tls::provider();
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+        .map_err(|e| format!("cannot load this computer's certificate store: {e}"))?;
+    Ok(Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth(),
+    ))
+}
+
+/// Where `--connect URL` points the console.
+fn target_from_url(url: &str) -> Result<Target, String> {
+    let url = url.trim();
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url}: expected mqtt://, mqtts://, ws:// or wss://"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            Some(
+                p.parse::<u16>()
+                    .map_err(|_| format!("{url}: bad port {p}"))?,
+            ),
+        ),
+        None => (authority.to_owned(), None),
+    };
+    if host.is_empty() {
+        return Err(format!("{url}: no host"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "mqtt" | "tcp" => Ok(Target::Tcp(format!("{host}:{}", port.unwrap_or(1883)))),
+        "mqtts" | "ssl" | "tls" => Ok(Target::Tls {
+            host,
+            port: port.unwrap_or(8883),
+            tls: system_tls()?,
+        }),
+        "ws" => Ok(Target::Ws {
+            url: url.to_owned(),
+            port: port.unwrap_or(80),
+        }),
+        "wss" => Ok(Target::Wss {
+            url: url.to_owned(),
+            port: port.unwrap_or(443),
+            tls: system_tls()?,
+        }),
+        other => Err(format!(
+            "{url}: {other}:// is not a broker address (mqtt://, mqtts://, ws://, wss://)"
+        )),
+    }
 }
 
 /// Connects the console's MQTT worker and subscribes to everything.
@@ -1158,6 +1290,7 @@ fn connect(
     status: &watch::Sender<BackendStatus>,
     cancel: &CancellationToken,
     acks: crate::devices::commands::AckTracker,
+    subscriptions: Vec<(String, QoS)>,
 ) -> Worker {
     let (host, port, transport) = match target {
         Target::Tcp(addr) => {
@@ -1167,6 +1300,12 @@ fn connect(
                 .unwrap_or_else(|| (addr.clone(), 1883));
             (h, p, None)
         }
+        Target::Tls { host, port, tls } => (
+            host,
+            port,
+            Some(rumqttc::Transport::tls_with_config((*tls).clone().into())),
+        ),
+        Target::Ws { url, port } => (url, port, Some(rumqttc::Transport::Ws)),
         Target::Wss { url, port, tls } => (
             url,
             port,
@@ -1198,7 +1337,7 @@ fn connect(
             port,
             client_id: format!("mpbridge-console-{:08x}", rand::random::<u32>()),
             keep_alive: Duration::from_secs(30),
-            subscriptions: vec![("#".to_owned(), QoS::AtMostOnce)],
+            subscriptions,
             max_packet_bytes: crate::sandbox::broker::MAX_PAYLOAD_BYTES + 1024,
             transport,
         },
