@@ -130,6 +130,7 @@ fn every_panel_opens_and_language_switches_live() {
         ("Checks", "Keepalive test (75 s)"),
         ("Devices", "Start simulator"),
         ("Topics", "Topic tree"),
+        ("Broker", "New profile"),
         ("Settings", "Theme"),
         ("Overview", "Message rate"),
     ] {
@@ -724,4 +725,71 @@ fn connect_points_the_console_at_another_broker_over_tcp_and_websocket() {
             "{url}: the sandbox is not what the console watches"
         );
     }
+}
+
+#[test]
+fn broker_panel_imports_a_profile_connects_and_returns_to_the_sandbox() {
+    let rt = common::runtime();
+    let m = common::Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    // An MQTTX export pointing at this mosquitto.
+    let export = dir.path().join("mqttx.json");
+    std::fs::write(
+        &export,
+        format!(
+            r#"[{{"name":"Test mosquitto","host":"127.0.0.1","port":{},"protocol":"mqtt","clientId":"","subscriptions":[{{"topic":"plant/#","qos":0}}]}}]"#,
+            m.tcp_port
+        ),
+    )
+    .unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Broker").click();
+    h.run_steps(2);
+    h.state_mut().state.panels.broker.import_path = export.display().to_string();
+    h.get_by_label("Import").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.profiles.profiles.len(), 1);
+    let saved =
+        std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("profiles.json")).unwrap();
+    assert!(saved.contains("Test mosquitto"), "{saved}");
+    h.get_by_label_contains("Test mosquitto").click();
+    h.run_steps(2);
+    h.get_by_label("Connect").click();
+    step_until(&mut h, 20, "connected to mosquitto", |h| {
+        matches!(
+            h.state().live.status.broker,
+            mpbridge::mqtt::ConnState::Connected { .. }
+        ) && h
+            .query_by_label_contains("connected as mpbridge-")
+            .is_some()
+    });
+    let port = m.tcp_port;
+    rt.block_on(async move {
+        let (c, mut ev) = rumqttc::AsyncClient::new(
+            rumqttc::MqttOptions::new("plant-pub", "127.0.0.1", port),
+            10,
+        );
+        c.publish("plant/valve", rumqttc::QoS::AtLeastOnce, false, "open")
+            .await
+            .unwrap();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+            loop {
+                if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = ev.poll().await {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+    step_until(&mut h, 10, "the plant message in Topics", |h| {
+        h.state().live.topics.tree.find("plant/valve").is_some()
+    });
+    assert_eq!(h.state().live.topics.subs[0].filter, "plant/#");
+
+    // Back to the sandbox: its telemetry flows again.
+    h.get_by_label("Back to the sandbox").click();
+    let before = h.state().live.roster.live["esp8266-demo"].messages;
+    step_until(&mut h, 20, "sandbox telemetry again", |h| {
+        h.state().live.roster.live["esp8266-demo"].messages > before + 1
+    });
 }

@@ -31,6 +31,8 @@ pub enum Action {
     Roster(RosterEdit),
     /// Change the Topics panel's subscriptions (the backend is told separately).
     Topics(crate::ui::topics::TopicsEdit),
+    /// Change the saved broker profiles; saved to profiles.json at once.
+    Profiles(crate::ui::broker::ProfilesEdit),
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +54,8 @@ pub struct AppState {
     /// Language forced for this run (`--lang`), not saved.
     pub lang_override: Option<Language>,
     pub panels: ui::Panels,
+    /// Saved broker profiles (profiles.json).
+    pub profiles: crate::mqtt::profile::Profiles,
 }
 
 impl AppState {
@@ -96,7 +100,10 @@ impl ConsoleApp {
         let devices = crate::config::store::load::<crate::devices::config::DevicesConfig>(
             &env.paths.config_dir.join("devices.toml"),
         );
-        let banner = banner.or(devices.problem);
+        let profiles = crate::config::store::load::<crate::mqtt::profile::Profiles>(
+            &env.paths.config_dir.join("profiles.json"),
+        );
+        let banner = banner.or(devices.problem).or(profiles.problem);
         let mut live = LiveModel {
             roster: crate::devices::roster::Roster::new(devices.value),
             ..LiveModel::default()
@@ -109,6 +116,7 @@ impl ConsoleApp {
                 config,
                 lang_override: None,
                 panels: ui::Panels::default(),
+                profiles: profiles.value,
             },
             live,
             backend,
@@ -211,6 +219,7 @@ impl ConsoleApp {
                 }
                 Action::DismissBanner => self.notices.banner = None,
                 Action::Roster(edit) => self.edit_roster(edit),
+                Action::Profiles(edit) => self.edit_profiles(edit),
                 Action::Topics(edit) => {
                     use crate::ui::topics::TopicsEdit;
                     let topics = &mut self.live.topics;
@@ -224,6 +233,12 @@ impl ConsoleApp {
                             }
                         }
                         TopicsEdit::Remove(f) => topics.subs.retain(|s| s.filter != f),
+                        TopicsEdit::Replace(filters) => {
+                            topics.subs.clear();
+                            for f in filters {
+                                topics.subscribe(&f, 0);
+                            }
+                        }
                     }
                 }
             }
@@ -231,6 +246,59 @@ impl ConsoleApp {
         if save {
             self.save_config();
         }
+    }
+
+    fn edit_profiles(&mut self, edit: crate::ui::broker::ProfilesEdit) {
+        use crate::ui::broker::ProfilesEdit;
+        let t = ui::i18n::tr(self.state.lang());
+        let list = &mut self.state.profiles.profiles;
+        let mut note = None;
+        match edit {
+            ProfilesEdit::Put(Some(i), p) if i < list.len() => list[i] = *p,
+            ProfilesEdit::Put(_, p) => list.push(*p),
+            ProfilesEdit::Delete(i) => {
+                if i < list.len() {
+                    list.remove(i);
+                }
+            }
+            ProfilesEdit::Import(path) => {
+                let text = match std::fs::metadata(&path) {
+                    Ok(m) if m.len() > 16 * 1024 * 1024 => Err("larger than 16 MB".to_owned()),
+                    Ok(_) => std::fs::read_to_string(&path).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let parsed = text.and_then(|text| {
+                    use crate::config::store::ConfigFile as _;
+                    match crate::mqtt::profile::Profiles::parse(&text) {
+                        Ok(p) if text.contains("\"profiles\"") => Ok((p.profiles, Vec::new())),
+                        _ => crate::mqtt::profile::from_mqttx(&text),
+                    }
+                });
+                match parsed {
+                    Ok((found, notes)) => {
+                        let n = found.len();
+                        list.extend(found);
+                        let mut msg = ui::i18n::fill(t.broker_imported, &[&n, &path.display()]);
+                        for x in notes {
+                            msg.push_str("; ");
+                            msg.push_str(&x);
+                        }
+                        note = Some(msg);
+                    }
+                    Err(e) => {
+                        self.notices.toast =
+                            Some((format!("{}: {e}", path.display()), Instant::now()));
+                        return;
+                    }
+                }
+            }
+        }
+        let file = self.env.paths.config_dir.join("profiles.json");
+        let saved = match store::save(&file, &self.state.profiles) {
+            Ok(()) => ui::i18n::fill(t.saved, &[&file.display()]),
+            Err(e) => ui::i18n::fill(t.save_failed, &[&e]),
+        };
+        self.notices.toast = Some((note.unwrap_or(saved), Instant::now()));
     }
 
     fn edit_roster(&mut self, edit: RosterEdit) {

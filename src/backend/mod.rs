@@ -128,6 +128,16 @@ pub enum Command {
         text: String,
         reply: Reply<PathBuf, String>,
     },
+    /// Point the console's connection at a saved broker profile (the previous connection is
+    /// closed); answers the client id used.
+    ConnectProfile {
+        profile: Box<crate::mqtt::profile::Profile>,
+        reply: Reply<String, String>,
+    },
+    /// Close the console's connection.
+    DisconnectBroker,
+    /// Connect the console to the sandbox again (through its relay).
+    ConnectSandbox,
     /// Subscribe the console's connection (kept across reconnects).
     Subscribe {
         filter: String,
@@ -440,6 +450,9 @@ async fn run(
     // Device commands waiting for their answer, matched against every received message.
     let acks = crate::devices::commands::AckTracker::default();
     let mut console_target: Option<Target> = None;
+    let mut sandbox_target: Option<Target> = None;
+    // The profile the console is connected to, for second connections (flow, retained).
+    let mut console_profile: Option<crate::mqtt::profile::Profile> = None;
     let mut sim_cancel: Option<CancellationToken> = None;
 
     if opts.sandbox {
@@ -466,6 +479,7 @@ async fn run(
                     }
                 };
                 console_target = Some(target.clone());
+                sandbox_target = Some(target.clone());
                 if opts.connect.is_none() {
                     worker = Some(connect(
                         &handle,
@@ -723,12 +737,16 @@ async fn run(
                 });
             }
             Command::FindRetained { prefix, reply } => {
-                let Some(target) = console_target.clone() else {
-                    reply.send(Err("not connected to a broker".into()));
-                    continue;
-                };
+                let mqtt =
+                    match second_connection(console_target.as_ref(), console_profile.as_ref()) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            reply.send(Err(e));
+                            continue;
+                        }
+                    };
                 handle.spawn(async move {
-                    reply.send(find_retained(flow_options(target), &prefix).await);
+                    reply.send(find_retained(mqtt, &prefix).await);
                 });
             }
             Command::ClearRetained { topics, reply } => {
@@ -774,6 +792,61 @@ async fn run(
                     );
                 });
             }
+            Command::ConnectProfile { profile, reply } => match profile.mqtt_options() {
+                Ok(mqtt) => {
+                    if let Some(w) = worker.take() {
+                        w.stop();
+                    }
+                    let id = mqtt.client_id();
+                    tracing::info!(
+                        "connecting the console to profile \"{}\" ({})",
+                        profile.name,
+                        profile.url
+                    );
+                    console_target = None;
+                    console_profile = Some((*profile).clone());
+                    let subs = profile
+                        .subscriptions
+                        .iter()
+                        .map(|f| (f.clone(), QoS::AtMostOnce))
+                        .collect();
+                    worker = Some(Worker::spawn_with(
+                        &handle,
+                        mqtt,
+                        subs,
+                        console_sinks(&handle, &sink, &status, &cancel, acks.clone()),
+                        &cancel,
+                    ));
+                    reply.send(Ok(id));
+                }
+                Err(e) => reply.send(Err(e)),
+            },
+            Command::DisconnectBroker => {
+                if let Some(w) = worker.take() {
+                    w.stop();
+                }
+                console_target = None;
+                console_profile = None;
+                set_status(&status, &sink, |s| s.broker = ConnState::Idle);
+            }
+            Command::ConnectSandbox => {
+                if let Some(target) = sandbox_target.clone() {
+                    if let Some(w) = worker.take() {
+                        w.stop();
+                    }
+                    console_profile = None;
+                    console_target = Some(target.clone());
+                    worker = Some(connect(
+                        &handle,
+                        target,
+                        &sink,
+                        &status,
+                        &cancel,
+                        acks.clone(),
+                        vec![("#".to_owned(), QoS::AtMostOnce)],
+                    ));
+                }
+            }
             Command::Subscribe { filter, qos } => match &worker {
                 Some(w) => w.subscribe(&filter, qos),
                 None => tracing::warn!("not connected to a broker; {filter} not subscribed"),
@@ -814,12 +887,15 @@ async fn run(
                 });
             }
             Command::RunFlow { device, reply } => {
-                let Some(target) = console_target.clone() else {
-                    reply.send(Err("no broker to run the flow against".into()));
-                    continue;
-                };
+                let mqtt =
+                    match second_connection(console_target.as_ref(), console_profile.as_ref()) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            reply.send(Err(e));
+                            continue;
+                        }
+                    };
                 handle.spawn(async move {
-                    let mqtt = flow_options(target);
                     let steps =
                         crate::devices::flow::run(mqtt, &device, Duration::from_secs(10)).await;
                     reply.send(Ok(steps));
@@ -1008,6 +1084,25 @@ async fn find_retained(
         return Err("the broker did not acknowledge the subscription within 10 s".into());
     }
     Ok(found.into_iter().collect())
+}
+
+/// Options for a second connection to the broker the console is connected to.
+fn second_connection(
+    target: Option<&Target>,
+    profile: Option<&crate::mqtt::profile::Profile>,
+) -> Result<rumqttc::MqttOptions, String> {
+    match (target, profile) {
+        (Some(t), _) => Ok(flow_options(t.clone())),
+        (None, Some(p)) => {
+            let mut p = p.clone();
+            p.client_id = format!("{}-aux", p.client_id);
+            p.random_suffix = true;
+            p.will = None;
+            p.clean_session = true;
+            p.mqtt_options()
+        }
+        (None, None) => Err("not connected to a broker".into()),
+    }
 }
 
 /// MQTT options for a second connection over the console's transport (the demo flow).
@@ -1312,8 +1407,32 @@ fn connect(
             Some(rumqttc::Transport::wss_with_config((*tls).clone().into())),
         ),
     };
+    Worker::spawn(
+        handle,
+        WorkerOptions {
+            host,
+            port,
+            client_id: format!("mpbridge-console-{:08x}", rand::random::<u32>()),
+            keep_alive: Duration::from_secs(30),
+            subscriptions,
+            max_packet_bytes: crate::sandbox::broker::MAX_PAYLOAD_BYTES + 1024,
+            transport,
+        },
+        console_sinks(handle, sink, status, cancel, acks),
+        cancel,
+    )
+}
+
+/// The console connection's sinks: its state mirrored into the backend status, every message
+/// to the ack tracker and the UI.
+fn console_sinks(
+    handle: &tokio::runtime::Handle,
+    sink: &EventSink,
+    status: &watch::Sender<BackendStatus>,
+    cancel: &CancellationToken,
+    acks: crate::devices::commands::AckTracker,
+) -> WorkerSinks {
     let (state_tx, mut state_rx) = watch::channel(ConnState::Idle);
-    // Mirror the worker's connection state into the backend status.
     {
         let status = status.clone();
         let sink = sink.clone();
@@ -1330,26 +1449,13 @@ fn connect(
         });
     }
     let msg_sink = sink.clone();
-    Worker::spawn(
-        handle,
-        WorkerOptions {
-            host,
-            port,
-            client_id: format!("mpbridge-console-{:08x}", rand::random::<u32>()),
-            keep_alive: Duration::from_secs(30),
-            subscriptions,
-            max_packet_bytes: crate::sandbox::broker::MAX_PAYLOAD_BYTES + 1024,
-            transport,
-        },
-        WorkerSinks {
-            state: state_tx,
-            on_message: Box::new(move |m| {
-                acks.observe(&m.topic, &m.payload);
-                msg_sink.emit(Event::Message(m))
-            }),
-        },
-        cancel,
-    )
+    WorkerSinks {
+        state: state_tx,
+        on_message: Box::new(move |m| {
+            acks.observe(&m.topic, &m.payload);
+            msg_sink.emit(Event::Message(m))
+        }),
+    }
 }
 
 fn set_status(

@@ -1,6 +1,7 @@
 //! The console's MQTT client side: a worker task that owns a rumqttc event loop, and the
 //! plain types it reports with. No egui here.
 
+pub mod profile;
 pub mod topic;
 pub mod wire;
 pub mod worker;
@@ -49,6 +50,37 @@ pub fn backoff(attempt: u32) -> Duration {
     let base_ms = 250u64.saturating_mul(1u64 << attempt.min(6)).min(10_000);
     let jitter = rand::random_range(0..=base_ms / 4);
     Duration::from_millis(base_ms + jitter)
+}
+
+/// A connection failure in plain words: CONNACK codes decoded, the host named.
+pub fn describe_error(target: &str, e: &rumqttc::ConnectionError) -> String {
+    use rumqttc::{ConnectReturnCode as C, ConnectionError as E};
+    use std::io::ErrorKind;
+    match e {
+        E::ConnectionRefused(code) => {
+            let (n, text) = match code {
+                C::Success => (0, "accepted"),
+                C::RefusedProtocolVersion => (1, "unacceptable protocol version"),
+                C::BadClientId => (2, "client id rejected"),
+                C::ServiceUnavailable => (3, "server unavailable"),
+                C::BadUserNamePassword => (4, "bad user name or password"),
+                C::NotAuthorized => (5, "not authorized"),
+            };
+            format!("{target} refused the connection: {text} (CONNACK {n})")
+        }
+        E::Io(io) if io.kind() == ErrorKind::ConnectionRefused => {
+            format!("nothing accepts connections at {target}")
+        }
+        E::Io(io) if io.to_string().contains("lookup") || io.to_string().contains("resolve") => {
+            format!("cannot resolve the host of {target} ({io})")
+        }
+        E::Io(io) if io.kind() == ErrorKind::TimedOut => format!("{target} did not answer in time"),
+        E::Tls(t) => format!(
+            "{target}: the TLS handshake failed ({t}); `mpbridge cert fetch HOST:PORT` shows the certificate it serves"
+        ),
+        E::NetworkTimeout => format!("{target} did not answer in time"),
+        other => format!("{target}: {other}"),
+    }
 }
 
 #[cfg(test)]

@@ -57,13 +57,32 @@ impl Worker {
         if let Some(t) = opts.transport.clone() {
             mqtt.set_transport(t);
         }
+        Self::spawn_with(handle, mqtt, opts.subscriptions, sinks, parent)
+    }
+
+    /// Starts a worker on ready-made options (a broker profile).
+    pub fn spawn_with(
+        handle: &tokio::runtime::Handle,
+        mqtt: MqttOptions,
+        subscriptions: Vec<(String, QoS)>,
+        sinks: WorkerSinks,
+        parent: &CancellationToken,
+    ) -> Self {
+        let target = {
+            let (h, p) = mqtt.broker_address();
+            if h.contains("://") {
+                h
+            } else {
+                format!("{h}:{p}")
+            }
+        };
         let (client, eventloop) = AsyncClient::new(mqtt, 256);
         let cancel = parent.child_token();
-        let subscriptions = Arc::new(Mutex::new(opts.subscriptions.clone()));
+        let subscriptions = Arc::new(Mutex::new(subscriptions));
         handle.spawn(run(
             eventloop,
             client.clone(),
-            opts,
+            target,
             subscriptions.clone(),
             sinks,
             cancel.clone(),
@@ -105,16 +124,11 @@ impl Worker {
 async fn run(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    opts: WorkerOptions,
+    target: String,
     subscriptions: Arc<Mutex<Vec<(String, QoS)>>>,
     mut sinks: WorkerSinks,
     cancel: CancellationToken,
 ) {
-    let target = if opts.host.contains("://") {
-        opts.host.clone()
-    } else {
-        format!("{}:{}", opts.host, opts.port)
-    };
     let mut attempt: u32 = 0;
     sinks
         .state
@@ -153,7 +167,7 @@ async fn run(
             Err(e) => {
                 let retry_in = backoff(attempt);
                 attempt = attempt.saturating_add(1);
-                let error = format!("{target}: {e}");
+                let error = super::describe_error(&target, &e);
                 tracing::warn!(
                     "MQTT connection {error}; retrying in {} ms",
                     retry_in.as_millis()

@@ -1,5 +1,6 @@
 //! Panels and the shell around them. Only this module and `app/` use egui.
 
+pub mod broker;
 pub mod certs;
 pub mod checks;
 pub mod devices;
@@ -25,6 +26,7 @@ use i18n::{Tr, fill, tr};
 pub enum Tab {
     Overview,
     Relay,
+    Broker,
     Topics,
     Devices,
     Certs,
@@ -34,9 +36,10 @@ pub enum Tab {
 }
 
 impl Tab {
-    pub const ALL: [Tab; 8] = [
+    pub const ALL: [Tab; 9] = [
         Tab::Overview,
         Tab::Relay,
+        Tab::Broker,
         Tab::Topics,
         Tab::Devices,
         Tab::Certs,
@@ -53,6 +56,7 @@ impl Tab {
             Tab::Certs => "certs",
             Tab::Devices => "devices",
             Tab::Topics => "topics",
+            Tab::Broker => "broker",
             Tab::Checks => "checks",
             Tab::Log => "log",
             Tab::Settings => "settings",
@@ -70,6 +74,7 @@ impl Tab {
             Tab::Certs => t.nav_certs,
             Tab::Devices => t.nav_devices,
             Tab::Topics => t.nav_topics,
+            Tab::Broker => t.nav_broker,
             Tab::Checks => t.nav_checks,
             Tab::Log => t.nav_log,
             Tab::Settings => t.nav_settings,
@@ -86,6 +91,7 @@ pub struct Panels {
     pub checks: checks::ChecksPanel,
     pub devices: devices::DevicesPanel,
     pub topics: topics::TopicsPanel,
+    pub broker: broker::BrokerPanel,
     pub log: log::LogPanel,
     pub settings: settings::SettingsPanel,
 }
@@ -139,6 +145,10 @@ pub fn shell_ui(
         Tab::Overview => state.panels.overview.ui(ui, t, live, actions),
         Tab::Relay => state.panels.relay.ui(ui, t, live, actions),
         Tab::Topics => state.panels.topics.ui(ui, t, live, actions),
+        Tab::Broker => state
+            .panels
+            .broker
+            .ui(ui, t, &state.profiles, live, actions),
         Tab::Certs => {
             state
                 .panels

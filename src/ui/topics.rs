@@ -810,6 +810,8 @@ fn qos_of(q: u8) -> rumqttc::QoS {
 #[derive(Debug, Clone)]
 pub enum TopicsEdit {
     Subscribe(String, u8),
+    /// The console connected elsewhere: these are its subscriptions now.
+    Replace(Vec<String>),
     Enable(String, bool),
     Remove(String),
 }

@@ -1,0 +1,513 @@
+//! Broker profiles: saved connections (`profiles.json` in the config folder), with MQTTX's
+//! connection export importable as is. A profile turns into rumqttc options: tcp, tls, ws or
+//! wss, credentials, keepalive, clean session, last will, which roots to trust (this computer,
+//! the public list, or a CA file), a client certificate, ALPN, and — loudly — no verification.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{LastWill, MqttOptions, QoS, Transport};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+use crate::config::store::{ConfigFile, ParseError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustChoice {
+    /// This computer's certificate store.
+    #[default]
+    System,
+    /// Mozilla's public roots (webpki-roots), as WeChat and browsers.
+    Public,
+    /// Only the CA in `ca_file`.
+    File,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Will {
+    pub topic: String,
+    #[serde(default)]
+    pub payload: String,
+    #[serde(default)]
+    pub qos: u8,
+    #[serde(default)]
+    pub retain: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    /// `mqtt://host:1883`, `mqtts://host:8883`, `ws://host:8083/mqtt`, `wss://host/mqtt`.
+    pub url: String,
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Append `-xxxxxxxx` to the client id on every connect (two consoles, no takeover).
+    #[serde(default = "yes")]
+    pub random_suffix: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default = "default_keepalive")]
+    pub keepalive_secs: u16,
+    #[serde(default = "yes")]
+    pub clean_session: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will: Option<Will>,
+    #[serde(default)]
+    pub trust: TrustChoice,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+    /// Accept any certificate. For a broken test server only: the connection is not private.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Subscribed after every connect.
+    #[serde(default = "default_subscriptions")]
+    pub subscriptions: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_client_id() -> String {
+    "mpbridge".into()
+}
+fn default_keepalive() -> u16 {
+    60
+}
+fn default_subscriptions() -> Vec<String> {
+    vec!["#".into()]
+}
+
+impl Profile {
+    pub fn new(name: &str, url: &str) -> Self {
+        Profile {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            client_id: default_client_id(),
+            random_suffix: true,
+            username: None,
+            password: None,
+            keepalive_secs: 60,
+            clean_session: true,
+            will: None,
+            trust: TrustChoice::System,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            alpn: Vec::new(),
+            insecure: false,
+            subscriptions: default_subscriptions(),
+        }
+    }
+
+    /// The problems that keep it from connecting, in one sentence each.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("a profile needs a name".into());
+        }
+        split_url(&self.url)?;
+        if self.client_id.len() > 65_535 {
+            return Err("the client id is too long".into());
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err("MQTT 3.1.1 sends a password only with a user name".into());
+        }
+        if self.trust == TrustChoice::File && self.ca_file.is_none() {
+            return Err("trust = file needs a CA file".into());
+        }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return Err("a client certificate needs its key, and the other way round".into());
+        }
+        for f in &self.subscriptions {
+            if !super::topic::valid_filter(f) {
+                return Err(format!("\"{f}\" is not a valid topic filter"));
+            }
+        }
+        if let Some(w) = &self.will
+            && (w.topic.is_empty() || w.topic.contains(['+', '#']) || w.qos > 2)
+        {
+            return Err("the last will needs a topic without wildcards and a QoS of 0–2".into());
+        }
+        Ok(())
+    }
+
+    /// The client id for one connection.
+    pub fn effective_client_id(&self) -> String {
+        if self.random_suffix {
+            format!("{}-{:08x}", self.client_id, rand::random::<u32>())
+        } else {
+            self.client_id.clone()
+        }
+    }
+
+    /// rumqttc options for this profile; reading certificate files happens here.
+    pub fn mqtt_options(&self) -> Result<MqttOptions, String> {
+        self.validate()?;
+        let (scheme, host, port) = split_url(&self.url)?;
+        let id = self.effective_client_id();
+        let mut o = match scheme {
+            Scheme::Ws | Scheme::Wss => MqttOptions::new(id, self.url.trim(), port),
+            _ => MqttOptions::new(id, host, port),
+        };
+        o.set_keep_alive(Duration::from_secs(u64::from(self.keepalive_secs.max(5))));
+        o.set_clean_session(self.clean_session);
+        o.set_max_packet_size(4 << 20, 4 << 20);
+        if let Some(u) = &self.username {
+            o.set_credentials(
+                u.clone(),
+                self.password
+                    .as_ref()
+                    .map(|p| p.expose().to_owned())
+                    .unwrap_or_default(),
+            );
+        }
+        if let Some(w) = &self.will {
+            let qos = match w.qos {
+                0 => QoS::AtMostOnce,
+                1 => QoS::AtLeastOnce,
+                _ => QoS::ExactlyOnce,
+            };
+            o.set_last_will(LastWill::new(&w.topic, w.payload.clone(), qos, w.retain));
+        }
+        match scheme {
+            Scheme::Tcp => {}
+            Scheme::Ws => {
+                o.set_transport(Transport::Ws);
+            }
+            Scheme::Tls => {
+                o.set_transport(Transport::tls_with_config(self.tls_config()?.into()));
+            }
+            Scheme::Wss => {
+                o.set_transport(Transport::wss_with_config(self.tls_config()?.into()));
+            }
+        }
+        Ok(o)
+    }
+
+    fn tls_config(&self) -> Result<rustls::ClientConfig, String> {
+        let provider = crate::relay::tls::provider();
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let builder = if self.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(crate::certs::fetch::RecordOnly::new(
+                    provider,
+                )))
+        } else {
+            match self.trust {
+                TrustChoice::System => {
+                    let v = rustls_platform_verifier::Verifier::new(provider).map_err(|e| {
+                        format!("cannot load this computer's certificate store: {e}")
+                    })?;
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(Arc::new(v))
+                }
+                TrustChoice::Public => {
+                    let roots = rustls::RootCertStore {
+                        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                    };
+                    builder.with_root_certificates(roots)
+                }
+                TrustChoice::File => {
+                    let path = self
+                        .ca_file
+                        .as_ref()
+                        .ok_or("trust = file needs a CA file")?;
+                    let mut o = crate::certs::Opened::default();
+                    crate::certs::open::open_path(path, None, &mut o);
+                    if let Some(e) = o.errors.first() {
+                        return Err(format!("CA file: {e}"));
+                    }
+                    let mut roots = rustls::RootCertStore::empty();
+                    for c in o.certs {
+                        roots
+                            .add(c.der)
+                            .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                    }
+                    if roots.is_empty() {
+                        return Err(format!("{} holds no certificate", path.display()));
+                    }
+                    builder.with_root_certificates(roots)
+                }
+            }
+        };
+        let mut cfg = match (&self.client_cert, &self.client_key) {
+            (Some(c), Some(k)) => {
+                let mut o = crate::certs::Opened::default();
+                crate::certs::open::open_path(c, None, &mut o);
+                crate::certs::open::open_path(k, None, &mut o);
+                if let Some(e) = o.errors.first() {
+                    return Err(format!("client certificate: {e}"));
+                }
+                let key = o
+                    .keys
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| format!("{} holds no private key", k.display()))?;
+                builder
+                    .with_client_auth_cert(o.certs.into_iter().map(|c| c.der).collect(), key.der)
+                    .map_err(|e| format!("client certificate: {e}"))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        cfg.alpn_protocols = self.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+        Ok(cfg)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+fn split_url(url: &str) -> Result<(Scheme, String, u16), String> {
+    let url = url.trim();
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url}: expected mqtt://, mqtts://, ws:// or wss://"))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "mqtt" | "tcp" => Scheme::Tcp,
+        "mqtts" | "ssl" | "tls" => Scheme::Tls,
+        "ws" => Scheme::Ws,
+        "wss" => Scheme::Wss,
+        other => {
+            return Err(format!(
+                "{url}: {other}:// is not a broker address (mqtt://, mqtts://, ws://, wss://)"
+            ));
+        }
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            Some(
+                p.parse::<u16>()
+                    .map_err(|_| format!("{url}: bad port \"{p}\""))?,
+            ),
+        ),
+        _ => (authority.to_owned(), None),
+    };
+    if host.is_empty() {
+        return Err(format!("{url}: no host"));
+    }
+    let port = port.unwrap_or(match scheme {
+        Scheme::Tcp => 1883,
+        Scheme::Tls => 8883,
+        Scheme::Ws => 80,
+        Scheme::Wss => 443,
+    });
+    Ok((scheme, host, port))
+}
+
+/// `profiles.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profiles {
+    #[serde(default)]
+    pub profiles: Vec<Profile>,
+}
+
+impl ConfigFile for Profiles {
+    fn parse(text: &str) -> Result<Self, ParseError> {
+        let p: Profiles = serde_json::from_str(text).map_err(|e| ParseError {
+            line: Some(e.line()),
+            message: e.to_string(),
+        })?;
+        for x in &p.profiles {
+            x.validate().map_err(|e| ParseError {
+                line: None,
+                message: format!("profile \"{}\": {e}", x.name),
+            })?;
+        }
+        Ok(p)
+    }
+
+    fn render(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// MQTTX's connection export (a JSON array, or `{"connections": [...]}`), as profiles.
+/// Unknown fields are ignored; what cannot be carried over is said in the notes.
+pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let list = match &v {
+        serde_json::Value::Array(a) => a.clone(),
+        serde_json::Value::Object(o) => match o.get("connections").or_else(|| o.get("data")) {
+            Some(serde_json::Value::Array(a)) => a.clone(),
+            _ => vec![v.clone()],
+        },
+        _ => return Err("expected a list of MQTTX connections".into()),
+    };
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for c in list {
+        let s = |k: &str| c.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        let name = s("name").unwrap_or_else(|| "imported".into());
+        let Some(host) = s("host") else {
+            notes.push(format!("{name}: no host, skipped"));
+            continue;
+        };
+        let proto = s("protocol").unwrap_or_else(|| "mqtt".into());
+        let ssl = c.get("ssl").and_then(|x| x.as_bool()).unwrap_or(false);
+        let scheme = match (proto.as_str(), ssl) {
+            ("ws", false) => "ws",
+            ("ws" | "wss", _) => "wss",
+            ("mqtts", _) | (_, true) => "mqtts",
+            _ => "mqtt",
+        };
+        let port = c
+            .get("port")
+            .and_then(|x| {
+                x.as_u64()
+                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            })
+            .unwrap_or(match scheme {
+                "mqtts" => 8883,
+                "ws" => 8083,
+                "wss" => 8084,
+                _ => 1883,
+            });
+        let path = if scheme.starts_with("ws") {
+            s("path").unwrap_or_else(|| "/mqtt".into())
+        } else {
+            String::new()
+        };
+        let mut p = Profile::new(&name, &format!("{scheme}://{host}:{port}{path}"));
+        if let Some(id) = s("clientId").filter(|x| !x.is_empty()) {
+            p.client_id = id;
+            p.random_suffix = false;
+        }
+        p.username = s("username").filter(|x| !x.is_empty());
+        p.password = s("password")
+            .filter(|x| !x.is_empty() && p.username.is_some())
+            .map(Secret::new);
+        if let Some(k) = c.get("keepalive").and_then(|x| x.as_u64()) {
+            p.keepalive_secs = k.clamp(0, 65_535) as u16;
+        }
+        if let Some(clean) = c.get("clean").and_then(|x| x.as_bool()) {
+            p.clean_session = clean;
+        }
+        if c.get("rejectUnauthorized").and_then(|x| x.as_bool()) == Some(false) {
+            p.insecure = true;
+            notes.push(format!(
+                "{name}: certificate verification is off, as in MQTTX"
+            ));
+        }
+        if let Some(ca) = s("ca").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")) {
+            p.trust = TrustChoice::File;
+            p.ca_file = Some(PathBuf::from(ca));
+        }
+        if let (Some(cert), Some(key)) = (
+            s("cert").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")),
+            s("key").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")),
+        ) {
+            p.client_cert = Some(PathBuf::from(cert));
+            p.client_key = Some(PathBuf::from(key));
+        }
+        if let Some(w) = c.get("will")
+            && let Some(topic) = w
+                .get("lastWillTopic")
+                .and_then(|x| x.as_str())
+                .filter(|t| !t.is_empty())
+        {
+            p.will = Some(Will {
+                topic: topic.to_owned(),
+                payload: w
+                    .get("lastWillPayload")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("")
+                    .to_owned(),
+                qos: w
+                    .get("lastWillQos")
+                    .and_then(|x| x.as_u64())
+                    .unwrap_or(0)
+                    .min(2) as u8,
+                retain: w
+                    .get("lastWillRetain")
+                    .and_then(|x| x.as_bool())
+                    .unwrap_or(false),
+            });
+        }
+        if let Some(subs) = c.get("subscriptions").and_then(|x| x.as_array()) {
+            let topics: Vec<String> = subs
+                .iter()
+                .filter_map(|s| s.get("topic").and_then(|t| t.as_str()).map(str::to_owned))
+                .filter(|t| super::topic::valid_filter(t))
+                .collect();
+            if !topics.is_empty() {
+                p.subscriptions = topics;
+            }
+        }
+        if c.get("mqttVersion").and_then(|x| x.as_str()) == Some("5.0") {
+            notes.push(format!(
+                "{name}: MQTT 5 in MQTTX; connects with MQTT 3.1.1 here"
+            ));
+        }
+        match p.validate() {
+            Ok(()) => out.push(p),
+            Err(e) => notes.push(format!("{name}: {e}; skipped")),
+        }
+    }
+    Ok((out, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_validation() {
+        assert_eq!(
+            split_url("mqtt://a:1").unwrap(),
+            (Scheme::Tcp, "a".into(), 1)
+        );
+        assert_eq!(split_url("mqtts://a").unwrap().2, 8883);
+        assert_eq!(
+            split_url("wss://a/mqtt").unwrap(),
+            (Scheme::Wss, "a".into(), 443)
+        );
+        assert_eq!(
+            split_url("ws://[::1]:9/x").unwrap(),
+            (Scheme::Ws, "::1".into(), 9)
+        );
+        assert!(split_url("http://a").is_err());
+        let mut p = Profile::new("x", "mqtt://a:1");
+        assert!(p.validate().is_ok());
+        p.password = Some(Secret::new("s"));
+        assert!(p.validate().unwrap_err().contains("user name"));
+        p.username = Some("u".into());
+        p.subscriptions = vec!["a/#/b".into()];
+        assert!(p.validate().unwrap_err().contains("topic filter"));
+    }
+
+    #[test]
+    fn round_trip_keeps_the_password_masked_in_debug() {
+        let mut p = Profile::new("x", "mqtt://a:1");
+        p.username = Some("u".into());
+        p.password = Some(Secret::new("hunter2"));
+        let file = Profiles { profiles: vec![p] };
+        let text = file.render();
+        assert_eq!(Profiles::parse(&text).unwrap(), file);
+        assert!(!format!("{file:?}").contains("hunter2"));
+        let e = Profiles::parse("{\"profiles\": [ {\"name\": 1} ]}").unwrap_err();
+        assert_eq!(e.line, Some(1));
+    }
+}

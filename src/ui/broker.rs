@@ -1,0 +1,355 @@
+//! The Broker panel: saved connection profiles (create, edit, duplicate, delete, import our
+//! JSON or MQTTX's export, export), connect the console to one, or back to the sandbox.
+
+use egui::RichText;
+
+use super::i18n::{Tr, fill};
+use super::picker::waker;
+use super::tokens;
+use crate::app::{Action, LiveModel};
+use crate::backend::{Command, Requested};
+use crate::config::Secret;
+use crate::mqtt::ConnState;
+use crate::mqtt::profile::{Profile, Profiles, TrustChoice, Will};
+
+/// Changes to the saved profiles, applied (and saved) by the app.
+#[derive(Debug, Clone)]
+pub enum ProfilesEdit {
+    /// Insert or replace the profile at this index (`None`: append).
+    Put(Option<usize>, Box<Profile>),
+    Delete(usize),
+    /// Import a file (our `profiles.json` or an MQTTX export).
+    Import(std::path::PathBuf),
+}
+
+/// The form's text fields for a profile being edited.
+#[derive(Default)]
+struct Form {
+    index: Option<usize>,
+    p: Option<Profile>,
+    password: String,
+    will_topic: String,
+    will_payload: String,
+    ca: String,
+    cert: String,
+    key: String,
+    alpn: String,
+    subs: String,
+}
+
+impl Form {
+    fn load(index: Option<usize>, p: &Profile) -> Self {
+        let path = |x: &Option<std::path::PathBuf>| {
+            x.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        Form {
+            index,
+            password: p
+                .password
+                .as_ref()
+                .map(|s| s.expose().to_owned())
+                .unwrap_or_default(),
+            will_topic: p.will.as_ref().map(|w| w.topic.clone()).unwrap_or_default(),
+            will_payload: p
+                .will
+                .as_ref()
+                .map(|w| w.payload.clone())
+                .unwrap_or_default(),
+            ca: path(&p.ca_file),
+            cert: path(&p.client_cert),
+            key: path(&p.client_key),
+            alpn: p.alpn.join(", "),
+            subs: p.subscriptions.join(", "),
+            p: Some(p.clone()),
+        }
+    }
+
+    /// The profile as the form says.
+    fn profile(&self) -> Option<Profile> {
+        let mut p = self.p.clone()?;
+        let opt = |s: &str| Some(s.trim().to_owned()).filter(|x| !x.is_empty());
+        p.password = opt(&self.password).map(Secret::new);
+        p.username = p.username.filter(|u| !u.trim().is_empty());
+        p.will = opt(&self.will_topic).map(|topic| Will {
+            topic,
+            payload: self.will_payload.clone(),
+            qos: p.will.as_ref().map(|w| w.qos).unwrap_or(0),
+            retain: p.will.as_ref().map(|w| w.retain).unwrap_or(false),
+        });
+        p.ca_file = opt(&self.ca).map(Into::into);
+        p.client_cert = opt(&self.cert).map(Into::into);
+        p.client_key = opt(&self.key).map(Into::into);
+        let list = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect()
+        };
+        p.alpn = list(&self.alpn);
+        p.subscriptions = list(&self.subs);
+        Some(p)
+    }
+}
+
+#[derive(Default)]
+pub struct BrokerPanel {
+    form: Form,
+    pub import_path: String,
+    connecting: Option<Requested<String, String>>,
+    export: Option<Requested<std::path::PathBuf, String>>,
+}
+
+impl BrokerPanel {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        profiles: &Profiles,
+        live: &LiveModel,
+        actions: &mut Vec<Action>,
+    ) {
+        if self.form.p.is_none()
+            && let Some(first) = profiles.profiles.first()
+        {
+            self.form = Form::load(Some(0), first);
+        }
+        ui.heading(t.nav_broker);
+        ui.label(RichText::new(t.broker_intro).color(tokens::MUTED));
+        // The connection now.
+        ui.horizontal_wrapped(|ui| {
+            let (text, color) = super::conn_state(t, &live.status.broker);
+            ui.label(format!("{}:", t.broker));
+            ui.colored_label(color, text);
+            if let ConnState::Disconnected { error, .. } = &live.status.broker {
+                ui.colored_label(tokens::BAD, error);
+            }
+            if ui.button(t.broker_disconnect).clicked() {
+                actions.push(Action::Backend(Command::DisconnectBroker));
+            }
+            if ui.button(t.broker_sandbox).clicked() {
+                actions.push(Action::Backend(Command::ConnectSandbox));
+                actions.push(Action::Topics(super::topics::TopicsEdit::Replace(vec![
+                    "#".into(),
+                ])));
+            }
+            match self.connecting.as_mut().map(|r| r.poll()) {
+                Some(Some(Ok(id))) => {
+                    ui.label(
+                        RichText::new(fill(t.broker_client_id_used, &[id])).color(tokens::MUTED),
+                    );
+                }
+                Some(Some(Err(e))) => {
+                    ui.colored_label(tokens::BAD, e.as_str());
+                }
+                _ => {}
+            }
+        });
+        ui.separator();
+        egui::Panel::left("broker-profiles")
+            .resizable(true)
+            .default_size(240.0)
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    if ui.button(t.broker_new).clicked() {
+                        self.form =
+                            Form::load(None, &Profile::new("new broker", "mqtt://127.0.0.1:1883"));
+                    }
+                });
+                for (i, p) in profiles.profiles.iter().enumerate() {
+                    let selected = self.form.index == Some(i);
+                    if ui
+                        .selectable_label(selected, format!("{}\n{}", p.name, p.url))
+                        .clicked()
+                    {
+                        self.form = Form::load(Some(i), p);
+                    }
+                }
+                ui.separator();
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.import_path)
+                        .hint_text(t.broker_import_hint)
+                        .desired_width(200.0),
+                );
+                ui.horizontal(|ui| {
+                    if ui
+                        .add_enabled(
+                            !self.import_path.trim().is_empty(),
+                            egui::Button::new(t.broker_import),
+                        )
+                        .clicked()
+                    {
+                        actions.push(Action::Profiles(ProfilesEdit::Import(
+                            self.import_path.trim().into(),
+                        )));
+                    }
+                    if ui.button(t.broker_export).clicked() {
+                        // Exported without passwords: the file may travel.
+                        let mut copy = profiles.clone();
+                        for p in &mut copy.profiles {
+                            p.password = None;
+                        }
+                        let (req, reply) = Requested::new(waker(ui));
+                        self.export = Some(req);
+                        actions.push(Action::Backend(Command::ExportText {
+                            file_name: "profiles.json".into(),
+                            text: crate::config::store::ConfigFile::render(&copy),
+                            reply,
+                        }));
+                    }
+                });
+                match self.export.as_mut().map(|r| r.poll()) {
+                    Some(Some(Ok(p))) => {
+                        ui.colored_label(tokens::OK, fill(t.certs_written, &[&p.display()]));
+                    }
+                    Some(Some(Err(e))) => {
+                        ui.colored_label(tokens::BAD, e.as_str());
+                    }
+                    _ => {}
+                }
+            });
+        egui::ScrollArea::vertical()
+            .id_salt("broker-form")
+            .auto_shrink([false, false])
+            .show(ui, |ui| self.form_ui(ui, t, actions));
+    }
+
+    fn form_ui(&mut self, ui: &mut egui::Ui, t: &Tr, actions: &mut Vec<Action>) {
+        let Some(p) = self.form.p.as_mut() else {
+            ui.label(RichText::new(t.broker_pick).color(tokens::MUTED));
+            return;
+        };
+        egui::Grid::new("broker-form-grid")
+            .num_columns(2)
+            .spacing([10.0, 6.0])
+            .show(ui, |ui| {
+                let row = |ui: &mut egui::Ui, label: &str, v: &mut String, hint: &str| {
+                    let l = ui.label(label);
+                    ui.add(
+                        egui::TextEdit::singleline(v)
+                            .hint_text(hint)
+                            .desired_width(360.0),
+                    )
+                    .labelled_by(l.id);
+                    ui.end_row();
+                };
+                row(ui, t.broker_name, &mut p.name, "");
+                row(
+                    ui,
+                    t.broker_url,
+                    &mut p.url,
+                    "mqtts://broker.example.com:8883",
+                );
+                let l = ui.label(t.broker_client_id);
+                ui.horizontal(|ui| {
+                    ui.add(egui::TextEdit::singleline(&mut p.client_id).desired_width(200.0))
+                        .labelled_by(l.id);
+                    ui.checkbox(&mut p.random_suffix, t.broker_random_suffix);
+                });
+                ui.end_row();
+                let mut user = p.username.clone().unwrap_or_default();
+                row(ui, t.broker_username, &mut user, "");
+                p.username = Some(user).filter(|u| !u.is_empty());
+                let l = ui.label(t.certs_password);
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.form.password)
+                        .password(true)
+                        .desired_width(200.0),
+                )
+                .labelled_by(l.id);
+                ui.end_row();
+                ui.label(t.broker_keepalive);
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::DragValue::new(&mut p.keepalive_secs)
+                            .range(5..=65_535)
+                            .suffix(" s"),
+                    );
+                    ui.checkbox(&mut p.clean_session, t.broker_clean);
+                });
+                ui.end_row();
+                row(
+                    ui,
+                    t.broker_will_topic,
+                    &mut self.form.will_topic,
+                    "devices/console/status",
+                );
+                row(
+                    ui,
+                    t.broker_will_payload,
+                    &mut self.form.will_payload,
+                    "offline",
+                );
+                ui.label(t.broker_trust);
+                ui.horizontal(|ui| {
+                    for (choice, label) in [
+                        (TrustChoice::System, t.broker_trust_system),
+                        (TrustChoice::Public, t.broker_trust_public),
+                        (TrustChoice::File, t.broker_trust_file),
+                    ] {
+                        ui.selectable_value(&mut p.trust, choice, label);
+                    }
+                });
+                ui.end_row();
+                row(ui, t.broker_ca_file, &mut self.form.ca, "/path/ca.pem");
+                row(ui, t.broker_client_cert, &mut self.form.cert, "");
+                row(ui, t.broker_client_key, &mut self.form.key, "");
+                row(ui, "ALPN", &mut self.form.alpn, "mqtt");
+                row(ui, t.broker_subscriptions, &mut self.form.subs, "#");
+                ui.label("");
+                ui.checkbox(&mut p.insecure, t.broker_insecure);
+                ui.end_row();
+            });
+        if self.form.p.as_ref().is_some_and(|p| p.insecure) {
+            ui.colored_label(tokens::BAD, t.broker_insecure_warning);
+        }
+        let built = self.form.profile();
+        let valid = built.as_ref().map(|p| p.validate());
+        if let Some(Err(e)) = &valid {
+            ui.colored_label(tokens::WARN, e);
+        }
+        let ok = matches!(valid, Some(Ok(())));
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(ok, egui::Button::new(t.devices_save))
+                .clicked()
+                && let Some(p) = built.clone()
+            {
+                actions.push(Action::Profiles(ProfilesEdit::Put(
+                    self.form.index,
+                    Box::new(p),
+                )));
+                // A new profile is appended: the form leaves "new" mode.
+                self.form.p = None;
+            }
+            if ui
+                .add_enabled(ok, egui::Button::new(t.broker_connect))
+                .clicked()
+                && let Some(p) = built.clone()
+            {
+                let (req, reply) = Requested::new(waker(ui));
+                self.connecting = Some(req);
+                actions.push(Action::Topics(super::topics::TopicsEdit::Replace(
+                    p.subscriptions.clone(),
+                )));
+                actions.push(Action::Backend(Command::ConnectProfile {
+                    profile: Box::new(p),
+                    reply,
+                }));
+            }
+            if let Some(i) = self.form.index {
+                if ui.button(t.broker_duplicate).clicked()
+                    && let Some(mut p) = built.clone()
+                {
+                    p.name = format!("{} (2)", p.name);
+                    actions.push(Action::Profiles(ProfilesEdit::Put(None, Box::new(p))));
+                }
+                if ui.button(t.devices_remove).clicked() {
+                    actions.push(Action::Profiles(ProfilesEdit::Delete(i)));
+                    self.form = Form::default();
+                }
+            }
+        });
+    }
+}
