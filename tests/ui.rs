@@ -542,6 +542,17 @@ fn topics_panel_subscribe_publish_views_clear_retained_and_export() {
         h.get_by_label("Publish").click_accesskit();
         h.run_steps(1);
     }
+    // Save the form as a named payload: it lands in payloads.json.
+    h.state_mut().state.panels.topics.save_name = "second".into();
+    h.get_by_label("Save payload").click();
+    h.run_steps(2);
+    let saved =
+        std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("payloads.json")).unwrap();
+    assert!(
+        saved.contains("\"name\": \"second\"") && saved.contains("lab/a/two"),
+        "{saved}"
+    );
+    assert_eq!(h.state().state.saved_payloads.items.len(), 1);
     step_until(&mut h, 10, "both back from the broker", |h| {
         h.state().live.topics.tree.find("lab/a/two").is_some()
             && h.state().live.topics.tree.find("lab/a/one").is_some()
@@ -791,5 +802,121 @@ fn broker_panel_imports_a_profile_connects_and_returns_to_the_sandbox() {
     let before = h.state().live.roster.live["esp8266-demo"].messages;
     step_until(&mut h, 20, "sandbox telemetry again", |h| {
         h.state().live.roster.live["esp8266-demo"].messages > before + 1
+    });
+}
+
+#[test]
+fn qos1_published_while_the_broker_is_down_arrives_after_it_returns() {
+    let rt = common::runtime();
+    let pdir = tempfile::tempdir().unwrap();
+    let mut m = common::Mosquitto::start_with(&format!(
+        // `user root`: started as root, mosquitto would drop to its own user and could not
+        // write the test's folder (ignored when not root).
+        "user root\npersistence true\npersistence_location {}/\nautosave_interval 1\nautosave_on_changes true",
+        pdir.path().display()
+    ));
+    let port = m.tcp_port;
+    // A device with a persistent session subscribed to queue/#, then offline.
+    let sub_opts = move || {
+        let mut o = rumqttc::MqttOptions::new("queue-reader", "127.0.0.1", port);
+        o.set_clean_session(false);
+        o.set_keep_alive(std::time::Duration::from_secs(30));
+        o
+    };
+    rt.block_on(async {
+        let (c, mut ev) = rumqttc::AsyncClient::new(sub_opts(), 10);
+        c.subscribe("queue/#", rumqttc::QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        common::within(10, "SUBACK", async {
+            loop {
+                if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) = ev.poll().await {
+                    break;
+                }
+            }
+        })
+        .await;
+        c.disconnect().await.ok();
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(300), ev.poll()).await;
+    });
+    // Let mosquitto write the session down before it is killed.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console_with(
+        &rt,
+        dir.path(),
+        None,
+        Some(mpbridge::backend::ConnectTo {
+            url: format!("mqtt://127.0.0.1:{port}"),
+            subscribe: vec!["queue/#".into()],
+        }),
+    );
+    step_until(&mut h, 20, "console connected", |h| {
+        matches!(
+            h.state().live.status.broker,
+            mpbridge::mqtt::ConnState::Connected { .. }
+        )
+    });
+    // The broker vanishes mid-stream: the console notices and keeps retrying, no hang.
+    m.stop();
+    step_until(&mut h, 20, "console sees the broker gone", |h| {
+        !matches!(
+            h.state().live.status.broker,
+            mpbridge::mqtt::ConnState::Connected { .. }
+        )
+    });
+    h.state()
+        .backend()
+        .send(mpbridge::backend::Command::Publish {
+            topic: "queue/job".into(),
+            payload: b"sent while the broker was down".to_vec(),
+            qos: rumqttc::QoS::AtLeastOnce,
+            retain: false,
+        })
+        .ok()
+        .unwrap();
+    m.restart();
+    // (The console's own copy may not come back: after a reconnect the queued PUBLISH can
+    // reach the broker before the console's SUBSCRIBE does. The device is the proof.)
+    step_until(&mut h, 40, "console reconnected", |h| {
+        matches!(
+            h.state().live.status.broker,
+            mpbridge::mqtt::ConnState::Connected { .. }
+        )
+    });
+    // The offline device gets it too, from its persistent session.
+    let got = rt.block_on(async move {
+        let (_c, mut ev) = rumqttc::AsyncClient::new(sub_opts(), 10);
+        common::within(15, "the queued message at the device", async {
+            loop {
+                if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = ev.poll().await {
+                    break String::from_utf8_lossy(&p.payload).into_owned();
+                }
+            }
+        })
+        .await
+    });
+    assert_eq!(got, "sent while the broker was down");
+    // And the stream flows again: a new message reaches the console's Topics store.
+    rt.block_on(async move {
+        let (c, mut ev) = rumqttc::AsyncClient::new(
+            rumqttc::MqttOptions::new("queue-writer", "127.0.0.1", port),
+            10,
+        );
+        c.publish("queue/after", rumqttc::QoS::AtLeastOnce, false, "back")
+            .await
+            .unwrap();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+            loop {
+                if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = ev.poll().await {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+    step_until(&mut h, 20, "new messages after the outage", |h| {
+        h.state().live.topics.tree.find("queue/after").is_some()
     });
 }

@@ -33,6 +33,8 @@ pub enum Action {
     Topics(crate::ui::topics::TopicsEdit),
     /// Change the saved broker profiles; saved to profiles.json at once.
     Profiles(crate::ui::broker::ProfilesEdit),
+    /// Change the saved payloads; saved to payloads.json at once.
+    SavedPayloads(crate::ui::topics::SavedEdit),
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +58,8 @@ pub struct AppState {
     pub panels: ui::Panels,
     /// Saved broker profiles (profiles.json).
     pub profiles: crate::mqtt::profile::Profiles,
+    /// Saved payloads for the publish form (payloads.json).
+    pub saved_payloads: crate::topics::saved::SavedPayloads,
 }
 
 impl AppState {
@@ -103,7 +107,13 @@ impl ConsoleApp {
         let profiles = crate::config::store::load::<crate::mqtt::profile::Profiles>(
             &env.paths.config_dir.join("profiles.json"),
         );
-        let banner = banner.or(devices.problem).or(profiles.problem);
+        let saved = crate::config::store::load::<crate::topics::saved::SavedPayloads>(
+            &env.paths.config_dir.join("payloads.json"),
+        );
+        let banner = banner
+            .or(devices.problem)
+            .or(profiles.problem)
+            .or(saved.problem);
         let mut live = LiveModel {
             roster: crate::devices::roster::Roster::new(devices.value),
             ..LiveModel::default()
@@ -117,6 +127,7 @@ impl ConsoleApp {
                 lang_override: None,
                 panels: ui::Panels::default(),
                 profiles: profiles.value,
+                saved_payloads: saved.value,
             },
             live,
             backend,
@@ -220,6 +231,28 @@ impl ConsoleApp {
                 Action::DismissBanner => self.notices.banner = None,
                 Action::Roster(edit) => self.edit_roster(edit),
                 Action::Profiles(edit) => self.edit_profiles(edit),
+                Action::SavedPayloads(edit) => {
+                    use crate::ui::topics::SavedEdit;
+                    let items = &mut self.state.saved_payloads.items;
+                    match edit {
+                        SavedEdit::Add(p) => {
+                            items.retain(|x| x.name != p.name);
+                            items.push(p);
+                        }
+                        SavedEdit::Remove(i) => {
+                            if i < items.len() {
+                                items.remove(i);
+                            }
+                        }
+                    }
+                    let file = self.env.paths.config_dir.join("payloads.json");
+                    let t = ui::i18n::tr(self.state.lang());
+                    let text = match store::save(&file, &self.state.saved_payloads) {
+                        Ok(()) => ui::i18n::fill(t.saved, &[&file.display()]),
+                        Err(e) => ui::i18n::fill(t.save_failed, &[&e]),
+                    };
+                    self.notices.toast = Some((text, Instant::now()));
+                }
                 Action::Topics(edit) => {
                     use crate::ui::topics::TopicsEdit;
                     let topics = &mut self.live.topics;

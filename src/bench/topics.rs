@@ -87,6 +87,7 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
     let mut live = LiveModel::default();
     live.topics.subscribe("#", 0);
     let mut panel = TopicsPanel::default();
+    let saved = crate::topics::saved::SavedPayloads::default();
 
     let (tx, mut rx) = mpsc::channel::<Msg>(crate::backend::EVENT_CAPACITY);
     let dropped = Arc::new(AtomicU64::new(0));
@@ -148,7 +149,7 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
         input.time = Some(started.elapsed().as_secs_f64());
         let mut actions = Vec::new();
         let out = ctx.run_ui(input.clone(), |ui| {
-            panel.ui(ui, t, &live, &mut actions);
+            panel.ui(ui, t, &live, &saved, &mut actions);
         });
         let egui::FullOutput {
             shapes,

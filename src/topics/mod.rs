@@ -3,6 +3,7 @@
 //! event pump; no egui, no sockets.
 
 pub mod rate;
+pub mod saved;
 pub mod store;
 pub mod tree;
 pub mod view;

@@ -144,7 +144,10 @@ pub fn shell_ui(
     egui::CentralPanel::default().show(ui, |ui| match state.tab {
         Tab::Overview => state.panels.overview.ui(ui, t, live, actions),
         Tab::Relay => state.panels.relay.ui(ui, t, live, actions),
-        Tab::Topics => state.panels.topics.ui(ui, t, live, actions),
+        Tab::Topics => state
+            .panels
+            .topics
+            .ui(ui, t, live, &state.saved_payloads, actions),
         Tab::Broker => state
             .panels
             .broker

@@ -28,6 +28,24 @@ pub enum PayloadKind {
 }
 
 impl PayloadKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            PayloadKind::Text => "text",
+            PayloadKind::Json => "json",
+            PayloadKind::Hex => "hex",
+            PayloadKind::Base64 => "base64",
+        }
+    }
+
+    pub fn from_code(s: &str) -> Self {
+        match s {
+            "json" => PayloadKind::Json,
+            "hex" => PayloadKind::Hex,
+            "base64" => PayloadKind::Base64,
+            _ => PayloadKind::Text,
+        }
+    }
+
     const ALL: [PayloadKind; 4] = [
         PayloadKind::Text,
         PayloadKind::Json,
@@ -101,6 +119,7 @@ pub struct TopicsPanel {
     history: Vec<(String, String, PayloadKind, u8, bool)>,
     pub_error: Option<String>,
     pub clear_prefix: String,
+    pub save_name: String,
     clear_preview: Option<Requested<Vec<String>, String>>,
     clearing: Option<Requested<usize, String>>,
     export: Option<Requested<std::path::PathBuf, String>>,
@@ -131,6 +150,7 @@ impl Default for TopicsPanel {
             history: Vec::new(),
             pub_error: None,
             clear_prefix: String::new(),
+            save_name: String::new(),
             clear_preview: None,
             clearing: None,
             export: None,
@@ -153,7 +173,14 @@ fn human(n: usize) -> String {
 }
 
 impl TopicsPanel {
-    pub fn ui(&mut self, ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec<Action>) {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        live: &LiveModel,
+        saved: &crate::topics::saved::SavedPayloads,
+        actions: &mut Vec<Action>,
+    ) {
         let topics = &live.topics;
         ui.heading(t.nav_topics);
         self.subscriptions_ui(ui, t, topics, actions);
@@ -161,7 +188,7 @@ impl TopicsPanel {
         ui.separator();
         egui::Panel::bottom("topics-publish")
             .resizable(false)
-            .show(ui, |ui| self.publish_ui(ui, t, actions));
+            .show(ui, |ui| self.publish_ui(ui, t, saved, actions));
         egui::Panel::left("topics-tree")
             .resizable(true)
             .default_size(300.0)
@@ -653,7 +680,13 @@ impl TopicsPanel {
             });
     }
 
-    fn publish_ui(&mut self, ui: &mut egui::Ui, t: &Tr, actions: &mut Vec<Action>) {
+    fn publish_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        saved: &crate::topics::saved::SavedPayloads,
+        actions: &mut Vec<Action>,
+    ) {
         egui::CollapsingHeader::new(t.topics_publish_title)
             .id_salt("topics-publish-section")
             .default_open(false)
@@ -712,6 +745,58 @@ impl TopicsPanel {
                         && !self.pub_payload.is_empty()
                     {
                         ui.colored_label(tokens::BAD, e);
+                    }
+                });
+                // Saved payloads: reuse with a click, save the form under a name.
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(RichText::new(t.topics_saved).small().color(tokens::MUTED));
+                    let mut reuse = None;
+                    let mut remove = None;
+                    for (i, item) in saved.items.iter().enumerate() {
+                        if ui
+                            .small_button(&item.name)
+                            .on_hover_text(&item.topic)
+                            .clicked()
+                        {
+                            reuse = Some(item.clone());
+                        }
+                        if ui.small_button("✕").on_hover_text(t.certs_remove).clicked() {
+                            remove = Some(i);
+                        }
+                    }
+                    if let Some(item) = reuse {
+                        self.pub_topic = item.topic;
+                        self.pub_payload = item.payload;
+                        self.pub_kind = PayloadKind::from_code(&item.kind);
+                        self.pub_qos = item.qos.min(2);
+                        self.pub_retain = item.retain;
+                    }
+                    if let Some(i) = remove {
+                        actions.push(Action::SavedPayloads(SavedEdit::Remove(i)));
+                    }
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.save_name)
+                            .hint_text(t.topics_save_name)
+                            .desired_width(120.0),
+                    );
+                    if ui
+                        .add_enabled(
+                            !self.save_name.trim().is_empty() && !self.pub_topic.trim().is_empty(),
+                            egui::Button::new(t.topics_save_payload),
+                        )
+                        .clicked()
+                    {
+                        actions.push(Action::SavedPayloads(SavedEdit::Add(
+                            crate::topics::saved::SavedPayload {
+                                name: self.save_name.trim().to_owned(),
+                                topic: self.pub_topic.trim().to_owned(),
+                                payload: self.pub_payload.clone(),
+                                kind: self.pub_kind.code().to_owned(),
+                                qos: self.pub_qos,
+                                retain: self.pub_retain,
+                            },
+                        )));
+                        self.save_name.clear();
                     }
                 });
                 if !self.history.is_empty() {
@@ -814,4 +899,11 @@ pub enum TopicsEdit {
     Replace(Vec<String>),
     Enable(String, bool),
     Remove(String),
+}
+
+/// Changes to the saved payloads, applied (and saved) by the app.
+#[derive(Debug, Clone)]
+pub enum SavedEdit {
+    Add(crate::topics::saved::SavedPayload),
+    Remove(usize),
 }
