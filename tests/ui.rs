@@ -706,25 +706,7 @@ fn connect_points_the_console_at_another_broker_over_tcp_and_websocket() {
         });
         // Something published on mosquitto by another client reaches the Topics panel.
         let port = m.tcp_port;
-        rt.block_on(async move {
-            let (c, mut ev) = rumqttc::AsyncClient::new(
-                rumqttc::MqttOptions::new("field-pub", "127.0.0.1", port),
-                10,
-            );
-            c.publish("field/pump/1", rumqttc::QoS::AtLeastOnce, false, "on")
-                .await
-                .unwrap();
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
-                loop {
-                    if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) =
-                        ev.poll().await
-                    {
-                        break;
-                    }
-                }
-            })
-            .await;
-        });
+        publish_once(&rt, port, "field-pub", "field/pump/1", "on");
         step_until(&mut h, 10, "the message in the Topics store", |h| {
             h.state().live.topics.tree.find("field/pump/1").is_some()
         });
@@ -775,23 +757,7 @@ fn broker_panel_imports_a_profile_connects_and_returns_to_the_sandbox() {
             .is_some()
     });
     let port = m.tcp_port;
-    rt.block_on(async move {
-        let (c, mut ev) = rumqttc::AsyncClient::new(
-            rumqttc::MqttOptions::new("plant-pub", "127.0.0.1", port),
-            10,
-        );
-        c.publish("plant/valve", rumqttc::QoS::AtLeastOnce, false, "open")
-            .await
-            .unwrap();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
-            loop {
-                if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = ev.poll().await {
-                    break;
-                }
-            }
-        })
-        .await;
-    });
+    publish_once(&rt, port, "plant-pub", "plant/valve", "open");
     step_until(&mut h, 10, "the plant message in Topics", |h| {
         h.state().live.topics.tree.find("plant/valve").is_some()
     });
@@ -899,15 +865,22 @@ fn qos1_published_while_the_broker_is_down_arrives_after_it_returns() {
     });
     assert_eq!(got, "sent while the broker was down");
     // And the stream flows again: a new message reaches the console's Topics store.
+    publish_once(&rt, port, "queue-writer", "queue/after", "back");
+    step_until(&mut h, 20, "new messages after the outage", |h| {
+        h.state().live.topics.tree.find("queue/after").is_some()
+    });
+}
+
+/// Publishes one QoS 1 message to the broker on 127.0.0.1:`port` and waits for its PUBACK.
+fn publish_once(rt: &tokio::runtime::Runtime, port: u16, id: &str, topic: &str, payload: &str) {
+    let (id, topic, payload) = (id.to_owned(), topic.to_owned(), payload.to_owned());
     rt.block_on(async move {
-        let (c, mut ev) = rumqttc::AsyncClient::new(
-            rumqttc::MqttOptions::new("queue-writer", "127.0.0.1", port),
-            10,
-        );
-        c.publish("queue/after", rumqttc::QoS::AtLeastOnce, false, "back")
+        let (c, mut ev) =
+            rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(id, "127.0.0.1", port), 10);
+        c.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
             .await
             .unwrap();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        common::within(5, "PUBACK", async {
             loop {
                 if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = ev.poll().await {
                     break;
@@ -915,8 +888,5 @@ fn qos1_published_while_the_broker_is_down_arrives_after_it_returns() {
             }
         })
         .await;
-    });
-    step_until(&mut h, 20, "new messages after the outage", |h| {
-        h.state().live.topics.tree.find("queue/after").is_some()
     });
 }

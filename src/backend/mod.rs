@@ -122,6 +122,12 @@ pub enum Command {
         topics: Vec<String>,
         reply: Reply<usize, String>,
     },
+    /// Write messages as JSONL or CSV into `<data>/exports/` (serialised off the UI thread).
+    ExportMessages {
+        messages: Vec<crate::topics::Stored>,
+        csv: bool,
+        reply: Reply<PathBuf, String>,
+    },
     /// Write text into `<data>/exports/NAME`.
     ExportText {
         file_name: String,
@@ -508,7 +514,10 @@ async fn run(
     if let Some(c) = &opts.connect {
         match target_from_url(&c.url) {
             Ok(target) => {
-                tracing::info!("connecting the console to {}", c.url);
+                tracing::info!(
+                    "connecting the console to {}",
+                    crate::checks::url::redact(&c.url)
+                );
                 console_target = Some(target.clone());
                 let subs = c
                     .filters()
@@ -770,6 +779,30 @@ async fn run(
                     }
                     tracing::info!("cleared {sent} retained message(s)");
                     reply.send(Ok(sent));
+                });
+            }
+            Command::ExportMessages {
+                messages,
+                csv,
+                reply,
+            } => {
+                let dir = opts.paths.data_dir.join("exports");
+                handle.spawn_blocking(move || {
+                    let (ext, text) = if csv {
+                        ("csv", crate::topics::to_csv(messages.iter()))
+                    } else {
+                        ("jsonl", crate::topics::to_jsonl(messages.iter()))
+                    };
+                    let path = dir.join(format!(
+                        "messages-{}.{ext}",
+                        chrono::Local::now().format("%Y%m%d-%H%M%S")
+                    ));
+                    reply.send(
+                        std::fs::create_dir_all(&dir)
+                            .and_then(|_| crate::config::store::save_atomic(&path, &text))
+                            .map(|_| path.clone())
+                            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+                    );
                 });
             }
             Command::ExportText {
@@ -1043,7 +1076,7 @@ async fn find_retained(
 ) -> Result<Vec<String>, String> {
     use rumqttc::{Event, Packet};
     mqtt.set_keep_alive(Duration::from_secs(30));
-    mqtt.set_max_packet_size(4 << 20, 4 << 20);
+    mqtt.set_max_packet_size(crate::mqtt::MAX_PACKET_BYTES, crate::mqtt::MAX_PACKET_BYTES);
     let (client, mut ev) = rumqttc::AsyncClient::new(mqtt, 16);
     let prefix = prefix.trim().trim_end_matches('/');
     let filters: Vec<String> = if prefix.is_empty() {
@@ -1064,7 +1097,17 @@ async fn find_retained(
         match tokio::time::timeout_at(deadline, ev.poll()).await {
             Err(_) => break,
             Ok(Err(e)) => return Err(format!("the broker connection failed: {e}")),
-            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+            Ok(Ok(Event::Incoming(Packet::SubAck(a)))) => {
+                if a.return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    client.disconnect().await.ok();
+                    return Err(format!(
+                        "the broker refused the subscription to {} (not authorised?)",
+                        filters.join(" and ")
+                    ));
+                }
                 acks += 1;
                 if acks == filters.len() {
                     deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
@@ -1338,6 +1381,15 @@ fn system_tls() -> Result<Arc<rustls::ClientConfig>, String> {
 /// Where `--connect URL` points the console.
 fn target_from_url(url: &str) -> Result<Target, String> {
     let url = url.trim();
+    if url
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.split('/').next().unwrap_or("").contains('@'))
+    {
+        return Err(format!(
+            "{}: put the user name and password in a broker profile, not in the URL",
+            crate::checks::url::redact(url)
+        ));
+    }
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| format!("{url}: expected mqtt://, mqtts://, ws:// or wss://"))?;
@@ -1415,7 +1467,7 @@ fn connect(
             client_id: format!("mpbridge-console-{:08x}", rand::random::<u32>()),
             keep_alive: Duration::from_secs(30),
             subscriptions,
-            max_packet_bytes: crate::sandbox::broker::MAX_PAYLOAD_BYTES + 1024,
+            max_packet_bytes: crate::mqtt::MAX_PACKET_BYTES,
             transport,
         },
         console_sinks(handle, sink, status, cancel, acks),

@@ -53,7 +53,7 @@ fn spawn_producer(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<u64>> {
     crate::spawn_named("bench-producer", move || {
-        let names: Vec<String> = (0..topics)
+        let names: Vec<String> = (0..topics.max(1))
             .map(|i| format!("bench/{:02}/{:04}/telemetry", i % 50, i))
             .collect();
         let payload = Bytes::from(vec![b'x'; 64]);
@@ -182,7 +182,9 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
     let rss_before = rss_mb();
     let fill_start = Instant::now();
     for i in 0..opts.fill {
-        big.on_message(i as i64, &names[i % names.len()], &payload, 0, false);
+        // Each message its own payload allocation, as messages from a broker have.
+        let own = Bytes::copy_from_slice(&payload);
+        big.on_message(i as i64, &names[i % names.len()], &own, 0, false);
     }
     let fill_rate = opts.fill as f64 / fill_start.elapsed().as_secs_f64().max(1e-9);
     let rss_1m = rss_mb();

@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+/// Largest packet the console accepts or sends. Well above the store's keep limit, so a big
+/// message is stored truncated instead of dropping the connection (rumqttc disconnects on a
+/// packet over its limit, and a retained one would then come back on every reconnect).
+pub const MAX_PACKET_BYTES: usize = 64 * 1024 * 1024;
+
 /// One message received from a broker.
 #[derive(Debug, Clone)]
 pub struct MqttMessage {

@@ -162,7 +162,7 @@ impl Profile {
         };
         o.set_keep_alive(Duration::from_secs(u64::from(self.keepalive_secs.max(5))));
         o.set_clean_session(self.clean_session);
-        o.set_max_packet_size(4 << 20, 4 << 20);
+        o.set_max_packet_size(super::MAX_PACKET_BYTES, super::MAX_PACKET_BYTES);
         if let Some(u) = &self.username {
             o.set_credentials(
                 u.clone(),

@@ -135,7 +135,20 @@ async fn run(
         .send_replace(ConnState::Connecting { attempt: 0 });
     loop {
         let polled = tokio::select! {
-            _ = cancel.cancelled() => break,
+            _ = cancel.cancelled() => {
+                // `stop()` queued a DISCONNECT: let it out, so the broker does not publish
+                // the last will for a console that left on purpose.
+                let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                    loop {
+                        match eventloop.poll().await {
+                            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                })
+                .await;
+                break;
+            }
             p = eventloop.poll() => p,
         };
         match polled {
@@ -183,5 +196,7 @@ async fn run(
             }
         }
     }
-    sinks.state.send_replace(ConnState::Idle);
+    // No last "Idle": a replaced worker must not overwrite its successor's state (the
+    // backend's status mirror ends when this sender is dropped).
+    drop(sinks);
 }

@@ -103,47 +103,69 @@ impl Topics {
         }
     }
 
-    /// Store indexes of the messages that pass a topic filter and a payload search (text, or
-    /// a regex when `regex` is set). `None` when the regex does not compile.
+    /// Store indexes of the messages that pass a query (see [`Query`]).
     pub fn search(
         &self,
         topic_filter: &str,
         text: &str,
         regex: bool,
     ) -> Result<Vec<usize>, String> {
+        let q = Query::new(topic_filter, text, regex)?;
+        Ok(self
+            .store
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| q.matches(m))
+            .map(|(i, _)| i)
+            .collect())
+    }
+}
+
+/// A search: a topic (a filter when it has wildcards, else a substring) and payload text (or
+/// a regex over payload and topic).
+pub struct Query {
+    filter: String,
+    wildcard: bool,
+    needle: String,
+    re: Option<regex_lite::Regex>,
+}
+
+impl Query {
+    pub fn new(topic_filter: &str, text: &str, regex: bool) -> Result<Self, String> {
+        let filter = topic_filter.trim().to_owned();
+        let wildcard =
+            topic::valid_filter(&filter) && (filter.contains('+') || filter.contains('#'));
         let re = if regex && !text.is_empty() {
             Some(regex_lite::Regex::new(text).map_err(|e| e.to_string())?)
         } else {
             None
         };
-        let filter = topic_filter.trim();
-        let needle = text.to_lowercase();
-        Ok(self
-            .store
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| {
-                filter.is_empty()
-                    || (if topic::valid_filter(filter)
-                        && (filter.contains('+') || filter.contains('#'))
-                    {
-                        topic::matches(filter, &m.topic)
-                    } else {
-                        m.topic.contains(filter)
-                    })
-            })
-            .filter(|(_, m)| {
-                if text.is_empty() {
-                    return true;
-                }
-                let body = String::from_utf8_lossy(&m.payload);
-                match &re {
-                    Some(re) => re.is_match(&body) || re.is_match(&m.topic),
-                    None => body.to_lowercase().contains(&needle),
-                }
-            })
-            .map(|(i, _)| i)
-            .collect())
+        Ok(Query {
+            filter,
+            wildcard,
+            needle: text.to_lowercase(),
+            re,
+        })
+    }
+
+    pub fn matches(&self, m: &Stored) -> bool {
+        let topic_ok = self.filter.is_empty()
+            || if self.wildcard {
+                topic::matches(&self.filter, &m.topic)
+            } else {
+                m.topic.contains(self.filter.as_str())
+            };
+        if !topic_ok {
+            return false;
+        }
+        if self.needle.is_empty() {
+            return true;
+        }
+        let body = String::from_utf8_lossy(&m.payload);
+        match &self.re {
+            Some(re) => re.is_match(&body) || re.is_match(&m.topic),
+            None => body.to_lowercase().contains(&self.needle),
+        }
     }
 }
 

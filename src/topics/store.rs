@@ -90,7 +90,8 @@ impl Store {
     ) -> u64 {
         let size = payload.len();
         let kept = if size > self.limits.max_payload {
-            payload.slice(..self.limits.max_payload)
+            // A copy of the prefix: a slice would keep the whole large payload alive.
+            Bytes::copy_from_slice(&payload[..self.limits.max_payload])
         } else {
             payload.clone()
         };
@@ -113,6 +114,11 @@ impl Store {
             if let Some(old) = self.messages.pop_front() {
                 self.bytes -= old.payload.len() + OVERHEAD;
                 self.dropped += 1;
+                // The last message of a topic gone: forget the name too (the map holds one
+                // reference, `old` the other).
+                if Arc::strong_count(&old.topic) == 2 {
+                    self.topics.remove(&old.topic);
+                }
             }
         }
         seq

@@ -95,7 +95,9 @@ impl Tree {
         n.rate_ema = n.rate_ema * (-dt / RATE_TAU_S).exp() + 1.0 / RATE_TAU_S;
         n.last_ms = now_ms;
         n.retained = retain && !payload.is_empty();
-        n.last_payload = Some(payload.slice(..payload.len().min(256)));
+        // A copy: a slice would pin the connection's whole read buffer for as long as the
+        // topic exists.
+        n.last_payload = Some(Bytes::copy_from_slice(&payload[..payload.len().min(256)]));
         at
     }
 

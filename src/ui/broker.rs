@@ -70,7 +70,10 @@ impl Form {
     fn profile(&self) -> Option<Profile> {
         let mut p = self.p.clone()?;
         let opt = |s: &str| Some(s.trim().to_owned()).filter(|x| !x.is_empty());
-        p.password = opt(&self.password).map(Secret::new);
+        // Passwords are taken as typed: spaces are characters too.
+        p.password = Some(self.password.clone())
+            .filter(|x| !x.is_empty())
+            .map(Secret::new);
         p.username = p.username.filter(|u| !u.trim().is_empty());
         p.will = opt(&self.will_topic).map(|topic| Will {
             topic,
@@ -98,6 +101,8 @@ pub struct BrokerPanel {
     form: Form,
     pub import_path: String,
     connecting: Option<Requested<String, String>>,
+    /// The subscriptions the Topics panel takes once the connection attempt is accepted.
+    pending_subs: Option<Vec<String>>,
     export: Option<Requested<std::path::PathBuf, String>>,
 }
 
@@ -128,7 +133,14 @@ impl BrokerPanel {
             if ui.button(t.broker_disconnect).clicked() {
                 actions.push(Action::Backend(Command::DisconnectBroker));
             }
-            if ui.button(t.broker_sandbox).clicked() {
+            let sandbox = matches!(
+                live.status.sandbox,
+                crate::backend::SandboxState::Running(_)
+            );
+            if ui
+                .add_enabled(sandbox, egui::Button::new(t.broker_sandbox))
+                .clicked()
+            {
                 actions.push(Action::Backend(Command::ConnectSandbox));
                 actions.push(Action::Topics(super::topics::TopicsEdit::Replace(vec![
                     "#".into(),
@@ -136,6 +148,10 @@ impl BrokerPanel {
             }
             match self.connecting.as_mut().map(|r| r.poll()) {
                 Some(Some(Ok(id))) => {
+                    // Accepted: the Topics panel now lists this profile's subscriptions.
+                    if let Some(subs) = self.pending_subs.take() {
+                        actions.push(Action::Topics(super::topics::TopicsEdit::Replace(subs)));
+                    }
                     ui.label(
                         RichText::new(fill(t.broker_client_id_used, &[id])).color(tokens::MUTED),
                     );
@@ -330,9 +346,7 @@ impl BrokerPanel {
             {
                 let (req, reply) = Requested::new(waker(ui));
                 self.connecting = Some(req);
-                actions.push(Action::Topics(super::topics::TopicsEdit::Replace(
-                    p.subscriptions.clone(),
-                )));
+                self.pending_subs = Some(p.subscriptions.clone());
                 actions.push(Action::Backend(Command::ConnectProfile {
                     profile: Box::new(p),
                     reply,

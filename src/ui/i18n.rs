@@ -133,6 +133,7 @@ strings! {
     broker_duplicate,
     broker_imported,
     // topics
+    topics_dropped_row,
     topics_saved,
     topics_save_name,
     topics_save_payload,
@@ -497,6 +498,7 @@ pub static EN: Tr = Tr {
     topics_saved: "Saved:",
     topics_save_name: "name",
     topics_save_payload: "Save payload",
+    topics_dropped_row: "(dropped from the store while paused)",
     nav_topics: "Topics",
     topics_sub_chip: "{} · QoS {} · {} msgs · {}/s",
     topics_pause_sub: "pause",
@@ -854,6 +856,7 @@ pub static ZH: Tr = Tr {
     topics_saved: "已保存：",
     topics_save_name: "名称",
     topics_save_payload: "保存载荷",
+    topics_dropped_row: "（暂停期间已从存储中丢弃）",
     nav_topics: "主题",
     topics_sub_chip: "{} · QoS {} · {} 条 · {}/秒",
     topics_pause_sub: "暂停",

@@ -72,16 +72,21 @@ impl PayloadKind {
                 .map_err(|e| format!("not JSON: {e}")),
             PayloadKind::Hex => {
                 let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+                if let Some(c) = clean.chars().find(|c| !c.is_ascii_hexdigit()) {
+                    return Err(format!("\"{c}\" is not a hex digit"));
+                }
                 if !clean.len().is_multiple_of(2) {
                     return Err("hex needs an even number of digits".into());
                 }
-                (0..clean.len())
-                    .step_by(2)
-                    .map(|i| {
-                        u8::from_str_radix(&clean[i..i + 2], 16)
-                            .map_err(|_| format!("\"{}\" is not hex", &clean[i..i + 2]))
+                // All ASCII hex digits now: two bytes are two digits.
+                Ok(clean
+                    .as_bytes()
+                    .chunks(2)
+                    .map(|d| {
+                        let v = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                        v(d[0]) << 4 | v(d[1])
                     })
-                    .collect()
+                    .collect())
             }
             PayloadKind::Base64 => base64::engine::general_purpose::STANDARD
                 .decode(s.trim())
@@ -90,8 +95,8 @@ impl PayloadKind {
     }
 }
 
-/// What a search result was computed for: topic, text, regex, and the newest message / 64.
-type SearchKey = (String, String, bool, u64);
+/// What a search result was computed for: topic, text, regex.
+type SearchKey = (String, String, bool);
 
 pub struct TopicsPanel {
     pub new_filter: String,
@@ -101,8 +106,13 @@ pub struct TopicsPanel {
     pub regex: bool,
     /// Newest sequence number shown while paused.
     pub paused_at: Option<u64>,
-    /// Sequence numbers passing the search, and the search they were computed for.
-    filtered: Option<(Vec<u64>, SearchKey)>,
+    /// The oldest message shown while paused (the store's front when the view was paused).
+    paused_first: Option<u64>,
+    /// Sequence numbers passing the search, kept up to date incrementally: only messages
+    /// newer than `scanned_upto` are tested each frame; a new query rescans once.
+    filtered: Vec<u64>,
+    search_key: Option<SearchKey>,
+    scanned_upto: Option<u64>,
     search_error: Option<String>,
     pub selected: Option<u64>,
     pub format: Format,
@@ -134,7 +144,10 @@ impl Default for TopicsPanel {
             search_text: String::new(),
             regex: false,
             paused_at: None,
-            filtered: None,
+            paused_first: None,
+            filtered: Vec::new(),
+            search_key: None,
+            scanned_upto: None,
             search_error: None,
             selected: None,
             format: Format::Auto,
@@ -307,11 +320,13 @@ impl TopicsPanel {
                 })
                 .clicked()
             {
-                self.paused_at = if paused {
-                    None
+                if paused {
+                    self.paused_at = None;
+                    self.paused_first = None;
                 } else {
-                    topics.store.iter().next_back().map(|m| m.seq)
-                };
+                    self.paused_at = topics.store.iter().next_back().map(|m| m.seq);
+                    self.paused_first = topics.store.iter().next().map(|m| m.seq);
+                }
             }
             ui.label(
                 RichText::new(fill(
@@ -332,22 +347,13 @@ impl TopicsPanel {
             ui.separator();
             for (label, csv) in [(t.topics_export_jsonl, false), (t.topics_export_csv, true)] {
                 if ui.button(label).clicked() {
-                    let seqs = self.visible_seqs(topics);
-                    let msgs = seqs.iter().filter_map(|s| topics.store.by_seq(*s));
-                    let text = if csv {
-                        crate::topics::to_csv(msgs)
-                    } else {
-                        crate::topics::to_jsonl(msgs)
-                    };
+                    // Cheap clones (an Arc and a Bytes each); the backend writes the file.
+                    let messages = self.shown(topics);
                     let (req, reply) = Requested::new(waker(ui));
                     self.export = Some(req);
-                    actions.push(Action::Backend(Command::ExportText {
-                        file_name: format!(
-                            "messages-{}.{}",
-                            chrono::Local::now().format("%Y%m%d-%H%M%S"),
-                            if csv { "csv" } else { "jsonl" }
-                        ),
-                        text,
+                    actions.push(Action::Backend(Command::ExportMessages {
+                        messages,
+                        csv,
                         reply,
                     }));
                 }
@@ -384,92 +390,110 @@ impl TopicsPanel {
         }
     }
 
-    /// Sequence numbers the list shows: the search result, or everything (up to the pause).
-    fn visible_seqs(&mut self, topics: &Topics) -> Vec<u64> {
-        let newest = topics.store.iter().next_back().map(|m| m.seq).unwrap_or(0);
-        let limit = self.paused_at.unwrap_or(newest);
-        let searching = !self.search_topic.trim().is_empty() || !self.search_text.is_empty();
-        if !searching {
-            self.filtered = None;
+    fn searching(&self) -> bool {
+        !self.search_topic.trim().is_empty() || !self.search_text.is_empty()
+    }
+
+    /// Brings the search result up to date: a new query rescans the store once; otherwise
+    /// only messages that arrived since the last frame are tested. Dropped messages fall off.
+    fn update_search(&mut self, topics: &Topics) {
+        if !self.searching() {
+            self.filtered.clear();
+            self.search_key = None;
+            self.scanned_upto = None;
             self.search_error = None;
-            return topics
-                .store
-                .iter()
-                .filter(|m| m.seq <= limit)
-                .map(|m| m.seq)
-                .collect();
+            return;
         }
-        // Recompute when the search changes, or new messages came (at most every 64).
         let key = (
             self.search_topic.clone(),
             self.search_text.clone(),
             self.regex,
-            limit / 64,
         );
-        if self.filtered.as_ref().map(|(_, k)| k) != Some(&key) {
-            match topics.search(&self.search_topic, &self.search_text, self.regex) {
-                Ok(idx) => {
-                    let seqs = idx
-                        .into_iter()
-                        .filter_map(|i| topics.store.get(i).map(|m| m.seq))
-                        .filter(|s| *s <= limit)
-                        .collect();
-                    self.filtered = Some((seqs, key));
-                    self.search_error = None;
-                }
+        if self.search_key.as_ref() != Some(&key) {
+            self.search_key = Some(key);
+            self.filtered.clear();
+            self.scanned_upto = None;
+        }
+        let query =
+            match crate::topics::Query::new(&self.search_topic, &self.search_text, self.regex) {
+                Ok(q) => q,
                 Err(e) => {
                     self.search_error = Some(e);
-                    self.filtered = Some((Vec::new(), key));
+                    return;
                 }
+            };
+        self.search_error = None;
+        let first = topics.store.iter().next().map(|m| m.seq).unwrap_or(0);
+        let skip = match self.scanned_upto {
+            Some(upto) => usize::try_from((upto + 1).saturating_sub(first)).unwrap_or(usize::MAX),
+            None => 0,
+        };
+        for m in topics.store.iter().skip(skip) {
+            if query.matches(m) {
+                self.filtered.push(m.seq);
             }
+            self.scanned_upto = Some(m.seq);
         }
-        self.filtered
-            .as_ref()
-            .map(|(v, _)| v.clone())
-            .unwrap_or_default()
+        let dropped = self.filtered.partition_point(|s| *s < first);
+        self.filtered.drain(..dropped);
+    }
+
+    /// The messages the list shows, for export.
+    fn shown(&mut self, topics: &Topics) -> Vec<crate::topics::Stored> {
+        self.update_search(topics);
+        let limit = self.paused_at.unwrap_or(u64::MAX);
+        if self.searching() {
+            self.filtered
+                .iter()
+                .filter(|s| **s <= limit)
+                .filter_map(|s| topics.store.by_seq(*s).cloned())
+                .collect()
+        } else {
+            topics
+                .store
+                .iter()
+                .filter(|m| m.seq <= limit)
+                .cloned()
+                .collect()
+        }
     }
 
     fn list_ui(&mut self, ui: &mut egui::Ui, t: &Tr, topics: &Topics) {
-        let searching = !self.search_topic.trim().is_empty() || !self.search_text.is_empty();
+        self.update_search(topics);
         let row_h = tokens::ROW_HEIGHT;
-        // Without a search the rows are the store itself: no list is built per frame.
-        let (count, first_seq) = if searching {
-            let seqs = self.visible_seqs(topics);
-            (seqs.len(), None)
+        let newest = topics.store.iter().next_back().map(|m| m.seq);
+        let front = topics.store.iter().next().map(|m| m.seq).unwrap_or(0);
+        let searching = self.searching();
+        // Rows are sequence numbers: a range of the store (held still while paused, even as
+        // the store drops its oldest), or the search result. Nothing is built per frame.
+        let (first, count) = if searching {
+            let limit = self.paused_at.unwrap_or(u64::MAX);
+            (0, self.filtered.partition_point(|s| *s <= limit))
         } else {
-            let first = topics.store.iter().next().map(|m| m.seq).unwrap_or(0);
-            let newest = topics.store.iter().next_back().map(|m| m.seq);
-            let upto = self.paused_at.or(newest).unwrap_or(0);
-            let n = if topics.store.is_empty() {
-                0
-            } else {
-                (upto.saturating_sub(first) + 1).min(topics.store.len() as u64) as usize
-            };
-            (n, Some(first))
+            match (self.paused_first, self.paused_at, newest) {
+                (Some(f), Some(l), _) => (f, (l.saturating_sub(f) + 1) as usize),
+                (_, _, Some(n)) => (front, (n.saturating_sub(front) + 1) as usize),
+                _ => (0, 0),
+            }
         };
-        if count == 0 {
+        if count == 0 || topics.store.is_empty() {
             ui.label(RichText::new(t.topics_empty).color(tokens::MUTED));
             return;
         }
-        let filtered = if searching {
-            self.filtered
-                .as_ref()
-                .map(|(v, _)| v.clone())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
         egui::ScrollArea::vertical()
             .id_salt("topics-list")
             .auto_shrink([false, false])
             .stick_to_bottom(self.paused_at.is_none())
             .show_rows(ui, row_h, count, |ui, range| {
                 for row in range {
-                    let seq = match first_seq {
-                        Some(first) => first + row as u64,
-                        None => filtered[row],
+                    let seq = if searching {
+                        self.filtered[row]
+                    } else {
+                        first + row as u64
                     };
                     let Some(m) = topics.store.by_seq(seq) else {
+                        // Paused long enough for the store to drop it.
+                        ui.label(RichText::new(t.topics_dropped_row).color(tokens::MUTED));
                         continue;
                     };
                     let c = topics
@@ -906,4 +930,19 @@ pub enum TopicsEdit {
 pub enum SavedEdit {
     Add(crate::topics::saved::SavedPayload),
     Remove(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PayloadKind;
+
+    #[test]
+    fn hex_input_never_panics() {
+        assert_eq!(PayloadKind::Hex.encode("7b 22").unwrap(), vec![0x7b, 0x22]);
+        for bad in ["中文", "a中", "０１", "+f+f", "abc"] {
+            assert!(PayloadKind::Hex.encode(bad).is_err(), "{bad}");
+        }
+        assert!(PayloadKind::Json.encode("{").is_err());
+        assert_eq!(PayloadKind::Base64.encode("aGk=").unwrap(), b"hi");
+    }
 }
