@@ -267,7 +267,9 @@ impl ConsoleApp {
                         }
                         TopicsEdit::Remove(f) => topics.subs.retain(|s| s.filter != f),
                         TopicsEdit::Replace(filters) => {
-                            topics.subs.clear();
+                            // Another broker: start a fresh store, so two brokers' messages
+                            // are never mixed in one list or export.
+                            *topics = crate::topics::Topics::new(topics.store.limits);
                             for f in filters {
                                 topics.subscribe(&f, 0);
                             }
