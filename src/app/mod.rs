@@ -93,6 +93,18 @@ pub struct ConsoleApp {
     frames: u64,
 }
 
+/// Saves a settings file and says how it went, in the UI language.
+fn save_notice<T: store::ConfigFile>(lang: Language, path: &std::path::Path, value: &T) -> String {
+    let t = ui::i18n::tr(lang);
+    match store::save(path, value) {
+        Ok(()) => ui::i18n::fill(t.saved, &[&path.display()]),
+        Err(e) => {
+            tracing::error!("could not save {}: {e}", path.display());
+            ui::i18n::fill(t.save_failed, &[&e])
+        }
+    }
+}
+
 impl ConsoleApp {
     pub fn new(
         backend: BackendHandle,
@@ -246,11 +258,7 @@ impl ConsoleApp {
                         }
                     }
                     let file = self.env.paths.config_dir.join("payloads.json");
-                    let t = ui::i18n::tr(self.state.lang());
-                    let text = match store::save(&file, &self.state.saved_payloads) {
-                        Ok(()) => ui::i18n::fill(t.saved, &[&file.display()]),
-                        Err(e) => ui::i18n::fill(t.save_failed, &[&e]),
-                    };
+                    let text = save_notice(self.state.lang(), &file, &self.state.saved_payloads);
                     self.notices.toast = Some((text, Instant::now()));
                 }
                 Action::Topics(edit) => {
@@ -329,10 +337,7 @@ impl ConsoleApp {
             }
         }
         let file = self.env.paths.config_dir.join("profiles.json");
-        let saved = match store::save(&file, &self.state.profiles) {
-            Ok(()) => ui::i18n::fill(t.saved, &[&file.display()]),
-            Err(e) => ui::i18n::fill(t.save_failed, &[&e]),
-        };
+        let saved = save_notice(self.state.lang(), &file, &self.state.profiles);
         self.notices.toast = Some((note.unwrap_or(saved), Instant::now()));
     }
 
@@ -360,27 +365,13 @@ impl ConsoleApp {
             }
         }
         let path = self.env.paths.config_dir.join("devices.toml");
-        let t = ui::i18n::tr(self.state.lang());
-        let text = match store::save(&path, &self.live.roster.config) {
-            Ok(()) => ui::i18n::fill(t.saved, &[&path.display()]),
-            Err(e) => {
-                tracing::error!("could not save {}: {e}", path.display());
-                ui::i18n::fill(t.save_failed, &[&e])
-            }
-        };
+        let text = save_notice(self.state.lang(), &path, &self.live.roster.config);
         self.notices.toast = Some((text, Instant::now()));
     }
 
     fn save_config(&mut self) {
         let path = self.env.paths.console_file();
-        let t = ui::i18n::tr(self.state.lang());
-        let text = match store::save(&path, &self.state.config) {
-            Ok(()) => ui::i18n::fill(t.saved, &[&path.display()]),
-            Err(e) => {
-                tracing::error!("could not save {}: {e}", path.display());
-                ui::i18n::fill(t.save_failed, &[&e])
-            }
-        };
+        let text = save_notice(self.state.lang(), &path, &self.state.config);
         self.notices.toast = Some((text, Instant::now()));
     }
 

@@ -512,26 +512,37 @@ async fn run(
     }
     // `--connect`: the console's connection goes to that broker instead.
     if let Some(c) = &opts.connect {
-        match target_from_url(&c.url) {
-            Ok(target) => {
-                tracing::info!(
-                    "connecting the console to {}",
-                    crate::checks::url::redact(&c.url)
-                );
-                console_target = Some(target.clone());
-                let subs = c
-                    .filters()
-                    .into_iter()
-                    .map(|f| (f, QoS::AtMostOnce))
+        // A profile like any other, trusting this computer's certificate store.
+        let mut profile = crate::mqtt::profile::Profile::new("--connect", c.url.trim());
+        profile.client_id = "mpbridge-console".into();
+        profile.subscriptions = c.filters();
+        let in_url = c
+            .url
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.split('/').next().unwrap_or("").contains('@'));
+        let mqtt = if in_url {
+            Err(format!(
+                "{}: put the user name and password in a broker profile, not in the URL",
+                crate::checks::url::redact(&c.url)
+            ))
+        } else {
+            profile.mqtt_options()
+        };
+        match mqtt {
+            Ok(mqtt) => {
+                tracing::info!("connecting the console to {}", c.url.trim());
+                let subs = profile
+                    .subscriptions
+                    .iter()
+                    .map(|f| (f.clone(), QoS::AtMostOnce))
                     .collect();
-                worker = Some(connect(
+                console_profile = Some(profile);
+                worker = Some(Worker::spawn_with(
                     &handle,
-                    target,
-                    &sink,
-                    &status,
-                    &cancel,
-                    acks.clone(),
+                    mqtt,
                     subs,
+                    console_sinks(&handle, &sink, &status, &cancel, acks.clone()),
+                    &cancel,
                 ));
             }
             Err(e) => {
@@ -1159,16 +1170,6 @@ fn flow_options(target: Target) -> rumqttc::MqttOptions {
                 .unwrap_or_else(|| (addr.clone(), 1883));
             rumqttc::MqttOptions::new(id, h, p)
         }
-        Target::Tls { host, port, tls } => {
-            let mut o = rumqttc::MqttOptions::new(id, host, port);
-            o.set_transport(rumqttc::Transport::tls_with_config((*tls).clone().into()));
-            o
-        }
-        Target::Ws { url, port } => {
-            let mut o = rumqttc::MqttOptions::new(id, url, port);
-            o.set_transport(rumqttc::Transport::Ws);
-            o
-        }
         Target::Wss { url, port, tls } => {
             let mut o = rumqttc::MqttOptions::new(id, url, port);
             o.set_transport(rumqttc::Transport::wss_with_config((*tls).clone().into()));
@@ -1347,86 +1348,11 @@ fn publish_relay(
 #[derive(Clone)]
 enum Target {
     Tcp(String),
-    Tls {
-        host: String,
-        port: u16,
-        tls: Arc<rustls::ClientConfig>,
-    },
-    Ws {
-        url: String,
-        port: u16,
-    },
     Wss {
         url: String,
         port: u16,
         tls: Arc<rustls::ClientConfig>,
     },
-}
-
-/// A client TLS config that trusts what this computer trusts (its certificate store).
-fn system_tls() -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = crate::relay::tls::provider();
-    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-        .map_err(|e| format!("cannot load this computer's certificate store: {e}"))?;
-    Ok(Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth(),
-    ))
-}
-
-/// Where `--connect URL` points the console.
-fn target_from_url(url: &str) -> Result<Target, String> {
-    let url = url.trim();
-    if url
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest.split('/').next().unwrap_or("").contains('@'))
-    {
-        return Err(format!(
-            "{}: put the user name and password in a broker profile, not in the URL",
-            crate::checks::url::redact(url)
-        ));
-    }
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("{url}: expected mqtt://, mqtts://, ws:// or wss://"))?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (
-            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-            Some(
-                p.parse::<u16>()
-                    .map_err(|_| format!("{url}: bad port {p}"))?,
-            ),
-        ),
-        None => (authority.to_owned(), None),
-    };
-    if host.is_empty() {
-        return Err(format!("{url}: no host"));
-    }
-    match scheme.to_ascii_lowercase().as_str() {
-        "mqtt" | "tcp" => Ok(Target::Tcp(format!("{host}:{}", port.unwrap_or(1883)))),
-        "mqtts" | "ssl" | "tls" => Ok(Target::Tls {
-            host,
-            port: port.unwrap_or(8883),
-            tls: system_tls()?,
-        }),
-        "ws" => Ok(Target::Ws {
-            url: url.to_owned(),
-            port: port.unwrap_or(80),
-        }),
-        "wss" => Ok(Target::Wss {
-            url: url.to_owned(),
-            port: port.unwrap_or(443),
-            tls: system_tls()?,
-        }),
-        other => Err(format!(
-            "{url}: {other}:// is not a broker address (mqtt://, mqtts://, ws://, wss://)"
-        )),
-    }
 }
 
 /// Connects the console's MQTT worker and subscribes to everything.
@@ -1447,12 +1373,6 @@ fn connect(
                 .unwrap_or_else(|| (addr.clone(), 1883));
             (h, p, None)
         }
-        Target::Tls { host, port, tls } => (
-            host,
-            port,
-            Some(rumqttc::Transport::tls_with_config((*tls).clone().into())),
-        ),
-        Target::Ws { url, port } => (url, port, Some(rumqttc::Transport::Ws)),
         Target::Wss { url, port, tls } => (
             url,
             port,

@@ -28,6 +28,11 @@ pub(super) struct Msg {
     pub(super) payload: Bytes,
 }
 
+/// The i-th of the bench's topics: 50 groups, like a fleet under sites.
+pub(super) fn bench_topic(i: usize) -> String {
+    format!("bench/{:02}/{:04}/telemetry", i % 50, i)
+}
+
 fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -53,9 +58,7 @@ fn spawn_producer(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<u64>> {
     crate::spawn_named("bench-producer", move || {
-        let names: Vec<String> = (0..topics.max(1))
-            .map(|i| format!("bench/{:02}/{:04}/telemetry", i % 50, i))
-            .collect();
+        let names: Vec<String> = (0..topics.max(1)).map(bench_topic).collect();
         let payload = Bytes::from(vec![b'x'; 64]);
         let start = Instant::now();
         let mut sent = 0u64;
@@ -176,9 +179,7 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
     // One million messages in the store.
     let mut big = crate::topics::Topics::default();
     let payload = Bytes::from(vec![b'x'; 64]);
-    let names: Vec<String> = (0..opts.topics.max(1))
-        .map(|i| format!("bench/{:02}/{:04}/telemetry", i % 50, i))
-        .collect();
+    let names: Vec<String> = (0..opts.topics.max(1)).map(bench_topic).collect();
     let rss_before = rss_mb();
     let fill_start = Instant::now();
     for i in 0..opts.fill {

@@ -63,9 +63,7 @@ pub(super) async fn start(
         }
     });
     tokio::spawn(async move {
-        let names: Vec<String> = (0..topics.max(1))
-            .map(|i| format!("bench/{:02}/{:04}/telemetry", i % 50, i))
-            .collect();
+        let names: Vec<String> = (0..topics.max(1)).map(super::topics::bench_topic).collect();
         let payload = vec![b'x'; 64];
         let start = Instant::now();
         let mut sent = 0u64;

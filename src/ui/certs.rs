@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use egui::{Color32, RichText};
+use egui::RichText;
 
 use super::i18n::{Tr, fill};
 use super::picker::waker;
@@ -38,10 +38,7 @@ pub fn status_chip(t: &Tr, s: Status) -> RichText {
         Status::Fail => (t.certs_st_fail, tokens::BAD),
         Status::Skip => (t.certs_st_skip, tokens::MUTED),
     };
-    RichText::new(format!(" {text} "))
-        .color(Color32::WHITE)
-        .background_color(bg)
-        .strong()
+    tokens::chip(text, bg)
 }
 
 /// `localhost:PORT` for the console's relay, from its `wss://host:port/path` address.

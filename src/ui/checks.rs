@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use egui::{Color32, RichText};
+use egui::RichText;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -52,10 +52,7 @@ fn chip(t: &Tr, s: CheckStatus) -> RichText {
         CheckStatus::Manual => (t.checks_st_manual, tokens::ACCENT),
         CheckStatus::Skipped => (t.certs_st_skip, tokens::MUTED),
     };
-    RichText::new(format!(" {text} "))
-        .color(Color32::WHITE)
-        .background_color(bg)
-        .strong()
+    tokens::chip(text, bg)
 }
 
 impl ChecksPanel {

@@ -11,3 +11,11 @@ pub const ACCENT: Color32 = Color32::from_rgb(0x1a, 0x7f, 0xd4);
 pub const NAV_WIDTH: f32 = 150.0;
 pub const ROW_HEIGHT: f32 = 18.0;
 pub const CARD_WIDTH: f32 = 190.0;
+
+/// A status chip: white bold text on a coloured background (pass / warn / fail …).
+pub fn chip(text: &str, bg: Color32) -> egui::RichText {
+    egui::RichText::new(format!(" {text} "))
+        .color(Color32::WHITE)
+        .background_color(bg)
+        .strong()
+}
