@@ -10,7 +10,7 @@ use common::Mosquitto;
 use common::corpus::{Corpus, LeafSpec};
 use mpbridge::config::Secret;
 use mpbridge::config::store::{self, ConfigFile};
-use mpbridge::mqtt::profile::{Profile, Profiles, TrustChoice, from_mqttx};
+use mpbridge::mqtt::profile::{MqttVersion, Profile, Profiles, TrustChoice, from_mqttx};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 #[test]
@@ -44,8 +44,9 @@ fn mqttx_export_is_imported() {
         b.random_suffix,
         "an empty MQTTX client id gets a generated one"
     );
+    assert_eq!(b.version, MqttVersion::V5);
+    assert_eq!(b.session_expiry_secs, Some(3600));
     assert!(notes.iter().any(|n| n.contains("No host")), "{notes:?}");
-    assert!(notes.iter().any(|n| n.contains("MQTT 5")), "{notes:?}");
     assert!(
         notes.iter().any(|n| n.contains("verification is off")),
         "{notes:?}"
@@ -176,4 +177,291 @@ fn refused_credentials_are_decoded() {
     assert!(!err.contains("wrong"));
     p.password = Some(Secret::new("right"));
     rt.block_on(round_trip(&p)).unwrap();
+}
+
+/// A console worker (the real one) on a profile, with what it reports.
+struct LiveConn {
+    worker: mpbridge::mqtt::worker::Worker,
+    messages: tokio::sync::mpsc::Receiver<mpbridge::mqtt::MqttMessage>,
+    state: tokio::sync::watch::Receiver<mpbridge::mqtt::ConnState>,
+    _cancel: tokio_util::sync::CancellationToken,
+}
+
+impl LiveConn {
+    fn start(rt: &tokio::runtime::Runtime, p: &Profile, subs: &[&str]) -> Self {
+        // Bounded: a test that stops reading loses messages, never memory.
+        let (tx, messages) = tokio::sync::mpsc::channel(1024);
+        let (state_tx, state) = tokio::sync::watch::channel(mpbridge::mqtt::ConnState::Idle);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let worker = mpbridge::mqtt::worker::Worker::spawn_with(
+            rt.handle(),
+            p.options().unwrap(),
+            subs.iter()
+                .map(|s| (s.to_string(), QoS::ExactlyOnce))
+                .collect(),
+            mpbridge::mqtt::worker::WorkerSinks {
+                state: state_tx,
+                on_message: Box::new(move |m| {
+                    let _ = tx.try_send(m);
+                }),
+            },
+            &cancel,
+        );
+        LiveConn {
+            worker,
+            messages,
+            state,
+            _cancel: cancel,
+        }
+    }
+
+    /// Connected, or the first failure in words.
+    async fn connected(&mut self) -> Result<(), String> {
+        common::within(10, "connection state", async {
+            loop {
+                match &*self.state.borrow_and_update() {
+                    mpbridge::mqtt::ConnState::Connected { .. } => return Ok(()),
+                    mpbridge::mqtt::ConnState::Disconnected { error, .. } => {
+                        return Err(error.clone());
+                    }
+                    _ => {}
+                }
+                self.state.changed().await.unwrap();
+            }
+        })
+        .await
+    }
+
+    async fn next_on(&mut self, topic: &str) -> mpbridge::mqtt::MqttMessage {
+        common::within(10, topic, async {
+            loop {
+                let m = self.messages.recv().await.unwrap();
+                if m.topic == topic {
+                    return m;
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[test]
+fn mqtt5_profiles_send_and_show_publish_properties_over_tcp_ws_and_wss() {
+    let rt = common::runtime();
+    let c = Corpus::new();
+    let leaf = c.leaf(LeafSpec::default());
+    let chain = c.write("server.pem", &format!("{}{}", leaf.pem, c.inter_pem));
+    let key = c.write("server.key", &leaf.key_pem);
+    let wss_port = common::free_port();
+    let m = Mosquitto::start_with(&format!(
+        "listener {wss_port} 127.0.0.1\nprotocol websockets\ncertfile {}\nkeyfile {}\n",
+        chain.display(),
+        key.display()
+    ));
+    common::wait_listening(wss_port, 10);
+    let mut wss = Profile::new("wss5", &format!("wss://127.0.0.1:{wss_port}/mqtt"));
+    wss.trust = TrustChoice::File;
+    wss.ca_file = Some(c.path("root.pem"));
+    for mut p in [
+        Profile::new("tcp5", &format!("mqtt://127.0.0.1:{}", m.tcp_port)),
+        Profile::new("ws5", &format!("ws://127.0.0.1:{}/mqtt", m.ws_port)),
+        wss,
+    ] {
+        p.version = MqttVersion::V5;
+        let topic = format!("v5/{}", p.name);
+        let mut conn = LiveConn::start(&rt, &p, &["v5/#"]);
+        rt.block_on(conn.connected())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.url));
+        assert_eq!(conn.worker.client.protocol(), 5);
+        let props = mpbridge::mqtt::Props {
+            payload_utf8: Some(true),
+            message_expiry_secs: Some(120),
+            content_type: Some("application/json".into()),
+            response_topic: Some("replies/console".into()),
+            correlation_data: Some(bytes::Bytes::from_static(&[0xff, 0x00, 0x2a])),
+            user: vec![
+                ("source".into(), "console".into()),
+                ("source".into(), "twice".into()),
+            ],
+            ..Default::default()
+        };
+        // The SUBACK may still be on its way: publish until the first copy comes back.
+        let got = rt.block_on(async {
+            common::within(10, "the MQTT 5 message back", async {
+                loop {
+                    conn.worker
+                        .client
+                        .try_publish(
+                            &topic,
+                            QoS::AtLeastOnce,
+                            false,
+                            &b"{\"on\":1}"[..],
+                            Some(&props),
+                        )
+                        .unwrap();
+                    if let Ok(m) =
+                        tokio::time::timeout(Duration::from_millis(500), conn.next_on(&topic)).await
+                    {
+                        break m;
+                    }
+                }
+            })
+            .await
+        });
+        let back = got.props.as_deref().expect("properties received");
+        assert_eq!(
+            back.content_type.as_deref(),
+            Some("application/json"),
+            "{}",
+            p.url
+        );
+        assert_eq!(back.response_topic.as_deref(), Some("replies/console"));
+        assert_eq!(
+            back.correlation_data.as_deref(),
+            Some(&[0xff, 0x00, 0x2a][..])
+        );
+        assert_eq!(
+            back.user, props.user,
+            "user properties in order, duplicates kept"
+        );
+        assert_eq!(back.payload_utf8, Some(true));
+        // The broker forwards the remaining lifetime: at most what was sent.
+        assert!(
+            back.message_expiry_secs
+                .is_some_and(|e| e > 100 && e <= 120),
+            "{back:?}"
+        );
+        conn.worker.stop();
+    }
+    // Properties on a 3.1.1 connection are refused in words, not dropped silently.
+    let mut p311 = LiveConn::start(
+        &rt,
+        &Profile::new("tcp311", &format!("mqtt://127.0.0.1:{}", m.tcp_port)),
+        &[],
+    );
+    rt.block_on(p311.connected()).unwrap();
+    let props = mpbridge::mqtt::Props {
+        content_type: Some("text/plain".into()),
+        ..Default::default()
+    };
+    let err = p311
+        .worker
+        .client
+        .try_publish("x", QoS::AtMostOnce, false, &b"x"[..], Some(&props))
+        .unwrap_err();
+    assert!(err.contains("MQTT 5 connection"), "{err}");
+}
+
+#[test]
+fn mqtt5_session_expiry_keeps_messages_for_an_offline_console() {
+    let rt = common::runtime();
+    let m = Mosquitto::start_with("");
+    let url = format!("mqtt://127.0.0.1:{}", m.tcp_port);
+    // The same client id each time; clean start off; the session outlives the connection
+    // only when session expiry says so.
+    let profile = |name: &str, expiry: Option<u32>| {
+        let mut p = Profile::new(name, &url);
+        p.version = MqttVersion::V5;
+        p.client_id = format!("console-{name}");
+        p.random_suffix = false;
+        p.clean_session = false;
+        p.session_expiry_secs = expiry;
+        p
+    };
+    for (name, expiry, kept) in [("kept", Some(300), true), ("ended", None, false)] {
+        let p = profile(name, expiry);
+        let topic = format!("queue5/{name}");
+        let mut conn = LiveConn::start(&rt, &p, &[topic.as_str()]);
+        rt.block_on(conn.connected()).unwrap();
+        // Subscribed once the broker echoes a retained-free probe back.
+        rt.block_on(async {
+            common::within(10, "subscription in place", async {
+                loop {
+                    conn.worker
+                        .client
+                        .try_publish(&topic, QoS::AtLeastOnce, false, &b"probe"[..], None)
+                        .unwrap();
+                    if tokio::time::timeout(Duration::from_millis(500), conn.next_on(&topic))
+                        .await
+                        .is_ok()
+                    {
+                        break;
+                    }
+                }
+            })
+            .await
+        });
+        conn.worker.stop();
+        std::thread::sleep(Duration::from_millis(700));
+        publish_v311(&rt, m.tcp_port, &topic, "while away");
+        let mut again = LiveConn::start(&rt, &p, &[]);
+        rt.block_on(again.connected()).unwrap();
+        let got = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(3), async {
+                loop {
+                    let m = again.next_on(&topic).await;
+                    if &m.payload[..] == b"while away" {
+                        break m;
+                    }
+                }
+            })
+            .await
+        });
+        assert_eq!(got.is_ok(), kept, "{name}: session expiry {expiry:?}");
+        again.worker.stop();
+    }
+}
+
+#[test]
+fn mqtt5_refusals_are_decoded() {
+    let rt = common::runtime();
+    let c = Corpus::new();
+    let pw = c.path("passwd");
+    let out = std::process::Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&pw)
+        .args(["device", "right"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let m = Mosquitto::start_with(&format!(
+        "allow_anonymous false\npassword_file {}",
+        pw.display()
+    ));
+    let mut p = Profile::new("auth5", &format!("mqtt://127.0.0.1:{}", m.tcp_port));
+    p.version = MqttVersion::V5;
+    p.username = Some("device".into());
+    p.password = Some(Secret::new("wrong-pass"));
+    let mut conn = LiveConn::start(&rt, &p, &[]);
+    let err = rt.block_on(conn.connected()).unwrap_err();
+    assert!(
+        err.contains("bad user name or password (CONNACK reason 0x86)")
+            || err.contains("not authorized (CONNACK reason 0x87)"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-pass"));
+    conn.worker.stop();
+    p.password = Some(Secret::new("right"));
+    let mut ok = LiveConn::start(&rt, &p, &[]);
+    rt.block_on(ok.connected()).unwrap();
+}
+
+/// One QoS 1 message from a plain 3.1.1 client, waiting for its PUBACK.
+fn publish_v311(rt: &tokio::runtime::Runtime, port: u16, topic: &str, payload: &str) {
+    let (topic, payload) = (topic.to_owned(), payload.to_owned());
+    rt.block_on(async move {
+        let (c, mut ev) =
+            AsyncClient::new(rumqttc::MqttOptions::new("writer5", "127.0.0.1", port), 10);
+        c.publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+        common::within(5, "PUBACK", async {
+            loop {
+                if let Ok(Event::Incoming(Packet::PubAck(_))) = ev.poll().await {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }

@@ -772,7 +772,7 @@ fn broker_panel_imports_a_profile_connects_and_returns_to_the_sandbox() {
 }
 
 #[test]
-fn qos1_published_while_the_broker_is_down_arrives_after_it_returns() {
+fn qos1_and_qos2_published_while_the_broker_is_down_arrive_after_it_returns() {
     let rt = common::runtime();
     let pdir = tempfile::tempdir().unwrap();
     let mut m = common::Mosquitto::start_with(&format!(
@@ -791,7 +791,7 @@ fn qos1_published_while_the_broker_is_down_arrives_after_it_returns() {
     };
     rt.block_on(async {
         let (c, mut ev) = rumqttc::AsyncClient::new(sub_opts(), 10);
-        c.subscribe("queue/#", rumqttc::QoS::AtLeastOnce)
+        c.subscribe("queue/#", rumqttc::QoS::ExactlyOnce)
             .await
             .unwrap();
         common::within(10, "SUBACK", async {
@@ -832,16 +832,22 @@ fn qos1_published_while_the_broker_is_down_arrives_after_it_returns() {
             mpbridge::mqtt::ConnState::Connected { .. }
         )
     });
-    h.state()
-        .backend()
-        .send(mpbridge::backend::Command::Publish {
-            topic: "queue/job".into(),
-            payload: b"sent while the broker was down".to_vec(),
-            qos: rumqttc::QoS::AtLeastOnce,
-            retain: false,
-        })
-        .ok()
-        .unwrap();
+    for (payload, qos) in [
+        ("sent while the broker was down", rumqttc::QoS::AtLeastOnce),
+        ("exactly once while down", rumqttc::QoS::ExactlyOnce),
+    ] {
+        h.state()
+            .backend()
+            .send(mpbridge::backend::Command::Publish {
+                topic: "queue/job".into(),
+                payload: payload.as_bytes().to_vec(),
+                qos,
+                retain: false,
+                props: None,
+            })
+            .ok()
+            .unwrap();
+    }
     m.restart();
     // (The console's own copy may not come back: after a reconnect the queued PUBLISH can
     // reach the broker before the console's SUBSCRIBE does. The device is the proof.)
@@ -851,19 +857,46 @@ fn qos1_published_while_the_broker_is_down_arrives_after_it_returns() {
             mpbridge::mqtt::ConnState::Connected { .. }
         )
     });
-    // The offline device gets it too, from its persistent session.
+    // The offline device gets both, from its persistent session, each with its QoS; the
+    // QoS 2 one exactly once (a second more is given for a duplicate to show up).
     let got = rt.block_on(async move {
         let (_c, mut ev) = rumqttc::AsyncClient::new(sub_opts(), 10);
-        common::within(15, "the queued message at the device", async {
-            loop {
+        let mut got: Vec<(String, u8)> = Vec::new();
+        common::within(15, "both queued messages at the device", async {
+            while got.len() < 2 {
                 if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = ev.poll().await {
-                    break String::from_utf8_lossy(&p.payload).into_owned();
+                    got.push((
+                        String::from_utf8_lossy(&p.payload).into_owned(),
+                        p.qos as u8,
+                    ));
                 }
             }
         })
-        .await
+        .await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            loop {
+                if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = ev.poll().await {
+                    got.push((
+                        String::from_utf8_lossy(&p.payload).into_owned(),
+                        p.qos as u8,
+                    ));
+                }
+            }
+        })
+        .await;
+        got
     });
-    assert_eq!(got, "sent while the broker was down");
+    assert!(
+        got.contains(&("sent while the broker was down".into(), 1)),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.iter()
+            .filter(|(p, q)| p == "exactly once while down" && *q == 2)
+            .count(),
+        1,
+        "{got:?}"
+    );
     // And the stream flows again: a new message reaches the console's Topics store.
     publish_once(&rt, port, "queue-writer", "queue/after", "back");
     step_until(&mut h, 20, "new messages after the outage", |h| {
@@ -889,4 +922,134 @@ fn publish_once(rt: &tokio::runtime::Runtime, port: u16, id: &str, topic: &str, 
         })
         .await;
     });
+}
+
+#[test]
+fn two_connections_at_once_each_with_its_own_topics_and_mqtt5_properties() {
+    let rt = common::runtime();
+    let m = common::Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A saved MQTT 5 profile for this mosquitto, beside the sandbox the console opens with.
+    let config_dir = Paths::under(dir.path()).config_dir;
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("profiles.json"),
+        format!(
+            r#"{{"profiles":[{{"name":"Lab v5","url":"mqtt://127.0.0.1:{}","version":"5","subscriptions":["lab/#"]}}]}}"#,
+            m.tcp_port
+        ),
+    )
+    .unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    step_until(&mut h, 20, "the sandbox connection", |h| {
+        h.state().live.status.broker.is_connected()
+    });
+    let sandbox_id = h.state().live.status.active.unwrap();
+    h.get_by_label("Broker").click();
+    h.run_steps(2);
+    h.get_by_label_contains("Lab v5").click();
+    h.run_steps(2);
+    h.get_by_label("Connect").click();
+    step_until(
+        &mut h,
+        20,
+        "the MQTT 5 connection active beside the sandbox",
+        |h| {
+            let s = &h.state().live.status;
+            s.connections.len() == 2
+                && s.active != Some(sandbox_id)
+                && s.broker.is_connected()
+                && s.broker_protocol == 5
+                && s.connections.iter().all(|c| c.state.is_connected())
+        },
+    );
+    let lab_id = h.state().live.status.active.unwrap();
+    assert_eq!(h.state().live.topics.subs[0].filter, "lab/#");
+
+    // Publish with MQTT 5 properties from the Topics form; they come back and are shown.
+    h.get_by_label("Topics").click();
+    h.run_steps(2);
+    h.get_by_label("Publish and clear retained")
+        .click_accesskit();
+    h.run_steps(2);
+    h.get_by_label("MQTT 5 properties").click_accesskit();
+    h.run_steps(2);
+    {
+        let p = &mut h.state_mut().state.panels.topics;
+        p.pub_topic = "lab/v5".into();
+        p.pub_payload = r#"{"on":true}"#.into();
+        p.pub_qos = 1;
+        p.props5.content_type = "application/json".into();
+        p.props5.response_topic = "lab/replies".into();
+        p.props5.user = "source=kittest\nsite=bench 3".into();
+    }
+    h.run_steps(1);
+    h.get_by_label("Publish").click_accesskit();
+    step_until(&mut h, 10, "the message back with its properties", |h| {
+        h.state()
+            .live
+            .topics
+            .store
+            .iter()
+            .any(|m| &*m.topic == "lab/v5" && m.props.is_some())
+    });
+    let seq = {
+        let live = &h.state().live;
+        let msg = live
+            .topics
+            .store
+            .iter()
+            .find(|m| &*m.topic == "lab/v5")
+            .unwrap();
+        let p = msg.props.as_deref().unwrap();
+        assert_eq!(p.content_type.as_deref(), Some("application/json"));
+        assert_eq!(p.response_topic.as_deref(), Some("lab/replies"));
+        assert_eq!(
+            p.user,
+            vec![
+                ("source".to_owned(), "kittest".to_owned()),
+                ("site".to_owned(), "bench 3".to_owned())
+            ]
+        );
+        assert!(
+            live.topics.tree.find("devices").is_none(),
+            "the sandbox's messages stay in the sandbox's store"
+        );
+        msg.seq
+    };
+    h.state_mut().state.panels.topics.selected = Some(seq);
+    h.run_steps(2);
+    h.get_by_label("user: site");
+    h.get_by_label("bench 3");
+    h.get_by_label("lab/replies");
+
+    // Switch to the sandbox from the Topics panel: its own store, the lab one keeps filling.
+    h.get_by_label("sandbox").click();
+    step_until(&mut h, 10, "the sandbox shown again", |h| {
+        h.state().live.active_conn == Some(sandbox_id)
+            && h.state().live.topics.tree.find("devices").is_some()
+    });
+    assert!(h.state().live.topics.tree.find("lab/v5").is_none());
+    publish_once(&rt, m.tcp_port, "lab-bg", "lab/background", "still here");
+    step_until(
+        &mut h,
+        10,
+        "the background connection keeps receiving",
+        |h| {
+            h.state()
+                .live
+                .background
+                .get(&lab_id)
+                .is_some_and(|t| t.tree.find("lab/background").is_some())
+        },
+    );
+
+    // Close the lab connection from the Broker panel: one connection left, its store gone.
+    h.get_by_label("Broker").click();
+    h.run_steps(2);
+    h.get_all_by_label("Close").nth(1).unwrap().click();
+    step_until(&mut h, 10, "one connection left", |h| {
+        h.state().live.status.connections.len() == 1 && h.state().live.background.is_empty()
+    });
+    assert_eq!(h.state().live.status.active, Some(sandbox_id));
 }

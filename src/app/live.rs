@@ -1,8 +1,8 @@
 //! The live model the panels read: filled only in `ConsoleApp::logic` from backend events.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::backend::{BackendStatus, Event, RelayView};
+use crate::backend::{BackendStatus, ConnId, Event, RelayView};
 use crate::devices::{TopicKind, classify};
 use crate::mqtt::MqttMessage;
 
@@ -71,15 +71,89 @@ pub struct LiveModel {
     pub devices: BTreeMap<String, DeviceView>,
     /// The Devices panel's roster (devices.toml), fed by every message.
     pub roster: crate::devices::roster::Roster,
-    /// The Topics panel's store, tree and subscriptions, fed by every message.
+    /// The Topics panel's store, tree and subscriptions for the active connection.
     pub topics: crate::topics::Topics,
+    /// The connection `topics` belongs to.
+    pub active_conn: Option<ConnId>,
+    /// The other open connections' stores, kept filling in the background (with a quarter
+    /// of the bounds each), and swapped in when one becomes active.
+    pub background: HashMap<ConnId, crate::topics::Topics>,
+    /// The bounds of the active store.
+    pub limits: crate::topics::Limits,
+}
+
+/// The bounds of a background connection's store: a quarter of the active one's.
+pub fn background_limits(l: crate::topics::Limits) -> crate::topics::Limits {
+    crate::topics::Limits {
+        max_messages: (l.max_messages / 4).max(1),
+        max_bytes: (l.max_bytes / 4).max(1),
+        max_payload: l.max_payload,
+    }
 }
 
 impl LiveModel {
     pub fn apply(&mut self, ev: Event) {
         match ev {
-            Event::Message(m) => self.on_message(m),
+            Event::Message(conn, m) => {
+                if self.active_conn.is_none() {
+                    self.active_conn = Some(conn);
+                }
+                if Some(conn) == self.active_conn {
+                    self.on_message(m)
+                } else {
+                    self.store_of(conn).on_message(
+                        m.time.timestamp_millis(),
+                        &m.topic,
+                        &m.payload,
+                        m.qos,
+                        m.retain,
+                        m.props,
+                    );
+                }
+            }
         }
+    }
+
+    /// The store of a connection (the active one's, or a background one, made when new).
+    pub fn store_of(&mut self, id: ConnId) -> &mut crate::topics::Topics {
+        if Some(id) == self.active_conn {
+            return &mut self.topics;
+        }
+        let limits = background_limits(self.limits);
+        self.background.entry(id).or_insert_with(|| {
+            let mut t = crate::topics::Topics::new(limits);
+            t.subscribe("#", 0);
+            t
+        })
+    }
+
+    /// Follows the backend's active connection: its store becomes the Topics panel's, the
+    /// previous one keeps filling in the background; stores of closed connections go.
+    pub fn sync_active(&mut self) {
+        let want = self.status.active;
+        if self.active_conn.is_none() {
+            // The first connection takes the store made at start (with `--subscribe` filters).
+            self.active_conn = want;
+        } else if want.is_some() && want != self.active_conn {
+            let mut next = self
+                .background
+                .remove(&want.unwrap_or_default())
+                .unwrap_or_else(|| {
+                    let mut t = crate::topics::Topics::new(self.limits);
+                    t.subscribe("#", 0);
+                    t
+                });
+            next.store.limits = self.limits;
+            let mut old = std::mem::replace(&mut self.topics, next);
+            if let Some(prev) = self.active_conn {
+                old.store.limits = background_limits(self.limits);
+                self.background.insert(prev, old);
+            }
+            self.active_conn = want;
+        }
+        let open = &self.status.connections;
+        self.background
+            .retain(|id, _| open.iter().any(|c| c.id == *id));
     }
 
     fn on_message(&mut self, m: MqttMessage) {
@@ -87,7 +161,7 @@ impl LiveModel {
         let ms = m.time.timestamp_millis();
         self.roster.on_message(&m.topic, &m.payload, ms);
         self.topics
-            .on_message(ms, &m.topic, &m.payload, m.qos, m.retain);
+            .on_message(ms, &m.topic, &m.payload, m.qos, m.retain, m.props.clone());
         self.rate.add(m.time.timestamp());
         if let Some((id, kind)) = classify(DEVICE_PREFIX, &m.topic) {
             let dev = self.devices.entry(id.to_owned()).or_default();
@@ -153,13 +227,17 @@ mod tests {
 
     fn msg(topic: &str, payload: &str, secs: i64) -> Event {
         use chrono::TimeZone;
-        Event::Message(MqttMessage {
-            time: chrono::Local.timestamp_opt(secs, 0).unwrap(),
-            topic: topic.to_owned(),
-            payload: payload.as_bytes().to_vec().into(),
-            qos: 0,
-            retain: false,
-        })
+        Event::Message(
+            1,
+            MqttMessage {
+                time: chrono::Local.timestamp_opt(secs, 0).unwrap(),
+                topic: topic.to_owned(),
+                payload: payload.as_bytes().to_vec().into(),
+                qos: 0,
+                retain: false,
+                props: None,
+            },
+        )
     }
 
     #[test]

@@ -202,6 +202,7 @@ impl ConsoleApp {
         let live = &mut self.live;
         let more = self.backend.drain(DRAIN_BUDGET, |ev| live.apply(ev));
         live.status = self.backend.status();
+        live.sync_active();
         live.set_relay_view(self.backend.relay_view());
         live.dropped = self.backend.dropped();
         if more {
@@ -263,7 +264,10 @@ impl ConsoleApp {
                 }
                 Action::Topics(edit) => {
                     use crate::ui::topics::TopicsEdit;
-                    let topics = &mut self.live.topics;
+                    let topics = match &edit {
+                        TopicsEdit::Replace(id, _) => self.live.store_of(*id),
+                        _ => &mut self.live.topics,
+                    };
                     match edit {
                         TopicsEdit::Subscribe(f, q) => {
                             topics.subscribe(&f, q);
@@ -274,10 +278,10 @@ impl ConsoleApp {
                             }
                         }
                         TopicsEdit::Remove(f) => topics.subs.retain(|s| s.filter != f),
-                        TopicsEdit::Replace(filters) => {
-                            // Another broker: start a fresh store, so two brokers' messages
-                            // are never mixed in one list or export.
-                            *topics = crate::topics::Topics::new(topics.store.limits);
+                        TopicsEdit::Replace(_, filters) => {
+                            // A connection accepted: its store (one per connection, so two
+                            // brokers' messages are never mixed) lists its subscriptions.
+                            topics.subs.clear();
                             for f in filters {
                                 topics.subscribe(&f, 0);
                             }

@@ -8,6 +8,7 @@
 //! | statuses (sandbox, broker connection) | `watch` |
 //! | one-shot jobs | [`Requested`] |
 
+pub mod conns;
 pub mod requested;
 
 use std::path::{Path, PathBuf};
@@ -19,14 +20,17 @@ use rumqttc::QoS;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use conns::{ConnId, ConnInfo, MAX_CONNECTIONS};
 pub use requested::{Abandoned, Reply, Requested};
 
 use crate::config::Paths;
+use crate::mqtt::client::BrokerOptions;
 use crate::mqtt::worker::{Worker, WorkerOptions, WorkerSinks};
 use crate::mqtt::{ConnState, MqttMessage};
 use crate::relay::tls::CertBrief;
 use crate::relay::{Relay, RelayConfig, RelayPhase, RelaySnapshot};
 use crate::sandbox::{Sandbox, SandboxInfo};
+use conns::{Conn, Conns};
 
 /// Asks the UI to repaint soon. Cheap; may be called from any thread.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -38,11 +42,13 @@ pub const EVENT_CAPACITY: usize = 16_384;
 
 /// What the UI asks the backend to do.
 pub enum Command {
+    /// Publish through the active connection (MQTT 5 properties need an MQTT 5 one).
     Publish {
         topic: String,
         payload: Vec<u8>,
         qos: QoS,
         retain: bool,
+        props: Option<Box<crate::mqtt::Props>>,
     },
     /// Count files and bytes in a folder and check it is writable.
     InspectFolder {
@@ -134,16 +140,25 @@ pub enum Command {
         text: String,
         reply: Reply<PathBuf, String>,
     },
-    /// Point the console's connection at a saved broker profile (the previous connection is
-    /// closed); answers the client id used.
+    /// Open a connection for a saved broker profile and make it the active one. Other open
+    /// connections keep running; one open for a profile of the same name is replaced.
+    /// Answers the connection's id and the client id used.
     ConnectProfile {
         profile: Box<crate::mqtt::profile::Profile>,
-        reply: Reply<String, String>,
+        reply: Reply<(ConnId, String), String>,
     },
-    /// Close the console's connection.
+    /// Close the active connection (the most recent other one becomes active).
     DisconnectBroker,
-    /// Connect the console to the sandbox again (through its relay).
+    /// Make the sandbox connection active (opened through its relay when it is not open).
     ConnectSandbox,
+    /// Make another open connection the active one.
+    ActivateConnection {
+        id: ConnId,
+    },
+    /// Close one open connection.
+    CloseConnection {
+        id: ConnId,
+    },
     /// Subscribe the console's connection (kept across reconnects).
     Subscribe {
         filter: String,
@@ -208,7 +223,8 @@ pub struct RepairDone {
 /// What the backend tells the UI, in order.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Message(MqttMessage),
+    /// A message received on a connection.
+    Message(ConnId, MqttMessage),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -237,7 +253,13 @@ pub struct RelayStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BackendStatus {
     pub sandbox: SandboxState,
+    /// The active connection's state.
     pub broker: ConnState,
+    /// The active connection's protocol: 4 (MQTT 3.1.1) or 5.
+    pub broker_protocol: u8,
+    /// Every open connection, in the order opened.
+    pub connections: Vec<ConnInfo>,
+    pub active: Option<ConnId>,
     pub relay: RelayStatus,
 }
 
@@ -450,16 +472,20 @@ async fn run(
 ) {
     let handle = tokio::runtime::Handle::current();
     let mut sandbox: Option<Sandbox> = None;
-    let mut worker: Option<Worker> = None;
+    let mut conns = Conns::default();
     let mut relay: Option<Relay> = None;
     let mut relay_cfg: Option<RelayConfig> = None;
     // Device commands waiting for their answer, matched against every received message.
     let acks = crate::devices::commands::AckTracker::default();
-    let mut console_target: Option<Target> = None;
     let mut sandbox_target: Option<Target> = None;
-    // The profile the console is connected to, for second connections (flow, retained).
-    let mut console_profile: Option<crate::mqtt::profile::Profile> = None;
     let mut sim_cancel: Option<CancellationToken> = None;
+    let ctx = ConnCtx {
+        handle: handle.clone(),
+        sink: sink.clone(),
+        status: status.clone(),
+        cancel: cancel.clone(),
+        acks: acks.clone(),
+    };
 
     if opts.sandbox {
         set_status(&status, &sink, |s| s.sandbox = SandboxState::Starting);
@@ -484,18 +510,11 @@ async fn run(
                         Target::Tcp(info.broker_addr.to_string())
                     }
                 };
-                console_target = Some(target.clone());
                 sandbox_target = Some(target.clone());
                 if opts.connect.is_none() {
-                    worker = Some(connect(
-                        &handle,
-                        target,
-                        &sink,
-                        &status,
-                        &cancel,
-                        acks.clone(),
-                        vec![("#".to_owned(), QoS::AtMostOnce)],
-                    ));
+                    let conn = ctx.open_sandbox(conns.next_id(), target);
+                    conns.push_active(conn);
+                    ctx.publish_active(&conns);
                 }
                 relay_cfg = Some(sb.relay.config());
                 relay = Some(sb.relay.clone());
@@ -526,24 +545,14 @@ async fn run(
                 crate::checks::url::redact(&c.url)
             ))
         } else {
-            profile.mqtt_options()
+            profile.options()
         };
         match mqtt {
             Ok(mqtt) => {
                 tracing::info!("connecting the console to {}", c.url.trim());
-                let subs = profile
-                    .subscriptions
-                    .iter()
-                    .map(|f| (f.clone(), QoS::AtMostOnce))
-                    .collect();
-                console_profile = Some(profile);
-                worker = Some(Worker::spawn_with(
-                    &handle,
-                    mqtt,
-                    subs,
-                    console_sinks(&handle, &sink, &status, &cancel, acks.clone()),
-                    &cancel,
-                ));
+                let conn = ctx.open_profile(conns.next_id(), profile, mqtt);
+                conns.push_active(conn);
+                ctx.publish_active(&conns);
             }
             Err(e) => {
                 tracing::error!("--connect: {e}");
@@ -610,9 +619,13 @@ async fn run(
                 payload,
                 qos,
                 retain,
-            } => match &worker {
+                props,
+            } => match conns.worker() {
                 Some(w) => {
-                    if let Err(e) = w.client.try_publish(topic.clone(), qos, retain, payload) {
+                    if let Err(e) =
+                        w.client
+                            .try_publish(&topic, qos, retain, payload, props.as_deref())
+                    {
                         tracing::warn!("could not publish to {topic}: {e}");
                     }
                 }
@@ -757,20 +770,19 @@ async fn run(
                 });
             }
             Command::FindRetained { prefix, reply } => {
-                let mqtt =
-                    match second_connection(console_target.as_ref(), console_profile.as_ref()) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            reply.send(Err(e));
-                            continue;
-                        }
-                    };
+                let mqtt = match second_connection(conns.active.as_ref()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        reply.send(Err(e));
+                        continue;
+                    }
+                };
                 handle.spawn(async move {
                     reply.send(find_retained(mqtt, &prefix).await);
                 });
             }
             Command::ClearRetained { topics, reply } => {
-                let Some(w) = worker.clone() else {
+                let Some(w) = conns.worker().cloned() else {
                     reply.send(Err("not connected to a broker".into()));
                     continue;
                 };
@@ -781,7 +793,7 @@ async fn run(
                         // of topics are cleared without dropping any.
                         match w
                             .client
-                            .publish(t.clone(), QoS::AtLeastOnce, true, Vec::new())
+                            .publish(t, QoS::AtLeastOnce, true, Vec::new())
                             .await
                         {
                             Ok(()) => sent += 1,
@@ -836,72 +848,78 @@ async fn run(
                     );
                 });
             }
-            Command::ConnectProfile { profile, reply } => match profile.mqtt_options() {
-                Ok(mqtt) => {
-                    if let Some(w) = worker.take() {
-                        w.stop();
+            Command::ConnectProfile { profile, reply } => {
+                // The same profile connected again replaces its old connection.
+                let same = conns.find_label(&profile.name);
+                if same.is_none() && conns.len() >= MAX_CONNECTIONS {
+                    reply.send(Err(format!(
+                        "at most {MAX_CONNECTIONS} connections at once: close one first"
+                    )));
+                    continue;
+                }
+                match profile.options() {
+                    Ok(mqtt) => {
+                        if let Some(old) = same.and_then(|id| conns.remove(id)) {
+                            ctx.close(old);
+                        }
+                        let id = mqtt.client_id();
+                        tracing::info!(
+                            "connecting to profile \"{}\" ({}, MQTT {})",
+                            profile.name,
+                            profile.url,
+                            if mqtt.protocol() == 5 { "5" } else { "3.1.1" }
+                        );
+                        let cid = conns.next_id();
+                        let conn = ctx.open_profile(cid, *profile, mqtt);
+                        conns.push_active(conn);
+                        ctx.publish_active(&conns);
+                        reply.send(Ok((cid, id)));
                     }
-                    let id = mqtt.client_id();
-                    tracing::info!(
-                        "connecting the console to profile \"{}\" ({})",
-                        profile.name,
-                        profile.url
-                    );
-                    console_target = None;
-                    console_profile = Some((*profile).clone());
-                    let subs = profile
-                        .subscriptions
-                        .iter()
-                        .map(|f| (f.clone(), QoS::AtMostOnce))
-                        .collect();
-                    worker = Some(Worker::spawn_with(
-                        &handle,
-                        mqtt,
-                        subs,
-                        console_sinks(&handle, &sink, &status, &cancel, acks.clone()),
-                        &cancel,
-                    ));
-                    reply.send(Ok(id));
+                    Err(e) => reply.send(Err(e)),
                 }
-                Err(e) => reply.send(Err(e)),
-            },
+            }
             Command::DisconnectBroker => {
-                if let Some(w) = worker.take() {
-                    w.stop();
+                if let Some(old) = conns.active_id().and_then(|id| conns.remove(id)) {
+                    ctx.close(old);
                 }
-                console_target = None;
-                console_profile = None;
-                set_status(&status, &sink, |s| s.broker = ConnState::Idle);
+                ctx.publish_active(&conns);
             }
             Command::ConnectSandbox => {
                 if let Some(target) = sandbox_target.clone() {
-                    if let Some(w) = worker.take() {
-                        w.stop();
+                    match conns.find_label(SANDBOX_LABEL) {
+                        Some(id) => {
+                            conns.activate(id);
+                        }
+                        None => {
+                            let conn = ctx.open_sandbox(conns.next_id(), target);
+                            conns.push_active(conn);
+                        }
                     }
-                    console_profile = None;
-                    console_target = Some(target.clone());
-                    worker = Some(connect(
-                        &handle,
-                        target,
-                        &sink,
-                        &status,
-                        &cancel,
-                        acks.clone(),
-                        vec![("#".to_owned(), QoS::AtMostOnce)],
-                    ));
+                    ctx.publish_active(&conns);
                 }
             }
-            Command::Subscribe { filter, qos } => match &worker {
+            Command::ActivateConnection { id } => {
+                if conns.activate(id) {
+                    ctx.publish_active(&conns);
+                }
+            }
+            Command::CloseConnection { id } => {
+                if let Some(old) = conns.remove(id) {
+                    ctx.close(old);
+                }
+                ctx.publish_active(&conns);
+            }
+            Command::Subscribe { filter, qos } => match conns.worker() {
                 Some(w) => w.subscribe(&filter, qos),
                 None => tracing::warn!("not connected to a broker; {filter} not subscribed"),
             },
             Command::Unsubscribe { filter } => {
-                if let Some(w) = &worker {
+                if let Some(w) = conns.worker() {
                     w.unsubscribe(&filter);
                 }
             }
             Command::DeviceSend { cmd, reply } => {
-                let Some(w) = &worker else {
+                let Some(w) = conns.worker() else {
                     reply.send(Err("not connected to a broker".into()));
                     continue;
                 };
@@ -913,10 +931,13 @@ async fn run(
                 // Expect the answer before publishing: a fast device must not be missed.
                 let rx = cmd.ack.clone().map(|a| acks.expect(a));
                 let sent = Instant::now();
-                if let Err(e) =
-                    w.client
-                        .try_publish(cmd.topic.clone(), qos, cmd.retain, cmd.payload.clone())
-                {
+                if let Err(e) = w.client.try_publish(
+                    &cmd.topic,
+                    qos,
+                    cmd.retain,
+                    cmd.payload.clone().into_bytes(),
+                    None,
+                ) {
                     reply.send(Err(format!("could not publish to {}: {e}", cmd.topic)));
                     continue;
                 }
@@ -931,14 +952,13 @@ async fn run(
                 });
             }
             Command::RunFlow { device, reply } => {
-                let mqtt =
-                    match second_connection(console_target.as_ref(), console_profile.as_ref()) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            reply.send(Err(e));
-                            continue;
-                        }
-                    };
+                let mqtt = match second_connection(conns.active.as_ref()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        reply.send(Err(e));
+                        continue;
+                    }
+                };
                 handle.spawn(async move {
                     let steps =
                         crate::devices::flow::run(mqtt, &device, Duration::from_secs(10)).await;
@@ -1066,8 +1086,8 @@ async fn run(
             }
         }
     }
-    if let Some(w) = worker {
-        w.stop();
+    for c in conns.drain() {
+        c.worker.stop();
     }
     if let Some(r) = relay {
         r.stop().await;
@@ -1140,22 +1160,26 @@ async fn find_retained(
     Ok(found.into_iter().collect())
 }
 
-/// Options for a second connection to the broker the console is connected to.
-fn second_connection(
-    target: Option<&Target>,
-    profile: Option<&crate::mqtt::profile::Profile>,
-) -> Result<rumqttc::MqttOptions, String> {
-    match (target, profile) {
-        (Some(t), _) => Ok(flow_options(t.clone())),
-        (None, Some(p)) => {
+/// Options for a second connection to the broker of the active connection (always MQTT
+/// 3.1.1: the demo flow plays a Mini Program, and finding retained messages needs no more).
+fn second_connection(active: Option<&Conn>) -> Result<rumqttc::MqttOptions, String> {
+    match active {
+        Some(Conn {
+            target: Some(t), ..
+        }) => Ok(flow_options(t.clone())),
+        Some(Conn {
+            profile: Some(p), ..
+        }) => {
             let mut p = p.clone();
             p.client_id = format!("{}-aux", p.client_id);
             p.random_suffix = true;
             p.will = None;
             p.clean_session = true;
+            p.session_expiry_secs = None;
+            p.version = crate::mqtt::profile::MqttVersion::V311;
             p.mqtt_options()
         }
-        (None, None) => Err("not connected to a broker".into()),
+        _ => Err("not connected to a broker".into()),
     }
 }
 
@@ -1355,78 +1379,152 @@ enum Target {
     },
 }
 
-/// Connects the console's MQTT worker and subscribes to everything.
-fn connect(
-    handle: &tokio::runtime::Handle,
-    target: Target,
-    sink: &EventSink,
-    status: &watch::Sender<BackendStatus>,
-    cancel: &CancellationToken,
+/// The label of the sandbox connection.
+pub const SANDBOX_LABEL: &str = "sandbox";
+
+/// What opening a connection needs from the backend.
+struct ConnCtx {
+    handle: tokio::runtime::Handle,
+    sink: EventSink,
+    status: watch::Sender<BackendStatus>,
+    cancel: CancellationToken,
     acks: crate::devices::commands::AckTracker,
-    subscriptions: Vec<(String, QoS)>,
-) -> Worker {
-    let (host, port, transport) = match target {
-        Target::Tcp(addr) => {
-            let (h, p) = addr
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h.to_owned(), p.parse().ok()?)))
-                .unwrap_or_else(|| (addr.clone(), 1883));
-            (h, p, None)
-        }
-        Target::Wss { url, port, tls } => (
-            url,
-            port,
-            Some(rumqttc::Transport::wss_with_config((*tls).clone().into())),
-        ),
-    };
-    Worker::spawn(
-        handle,
-        WorkerOptions {
-            host,
-            port,
-            client_id: format!("mpbridge-console-{:08x}", rand::random::<u32>()),
-            keep_alive: Duration::from_secs(30),
-            subscriptions,
-            max_packet_bytes: crate::mqtt::MAX_PACKET_BYTES,
-            transport,
-        },
-        console_sinks(handle, sink, status, cancel, acks),
-        cancel,
-    )
 }
 
-/// The console connection's sinks: its state mirrored into the backend status, every message
-/// to the ack tracker and the UI.
-fn console_sinks(
-    handle: &tokio::runtime::Handle,
-    sink: &EventSink,
-    status: &watch::Sender<BackendStatus>,
-    cancel: &CancellationToken,
-    acks: crate::devices::commands::AckTracker,
-) -> WorkerSinks {
-    let (state_tx, mut state_rx) = watch::channel(ConnState::Idle);
-    {
-        let status = status.clone();
-        let sink = sink.clone();
-        let cancel = cancel.clone();
-        handle.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    changed = state_rx.changed() => if changed.is_err() { break },
-                }
-                let s = state_rx.borrow_and_update().clone();
-                set_status(&status, &sink, |st| st.broker = s);
+impl ConnCtx {
+    /// Connects to the sandbox (through its relay) and subscribes to everything.
+    fn open_sandbox(&self, id: ConnId, target: Target) -> Conn {
+        let (host, port, transport) = match target.clone() {
+            Target::Tcp(addr) => {
+                let (h, p) = addr
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_owned(), p.parse().ok()?)))
+                    .unwrap_or_else(|| (addr.clone(), 1883));
+                (h, p, None)
             }
+            Target::Wss { url, port, tls } => (
+                url,
+                port,
+                Some(rumqttc::Transport::wss_with_config((*tls).clone().into())),
+            ),
+        };
+        let url = match &target {
+            Target::Tcp(a) => format!("mqtt://{a}"),
+            Target::Wss { url, .. } => url.clone(),
+        };
+        self.register(id, SANDBOX_LABEL, &url, 4);
+        let worker = Worker::spawn(
+            &self.handle,
+            WorkerOptions {
+                host,
+                port,
+                client_id: format!("mpbridge-console-{:08x}", rand::random::<u32>()),
+                keep_alive: Duration::from_secs(30),
+                subscriptions: vec![("#".to_owned(), QoS::AtMostOnce)],
+                max_packet_bytes: crate::mqtt::MAX_PACKET_BYTES,
+                transport,
+            },
+            self.sinks(id),
+            &self.cancel,
+        );
+        Conn {
+            id,
+            label: SANDBOX_LABEL.into(),
+            worker,
+            target: Some(target),
+            profile: None,
+        }
+    }
+
+    /// Connects a profile and subscribes to its filters.
+    fn open_profile(
+        &self,
+        id: ConnId,
+        profile: crate::mqtt::profile::Profile,
+        mqtt: BrokerOptions,
+    ) -> Conn {
+        self.register(id, &profile.name, profile.url.trim(), mqtt.protocol());
+        let subs = profile
+            .subscriptions
+            .iter()
+            .map(|f| (f.clone(), QoS::AtMostOnce))
+            .collect();
+        let worker = Worker::spawn_with(&self.handle, mqtt, subs, self.sinks(id), &self.cancel);
+        Conn {
+            id,
+            label: profile.name.clone(),
+            worker,
+            target: None,
+            profile: Some(profile),
+        }
+    }
+
+    fn register(&self, id: ConnId, label: &str, url: &str, protocol: u8) {
+        let info = ConnInfo {
+            id,
+            label: label.to_owned(),
+            url: crate::checks::url::redact(url),
+            protocol,
+            state: ConnState::Connecting { attempt: 0 },
+        };
+        set_status(&self.status, &self.sink, |s| s.connections.push(info));
+    }
+
+    /// Stops a connection (DISCONNECT sent, so its last will stays unpublished).
+    fn close(&self, conn: Conn) {
+        tracing::info!("closing the connection \"{}\"", conn.label);
+        conn.worker.stop();
+        set_status(&self.status, &self.sink, |s| {
+            s.connections.retain(|c| c.id != conn.id)
         });
     }
-    let msg_sink = sink.clone();
-    WorkerSinks {
-        state: state_tx,
-        on_message: Box::new(move |m| {
-            acks.observe(&m.topic, &m.payload);
-            msg_sink.emit(Event::Message(m))
-        }),
+
+    /// Mirrors which connection is active into the status.
+    fn publish_active(&self, conns: &Conns) {
+        let active = conns.active_id();
+        set_status(&self.status, &self.sink, |s| {
+            s.active = active;
+            let c = s.connections.iter().find(|c| Some(c.id) == active);
+            s.broker = c.map(|c| c.state.clone()).unwrap_or_default();
+            s.broker_protocol = c.map_or(4, |c| c.protocol);
+        });
+    }
+
+    /// A connection's sinks: its state mirrored into the status, every message to the ack
+    /// tracker and the UI (tagged with the connection).
+    fn sinks(&self, id: ConnId) -> WorkerSinks {
+        let (state_tx, mut state_rx) = watch::channel(ConnState::Idle);
+        {
+            let status = self.status.clone();
+            let sink = self.sink.clone();
+            let cancel = self.cancel.clone();
+            self.handle.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        changed = state_rx.changed() => if changed.is_err() { break },
+                    }
+                    let state = state_rx.borrow_and_update().clone();
+                    set_status(&status, &sink, |st| {
+                        if st.active == Some(id) {
+                            st.broker = state.clone();
+                        }
+                        if let Some(c) = st.connections.iter_mut().find(|c| c.id == id) {
+                            c.state = state;
+                        }
+                    });
+                }
+            });
+        }
+        let msg_sink = self.sink.clone();
+        let acks = self.acks.clone();
+        WorkerSinks {
+            state: state_tx,
+            on_message: Box::new(move |m| {
+                acks.observe(&m.topic, &m.payload);
+                msg_sink.emit(Event::Message(id, m))
+            }),
+        }
     }
 }
 

@@ -143,7 +143,8 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
             match rx.try_recv() {
                 Ok(m) => {
                     let ms = chrono::Utc::now().timestamp_millis();
-                    live.topics.on_message(ms, &m.topic, &m.payload, 0, false);
+                    live.topics
+                        .on_message(ms, &m.topic, &m.payload, 0, false, None);
                     ingested += 1;
                 }
                 Err(_) => break,
@@ -185,7 +186,7 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
     for i in 0..opts.fill {
         // Each message its own payload allocation, as messages from a broker have.
         let own = Bytes::copy_from_slice(&payload);
-        big.on_message(i as i64, &names[i % names.len()], &own, 0, false);
+        big.on_message(i as i64, &names[i % names.len()], &own, 0, false, None);
     }
     let fill_rate = opts.fill as f64 / fill_start.elapsed().as_secs_f64().max(1e-9);
     let rss_1m = rss_mb();

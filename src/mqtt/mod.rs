@@ -1,14 +1,20 @@
 //! The console's MQTT client side: a worker task that owns a rumqttc event loop, and the
 //! plain types it reports with. No egui here.
 
+pub mod client;
 pub mod profile;
+pub mod props;
 pub mod topic;
 pub mod wire;
 pub mod worker;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+
+pub use props::Props;
 
 /// Largest packet the console accepts or sends. Well above the store's keep limit, so a big
 /// message is stored truncated instead of dropping the connection (rumqttc disconnects on a
@@ -23,6 +29,8 @@ pub struct MqttMessage {
     pub payload: Bytes,
     pub qos: u8,
     pub retain: bool,
+    /// MQTT 5 publish properties, when the message carried any.
+    pub props: Option<Arc<Props>>,
 }
 
 /// A broker connection's state, published on a `watch` channel.

@@ -25,6 +25,16 @@ pub enum TrustChoice {
     File,
 }
 
+/// The MQTT protocol version a profile connects with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MqttVersion {
+    #[default]
+    #[serde(rename = "3.1.1")]
+    V311,
+    #[serde(rename = "5")]
+    V5,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Will {
@@ -43,6 +53,9 @@ pub struct Profile {
     pub name: String,
     /// `mqtt://host:1883`, `mqtts://host:8883`, `ws://host:8083/mqtt`, `wss://host/mqtt`.
     pub url: String,
+    /// MQTT 3.1.1 (the default, as ESP8266 and Mini Program clients) or 5.
+    #[serde(default)]
+    pub version: MqttVersion,
     #[serde(default = "default_client_id")]
     pub client_id: String,
     /// Append `-xxxxxxxx` to the client id on every connect (two consoles, no takeover).
@@ -54,8 +67,13 @@ pub struct Profile {
     pub password: Option<Secret>,
     #[serde(default = "default_keepalive")]
     pub keepalive_secs: u16,
+    /// Clean session (3.1.1) or clean start (5).
     #[serde(default = "yes")]
     pub clean_session: bool,
+    /// MQTT 5: how long the broker keeps the session after the connection ends (none: it
+    /// ends with the connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expiry_secs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub will: Option<Will>,
     #[serde(default)]
@@ -94,12 +112,14 @@ impl Profile {
         Profile {
             name: name.to_owned(),
             url: url.to_owned(),
+            version: MqttVersion::V311,
             client_id: default_client_id(),
             random_suffix: true,
             username: None,
             password: None,
             keepalive_secs: 60,
             clean_session: true,
+            session_expiry_secs: None,
             will: None,
             trust: TrustChoice::System,
             ca_file: None,
@@ -120,8 +140,11 @@ impl Profile {
         if self.client_id.len() > 65_535 {
             return Err("the client id is too long".into());
         }
-        if self.password.is_some() && self.username.is_none() {
+        if self.password.is_some() && self.username.is_none() && self.version == MqttVersion::V311 {
             return Err("MQTT 3.1.1 sends a password only with a user name".into());
+        }
+        if self.session_expiry_secs.is_some() && self.version == MqttVersion::V311 {
+            return Err("session expiry is an MQTT 5 setting: switch to MQTT 5 or clear it".into());
         }
         if self.trust == TrustChoice::File && self.ca_file.is_none() {
             return Err("trust = file needs a CA file".into());
@@ -151,7 +174,71 @@ impl Profile {
         }
     }
 
-    /// rumqttc options for this profile; reading certificate files happens here.
+    /// Options in the profile's protocol version; reading certificate files happens here.
+    pub fn options(&self) -> Result<super::client::BrokerOptions, String> {
+        match self.version {
+            MqttVersion::V311 => self
+                .mqtt_options()
+                .map(|o| super::client::BrokerOptions::V4(Box::new(o))),
+            MqttVersion::V5 => self
+                .mqtt5_options()
+                .map(|o| super::client::BrokerOptions::V5(Box::new(o))),
+        }
+    }
+
+    /// MQTT 5 options: clean start, session expiry, and the same transport and credentials.
+    pub fn mqtt5_options(&self) -> Result<rumqttc::v5::MqttOptions, String> {
+        use rumqttc::v5::mqttbytes::QoS as Q;
+        self.validate()?;
+        let (scheme, host, port) = split_url(&self.url)?;
+        let id = self.effective_client_id();
+        let mut o = match scheme {
+            Scheme::Ws | Scheme::Wss => rumqttc::v5::MqttOptions::new(id, self.url.trim(), port),
+            _ => rumqttc::v5::MqttOptions::new(id, host, port),
+        };
+        o.set_keep_alive(Duration::from_secs(u64::from(self.keepalive_secs.max(5))));
+        o.set_clean_start(self.clean_session);
+        o.set_max_packet_size(Some(super::MAX_PACKET_BYTES as u32));
+        o.set_session_expiry_interval(self.session_expiry_secs);
+        if let Some(u) = &self.username {
+            o.set_credentials(
+                u.clone(),
+                self.password
+                    .as_ref()
+                    .map(|p| p.expose().to_owned())
+                    .unwrap_or_default(),
+            );
+        }
+        if let Some(w) = &self.will {
+            let qos = match w.qos {
+                0 => Q::AtMostOnce,
+                1 => Q::AtLeastOnce,
+                _ => Q::ExactlyOnce,
+            };
+            o.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                &w.topic,
+                w.payload.clone(),
+                qos,
+                w.retain,
+                None,
+            ));
+        }
+        if let Some(t) = self.transport(scheme)? {
+            o.set_transport(t);
+        }
+        Ok(o)
+    }
+
+    fn transport(&self, scheme: Scheme) -> Result<Option<Transport>, String> {
+        Ok(match scheme {
+            Scheme::Tcp => None,
+            Scheme::Ws => Some(Transport::Ws),
+            Scheme::Tls => Some(Transport::tls_with_config(self.tls_config()?.into())),
+            Scheme::Wss => Some(Transport::wss_with_config(self.tls_config()?.into())),
+        })
+    }
+
+    /// MQTT 3.1.1 options for this profile; reading certificate files happens here.
     pub fn mqtt_options(&self) -> Result<MqttOptions, String> {
         self.validate()?;
         let (scheme, host, port) = split_url(&self.url)?;
@@ -180,17 +267,8 @@ impl Profile {
             };
             o.set_last_will(LastWill::new(&w.topic, w.payload.clone(), qos, w.retain));
         }
-        match scheme {
-            Scheme::Tcp => {}
-            Scheme::Ws => {
-                o.set_transport(Transport::Ws);
-            }
-            Scheme::Tls => {
-                o.set_transport(Transport::tls_with_config(self.tls_config()?.into()));
-            }
-            Scheme::Wss => {
-                o.set_transport(Transport::wss_with_config(self.tls_config()?.into()));
-            }
+        if let Some(t) = self.transport(scheme)? {
+            o.set_transport(t);
         }
         Ok(o)
     }
@@ -457,9 +535,20 @@ pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
             }
         }
         if c.get("mqttVersion").and_then(|x| x.as_str()) == Some("5.0") {
-            notes.push(format!(
-                "{name}: MQTT 5 in MQTTX; connects with MQTT 3.1.1 here"
-            ));
+            p.version = MqttVersion::V5;
+            let props = c.get("properties");
+            p.session_expiry_secs = props
+                .and_then(|x| x.get("sessionExpiryInterval"))
+                .and_then(|x| x.as_u64())
+                .map(|x| x.min(u64::from(u32::MAX)) as u32);
+            if props
+                .and_then(|x| x.get("userProperties"))
+                .is_some_and(|x| x.as_object().is_some_and(|o| !o.is_empty()))
+            {
+                notes.push(format!(
+                    "{name}: CONNECT user properties are not carried over"
+                ));
+            }
         }
         match p.validate() {
             Ok(()) => out.push(p),

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use std::sync::{Arc, Mutex};
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{MqttOptions, QoS};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::client::{BrokerOptions, Client, DISCONNECT_GRACE, Polled, Session};
 use super::{ConnState, MqttMessage, backoff};
 
 /// Where to connect and what to subscribe to.
@@ -36,7 +37,7 @@ pub struct WorkerSinks {
 /// Handle to a running worker.
 #[derive(Clone)]
 pub struct Worker {
-    pub client: AsyncClient,
+    pub client: Client,
     cancel: CancellationToken,
     /// What is subscribed now: re-subscribed after every reconnect.
     subscriptions: Arc<Mutex<Vec<(String, QoS)>>>,
@@ -57,26 +58,25 @@ impl Worker {
         if let Some(t) = opts.transport.clone() {
             mqtt.set_transport(t);
         }
-        Self::spawn_with(handle, mqtt, opts.subscriptions, sinks, parent)
+        Self::spawn_with(
+            handle,
+            BrokerOptions::V4(Box::new(mqtt)),
+            opts.subscriptions,
+            sinks,
+            parent,
+        )
     }
 
     /// Starts a worker on ready-made options (a broker profile).
     pub fn spawn_with(
         handle: &tokio::runtime::Handle,
-        mqtt: MqttOptions,
+        mqtt: BrokerOptions,
         subscriptions: Vec<(String, QoS)>,
         sinks: WorkerSinks,
         parent: &CancellationToken,
     ) -> Self {
-        let target = {
-            let (h, p) = mqtt.broker_address();
-            if h.contains("://") {
-                h
-            } else {
-                format!("{h}:{p}")
-            }
-        };
-        let (client, eventloop) = AsyncClient::new(mqtt, 256);
+        let target = mqtt.target();
+        let (client, eventloop) = mqtt.into_client(256);
         let cancel = parent.child_token();
         let subscriptions = Arc::new(Mutex::new(subscriptions));
         handle.spawn(run(
@@ -122,8 +122,8 @@ impl Worker {
 }
 
 async fn run(
-    mut eventloop: EventLoop,
-    client: AsyncClient,
+    mut eventloop: Session,
+    client: Client,
     target: String,
     subscriptions: Arc<Mutex<Vec<(String, QoS)>>>,
     mut sinks: WorkerSinks,
@@ -138,10 +138,10 @@ async fn run(
             _ = cancel.cancelled() => {
                 // `stop()` queued a DISCONNECT: let it out, so the broker does not publish
                 // the last will for a console that left on purpose.
-                let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                let _ = tokio::time::timeout(DISCONNECT_GRACE, async {
                     loop {
-                        match eventloop.poll().await {
-                            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                        match eventloop.poll(&target).await {
+                            Ok(Polled::DisconnectSent) | Err(_) => break,
                             Ok(_) => {}
                         }
                     }
@@ -149,38 +149,32 @@ async fn run(
                 .await;
                 break;
             }
-            p = eventloop.poll() => p,
+            p = eventloop.poll(&target) => p,
         };
         match polled {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+            Ok(Polled::ConnAck { session_present }) => {
                 attempt = 0;
                 tracing::info!("connected to MQTT broker {target}");
                 sinks.state.send_replace(ConnState::Connected {
                     since: chrono::Local::now(),
                 });
-                if !ack.session_present {
+                if !session_present {
                     let subs = subscriptions.lock().map(|s| s.clone()).unwrap_or_default();
                     for (filter, qos) in &subs {
-                        if let Err(e) = client.try_subscribe(filter.clone(), *qos) {
+                        if let Err(e) = client.try_subscribe(filter, *qos) {
                             tracing::warn!("could not queue SUBSCRIBE {filter}: {e}");
                         }
                     }
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                (sinks.on_message)(MqttMessage {
-                    time: chrono::Local::now(),
-                    topic: p.topic,
-                    payload: p.payload,
-                    qos: p.qos as u8,
-                    retain: p.retain,
-                });
+            Ok(Polled::Message(m)) => (sinks.on_message)(m),
+            Ok(Polled::SubscribeRefused(why)) => {
+                tracing::warn!("{target} refused a subscription: {why}");
             }
             Ok(_) => {}
-            Err(e) => {
+            Err(error) => {
                 let retry_in = backoff(attempt);
                 attempt = attempt.saturating_add(1);
-                let error = super::describe_error(&target, &e);
                 tracing::warn!(
                     "MQTT connection {error}; retrying in {} ms",
                     retry_in.as_millis()

@@ -89,9 +89,11 @@ impl Topics {
         payload: &Bytes,
         qos: u8,
         retain: bool,
+        props: Option<std::sync::Arc<crate::mqtt::Props>>,
     ) {
         self.ingested += 1;
-        self.store.push(time_ms, topic_name, payload, qos, retain);
+        self.store
+            .push(time_ms, topic_name, payload, qos, retain, props);
         self.tree.on_message(topic_name, payload, retain, time_ms);
         // Every matching subscription counts it (overlapping filters each see the message).
         let second = time_ms.div_euclid(1000);
@@ -191,7 +193,7 @@ pub fn to_jsonl<'a>(messages: impl Iterator<Item = &'a Stored>) -> String {
     let mut out = String::new();
     for m in messages {
         let (enc, payload) = encode(&m.payload);
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "time": rfc3339_ms(m.time_ms),
             "topic": &*m.topic,
             "qos": m.qos,
@@ -201,6 +203,9 @@ pub fn to_jsonl<'a>(messages: impl Iterator<Item = &'a Stored>) -> String {
             "payload": payload,
             "truncated": m.truncated(),
         });
+        if let Some(p) = &m.props {
+            v["properties"] = p.to_json();
+        }
         out.push_str(&v.to_string());
         out.push('\n');
     }
@@ -215,13 +220,20 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// CSV with a header; the payload column is UTF-8 text or base64, said by `encoding`.
+/// CSV with a header; the payload column is UTF-8 text or base64, said by `encoding`; MQTT 5
+/// properties, when there are any, as a JSON object in the last column.
 pub fn to_csv<'a>(messages: impl Iterator<Item = &'a Stored>) -> String {
-    let mut out = String::from("time,topic,qos,retain,size,encoding,payload,truncated\n");
+    let mut out =
+        String::from("time,topic,qos,retain,size,encoding,payload,truncated,properties\n");
     for m in messages {
         let (enc, payload) = encode(&m.payload);
+        let props = m
+            .props
+            .as_ref()
+            .map(|p| p.to_json().to_string())
+            .unwrap_or_default();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{}\n",
             rfc3339_ms(m.time_ms),
             csv_field(&m.topic),
             m.qos,
@@ -229,7 +241,8 @@ pub fn to_csv<'a>(messages: impl Iterator<Item = &'a Stored>) -> String {
             m.size,
             enc,
             csv_field(&payload),
-            m.truncated()
+            m.truncated(),
+            csv_field(&props)
         ));
     }
     out
@@ -250,6 +263,7 @@ mod tests {
             &Bytes::from_static(br#"{"rssi":-50}"#),
             0,
             false,
+            None,
         );
         t.on_message(
             1_500,
@@ -257,6 +271,7 @@ mod tests {
             &Bytes::from_static(b"12 s"),
             0,
             true,
+            None,
         );
         t.on_message(
             2_000,
@@ -264,6 +279,7 @@ mod tests {
             &Bytes::from_static(&[0xff, 0x00, b',']),
             1,
             false,
+            None,
         );
         assert_eq!(t.subs[0].count, 1);
         assert_eq!(t.subs[1].count, 1);
@@ -291,6 +307,7 @@ mod tests {
             &Bytes::from_static(b"{}"),
             0,
             false,
+            None,
         );
         assert_eq!(t.subs[0].count, 2, "overlapping filters both count");
         assert_eq!(

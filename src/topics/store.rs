@@ -39,6 +39,8 @@ pub struct Stored {
     pub size: usize,
     pub qos: u8,
     pub retain: bool,
+    /// MQTT 5 properties, when the message carried any.
+    pub props: Option<Arc<crate::mqtt::Props>>,
 }
 
 impl Stored {
@@ -87,6 +89,7 @@ impl Store {
         payload: &Bytes,
         qos: u8,
         retain: bool,
+        props: Option<Arc<crate::mqtt::Props>>,
     ) -> u64 {
         let size = payload.len();
         let kept = if size > self.limits.max_payload {
@@ -107,6 +110,7 @@ impl Store {
             size,
             qos,
             retain,
+            props,
         });
         while self.messages.len() > self.limits.max_messages.max(1)
             || (self.bytes > self.limits.max_bytes && self.messages.len() > 1)
@@ -182,7 +186,7 @@ mod tests {
             max_payload: 1024,
         });
         for i in 0..5 {
-            s.push(i, "a", &Bytes::from_static(b"x"), 0, false);
+            s.push(i, "a", &Bytes::from_static(b"x"), 0, false, None);
         }
         assert_eq!(s.len(), 3);
         assert_eq!(s.dropped, 2);
@@ -195,7 +199,7 @@ mod tests {
             max_payload: 1024,
         });
         for i in 0..10 {
-            s.push(i, "a", &Bytes::from(vec![0u8; 100]), 0, false);
+            s.push(i, "a", &Bytes::from(vec![0u8; 100]), 0, false, None);
         }
         assert_eq!(s.len(), 3);
         assert_eq!(s.dropped, 7);
@@ -207,7 +211,7 @@ mod tests {
             max_payload: 10,
             ..Limits::default()
         });
-        s.push(0, "big", &Bytes::from(vec![7u8; 1_000_000]), 1, true);
+        s.push(0, "big", &Bytes::from(vec![7u8; 1_000_000]), 1, true, None);
         let m = s.get(0).unwrap();
         assert_eq!(m.payload.len(), 10);
         assert_eq!(m.size, 1_000_000);
@@ -217,9 +221,9 @@ mod tests {
     #[test]
     fn topics_are_interned_and_previous_found() {
         let mut s = Store::default();
-        s.push(0, "a/b", &Bytes::from_static(b"1"), 0, false);
-        s.push(1, "c", &Bytes::from_static(b"2"), 0, false);
-        let seq = s.push(2, "a/b", &Bytes::from_static(b"3"), 0, false);
+        s.push(0, "a/b", &Bytes::from_static(b"1"), 0, false, None);
+        s.push(1, "c", &Bytes::from_static(b"2"), 0, false, None);
+        let seq = s.push(2, "a/b", &Bytes::from_static(b"3"), 0, false, None);
         assert!(Arc::ptr_eq(
             &s.get(0).unwrap().topic,
             &s.get(2).unwrap().topic

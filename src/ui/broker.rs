@@ -10,7 +10,7 @@ use crate::app::{Action, LiveModel};
 use crate::backend::{Command, Requested};
 use crate::config::Secret;
 use crate::mqtt::ConnState;
-use crate::mqtt::profile::{Profile, Profiles, TrustChoice, Will};
+use crate::mqtt::profile::{MqttVersion, Profile, Profiles, TrustChoice, Will};
 
 /// Changes to the saved profiles, applied (and saved) by the app.
 #[derive(Debug, Clone)]
@@ -35,6 +35,7 @@ struct Form {
     key: String,
     alpn: String,
     subs: String,
+    session_expiry: String,
 }
 
 impl Form {
@@ -62,13 +63,18 @@ impl Form {
             key: path(&p.client_key),
             alpn: p.alpn.join(", "),
             subs: p.subscriptions.join(", "),
+            session_expiry: p
+                .session_expiry_secs
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
             p: Some(p.clone()),
         }
     }
 
-    /// The profile as the form says.
+    /// The profile as the form says (an unreadable session expiry is said by `validate`).
     fn profile(&self) -> Option<Profile> {
         let mut p = self.p.clone()?;
+        p.session_expiry_secs = self.session_expiry.trim().parse().ok();
         let opt = |s: &str| Some(s.trim().to_owned()).filter(|x| !x.is_empty());
         // Passwords are taken as typed: spaces are characters too.
         p.password = Some(self.password.clone())
@@ -100,7 +106,7 @@ impl Form {
 pub struct BrokerPanel {
     form: Form,
     pub import_path: String,
-    connecting: Option<Requested<String, String>>,
+    connecting: Option<Requested<(crate::backend::ConnId, String), String>>,
     /// The subscriptions the Topics panel takes once the connection attempt is accepted.
     pending_subs: Option<Vec<String>>,
     export: Option<Requested<std::path::PathBuf, String>>,
@@ -142,15 +148,14 @@ impl BrokerPanel {
                 .clicked()
             {
                 actions.push(Action::Backend(Command::ConnectSandbox));
-                actions.push(Action::Topics(super::topics::TopicsEdit::Replace(vec![
-                    "#".into(),
-                ])));
             }
             match self.connecting.as_mut().map(|r| r.poll()) {
-                Some(Some(Ok(id))) => {
-                    // Accepted: the Topics panel now lists this profile's subscriptions.
+                Some(Some(Ok((conn, id)))) => {
+                    // Accepted: that connection's store lists this profile's subscriptions.
                     if let Some(subs) = self.pending_subs.take() {
-                        actions.push(Action::Topics(super::topics::TopicsEdit::Replace(subs)));
+                        actions.push(Action::Topics(super::topics::TopicsEdit::Replace(
+                            *conn, subs,
+                        )));
                     }
                     ui.label(
                         RichText::new(fill(t.broker_client_id_used, &[id])).color(tokens::MUTED),
@@ -162,6 +167,7 @@ impl BrokerPanel {
                 _ => {}
             }
         });
+        connections_ui(ui, t, live, actions);
         ui.separator();
         egui::Panel::left("broker-profiles")
             .resizable(true)
@@ -264,6 +270,12 @@ impl BrokerPanel {
                     ui.checkbox(&mut p.random_suffix, t.broker_random_suffix);
                 });
                 ui.end_row();
+                ui.label(t.broker_version);
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut p.version, MqttVersion::V311, "3.1.1");
+                    ui.selectable_value(&mut p.version, MqttVersion::V5, "5");
+                });
+                ui.end_row();
                 let mut user = p.username.clone().unwrap_or_default();
                 row(ui, t.broker_username, &mut user, "");
                 p.username = Some(user).filter(|u| !u.is_empty());
@@ -284,6 +296,16 @@ impl BrokerPanel {
                     );
                     ui.checkbox(&mut p.clean_session, t.broker_clean);
                 });
+                ui.end_row();
+                let v5 = p.version == MqttVersion::V5;
+                let l = ui.label(t.broker_session_expiry);
+                ui.add_enabled(
+                    v5,
+                    egui::TextEdit::singleline(&mut self.form.session_expiry)
+                        .hint_text(t.broker_session_expiry_hint)
+                        .desired_width(360.0),
+                )
+                .labelled_by(l.id);
                 ui.end_row();
                 row(
                     ui,
@@ -321,7 +343,15 @@ impl BrokerPanel {
             ui.colored_label(tokens::BAD, t.broker_insecure_warning);
         }
         let built = self.form.profile();
-        let valid = built.as_ref().map(|p| p.validate());
+        let expiry = self.form.session_expiry.trim();
+        let valid = built.as_ref().map(|p| {
+            if !expiry.is_empty() && expiry.parse::<u32>().is_err() {
+                return Err(format!(
+                    "session expiry: \"{expiry}\" is not a number of seconds"
+                ));
+            }
+            p.validate()
+        });
         if let Some(Err(e)) = &valid {
             ui.colored_label(tokens::WARN, e);
         }
@@ -366,4 +396,61 @@ impl BrokerPanel {
             }
         });
     }
+}
+
+/// The open connections: which one the panels show, its state, show another, close one.
+fn connections_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec<Action>) {
+    let conns = &live.status.connections;
+    if conns.is_empty() {
+        return;
+    }
+    ui.label(
+        RichText::new(format!(
+            "{} ({}/{}) · {}",
+            t.broker_open,
+            conns.len(),
+            crate::backend::MAX_CONNECTIONS,
+            t.broker_alongside
+        ))
+        .small()
+        .color(tokens::MUTED),
+    );
+    egui::Grid::new("broker-connections")
+        .num_columns(5)
+        .spacing([10.0, 4.0])
+        .striped(true)
+        .show(ui, |ui| {
+            for c in conns {
+                let active = live.status.active == Some(c.id);
+                let (state, color) = super::conn_state(t, &c.state);
+                ui.label(tokens::chip(&state, color));
+                let name = RichText::new(&c.label);
+                ui.label(if active { name.strong() } else { name });
+                ui.label(
+                    RichText::new(format!(
+                        "{} · MQTT {}",
+                        c.url,
+                        if c.protocol == 5 { "5" } else { "3.1.1" }
+                    ))
+                    .monospace()
+                    .color(tokens::MUTED),
+                );
+                if active {
+                    ui.label(RichText::new("●").color(tokens::OK));
+                } else if ui.button(t.broker_show).on_hover_text(&c.label).clicked() {
+                    actions.push(Action::Backend(Command::ActivateConnection { id: c.id }));
+                }
+                if ui.button(t.broker_close).on_hover_text(&c.label).clicked() {
+                    actions.push(Action::Backend(Command::CloseConnection { id: c.id }));
+                }
+                ui.end_row();
+                if let ConnState::Disconnected { error, .. } = &c.state
+                    && !active
+                {
+                    ui.label("");
+                    ui.colored_label(tokens::BAD, error);
+                    ui.end_row();
+                }
+            }
+        });
 }

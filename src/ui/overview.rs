@@ -163,6 +163,7 @@ fn device_card_ui(
                         payload: payload.as_bytes().to_vec(),
                         qos: rumqttc::QoS::AtLeastOnce,
                         retain: false,
+                        props: None,
                     }));
                 };
                 let online = dev.online == Some(true);

@@ -95,6 +95,49 @@ impl PayloadKind {
     }
 }
 
+/// The Publish form's MQTT 5 properties, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct Props5Form {
+    pub content_type: String,
+    pub response_topic: String,
+    /// Sent as UTF-8 text.
+    pub correlation: String,
+    pub expiry_secs: String,
+    /// `key=value` per line.
+    pub user: String,
+    pub utf8: bool,
+}
+
+impl Props5Form {
+    /// The properties to send (`None`: none set), or why the form is wrong.
+    pub fn build(&self) -> Result<Option<crate::mqtt::Props>, String> {
+        let opt = |s: &str| Some(s.trim().to_owned()).filter(|x| !x.is_empty());
+        let expiry = match self.expiry_secs.trim() {
+            "" => None,
+            x => Some(
+                x.parse::<u32>()
+                    .map_err(|_| format!("message expiry: \"{x}\" is not a number of seconds"))?,
+            ),
+        };
+        let response_topic = opt(&self.response_topic);
+        if let Some(r) = &response_topic
+            && r.contains(['+', '#'])
+        {
+            return Err("the response topic cannot hold wildcards".into());
+        }
+        let p = crate::mqtt::Props {
+            payload_utf8: self.utf8.then_some(true),
+            message_expiry_secs: expiry,
+            content_type: opt(&self.content_type),
+            response_topic,
+            correlation_data: opt(&self.correlation).map(bytes::Bytes::from),
+            user: crate::mqtt::props::parse_user_properties(&self.user)?,
+            ..Default::default()
+        };
+        Ok(Some(p).filter(|p| !p.is_empty()))
+    }
+}
+
 /// What a search result was computed for: topic, text, regex.
 type SearchKey = (String, String, bool);
 
@@ -126,6 +169,8 @@ pub struct TopicsPanel {
     pub pub_kind: PayloadKind,
     pub pub_qos: u8,
     pub pub_retain: bool,
+    /// MQTT 5 properties for the next publish (shown on an MQTT 5 connection).
+    pub props5: Props5Form,
     history: Vec<(String, String, PayloadKind, u8, bool)>,
     pub_error: Option<String>,
     pub clear_prefix: String,
@@ -133,6 +178,8 @@ pub struct TopicsPanel {
     clear_preview: Option<Requested<Vec<String>, String>>,
     clearing: Option<Requested<usize, String>>,
     export: Option<Requested<std::path::PathBuf, String>>,
+    /// The connection whose store the caches above were built from.
+    shown_conn: Option<crate::backend::ConnId>,
 }
 
 impl Default for TopicsPanel {
@@ -160,6 +207,7 @@ impl Default for TopicsPanel {
             pub_kind: PayloadKind::Text,
             pub_qos: 0,
             pub_retain: false,
+            props5: Props5Form::default(),
             history: Vec::new(),
             pub_error: None,
             clear_prefix: String::new(),
@@ -167,6 +215,7 @@ impl Default for TopicsPanel {
             clear_preview: None,
             clearing: None,
             export: None,
+            shown_conn: None,
         }
     }
 }
@@ -195,13 +244,41 @@ impl TopicsPanel {
         actions: &mut Vec<Action>,
     ) {
         let topics = &live.topics;
+        if self.shown_conn != live.active_conn {
+            // Another connection's store: sequence numbers and caches mean nothing there.
+            self.shown_conn = live.active_conn;
+            self.selected = None;
+            self.paused_at = None;
+            self.paused_first = None;
+            self.filtered.clear();
+            self.search_key = None;
+            self.scanned_upto = None;
+            self.rows = None;
+            self.expanded.clear();
+        }
         ui.heading(t.nav_topics);
+        if live.status.connections.len() > 1 {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(t.topics_connection).color(tokens::MUTED));
+                for c in &live.status.connections {
+                    let active = live.status.active == Some(c.id);
+                    let (_, color) = super::conn_state(t, &c.state);
+                    ui.label(RichText::new("●").color(color));
+                    if ui.selectable_label(active, &c.label).clicked() && !active {
+                        actions.push(Action::Backend(Command::ActivateConnection { id: c.id }));
+                    }
+                }
+            });
+        }
         self.subscriptions_ui(ui, t, topics, actions);
         self.toolbar_ui(ui, t, topics, actions);
         ui.separator();
         egui::Panel::bottom("topics-publish")
             .resizable(false)
-            .show(ui, |ui| self.publish_ui(ui, t, saved, actions));
+            .show(ui, |ui| {
+                let v5 = live.status.broker_protocol == 5;
+                self.publish_ui(ui, t, saved, v5, actions)
+            });
         egui::Panel::left("topics-tree")
             .resizable(true)
             .default_size(300.0)
@@ -639,6 +716,25 @@ impl TopicsPanel {
             RichText::new(fill(t.topics_meta, &[&m.qos, &m.retain, &human(m.size)]))
                 .color(tokens::MUTED),
         );
+        if let Some(p) = &m.props {
+            egui::CollapsingHeader::new(t.topics_props5)
+                .id_salt("topics-payload-props5")
+                .default_open(true)
+                .show(ui, |ui| {
+                    egui::Grid::new("topics-payload-props5-grid")
+                        .num_columns(2)
+                        .striped(true)
+                        .show(ui, |ui| {
+                            for (k, v) in p.rows() {
+                                ui.label(RichText::new(k).color(tokens::MUTED));
+                                ui.add(
+                                    egui::Label::new(RichText::new(v).monospace()).selectable(true),
+                                );
+                                ui.end_row();
+                            }
+                        });
+                });
+        }
         if m.truncated() {
             ui.colored_label(
                 tokens::WARN,
@@ -704,11 +800,70 @@ impl TopicsPanel {
             });
     }
 
+    fn props5_ui(&mut self, ui: &mut egui::Ui, t: &Tr) {
+        egui::CollapsingHeader::new(t.topics_props5)
+            .id_salt("topics-props5")
+            .default_open(false)
+            .show(ui, |ui| {
+                let f = &mut self.props5;
+                egui::Grid::new("topics-props5-grid")
+                    .num_columns(4)
+                    .spacing([8.0, 4.0])
+                    .show(ui, |ui| {
+                        for (label, v, hint) in [
+                            (
+                                t.topics_content_type,
+                                &mut f.content_type,
+                                "application/json",
+                            ),
+                            (
+                                t.topics_response_topic,
+                                &mut f.response_topic,
+                                "replies/console",
+                            ),
+                        ] {
+                            let l = ui.label(label);
+                            ui.add(
+                                egui::TextEdit::singleline(v)
+                                    .hint_text(hint)
+                                    .desired_width(180.0),
+                            )
+                            .labelled_by(l.id);
+                        }
+                        ui.end_row();
+                        for (label, v, hint) in [
+                            (t.topics_correlation, &mut f.correlation, "req-42"),
+                            (t.topics_expiry, &mut f.expiry_secs, "60"),
+                        ] {
+                            let l = ui.label(label);
+                            ui.add(
+                                egui::TextEdit::singleline(v)
+                                    .hint_text(hint)
+                                    .desired_width(180.0),
+                            )
+                            .labelled_by(l.id);
+                        }
+                        ui.end_row();
+                    });
+                ui.checkbox(&mut f.utf8, t.topics_payload_utf8);
+                let l = ui.label(t.topics_user_props);
+                ui.add(
+                    egui::TextEdit::multiline(&mut f.user)
+                        .hint_text("source=console")
+                        .desired_rows(2)
+                        .desired_width(f32::INFINITY)
+                        .code_editor(),
+                )
+                .labelled_by(l.id);
+            });
+    }
+
     fn publish_ui(
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
         saved: &crate::topics::saved::SavedPayloads,
+        v5: bool,
         actions: &mut Vec<Action>,
     ) {
         egui::CollapsingHeader::new(t.topics_publish_title)
@@ -735,23 +890,35 @@ impl TopicsPanel {
                         .code_editor(),
                 )
                 .labelled_by(l.id);
+                let props = if v5 {
+                    self.props5_ui(ui, t);
+                    self.props5.build()
+                } else {
+                    ui.label(
+                        RichText::new(t.topics_props5_off)
+                            .small()
+                            .color(tokens::MUTED),
+                    );
+                    Ok(None)
+                };
                 let bytes = self.pub_kind.encode(&self.pub_payload);
                 let topic = self.pub_topic.trim().to_owned();
                 let topic_ok = !topic.is_empty() && !topic.contains(['+', '#']);
                 ui.horizontal(|ui| {
                     if ui
                         .add_enabled(
-                            topic_ok && bytes.is_ok(),
+                            topic_ok && bytes.is_ok() && props.is_ok(),
                             egui::Button::new(t.topics_publish),
                         )
                         .clicked()
-                        && let Ok(payload) = &bytes
+                        && let (Ok(payload), Ok(props)) = (&bytes, &props)
                     {
                         actions.push(Action::Backend(Command::Publish {
                             topic: topic.clone(),
                             payload: payload.clone(),
                             qos: qos_of(self.pub_qos),
                             retain: self.pub_retain,
+                            props: props.clone().map(Box::new),
                         }));
                         let entry = (
                             topic.clone(),
@@ -768,6 +935,9 @@ impl TopicsPanel {
                     if let Err(e) = &bytes
                         && !self.pub_payload.is_empty()
                     {
+                        ui.colored_label(tokens::BAD, e);
+                    }
+                    if let Err(e) = &props {
                         ui.colored_label(tokens::BAD, e);
                     }
                 });
@@ -919,8 +1089,8 @@ fn qos_of(q: u8) -> rumqttc::QoS {
 #[derive(Debug, Clone)]
 pub enum TopicsEdit {
     Subscribe(String, u8),
-    /// The console connected elsewhere: these are its subscriptions now.
-    Replace(Vec<String>),
+    /// A connection was opened: these are its subscriptions.
+    Replace(crate::backend::ConnId, Vec<String>),
     Enable(String, bool),
     Remove(String),
 }

@@ -1,0 +1,329 @@
+//! One face for rumqttc's two clients: MQTT 3.1.1 (`rumqttc`) and MQTT 5 (`rumqttc::v5`).
+//! The worker polls a [`Session`] and publishes through a [`Client`]; neither cares which
+//! protocol is underneath.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::QoS;
+use rumqttc::v5::mqttbytes::QoS as QoS5;
+
+use super::{MqttMessage, Props};
+
+/// Ready-made options for one connection, in the protocol the profile asks for.
+#[derive(Clone)]
+pub enum BrokerOptions {
+    V4(Box<rumqttc::MqttOptions>),
+    V5(Box<rumqttc::v5::MqttOptions>),
+}
+
+impl BrokerOptions {
+    pub fn client_id(&self) -> String {
+        match self {
+            BrokerOptions::V4(o) => o.client_id(),
+            BrokerOptions::V5(o) => o.client_id(),
+        }
+    }
+
+    /// `host:port`, or the URL for WebSocket transports: for messages.
+    pub fn target(&self) -> String {
+        let (h, p) = match self {
+            BrokerOptions::V4(o) => o.broker_address(),
+            BrokerOptions::V5(o) => o.broker_address(),
+        };
+        if h.contains("://") {
+            h
+        } else {
+            format!("{h}:{p}")
+        }
+    }
+
+    /// 4 (MQTT 3.1.1) or 5.
+    pub fn protocol(&self) -> u8 {
+        match self {
+            BrokerOptions::V4(_) => 4,
+            BrokerOptions::V5(_) => 5,
+        }
+    }
+
+    /// A client and the session it feeds (request queue of `cap`).
+    pub fn into_client(self, cap: usize) -> (Client, Session) {
+        match self {
+            BrokerOptions::V4(o) => {
+                let (c, e) = rumqttc::AsyncClient::new(*o, cap);
+                (Client::V4(c), Session::V4(Box::new(e)))
+            }
+            BrokerOptions::V5(o) => {
+                let (c, e) = rumqttc::v5::AsyncClient::new(*o, cap);
+                (Client::V5(c), Session::V5(Box::new(e)))
+            }
+        }
+    }
+}
+
+fn qos5(q: QoS) -> QoS5 {
+    match q {
+        QoS::AtMostOnce => QoS5::AtMostOnce,
+        QoS::AtLeastOnce => QoS5::AtLeastOnce,
+        QoS::ExactlyOnce => QoS5::ExactlyOnce,
+    }
+}
+
+/// Sends requests to a connection's event loop; cheap to clone.
+#[derive(Clone)]
+pub enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+impl Client {
+    pub fn protocol(&self) -> u8 {
+        match self {
+            Client::V4(_) => 4,
+            Client::V5(_) => 5,
+        }
+    }
+
+    /// Queues a publish without waiting. MQTT 5 properties need an MQTT 5 connection.
+    pub fn try_publish(
+        &self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Bytes>,
+        props: Option<&Props>,
+    ) -> Result<(), String> {
+        let payload: Bytes = payload.into();
+        match self {
+            Client::V4(c) => {
+                if props.is_some_and(|p| !p.is_empty()) {
+                    return Err(
+                        "MQTT 5 properties need an MQTT 5 connection (this one is 3.1.1)".into(),
+                    );
+                }
+                c.try_publish(topic, qos, retain, payload.to_vec())
+                    .map_err(|e| e.to_string())
+            }
+            Client::V5(c) => match props.filter(|p| !p.is_empty()) {
+                Some(p) => c
+                    .try_publish_with_properties(topic, qos5(qos), retain, payload, p.to_v5())
+                    .map_err(|e| e.to_string()),
+                None => c
+                    .try_publish(topic, qos5(qos), retain, payload)
+                    .map_err(|e| e.to_string()),
+            },
+        }
+    }
+
+    /// Publishes, waiting for room in the request queue (never drops).
+    pub async fn publish(
+        &self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), String> {
+        let payload: Bytes = payload.into();
+        match self {
+            Client::V4(c) => c
+                .publish(topic, qos, retain, payload.to_vec())
+                .await
+                .map_err(|e| e.to_string()),
+            Client::V5(c) => c
+                .publish(topic, qos5(qos), retain, payload)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn try_subscribe(&self, filter: &str, qos: QoS) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c.try_subscribe(filter, qos).map_err(|e| e.to_string()),
+            Client::V5(c) => c
+                .try_subscribe(filter, qos5(qos))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn try_unsubscribe(&self, filter: &str) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c.try_unsubscribe(filter).map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_unsubscribe(filter).map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn try_disconnect(&self) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c.try_disconnect().map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_disconnect().map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// What one poll of a session brought, with the protocol details folded away.
+pub enum Polled {
+    ConnAck {
+        session_present: bool,
+    },
+    Message(MqttMessage),
+    /// A SUBACK refused at least one filter (with the reason, when there is one).
+    SubscribeRefused(String),
+    /// Our DISCONNECT went out.
+    DisconnectSent,
+    Other,
+}
+
+/// A connection's event loop. Polling drives the network; an error means the connection is
+/// gone (the next poll reconnects).
+pub enum Session {
+    V4(Box<rumqttc::EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>),
+}
+
+impl Session {
+    /// The next event, or the failure in plain words.
+    pub async fn poll(&mut self, target: &str) -> Result<Polled, String> {
+        match self {
+            Session::V4(e) => {
+                use rumqttc::{Event, Outgoing, Packet};
+                match e.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(a))) => Ok(Polled::ConnAck {
+                        session_present: a.session_present,
+                    }),
+                    Ok(Event::Incoming(Packet::Publish(p))) => Ok(Polled::Message(MqttMessage {
+                        time: chrono::Local::now(),
+                        topic: p.topic,
+                        payload: p.payload,
+                        qos: p.qos as u8,
+                        retain: p.retain,
+                        props: None,
+                    })),
+                    Ok(Event::Incoming(Packet::SubAck(a)))
+                        if a.return_codes
+                            .iter()
+                            .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) =>
+                    {
+                        Ok(Polled::SubscribeRefused("SUBACK 0x80".into()))
+                    }
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(Polled::DisconnectSent),
+                    Ok(_) => Ok(Polled::Other),
+                    Err(err) => Err(super::describe_error(target, &err)),
+                }
+            }
+            Session::V5(e) => {
+                use rumqttc::Outgoing;
+                use rumqttc::v5::Event;
+                use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
+                match e.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(a))) => Ok(Polled::ConnAck {
+                        session_present: a.session_present,
+                    }),
+                    Ok(Event::Incoming(Packet::Publish(p))) => Ok(Polled::Message(MqttMessage {
+                        time: chrono::Local::now(),
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        payload: p.payload,
+                        qos: p.qos as u8,
+                        retain: p.retain,
+                        props: p
+                            .properties
+                            .map(Props::from)
+                            .filter(|p| !p.is_empty())
+                            .map(Arc::new),
+                    })),
+                    Ok(Event::Incoming(Packet::SubAck(a))) => {
+                        let refused: Vec<String> = a
+                            .return_codes
+                            .iter()
+                            .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                            .map(|c| format!("{c:?}"))
+                            .collect();
+                        if refused.is_empty() {
+                            Ok(Polled::Other)
+                        } else {
+                            let reason = a
+                                .properties
+                                .and_then(|p| p.reason_string)
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default();
+                            Ok(Polled::SubscribeRefused(format!(
+                                "{}{reason}",
+                                refused.join(", ")
+                            )))
+                        }
+                    }
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(Polled::DisconnectSent),
+                    Ok(_) => Ok(Polled::Other),
+                    Err(err) => Err(describe_error_v5(target, &err)),
+                }
+            }
+        }
+    }
+}
+
+/// An MQTT 5 connection failure in plain words: CONNACK and DISCONNECT reason codes decoded.
+pub fn describe_error_v5(target: &str, e: &rumqttc::v5::ConnectionError) -> String {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as C;
+    use rumqttc::v5::{ConnectionError as E, StateError as S};
+    use std::io::ErrorKind;
+    let code = |c: &C| -> (u8, &'static str) {
+        match c {
+            C::Success => (0x00, "accepted"),
+            C::UnspecifiedError => (0x80, "unspecified error"),
+            C::MalformedPacket => (0x81, "malformed packet"),
+            C::ProtocolError => (0x82, "protocol error"),
+            C::ImplementationSpecificError => (0x83, "implementation-specific error"),
+            C::UnsupportedProtocolVersion | C::RefusedProtocolVersion => (
+                0x84,
+                "MQTT 5 is not supported by this broker; use MQTT 3.1.1",
+            ),
+            C::ClientIdentifierNotValid | C::BadClientId => (0x85, "client id rejected"),
+            C::BadUserNamePassword => (0x86, "bad user name or password"),
+            C::NotAuthorized => (0x87, "not authorized"),
+            C::ServerUnavailable | C::ServiceUnavailable => (0x88, "server unavailable"),
+            C::ServerBusy => (0x89, "server busy"),
+            C::Banned => (0x8A, "banned"),
+            C::BadAuthenticationMethod => (0x8C, "bad authentication method"),
+            C::TopicNameInvalid => (0x90, "topic name invalid"),
+            C::PacketTooLarge => (0x95, "packet too large"),
+            C::QuotaExceeded => (0x97, "quota exceeded"),
+            C::PayloadFormatInvalid => (0x99, "payload format invalid"),
+            C::RetainNotSupported => (0x9A, "retain not supported"),
+            C::QoSNotSupported => (0x9B, "QoS not supported"),
+            C::UseAnotherServer => (0x9C, "use another server"),
+            C::ServerMoved => (0x9D, "server moved"),
+            C::ConnectionRateExceeded => (0x9F, "connection rate exceeded"),
+        }
+    };
+    match e {
+        E::ConnectionRefused(c) | E::MqttState(S::ConnFail { reason: c }) => {
+            let (n, text) = code(c);
+            format!("{target} refused the connection: {text} (CONNACK reason 0x{n:02X})")
+        }
+        E::MqttState(S::ServerDisconnect {
+            reason_code,
+            reason_string,
+        }) => format!(
+            "{target} closed the connection: {reason_code:?}{}",
+            reason_string
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+        E::Io(io) if io.kind() == ErrorKind::ConnectionRefused => {
+            format!("nothing accepts connections at {target}")
+        }
+        E::Io(io) if io.to_string().contains("lookup") || io.to_string().contains("resolve") => {
+            format!("cannot resolve the host of {target} ({io})")
+        }
+        E::Io(io) if io.kind() == ErrorKind::TimedOut => format!("{target} did not answer in time"),
+        E::Timeout(_) => format!("{target} did not answer in time"),
+        E::Tls(t) => format!(
+            "{target}: the TLS handshake failed ({t}); `mpbridge cert fetch HOST:PORT` shows the certificate it serves"
+        ),
+        other => format!("{target}: {other}"),
+    }
+}
+
+/// How long a stopping worker lets its DISCONNECT go out.
+pub const DISCONNECT_GRACE: Duration = Duration::from_millis(500);
