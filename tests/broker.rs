@@ -142,7 +142,25 @@ fn profiles_connect_over_tcp_tls_ws_and_wss() {
     let mut p = Profile::new("tls-public", &format!("mqtts://127.0.0.1:{tls_port}"));
     p.trust = TrustChoice::Public;
     let err = rt.block_on(round_trip(&p)).unwrap_err();
-    assert!(err.contains("TLS handshake failed"), "{err}");
+    assert!(
+        err.contains("TLS handshake failed") && err.contains("(CERT-TRUST)"),
+        "{err}"
+    );
+    // The right CA, but the certificate is for another name: CERT-NAME, naming both.
+    let mut p = with_ca(format!("mqtts://localhost:{tls_port}"));
+    p.name = "tls-name".into();
+    let err = rt.block_on(round_trip(&p)).unwrap_err();
+    assert!(
+        err.contains("(CERT-NAME)") && err.contains("not localhost"),
+        "{err}"
+    );
+    // MQTT 5 says the same.
+    let mut p = Profile::new("tls-public-5", &format!("mqtts://127.0.0.1:{tls_port}"));
+    p.trust = TrustChoice::Public;
+    p.version = MqttVersion::V5;
+    let mut conn = LiveConn::start(&rt, &p, &[]);
+    let err = rt.block_on(conn.connected()).unwrap_err();
+    assert!(err.contains("(CERT-TRUST)"), "{err}");
     // Nothing listening: named plainly.
     let p = Profile::new("none", &format!("mqtt://127.0.0.1:{}", common::free_port()));
     let err = rt.block_on(round_trip(&p)).unwrap_err();
@@ -464,4 +482,95 @@ fn publish_v311(rt: &tokio::runtime::Runtime, port: u16, topic: &str, payload: &
         })
         .await;
     });
+}
+
+#[test]
+fn server_name_override_connects_by_address_to_a_named_certificate() {
+    let rt = common::runtime();
+    let c = Corpus::new();
+    // A certificate for the domain only: dialling the address needs the override.
+    let leaf = c.leaf(LeafSpec {
+        names: &[common::corpus::DOMAIN],
+        ..LeafSpec::default()
+    });
+    let chain = c.write("server.pem", &format!("{}{}", leaf.pem, c.inter_pem));
+    let key = c.write("server.key", &leaf.key_pem);
+    let (tls_port, wss_port) = (common::free_port(), common::free_port());
+    let _m = Mosquitto::start_with(&format!(
+        "listener {tls_port} 127.0.0.1\ncertfile {}\nkeyfile {}\nlistener {wss_port} 127.0.0.1\nprotocol websockets\ncertfile {}\nkeyfile {}\n",
+        chain.display(),
+        key.display(),
+        chain.display(),
+        key.display()
+    ));
+    common::wait_listening(tls_port, 10);
+    common::wait_listening(wss_port, 10);
+    let profile = |url: String, sni: Option<&str>, version: MqttVersion| {
+        let mut p = Profile::new("sni", &url);
+        p.trust = TrustChoice::File;
+        p.ca_file = Some(c.path("root.pem"));
+        p.sni = sni.map(str::to_owned);
+        p.version = version;
+        p
+    };
+    // Without the override: refused, the name named.
+    let p = profile(
+        format!("mqtts://127.0.0.1:{tls_port}"),
+        None,
+        MqttVersion::V311,
+    );
+    let err = rt.block_on(round_trip(&p)).unwrap_err();
+    assert!(err.contains("(CERT-NAME)"), "{err}");
+    // With it, over TLS and WSS, in both protocol versions: messages flow.
+    for url in [
+        format!("mqtts://127.0.0.1:{tls_port}"),
+        format!("wss://127.0.0.1:{wss_port}/mqtt"),
+    ] {
+        for version in [MqttVersion::V311, MqttVersion::V5] {
+            let p = profile(url.clone(), Some(common::corpus::DOMAIN), version);
+            assert!(p.mqtt_options().is_err(), "a plain client cannot honour it");
+            let topic = format!("sni/{}", rand::random::<u32>());
+            let mut conn = LiveConn::start(&rt, &p, &[topic.as_str()]);
+            rt.block_on(conn.connected())
+                .unwrap_or_else(|e| panic!("{url} {version:?}: {e}"));
+            let got = rt.block_on(async {
+                common::within(10, "a message through the override", async {
+                    loop {
+                        conn.worker
+                            .client
+                            .try_publish(&topic, QoS::AtMostOnce, false, &b"via sni"[..], None)
+                            .unwrap();
+                        if let Ok(m) =
+                            tokio::time::timeout(Duration::from_millis(300), conn.next_on(&topic))
+                                .await
+                        {
+                            break m;
+                        }
+                    }
+                })
+                .await
+            });
+            assert_eq!(&got.payload[..], b"via sni");
+            conn.worker.stop();
+        }
+    }
+    // A wrong override is refused by name, through the forwarder.
+    let p = profile(
+        format!("mqtts://127.0.0.1:{tls_port}"),
+        Some("wrong.example.net"),
+        MqttVersion::V311,
+    );
+    let mut conn = LiveConn::start(&rt, &p, &[]);
+    let err = rt.block_on(conn.connected()).unwrap_err();
+    assert!(
+        err.contains("(CERT-NAME)") && err.contains("server name wrong.example.net"),
+        "{err}"
+    );
+    // And an override on a plain transport is a profile error.
+    let p = profile(
+        "mqtt://127.0.0.1:1883".into(),
+        Some(common::corpus::DOMAIN),
+        MqttVersion::V311,
+    );
+    assert!(p.validate().unwrap_err().contains("mqtts:// or wss://"));
 }

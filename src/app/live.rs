@@ -114,6 +114,16 @@ impl LiveModel {
         }
     }
 
+    /// New bounds: the active store takes them, background ones a quarter (each drops its
+    /// oldest messages on the next arrival when over).
+    pub fn set_limits(&mut self, limits: crate::topics::Limits) {
+        self.limits = limits;
+        self.topics.store.limits = limits;
+        for t in self.background.values_mut() {
+            t.store.limits = background_limits(limits);
+        }
+    }
+
     /// The store of a connection (the active one's, or a background one, made when new).
     pub fn store_of(&mut self, id: ConnId) -> &mut crate::topics::Topics {
         if Some(id) == self.active_conn {
@@ -256,6 +266,58 @@ mod tests {
         assert_eq!(pts[pts.len() - 3], [-2.0, 2.0]);
         assert_eq!(pts[pts.len() - 2], [-1.0, 1.0]);
         assert_eq!(m.total_messages, 3);
+    }
+
+    fn on(conn: u32, topic: &str) -> Event {
+        match msg(topic, "x", 100) {
+            Event::Message(_, m) => Event::Message(conn, m),
+        }
+    }
+
+    fn open(m: &mut LiveModel, ids: &[u32], active: u32) {
+        m.status.connections = ids
+            .iter()
+            .map(|&id| crate::backend::ConnInfo {
+                id,
+                label: format!("c{id}"),
+                url: String::new(),
+                protocol: 4,
+                state: crate::mqtt::ConnState::Idle,
+            })
+            .collect();
+        m.status.active = Some(active);
+        m.sync_active();
+    }
+
+    #[test]
+    fn each_connection_fills_its_own_store() {
+        let mut m = LiveModel::default();
+        open(&mut m, &[1], 1);
+        m.apply(on(1, "one/a"));
+        // A second connection opens and becomes active; the first keeps filling behind.
+        open(&mut m, &[1, 2], 2);
+        m.apply(on(2, "two/a"));
+        m.apply(on(1, "one/b"));
+        assert!(m.topics.tree.find("two/a").is_some());
+        assert!(m.topics.tree.find("one/a").is_none());
+        let bg = &m.background[&1];
+        assert!(bg.tree.find("one/a").is_some() && bg.tree.find("one/b").is_some());
+        assert_eq!(bg.store.limits, background_limits(m.limits));
+        // Back to the first: its store returns whole, with the full bounds.
+        open(&mut m, &[1, 2], 1);
+        assert!(m.topics.tree.find("one/b").is_some());
+        assert_eq!(m.topics.store.limits, m.limits);
+        assert!(m.background.contains_key(&2));
+        // The second closes: its store goes.
+        open(&mut m, &[1], 1);
+        assert!(m.background.is_empty());
+        // Smaller bounds apply at once.
+        m.set_limits(crate::topics::Limits {
+            max_messages: 1,
+            ..m.limits
+        });
+        m.apply(on(1, "one/c"));
+        assert_eq!(m.topics.store.len(), 1);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum Action {
     SetLanguage(Option<Language>),
     SetTheme(Theme),
     SetLogLevel(LogLevel),
+    /// New bounds for the Topics message stores (applied at once, saved).
+    SetStoreBounds(crate::config::StoreBounds),
     SetDataDir(Option<std::path::PathBuf>),
     DismissBanner,
     /// Change the roster; it is saved to devices.toml at once.
@@ -126,8 +128,11 @@ impl ConsoleApp {
             .or(devices.problem)
             .or(profiles.problem)
             .or(saved.problem);
+        let limits = crate::topics::Limits::from(config.store);
         let mut live = LiveModel {
             roster: crate::devices::roster::Roster::new(devices.value),
+            topics: crate::topics::Topics::new(limits),
+            limits,
             ..LiveModel::default()
         };
         // The console's connection subscribes to everything; the Topics panel shows that.
@@ -228,6 +233,11 @@ impl ConsoleApp {
                 Action::SetTheme(t) => {
                     self.state.config.theme = t;
                     apply_theme(ctx, t);
+                    save = true;
+                }
+                Action::SetStoreBounds(b) => {
+                    self.state.config.store = b;
+                    self.live.set_limits(b.into());
                     save = true;
                 }
                 Action::SetLogLevel(l) => {

@@ -770,7 +770,8 @@ async fn run(
                 });
             }
             Command::FindRetained { prefix, reply } => {
-                let mqtt = match second_connection(conns.active.as_ref()) {
+                let (mqtt, guard) = match second_connection(conns.active.as_ref(), &handle, &cancel)
+                {
                     Ok(m) => m,
                     Err(e) => {
                         reply.send(Err(e));
@@ -779,6 +780,7 @@ async fn run(
                 };
                 handle.spawn(async move {
                     reply.send(find_retained(mqtt, &prefix).await);
+                    drop(guard);
                 });
             }
             Command::ClearRetained { topics, reply } => {
@@ -952,7 +954,8 @@ async fn run(
                 });
             }
             Command::RunFlow { device, reply } => {
-                let mqtt = match second_connection(conns.active.as_ref()) {
+                let (mqtt, guard) = match second_connection(conns.active.as_ref(), &handle, &cancel)
+                {
                     Ok(m) => m,
                     Err(e) => {
                         reply.send(Err(e));
@@ -963,6 +966,7 @@ async fn run(
                     let steps =
                         crate::devices::flow::run(mqtt, &device, Duration::from_secs(10)).await;
                     reply.send(Ok(steps));
+                    drop(guard);
                 });
             }
             Command::SimulateStart { count, reply } => {
@@ -1162,11 +1166,17 @@ async fn find_retained(
 
 /// Options for a second connection to the broker of the active connection (always MQTT
 /// 3.1.1: the demo flow plays a Mini Program, and finding retained messages needs no more).
-fn second_connection(active: Option<&Conn>) -> Result<rumqttc::MqttOptions, String> {
-    match active {
+/// The guard stops a server-name forwarder when the second connection is done.
+fn second_connection(
+    active: Option<&Conn>,
+    handle: &tokio::runtime::Handle,
+    cancel: &CancellationToken,
+) -> Result<(rumqttc::MqttOptions, tokio_util::sync::DropGuard), String> {
+    let token = cancel.child_token();
+    let opts = match active {
         Some(Conn {
             target: Some(t), ..
-        }) => Ok(flow_options(t.clone())),
+        }) => BrokerOptions::v4(flow_options(t.clone())),
         Some(Conn {
             profile: Some(p), ..
         }) => {
@@ -1177,10 +1187,14 @@ fn second_connection(active: Option<&Conn>) -> Result<rumqttc::MqttOptions, Stri
             p.clean_session = true;
             p.session_expiry_secs = None;
             p.version = crate::mqtt::profile::MqttVersion::V311;
-            p.mqtt_options()
+            p.options()?
         }
-        _ => Err("not connected to a broker".into()),
-    }
+        _ => return Err("not connected to a broker".into()),
+    };
+    let mqtt = opts
+        .into_v4_started(handle, &token)
+        .ok_or("the second connection needs MQTT 3.1.1")?;
+    Ok((mqtt, token.drop_guard()))
 }
 
 /// MQTT options for a second connection over the console's transport (the demo flow).

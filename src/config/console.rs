@@ -126,6 +126,33 @@ impl LogLevel {
     }
 }
 
+/// The Topics message store's bounds (per active connection; background connections get a
+/// quarter each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreBounds {
+    pub max_messages: usize,
+    pub max_mb: usize,
+    /// Payloads larger than this are kept truncated, with their real size shown.
+    pub keep_payload_kb: usize,
+}
+
+impl Default for StoreBounds {
+    /// One million small messages within 300 MB resident (the bench's target).
+    fn default() -> Self {
+        StoreBounds {
+            max_messages: 1_000_000,
+            max_mb: 192,
+            keep_payload_kb: 4 * 1024,
+        }
+    }
+}
+
+impl StoreBounds {
+    pub const MESSAGES: std::ops::RangeInclusive<usize> = 1_000..=10_000_000;
+    pub const MB: std::ops::RangeInclusive<usize> = 16..=16_384;
+    pub const PAYLOAD_KB: std::ops::RangeInclusive<usize> = 1..=65_536;
+}
+
 /// Validated console preferences.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConsoleConfig {
@@ -135,6 +162,7 @@ pub struct ConsoleConfig {
     pub log_level: LogLevel,
     /// `None`: the platform data folder.
     pub data_dir: Option<PathBuf>,
+    pub store: StoreBounds,
 }
 
 impl ConsoleConfig {
@@ -150,6 +178,9 @@ struct RawConsoleConfig {
     theme: Option<Spanned<String>>,
     log_level: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
+    store_max_messages: Option<Spanned<i64>>,
+    store_max_mb: Option<Spanned<i64>>,
+    store_keep_payload_kb: Option<Spanned<i64>>,
 }
 
 #[derive(Serialize)]
@@ -160,6 +191,36 @@ struct OutConsoleConfig<'a> {
     log_level: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_max_messages: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_max_mb: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_keep_payload_kb: Option<usize>,
+}
+
+/// A number key within `range`, or the key, line and range in one sentence.
+fn bounded(
+    text: &str,
+    raw: Option<Spanned<i64>>,
+    key: &str,
+    range: std::ops::RangeInclusive<usize>,
+    default: usize,
+) -> Result<usize, ParseError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match usize::try_from(*raw.get_ref()) {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(ParseError::at(
+            text,
+            Some(raw.span()),
+            format!(
+                "`{key}` is {}; expected {} to {}",
+                raw.get_ref(),
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
 }
 
 fn pick<T>(
@@ -227,11 +288,36 @@ impl ConfigFile for ConsoleConfig {
                 Some(p)
             }
         };
+        let d = StoreBounds::default();
+        let store = StoreBounds {
+            max_messages: bounded(
+                text,
+                raw.store_max_messages,
+                "store_max_messages",
+                StoreBounds::MESSAGES,
+                d.max_messages,
+            )?,
+            max_mb: bounded(
+                text,
+                raw.store_max_mb,
+                "store_max_mb",
+                StoreBounds::MB,
+                d.max_mb,
+            )?,
+            keep_payload_kb: bounded(
+                text,
+                raw.store_keep_payload_kb,
+                "store_keep_payload_kb",
+                StoreBounds::PAYLOAD_KB,
+                d.keep_payload_kb,
+            )?,
+        };
         Ok(Self {
             language,
             theme,
             log_level,
             data_dir,
+            store,
         })
     }
 
@@ -241,6 +327,11 @@ impl ConfigFile for ConsoleConfig {
             theme: self.theme.code(),
             log_level: self.log_level.code(),
             data_dir: self.data_dir.as_ref().map(|p| p.display().to_string()),
+            store_max_messages: Some(self.store.max_messages)
+                .filter(|v| *v != StoreBounds::default().max_messages),
+            store_max_mb: Some(self.store.max_mb).filter(|v| *v != StoreBounds::default().max_mb),
+            store_keep_payload_kb: Some(self.store.keep_payload_kb)
+                .filter(|v| *v != StoreBounds::default().keep_payload_kb),
         };
         let body = toml::to_string(&out).unwrap_or_default();
         format!("# mpbridge console preferences (written by the console; safe to edit)\n{body}")
@@ -258,8 +349,20 @@ mod tests {
             theme: Theme::Dark,
             log_level: LogLevel::Debug,
             data_dir: Some(PathBuf::from("/tmp/x")),
+            store: StoreBounds {
+                max_messages: 50_000,
+                max_mb: 64,
+                keep_payload_kb: 16,
+            },
         };
         assert_eq!(ConsoleConfig::parse(&c.render()).unwrap(), c);
+        let e = ConsoleConfig::parse("theme = \"dark\"\nstore_max_mb = 2\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(
+            e.message
+                .contains("`store_max_mb` is 2; expected 16 to 16384"),
+            "{e}"
+        );
         let d = ConsoleConfig::default();
         assert_eq!(ConsoleConfig::parse(&d.render()).unwrap(), d);
     }

@@ -10,7 +10,7 @@ pub mod paths;
 pub mod secret;
 pub mod store;
 
-pub use console::{ConsoleConfig, Language, LogLevel, Theme};
+pub use console::{ConsoleConfig, Language, LogLevel, StoreBounds, Theme};
 pub use paths::Paths;
 pub use secret::Secret;
 pub use store::{Loaded, Problem};

@@ -8,29 +8,51 @@ use std::time::Duration;
 use bytes::Bytes;
 use rumqttc::QoS;
 use rumqttc::v5::mqttbytes::QoS as QoS5;
+use tokio_util::sync::CancellationToken;
 
 use super::{MqttMessage, Props};
 
-/// Ready-made options for one connection, in the protocol the profile asks for.
+/// rumqttc's options in the protocol the profile asks for.
 #[derive(Clone)]
-pub enum BrokerOptions {
+pub enum Mqtt {
     V4(Box<rumqttc::MqttOptions>),
     V5(Box<rumqttc::v5::MqttOptions>),
 }
 
+/// Ready-made options for one connection.
+#[derive(Clone)]
+pub struct BrokerOptions {
+    pub mqtt: Mqtt,
+    /// The loopback TLS forwarder of a server-name override, started with the connection.
+    pub forward: Option<Arc<super::sni::Forward>>,
+    /// How messages name the broker (rumqttc's own address is loopback when forwarding).
+    pub display: Option<String>,
+}
+
 impl BrokerOptions {
+    pub fn v4(o: rumqttc::MqttOptions) -> Self {
+        BrokerOptions {
+            mqtt: Mqtt::V4(Box::new(o)),
+            forward: None,
+            display: None,
+        }
+    }
+
     pub fn client_id(&self) -> String {
-        match self {
-            BrokerOptions::V4(o) => o.client_id(),
-            BrokerOptions::V5(o) => o.client_id(),
+        match &self.mqtt {
+            Mqtt::V4(o) => o.client_id(),
+            Mqtt::V5(o) => o.client_id(),
         }
     }
 
     /// `host:port`, or the URL for WebSocket transports: for messages.
     pub fn target(&self) -> String {
-        let (h, p) = match self {
-            BrokerOptions::V4(o) => o.broker_address(),
-            BrokerOptions::V5(o) => o.broker_address(),
+        if let Some(d) = &self.display {
+            return d.clone();
+        }
+        let (h, p) = match &self.mqtt {
+            Mqtt::V4(o) => o.broker_address(),
+            Mqtt::V5(o) => o.broker_address(),
         };
         if h.contains("://") {
             h
@@ -41,20 +63,41 @@ impl BrokerOptions {
 
     /// 4 (MQTT 3.1.1) or 5.
     pub fn protocol(&self) -> u8 {
-        match self {
-            BrokerOptions::V4(_) => 4,
-            BrokerOptions::V5(_) => 5,
+        match self.mqtt {
+            Mqtt::V4(_) => 4,
+            Mqtt::V5(_) => 5,
+        }
+    }
+
+    /// Starts the server-name forwarder, if any, until `cancel`.
+    pub fn start_forward(&self, handle: &tokio::runtime::Handle, cancel: &CancellationToken) {
+        if let Some(f) = &self.forward {
+            f.start(handle, cancel);
+        }
+    }
+
+    /// The MQTT 3.1.1 options with the forwarder started (second connections); `None` for
+    /// an MQTT 5 profile.
+    pub fn into_v4_started(
+        self,
+        handle: &tokio::runtime::Handle,
+        cancel: &CancellationToken,
+    ) -> Option<rumqttc::MqttOptions> {
+        self.start_forward(handle, cancel);
+        match self.mqtt {
+            Mqtt::V4(o) => Some(*o),
+            Mqtt::V5(_) => None,
         }
     }
 
     /// A client and the session it feeds (request queue of `cap`).
     pub fn into_client(self, cap: usize) -> (Client, Session) {
-        match self {
-            BrokerOptions::V4(o) => {
+        match self.mqtt {
+            Mqtt::V4(o) => {
                 let (c, e) = rumqttc::AsyncClient::new(*o, cap);
                 (Client::V4(c), Session::V4(Box::new(e)))
             }
-            BrokerOptions::V5(o) => {
+            Mqtt::V5(o) => {
                 let (c, e) = rumqttc::v5::AsyncClient::new(*o, cap);
                 (Client::V5(c), Session::V5(Box::new(e)))
             }
@@ -266,6 +309,9 @@ pub fn describe_error_v5(target: &str, e: &rumqttc::v5::ConnectionError) -> Stri
     use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as C;
     use rumqttc::v5::{ConnectionError as E, StateError as S};
     use std::io::ErrorKind;
+    if let Some(t) = super::tls_words::find_rustls(e) {
+        return super::tls_failure(target, t);
+    }
     let code = |c: &C| -> (u8, &'static str) {
         match c {
             C::Success => (0x00, "accepted"),

@@ -4,6 +4,8 @@
 pub mod client;
 pub mod profile;
 pub mod props;
+pub mod sni;
+pub mod tls_words;
 pub mod topic;
 pub mod wire;
 pub mod worker;
@@ -65,10 +67,21 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base_ms + jitter)
 }
 
+/// A TLS failure named after the certificate verdicts, pointing at the command that shows more.
+pub fn tls_failure(target: &str, e: &rustls::Error) -> String {
+    format!(
+        "{target}: the TLS handshake failed: {}; `mpbridge cert fetch HOST:PORT` shows the chain it serves",
+        tls_words::explain(e)
+    )
+}
+
 /// A connection failure in plain words: CONNACK codes decoded, the host named.
 pub fn describe_error(target: &str, e: &rumqttc::ConnectionError) -> String {
     use rumqttc::{ConnectReturnCode as C, ConnectionError as E};
     use std::io::ErrorKind;
+    if let Some(t) = tls_words::find_rustls(e) {
+        return tls_failure(target, t);
+    }
     match e {
         E::ConnectionRefused(code) => {
             let (n, text) = match code {

@@ -86,6 +86,9 @@ pub struct Profile {
     pub client_key: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alpn: Vec<String>,
+    /// TLS server name (SNI) to present and check instead of the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
     /// Accept any certificate. For a broken test server only: the connection is not private.
     #[serde(default)]
     pub insecure: bool,
@@ -126,6 +129,7 @@ impl Profile {
             client_cert: None,
             client_key: None,
             alpn: Vec::new(),
+            sni: None,
             insecure: false,
             subscriptions: default_subscriptions(),
         }
@@ -136,7 +140,15 @@ impl Profile {
         if self.name.trim().is_empty() {
             return Err("a profile needs a name".into());
         }
-        split_url(&self.url)?;
+        let (scheme, _, _) = split_url(&self.url)?;
+        if let Some(name) = self.sni_override() {
+            if !matches!(scheme, Scheme::Tls | Scheme::Wss) {
+                return Err("a server name (SNI) override needs mqtts:// or wss://".into());
+            }
+            if rustls::pki_types::ServerName::try_from(name).is_err() {
+                return Err(format!("\"{name}\" is not a valid server name"));
+            }
+        }
         if self.client_id.len() > 65_535 {
             return Err("the client id is too long".into());
         }
@@ -175,27 +187,105 @@ impl Profile {
     }
 
     /// Options in the profile's protocol version; reading certificate files happens here.
+    /// With a server-name override the loopback forwarder is bound here and started with the
+    /// connection ([`super::client::BrokerOptions::start_forward`]).
     pub fn options(&self) -> Result<super::client::BrokerOptions, String> {
-        match self.version {
-            MqttVersion::V311 => self
-                .mqtt_options()
-                .map(|o| super::client::BrokerOptions::V4(Box::new(o))),
-            MqttVersion::V5 => self
-                .mqtt5_options()
-                .map(|o| super::client::BrokerOptions::V5(Box::new(o))),
-        }
+        use super::client::{BrokerOptions, Mqtt};
+        self.validate()?;
+        let (_, host, port) = split_url(&self.url)?;
+        let forward = match self.sni_override() {
+            Some(name) => {
+                let upstream = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                Some(super::sni::Forward::bind(
+                    upstream,
+                    name,
+                    self.tls_config()?,
+                )?)
+            }
+            None => None,
+        };
+        let mqtt = match self.version {
+            MqttVersion::V311 => Mqtt::V4(Box::new(self.v4_via(forward.as_deref())?)),
+            MqttVersion::V5 => Mqtt::V5(Box::new(self.v5_via(forward.as_deref())?)),
+        };
+        let display = self.sni_override().map(|name| {
+            format!(
+                "{} (server name {name})",
+                crate::checks::url::redact(self.url.trim())
+            )
+        });
+        Ok(BrokerOptions {
+            mqtt,
+            forward,
+            display,
+        })
+    }
+
+    /// The server name to present and check instead of the URL's host.
+    pub fn sni_override(&self) -> Option<&str> {
+        self.sni.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// Where rumqttc dials: the broker, or the loopback end of a server-name forwarder.
+    fn dial(&self, fwd: Option<&super::sni::Forward>) -> Result<Dial, String> {
+        let (scheme, host, port) = split_url(&self.url)?;
+        let url = self.url.trim();
+        Ok(match (fwd, scheme) {
+            (None, Scheme::Ws | Scheme::Wss) => Dial {
+                addr: url.to_owned(),
+                port,
+                transport: self.transport(scheme)?,
+                host_header: None,
+            },
+            (None, _) => Dial {
+                addr: host,
+                port,
+                transport: self.transport(scheme)?,
+                host_header: None,
+            },
+            (Some(f), Scheme::Wss) => {
+                let rest = url.split_once("://").map_or(url, |(_, r)| r);
+                let (authority, path) = match rest.find('/') {
+                    Some(i) => (&rest[..i], &rest[i..]),
+                    None => (rest, "/"),
+                };
+                Dial {
+                    addr: format!("ws://127.0.0.1:{}{path}", f.local_port),
+                    port: f.local_port,
+                    transport: Some(Transport::Ws),
+                    host_header: Some(authority.to_owned()),
+                }
+            }
+            (Some(f), _) => Dial {
+                addr: "127.0.0.1".into(),
+                port: f.local_port,
+                transport: None,
+                host_header: None,
+            },
+        })
     }
 
     /// MQTT 5 options: clean start, session expiry, and the same transport and credentials.
-    pub fn mqtt5_options(&self) -> Result<rumqttc::v5::MqttOptions, String> {
+    fn v5_via(
+        &self,
+        fwd: Option<&super::sni::Forward>,
+    ) -> Result<rumqttc::v5::MqttOptions, String> {
         use rumqttc::v5::mqttbytes::QoS as Q;
-        self.validate()?;
-        let (scheme, host, port) = split_url(&self.url)?;
+        let d = self.dial(fwd)?;
         let id = self.effective_client_id();
-        let mut o = match scheme {
-            Scheme::Ws | Scheme::Wss => rumqttc::v5::MqttOptions::new(id, self.url.trim(), port),
-            _ => rumqttc::v5::MqttOptions::new(id, host, port),
-        };
+        let mut o = rumqttc::v5::MqttOptions::new(id, d.addr, d.port);
+        if let Some(host) = d.host_header {
+            o.set_request_modifier(move |mut req| {
+                if let Ok(v) = host.parse() {
+                    req.headers_mut().insert("host", v);
+                }
+                async move { req }
+            });
+        }
         o.set_keep_alive(Duration::from_secs(u64::from(self.keepalive_secs.max(5))));
         o.set_clean_start(self.clean_session);
         o.set_max_packet_size(Some(super::MAX_PACKET_BYTES as u32));
@@ -223,7 +313,7 @@ impl Profile {
                 None,
             ));
         }
-        if let Some(t) = self.transport(scheme)? {
+        if let Some(t) = d.transport {
             o.set_transport(t);
         }
         Ok(o)
@@ -238,15 +328,30 @@ impl Profile {
         })
     }
 
-    /// MQTT 3.1.1 options for this profile; reading certificate files happens here.
+    /// MQTT 3.1.1 options for this profile, for a plain rumqttc client. A profile with a
+    /// server-name override needs its forwarder: use [`Profile::options`].
     pub fn mqtt_options(&self) -> Result<MqttOptions, String> {
         self.validate()?;
-        let (scheme, host, port) = split_url(&self.url)?;
+        if self.sni_override().is_some() {
+            return Err(
+                "this profile overrides the server name: connect it through options()".into(),
+            );
+        }
+        self.v4_via(None)
+    }
+
+    fn v4_via(&self, fwd: Option<&super::sni::Forward>) -> Result<MqttOptions, String> {
+        let d = self.dial(fwd)?;
         let id = self.effective_client_id();
-        let mut o = match scheme {
-            Scheme::Ws | Scheme::Wss => MqttOptions::new(id, self.url.trim(), port),
-            _ => MqttOptions::new(id, host, port),
-        };
+        let mut o = MqttOptions::new(id, d.addr, d.port);
+        if let Some(host) = d.host_header {
+            o.set_request_modifier(move |mut req| {
+                if let Ok(v) = host.parse() {
+                    req.headers_mut().insert("host", v);
+                }
+                async move { req }
+            });
+        }
         o.set_keep_alive(Duration::from_secs(u64::from(self.keepalive_secs.max(5))));
         o.set_clean_session(self.clean_session);
         o.set_max_packet_size(super::MAX_PACKET_BYTES, super::MAX_PACKET_BYTES);
@@ -267,7 +372,7 @@ impl Profile {
             };
             o.set_last_will(LastWill::new(&w.topic, w.payload.clone(), qos, w.retain));
         }
-        if let Some(t) = self.transport(scheme)? {
+        if let Some(t) = d.transport {
             o.set_transport(t);
         }
         Ok(o)
@@ -345,6 +450,14 @@ impl Profile {
         cfg.alpn_protocols = self.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
         Ok(cfg)
     }
+}
+
+/// Where rumqttc dials, with the transport and (through a forwarder) the `Host` header.
+struct Dial {
+    addr: String,
+    port: u16,
+    transport: Option<Transport>,
+    host_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,7 +60,7 @@ impl Worker {
         }
         Self::spawn_with(
             handle,
-            BrokerOptions::V4(Box::new(mqtt)),
+            BrokerOptions::v4(mqtt),
             opts.subscriptions,
             sinks,
             parent,
@@ -76,13 +76,16 @@ impl Worker {
         parent: &CancellationToken,
     ) -> Self {
         let target = mqtt.target();
-        let (client, eventloop) = mqtt.into_client(256);
         let cancel = parent.child_token();
+        mqtt.start_forward(handle, &cancel);
+        let forward = mqtt.forward.clone();
+        let (client, eventloop) = mqtt.into_client(256);
         let subscriptions = Arc::new(Mutex::new(subscriptions));
         handle.spawn(run(
             eventloop,
             client.clone(),
             target,
+            forward,
             subscriptions.clone(),
             sinks,
             cancel.clone(),
@@ -125,6 +128,7 @@ async fn run(
     mut eventloop: Session,
     client: Client,
     target: String,
+    forward: Option<Arc<super::sni::Forward>>,
     subscriptions: Arc<Mutex<Vec<(String, QoS)>>>,
     mut sinks: WorkerSinks,
     cancel: CancellationToken,
@@ -173,6 +177,12 @@ async fn run(
             }
             Ok(_) => {}
             Err(error) => {
+                // Through a server-name forwarder, rumqttc only sees the loopback side close:
+                // the forwarder's own failure says what happened.
+                let error = match forward.as_ref().and_then(|f| f.take_error()) {
+                    Some(e) => format!("{target}: {e}"),
+                    None => error,
+                };
                 let retry_in = backoff(attempt);
                 attempt = attempt.saturating_add(1);
                 tracing::warn!(

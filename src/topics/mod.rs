@@ -300,6 +300,32 @@ mod tests {
         let csv = to_csv(t.store.iter());
         assert_eq!(csv.lines().count(), 4);
         assert!(csv.contains(r#""{""rssi"":-50}""#), "{csv}");
+        // MQTT 5 properties travel with the message into both exports.
+        let props = crate::mqtt::Props {
+            content_type: Some("text/plain".into()),
+            user: vec![("k".into(), "v,1".into())],
+            ..Default::default()
+        };
+        t.on_message(
+            2_200,
+            "v5/x",
+            &Bytes::from_static(b"p"),
+            1,
+            false,
+            Some(std::sync::Arc::new(props)),
+        );
+        let last = t.store.iter().last().unwrap();
+        let line: serde_json::Value =
+            serde_json::from_str(to_jsonl(std::iter::once(last)).trim()).unwrap();
+        assert_eq!(line["properties"]["content_type"], "text/plain");
+        assert_eq!(line["properties"]["user_properties"][0][1], "v,1");
+        let csv = to_csv(std::iter::once(last));
+        assert!(
+            csv.lines().nth(1).unwrap().ends_with(
+                r#","{""content_type"":""text/plain"",""user_properties"":[[""k"",""v,1""]]}""#
+            ),
+            "{csv}"
+        );
         t.subscribe("devices/a/#", 0);
         t.on_message(
             2_500,

@@ -15,6 +15,16 @@ pub struct Limits {
     pub max_payload: usize,
 }
 
+impl From<crate::config::StoreBounds> for Limits {
+    fn from(b: crate::config::StoreBounds) -> Self {
+        Limits {
+            max_messages: b.max_messages.max(1),
+            max_bytes: b.max_mb.saturating_mul(1024 * 1024),
+            max_payload: b.keep_payload_kb.saturating_mul(1024),
+        }
+    }
+}
+
 impl Default for Limits {
     /// Sized for the targets: one million small messages within 300 MB.
     fn default() -> Self {

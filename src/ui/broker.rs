@@ -34,6 +34,7 @@ struct Form {
     cert: String,
     key: String,
     alpn: String,
+    sni: String,
     subs: String,
     session_expiry: String,
 }
@@ -62,6 +63,7 @@ impl Form {
             cert: path(&p.client_cert),
             key: path(&p.client_key),
             alpn: p.alpn.join(", "),
+            sni: p.sni.clone().unwrap_or_default(),
             subs: p.subscriptions.join(", "),
             session_expiry: p
                 .session_expiry_secs
@@ -97,6 +99,7 @@ impl Form {
                 .collect()
         };
         p.alpn = list(&self.alpn);
+        p.sni = opt(&self.sni);
         p.subscriptions = list(&self.subs);
         Some(p)
     }
@@ -334,6 +337,7 @@ impl BrokerPanel {
                 row(ui, t.broker_client_cert, &mut self.form.cert, "");
                 row(ui, t.broker_client_key, &mut self.form.key, "");
                 row(ui, "ALPN", &mut self.form.alpn, "mqtt");
+                row(ui, t.broker_sni, &mut self.form.sni, "broker.example.com");
                 row(ui, t.broker_subscriptions, &mut self.form.subs, "#");
                 ui.label("");
                 ui.checkbox(&mut p.insecure, t.broker_insecure);

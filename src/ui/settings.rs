@@ -11,6 +11,8 @@ use crate::config::{ConsoleConfig, Language, LogLevel, Theme};
 #[derive(Default)]
 pub struct SettingsPanel {
     data_dir_edit: Option<String>,
+    /// The store bounds being edited (applied with a button).
+    store_edit: Option<crate::config::StoreBounds>,
     folder_check: Option<Requested<FolderReport, String>>,
 }
 
@@ -72,6 +74,42 @@ impl SettingsPanel {
                             actions.push(Action::SetLogLevel(l));
                         }
                     }
+                });
+                ui.end_row();
+
+                ui.label(t.settings_store);
+                ui.vertical(|ui| {
+                    let b = self.store_edit.get_or_insert(config.store);
+                    ui.horizontal(|ui| {
+                        ui.add(
+                            egui::DragValue::new(&mut b.max_messages)
+                                .range(crate::config::StoreBounds::MESSAGES)
+                                .speed(1000.0)
+                                .suffix(t.settings_store_messages),
+                        );
+                        ui.add(
+                            egui::DragValue::new(&mut b.max_mb)
+                                .range(crate::config::StoreBounds::MB)
+                                .suffix(" MB"),
+                        );
+                        ui.add(
+                            egui::DragValue::new(&mut b.keep_payload_kb)
+                                .range(crate::config::StoreBounds::PAYLOAD_KB)
+                                .prefix(t.settings_store_keep)
+                                .suffix(" KiB"),
+                        );
+                        if ui
+                            .add_enabled(*b != config.store, egui::Button::new(t.settings_apply))
+                            .clicked()
+                        {
+                            actions.push(Action::SetStoreBounds(*b));
+                        }
+                    });
+                    ui.label(
+                        RichText::new(t.settings_store_hint)
+                            .small()
+                            .color(tokens::MUTED),
+                    );
                 });
                 ui.end_row();
 
