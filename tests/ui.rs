@@ -1019,7 +1019,7 @@ fn two_connections_at_once_each_with_its_own_topics_and_mqtt5_properties() {
     };
     h.state_mut().state.panels.topics.selected = Some(seq);
     h.run_steps(2);
-    h.get_by_label("user: site");
+    h.get_by_label("User property site");
     h.get_by_label("bench 3");
     h.get_by_label("lab/replies");
 

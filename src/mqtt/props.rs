@@ -40,29 +40,30 @@ impl Props {
         }
     }
 
-    /// Rows for the payload view: (name, value), in the order of the specification.
-    pub fn rows(&self) -> Vec<(String, String)> {
+    /// Rows for the payload view: (which property, value), in the order of the
+    /// specification. The UI names them in its language.
+    pub fn rows(&self) -> Vec<(PropName, String)> {
         let mut out = Vec::new();
         if let Some(u) = self.payload_utf8 {
             out.push((
-                "payload format".into(),
+                PropName::PayloadFormat,
                 if u { "1 (UTF-8)" } else { "0 (bytes)" }.into(),
             ));
         }
         if let Some(e) = self.message_expiry_secs {
-            out.push(("message expiry".into(), format!("{e} s")));
+            out.push((PropName::MessageExpiry, e.to_string()));
         }
         if let Some(c) = &self.content_type {
-            out.push(("content type".into(), c.clone()));
+            out.push((PropName::ContentType, c.clone()));
         }
         if let Some(r) = &self.response_topic {
-            out.push(("response topic".into(), r.clone()));
+            out.push((PropName::ResponseTopic, r.clone()));
         }
         if let Some(c) = &self.correlation_data {
-            out.push(("correlation data".into(), text_or_hex(c)));
+            out.push((PropName::CorrelationData, text_or_hex(c)));
         }
         for (k, v) in &self.user {
-            out.push((format!("user: {k}"), v.clone()));
+            out.push((PropName::User(k.clone()), v.clone()));
         }
         if !self.subscription_ids.is_empty() {
             let ids: Vec<String> = self
@@ -70,10 +71,10 @@ impl Props {
                 .iter()
                 .map(|i| i.to_string())
                 .collect();
-            out.push(("subscription ids".into(), ids.join(", ")));
+            out.push((PropName::SubscriptionIds, ids.join(", ")));
         }
         if let Some(a) = self.topic_alias {
-            out.push(("topic alias".into(), a.to_string()));
+            out.push((PropName::TopicAlias, a.to_string()));
         }
         out
     }
@@ -120,6 +121,21 @@ impl Props {
         }
         serde_json::Value::Object(m)
     }
+}
+
+/// Which property a payload-view row shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropName {
+    PayloadFormat,
+    /// Seconds.
+    MessageExpiry,
+    ContentType,
+    ResponseTopic,
+    CorrelationData,
+    /// A user property with its key.
+    User(String),
+    SubscriptionIds,
+    TopicAlias,
 }
 
 impl From<PublishProperties> for Props {
@@ -186,8 +202,13 @@ mod tests {
         let back = Props::from(p.to_v5());
         assert_eq!(back, p);
         let rows = p.rows();
-        assert!(rows.contains(&("correlation data".into(), "ff 01".into())));
-        assert_eq!(rows.iter().filter(|(k, _)| k == "user: a").count(), 2);
+        assert!(rows.contains(&(PropName::CorrelationData, "ff 01".into())));
+        assert_eq!(
+            rows.iter()
+                .filter(|(k, _)| *k == PropName::User("a".into()))
+                .count(),
+            2
+        );
         let j = p.to_json();
         assert_eq!(j["correlation_data"]["encoding"], "base64");
         assert_eq!(j["correlation_data"]["data"], "/wE=");

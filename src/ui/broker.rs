@@ -136,6 +136,14 @@ impl BrokerPanel {
             let (text, color) = super::conn_state(t, &live.status.broker);
             ui.label(format!("{}:", t.broker));
             ui.colored_label(color, text);
+            if let Some(c) = live
+                .status
+                .connections
+                .iter()
+                .find(|c| Some(c.id) == live.status.active)
+            {
+                ui.label(RichText::new(&c.label).strong());
+            }
             if let ConnState::Disconnected { error, .. } = &live.status.broker {
                 ui.colored_label(tokens::BAD, error);
             }
@@ -416,7 +424,6 @@ fn connections_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec
             crate::backend::MAX_CONNECTIONS,
             t.broker_alongside
         ))
-        .small()
         .color(tokens::MUTED),
     );
     egui::Grid::new("broker-connections")

@@ -716,25 +716,6 @@ impl TopicsPanel {
             RichText::new(fill(t.topics_meta, &[&m.qos, &m.retain, &human(m.size)]))
                 .color(tokens::MUTED),
         );
-        if let Some(p) = &m.props {
-            egui::CollapsingHeader::new(t.topics_props5)
-                .id_salt("topics-payload-props5")
-                .default_open(true)
-                .show(ui, |ui| {
-                    egui::Grid::new("topics-payload-props5-grid")
-                        .num_columns(2)
-                        .striped(true)
-                        .show(ui, |ui| {
-                            for (k, v) in p.rows() {
-                                ui.label(RichText::new(k).color(tokens::MUTED));
-                                ui.add(
-                                    egui::Label::new(RichText::new(v).monospace()).selectable(true),
-                                );
-                                ui.end_row();
-                            }
-                        });
-                });
-        }
         if m.truncated() {
             ui.colored_label(
                 tokens::WARN,
@@ -769,6 +750,38 @@ impl TopicsPanel {
             .id_salt("topics-payload-view")
             .auto_shrink([false, false])
             .show(ui, |ui| {
+                // Properties scroll with the payload: a small panel never overflows.
+                if let Some(p) = &m.props {
+                    egui::CollapsingHeader::new(t.topics_props5)
+                        .id_salt("topics-payload-props5")
+                        .default_open(true)
+                        .show(ui, |ui| {
+                            egui::Grid::new("topics-payload-props5-grid")
+                                .num_columns(2)
+                                .striped(true)
+                                .show(ui, |ui| {
+                                    for (k, v) in p.rows() {
+                                        use crate::mqtt::props::PropName as N;
+                                        let name = match k {
+                                            N::PayloadFormat => t.topics_prop_format.to_owned(),
+                                            N::MessageExpiry => t.topics_expiry.to_owned(),
+                                            N::ContentType => t.topics_content_type.to_owned(),
+                                            N::ResponseTopic => t.topics_response_topic.to_owned(),
+                                            N::CorrelationData => t.topics_correlation.to_owned(),
+                                            N::User(key) => fill(t.topics_prop_user, &[&key]),
+                                            N::SubscriptionIds => t.topics_prop_subids.to_owned(),
+                                            N::TopicAlias => t.topics_prop_alias.to_owned(),
+                                        };
+                                        ui.label(RichText::new(name).color(tokens::MUTED));
+                                        ui.add(
+                                            egui::Label::new(RichText::new(v).monospace())
+                                                .selectable(true),
+                                        );
+                                        ui.end_row();
+                                    }
+                                });
+                        });
+                }
                 if self.diff {
                     match topics.store.previous_on_topic(m.seq) {
                         None => {
@@ -807,7 +820,7 @@ impl TopicsPanel {
             .show(ui, |ui| {
                 let f = &mut self.props5;
                 egui::Grid::new("topics-props5-grid")
-                    .num_columns(4)
+                    .num_columns(2)
                     .spacing([8.0, 4.0])
                     .show(ui, |ui| {
                         for (label, v, hint) in [
@@ -821,17 +834,6 @@ impl TopicsPanel {
                                 &mut f.response_topic,
                                 "replies/console",
                             ),
-                        ] {
-                            let l = ui.label(label);
-                            ui.add(
-                                egui::TextEdit::singleline(v)
-                                    .hint_text(hint)
-                                    .desired_width(180.0),
-                            )
-                            .labelled_by(l.id);
-                        }
-                        ui.end_row();
-                        for (label, v, hint) in [
                             (t.topics_correlation, &mut f.correlation, "req-42"),
                             (t.topics_expiry, &mut f.expiry_secs, "60"),
                         ] {
@@ -839,11 +841,11 @@ impl TopicsPanel {
                             ui.add(
                                 egui::TextEdit::singleline(v)
                                     .hint_text(hint)
-                                    .desired_width(180.0),
+                                    .desired_width(260.0),
                             )
                             .labelled_by(l.id);
+                            ui.end_row();
                         }
-                        ui.end_row();
                     });
                 ui.checkbox(&mut f.utf8, t.topics_payload_utf8);
                 let l = ui.label(t.topics_user_props);
