@@ -97,7 +97,7 @@ async fn round_trip(p: &Profile) -> Result<(), String> {
                 }
                 Ok(Event::Incoming(Packet::Publish(m))) if m.topic == topic => return Ok(()),
                 Ok(_) => {}
-                Err(e) => return Err(mpbridge::mqtt::describe_error(&p.url, &e)),
+                Err(e) => return Err(mpbridge::mqtt::describe_error(&p.url, &e).en),
             }
         }
     };
@@ -159,7 +159,7 @@ fn profiles_connect_over_tcp_tls_ws_and_wss() {
     p.trust = TrustChoice::Public;
     p.version = MqttVersion::V5;
     let mut conn = LiveConn::start(&rt, &p, &[]);
-    let err = rt.block_on(conn.connected()).unwrap_err();
+    let err = rt.block_on(conn.connected()).unwrap_err().en;
     assert!(err.contains("(CERT-TRUST)"), "{err}");
     // Nothing listening: named plainly.
     let p = Profile::new("none", &format!("mqtt://127.0.0.1:{}", common::free_port()));
@@ -233,8 +233,8 @@ impl LiveConn {
         }
     }
 
-    /// Connected, or the first failure in words.
-    async fn connected(&mut self) -> Result<(), String> {
+    /// Connected, or the first failure in words (both languages).
+    async fn connected(&mut self) -> Result<(), mpbridge::verdict::L10n> {
         common::within(10, "connection state", async {
             loop {
                 match &*self.state.borrow_and_update() {
@@ -289,7 +289,7 @@ fn mqtt5_profiles_send_and_show_publish_properties_over_tcp_ws_and_wss() {
         let topic = format!("v5/{}", p.name);
         let mut conn = LiveConn::start(&rt, &p, &["v5/#"]);
         rt.block_on(conn.connected())
-            .unwrap_or_else(|e| panic!("{}: {e}", p.url));
+            .unwrap_or_else(|e| panic!("{}: {}", p.url, e.en));
         assert_eq!(conn.worker.client.protocol(), 5);
         let props = mpbridge::mqtt::Props {
             payload_utf8: Some(true),
@@ -451,13 +451,21 @@ fn mqtt5_refusals_are_decoded() {
     p.username = Some("device".into());
     p.password = Some(Secret::new("wrong-pass"));
     let mut conn = LiveConn::start(&rt, &p, &[]);
-    let err = rt.block_on(conn.connected()).unwrap_err();
+    let both = rt.block_on(conn.connected()).unwrap_err();
+    let err = &both.en;
     assert!(
         err.contains("bad user name or password (CONNACK reason 0x86)")
             || err.contains("not authorized (CONNACK reason 0x87)"),
         "{err}"
     );
-    assert!(!err.contains("wrong-pass"));
+    // The same in Chinese, for the console in Chinese.
+    assert!(
+        both.zh.contains("用户名或密码错误（CONNACK reason 0x86）")
+            || both.zh.contains("未授权（CONNACK reason 0x87）"),
+        "{}",
+        both.zh
+    );
+    assert!(!err.contains("wrong-pass") && !both.zh.contains("wrong-pass"));
     conn.worker.stop();
     p.password = Some(Secret::new("right"));
     let mut ok = LiveConn::start(&rt, &p, &[]);
@@ -532,7 +540,7 @@ fn server_name_override_connects_by_address_to_a_named_certificate() {
             let topic = format!("sni/{}", rand::random::<u32>());
             let mut conn = LiveConn::start(&rt, &p, &[topic.as_str()]);
             rt.block_on(conn.connected())
-                .unwrap_or_else(|e| panic!("{url} {version:?}: {e}"));
+                .unwrap_or_else(|e| panic!("{url} {version:?}: {}", e.en));
             let got = rt.block_on(async {
                 common::within(10, "a message through the override", async {
                     loop {
@@ -561,7 +569,7 @@ fn server_name_override_connects_by_address_to_a_named_certificate() {
         MqttVersion::V311,
     );
     let mut conn = LiveConn::start(&rt, &p, &[]);
-    let err = rt.block_on(conn.connected()).unwrap_err();
+    let err = rt.block_on(conn.connected()).unwrap_err().en;
     assert!(
         err.contains("(CERT-NAME)") && err.contains("server name wrong.example.net"),
         "{err}"

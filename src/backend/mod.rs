@@ -539,13 +539,16 @@ async fn run(
             .url
             .split_once("://")
             .is_some_and(|(_, rest)| rest.split('/').next().unwrap_or("").contains('@'));
+        let shown = crate::checks::url::redact(&c.url);
         let mqtt = if in_url {
-            Err(format!(
-                "{}: put the user name and password in a broker profile, not in the URL",
-                crate::checks::url::redact(&c.url)
+            Err(crate::verdict::L10n::new(
+                format!(
+                    "{shown}: put the user name and password in a broker profile, not in the URL"
+                ),
+                format!("{shown}：请把用户名和密码写在代理配置中，而不是写在地址里"),
             ))
         } else {
-            profile.options()
+            profile.options().map_err(crate::verdict::L10n::same)
         };
         match mqtt {
             Ok(mqtt) => {
@@ -555,7 +558,7 @@ async fn run(
                 ctx.publish_active(&conns);
             }
             Err(e) => {
-                tracing::error!("--connect: {e}");
+                tracing::error!("--connect: {}", e.en);
                 set_status(&status, &sink, |s| {
                     s.broker = ConnState::Disconnected {
                         error: e,

@@ -11,6 +11,7 @@ use rumqttc::v5::mqttbytes::QoS as QoS5;
 use tokio_util::sync::CancellationToken;
 
 use super::{MqttMessage, Props};
+use crate::verdict::L10n;
 
 /// rumqttc's options in the protocol the profile asks for.
 #[derive(Clone)]
@@ -226,7 +227,7 @@ pub enum Session {
 
 impl Session {
     /// The next event, or the failure in plain words.
-    pub async fn poll(&mut self, target: &str) -> Result<Polled, String> {
+    pub async fn poll(&mut self, target: &str) -> Result<Polled, L10n> {
         match self {
             Session::V4(e) => {
                 use rumqttc::{Event, Outgoing, Packet};
@@ -304,70 +305,75 @@ impl Session {
     }
 }
 
-/// An MQTT 5 connection failure in plain words: CONNACK and DISCONNECT reason codes decoded.
-pub fn describe_error_v5(target: &str, e: &rumqttc::v5::ConnectionError) -> String {
+/// An MQTT 5 connection failure in plain words, in both languages: CONNACK and DISCONNECT
+/// reason codes decoded.
+pub fn describe_error_v5(target: &str, e: &rumqttc::v5::ConnectionError) -> L10n {
+    use super::words;
     use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as C;
     use rumqttc::v5::{ConnectionError as E, StateError as S};
     use std::io::ErrorKind;
     if let Some(t) = super::tls_words::find_rustls(e) {
         return super::tls_failure(target, t);
     }
-    let code = |c: &C| -> (u8, &'static str) {
+    let code = |c: &C| -> (u8, &'static str, &'static str) {
         match c {
-            C::Success => (0x00, "accepted"),
-            C::UnspecifiedError => (0x80, "unspecified error"),
-            C::MalformedPacket => (0x81, "malformed packet"),
-            C::ProtocolError => (0x82, "protocol error"),
-            C::ImplementationSpecificError => (0x83, "implementation-specific error"),
+            C::Success => (0x00, "accepted", "已接受"),
+            C::UnspecifiedError => (0x80, "unspecified error", "未指明的错误"),
+            C::MalformedPacket => (0x81, "malformed packet", "报文格式错误"),
+            C::ProtocolError => (0x82, "protocol error", "协议错误"),
+            C::ImplementationSpecificError => {
+                (0x83, "implementation-specific error", "实现相关的错误")
+            }
             C::UnsupportedProtocolVersion | C::RefusedProtocolVersion => (
                 0x84,
                 "MQTT 5 is not supported by this broker; use MQTT 3.1.1",
+                "该代理不支持 MQTT 5，请改用 MQTT 3.1.1",
             ),
-            C::ClientIdentifierNotValid | C::BadClientId => (0x85, "client id rejected"),
-            C::BadUserNamePassword => (0x86, "bad user name or password"),
-            C::NotAuthorized => (0x87, "not authorized"),
-            C::ServerUnavailable | C::ServiceUnavailable => (0x88, "server unavailable"),
-            C::ServerBusy => (0x89, "server busy"),
-            C::Banned => (0x8A, "banned"),
-            C::BadAuthenticationMethod => (0x8C, "bad authentication method"),
-            C::TopicNameInvalid => (0x90, "topic name invalid"),
-            C::PacketTooLarge => (0x95, "packet too large"),
-            C::QuotaExceeded => (0x97, "quota exceeded"),
-            C::PayloadFormatInvalid => (0x99, "payload format invalid"),
-            C::RetainNotSupported => (0x9A, "retain not supported"),
-            C::QoSNotSupported => (0x9B, "QoS not supported"),
-            C::UseAnotherServer => (0x9C, "use another server"),
-            C::ServerMoved => (0x9D, "server moved"),
-            C::ConnectionRateExceeded => (0x9F, "connection rate exceeded"),
+            C::ClientIdentifierNotValid | C::BadClientId => {
+                (0x85, "client id rejected", "客户端 ID 被拒绝")
+            }
+            C::BadUserNamePassword => (0x86, "bad user name or password", "用户名或密码错误"),
+            C::NotAuthorized => (0x87, "not authorized", "未授权"),
+            C::ServerUnavailable | C::ServiceUnavailable => {
+                (0x88, "server unavailable", "服务不可用")
+            }
+            C::ServerBusy => (0x89, "server busy", "服务器繁忙"),
+            C::Banned => (0x8A, "banned", "已被封禁"),
+            C::BadAuthenticationMethod => (0x8C, "bad authentication method", "认证方法错误"),
+            C::TopicNameInvalid => (0x90, "topic name invalid", "主题名无效"),
+            C::PacketTooLarge => (0x95, "packet too large", "报文过大"),
+            C::QuotaExceeded => (0x97, "quota exceeded", "超出配额"),
+            C::PayloadFormatInvalid => (0x99, "payload format invalid", "载荷格式无效"),
+            C::RetainNotSupported => (0x9A, "retain not supported", "不支持保留消息"),
+            C::QoSNotSupported => (0x9B, "QoS not supported", "不支持该 QoS"),
+            C::UseAnotherServer => (0x9C, "use another server", "请使用其他服务器"),
+            C::ServerMoved => (0x9D, "server moved", "服务器已迁移"),
+            C::ConnectionRateExceeded => (0x9F, "connection rate exceeded", "连接频率超限"),
         }
     };
     match e {
         E::ConnectionRefused(c) | E::MqttState(S::ConnFail { reason: c }) => {
-            let (n, text) = code(c);
-            format!("{target} refused the connection: {text} (CONNACK reason 0x{n:02X})")
+            let (n, en, zh) = code(c);
+            words::refused(target, en, zh, &format!("CONNACK reason 0x{n:02X}"))
         }
         E::MqttState(S::ServerDisconnect {
             reason_code,
             reason_string,
-        }) => format!(
-            "{target} closed the connection: {reason_code:?}{}",
-            reason_string
+        }) => {
+            let why = reason_string
                 .as_ref()
                 .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        ),
-        E::Io(io) if io.kind() == ErrorKind::ConnectionRefused => {
-            format!("nothing accepts connections at {target}")
+                .unwrap_or_default();
+            L10n::new(
+                format!("{target} closed the connection: {reason_code:?}{why}"),
+                format!("{target} 断开了连接：{reason_code:?}{why}"),
+            )
         }
-        E::Io(io) if io.to_string().contains("lookup") || io.to_string().contains("resolve") => {
-            format!("cannot resolve the host of {target} ({io})")
-        }
-        E::Io(io) if io.kind() == ErrorKind::TimedOut => format!("{target} did not answer in time"),
-        E::Timeout(_) => format!("{target} did not answer in time"),
-        E::Tls(t) => format!(
-            "{target}: the TLS handshake failed ({t}); `mpbridge cert fetch HOST:PORT` shows the certificate it serves"
-        ),
-        other => format!("{target}: {other}"),
+        E::Io(io) if io.kind() == ErrorKind::ConnectionRefused => words::nothing_listens(target),
+        E::Io(io) if words::is_lookup(io) => words::unresolvable(target, io),
+        E::Io(io) if io.kind() == ErrorKind::TimedOut => words::timed_out(target),
+        E::Timeout(_) => words::timed_out(target),
+        other => words::other(target, other),
     }
 }
 

@@ -18,6 +18,8 @@ use bytes::Bytes;
 
 pub use props::Props;
 
+use crate::verdict::L10n;
+
 /// Largest packet the console accepts or sends. Well above the store's keep limit, so a big
 /// message is stored truncated instead of dropping the connection (rumqttc disconnects on a
 /// packet over its limit, and a retained one would then come back on every reconnect).
@@ -46,9 +48,9 @@ pub enum ConnState {
     Connected {
         since: chrono::DateTime<chrono::Local>,
     },
-    /// Lost or refused; the worker retries after `retry_in`.
+    /// Lost or refused (in both languages); the worker retries after `retry_in`.
     Disconnected {
-        error: String,
+        error: L10n,
         retry_in: Duration,
     },
 }
@@ -68,15 +70,65 @@ pub fn backoff(attempt: u32) -> Duration {
 }
 
 /// A TLS failure named after the certificate verdicts, pointing at the command that shows more.
-pub fn tls_failure(target: &str, e: &rustls::Error) -> String {
-    format!(
-        "{target}: the TLS handshake failed: {}; `mpbridge cert fetch HOST:PORT` shows the chain it serves",
-        tls_words::explain(e)
+pub fn tls_failure(target: &str, e: &rustls::Error) -> L10n {
+    let why = tls_words::explain(e);
+    L10n::new(
+        format!(
+            "{target}: the TLS handshake failed: {}; `mpbridge cert fetch HOST:PORT` shows the chain it serves",
+            why.en
+        ),
+        format!(
+            "{target}：TLS 握手失败：{}；`mpbridge cert fetch 主机:端口` 可查看服务器发送的证书链",
+            why.zh
+        ),
     )
 }
 
-/// A connection failure in plain words: CONNACK codes decoded, the host named.
-pub fn describe_error(target: &str, e: &rumqttc::ConnectionError) -> String {
+/// The failures both protocol versions share, in both languages.
+pub(crate) mod words {
+    use crate::verdict::L10n;
+
+    pub fn refused(target: &str, en: &str, zh: &str, code: &str) -> L10n {
+        L10n::new(
+            format!("{target} refused the connection: {en} ({code})"),
+            format!("{target} 拒绝了连接：{zh}（{code}）"),
+        )
+    }
+
+    pub fn nothing_listens(target: &str) -> L10n {
+        L10n::new(
+            format!("nothing accepts connections at {target}"),
+            format!("{target} 上没有服务在接受连接"),
+        )
+    }
+
+    pub fn unresolvable(target: &str, io: &std::io::Error) -> L10n {
+        L10n::new(
+            format!("cannot resolve the host of {target} ({io})"),
+            format!("无法解析 {target} 的主机名（{io}）"),
+        )
+    }
+
+    pub fn timed_out(target: &str) -> L10n {
+        L10n::new(
+            format!("{target} did not answer in time"),
+            format!("{target} 未能及时应答"),
+        )
+    }
+
+    pub fn other(target: &str, e: impl std::fmt::Display) -> L10n {
+        L10n::new(format!("{target}: {e}"), format!("{target}：{e}"))
+    }
+
+    pub fn is_lookup(io: &std::io::Error) -> bool {
+        let s = io.to_string();
+        s.contains("lookup") || s.contains("resolve")
+    }
+}
+
+/// A connection failure in plain words, in both languages: CONNACK codes decoded, the host
+/// named, TLS failures named after the certificate verdicts.
+pub fn describe_error(target: &str, e: &rumqttc::ConnectionError) -> L10n {
     use rumqttc::{ConnectReturnCode as C, ConnectionError as E};
     use std::io::ErrorKind;
     if let Some(t) = tls_words::find_rustls(e) {
@@ -84,28 +136,23 @@ pub fn describe_error(target: &str, e: &rumqttc::ConnectionError) -> String {
     }
     match e {
         E::ConnectionRefused(code) => {
-            let (n, text) = match code {
-                C::Success => (0, "accepted"),
-                C::RefusedProtocolVersion => (1, "unacceptable protocol version"),
-                C::BadClientId => (2, "client id rejected"),
-                C::ServiceUnavailable => (3, "server unavailable"),
-                C::BadUserNamePassword => (4, "bad user name or password"),
-                C::NotAuthorized => (5, "not authorized"),
+            let (n, en, zh) = match code {
+                C::Success => (0, "accepted", "已接受"),
+                C::RefusedProtocolVersion => {
+                    (1, "unacceptable protocol version", "不支持该协议版本")
+                }
+                C::BadClientId => (2, "client id rejected", "客户端 ID 被拒绝"),
+                C::ServiceUnavailable => (3, "server unavailable", "服务不可用"),
+                C::BadUserNamePassword => (4, "bad user name or password", "用户名或密码错误"),
+                C::NotAuthorized => (5, "not authorized", "未授权"),
             };
-            format!("{target} refused the connection: {text} (CONNACK {n})")
+            words::refused(target, en, zh, &format!("CONNACK {n}"))
         }
-        E::Io(io) if io.kind() == ErrorKind::ConnectionRefused => {
-            format!("nothing accepts connections at {target}")
-        }
-        E::Io(io) if io.to_string().contains("lookup") || io.to_string().contains("resolve") => {
-            format!("cannot resolve the host of {target} ({io})")
-        }
-        E::Io(io) if io.kind() == ErrorKind::TimedOut => format!("{target} did not answer in time"),
-        E::Tls(t) => format!(
-            "{target}: the TLS handshake failed ({t}); `mpbridge cert fetch HOST:PORT` shows the certificate it serves"
-        ),
-        E::NetworkTimeout => format!("{target} did not answer in time"),
-        other => format!("{target}: {other}"),
+        E::Io(io) if io.kind() == ErrorKind::ConnectionRefused => words::nothing_listens(target),
+        E::Io(io) if words::is_lookup(io) => words::unresolvable(target, io),
+        E::Io(io) if io.kind() == ErrorKind::TimedOut => words::timed_out(target),
+        E::NetworkTimeout => words::timed_out(target),
+        other => words::other(target, other),
     }
 }
 

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use rustls::pki_types::ServerName;
 use tokio_util::sync::CancellationToken;
 
+use crate::verdict::L10n;
+
 /// A bound loopback listener and where it forwards to.
 pub struct Forward {
     listener: Mutex<Option<std::net::TcpListener>>,
@@ -20,7 +22,7 @@ pub struct Forward {
     pub name: ServerName<'static>,
     tls: Arc<rustls::ClientConfig>,
     /// The last TLS failure, in words (taken by the worker for its error message).
-    pub last_error: Arc<Mutex<Option<String>>>,
+    pub last_error: Arc<Mutex<Option<L10n>>>,
     /// The loopback port rumqttc dials.
     pub local_port: u16,
 }
@@ -59,7 +61,10 @@ impl Forward {
         let listener = match tokio::net::TcpListener::from_std(std_listener) {
             Ok(l) => l,
             Err(e) => {
-                self.record(format!("loopback port: {e}"));
+                self.record(L10n::new(
+                    format!("loopback port: {e}"),
+                    format!("本地回环端口：{e}"),
+                ));
                 return;
             }
         };
@@ -93,13 +98,13 @@ impl Forward {
                         connector.connect(name, tcp).await.map_err(|e| {
                             match super::tls_words::find_rustls(&e) {
                                 Some(t) => super::tls_words::explain(t),
-                                None => e.to_string(),
+                                None => L10n::same(e.to_string()),
                             }
                         })
                     };
                     let dialled = tokio::time::timeout(std::time::Duration::from_secs(15), dial)
                         .await
-                        .unwrap_or_else(|_| Err(format!("{upstream} did not answer in time")));
+                        .unwrap_or_else(|_| Err(super::words::timed_out(&upstream)));
                     let mut remote = match dialled {
                         Ok(r) => r,
                         Err(e) => {
@@ -118,22 +123,24 @@ impl Forward {
         });
     }
 
-    fn record(&self, e: String) {
+    fn record(&self, e: L10n) {
         if let Ok(mut slot) = self.last_error.lock() {
             *slot = Some(e);
         }
     }
 
     /// The last failure of the forwarder, taken (so it is reported once).
-    pub fn take_error(&self) -> Option<String> {
+    pub fn take_error(&self) -> Option<L10n> {
         self.last_error.lock().ok().and_then(|mut s| s.take())
     }
 }
 
-fn forward_io_error(upstream: &str, e: &std::io::Error) -> String {
+fn forward_io_error(upstream: &str, e: &std::io::Error) -> L10n {
     if e.kind() == std::io::ErrorKind::ConnectionRefused {
-        format!("nothing accepts connections at {upstream}")
+        super::words::nothing_listens(upstream)
+    } else if super::words::is_lookup(e) {
+        super::words::unresolvable(upstream, e)
     } else {
-        format!("{upstream}: {e}")
+        super::words::other(upstream, e)
     }
 }

@@ -180,13 +180,17 @@ async fn run(
                 // Through a server-name forwarder, rumqttc only sees the loopback side close:
                 // the forwarder's own failure says what happened.
                 let error = match forward.as_ref().and_then(|f| f.take_error()) {
-                    Some(e) => format!("{target}: {e}"),
+                    Some(e) => crate::verdict::L10n::new(
+                        format!("{target}: {}", e.en),
+                        format!("{target}：{}", e.zh),
+                    ),
                     None => error,
                 };
                 let retry_in = backoff(attempt);
                 attempt = attempt.saturating_add(1);
                 tracing::warn!(
-                    "MQTT connection {error}; retrying in {} ms",
+                    "MQTT connection {}; retrying in {} ms",
+                    error.en,
                     retry_in.as_millis()
                 );
                 sinks

@@ -145,7 +145,7 @@ impl BrokerPanel {
                 ui.label(RichText::new(&c.label).strong());
             }
             if let ConnState::Disconnected { error, .. } = &live.status.broker {
-                ui.colored_label(tokens::BAD, error);
+                ui.colored_label(tokens::BAD, error.get(t.zh()));
             }
             if ui.button(t.broker_disconnect).clicked() {
                 actions.push(Action::Backend(Command::DisconnectBroker));
@@ -459,7 +459,7 @@ fn connections_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec
                     && !active
                 {
                     ui.label("");
-                    ui.colored_label(tokens::BAD, error);
+                    ui.colored_label(tokens::BAD, error.get(t.zh()));
                     ui.end_row();
                 }
             }

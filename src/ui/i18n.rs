@@ -1184,6 +1184,13 @@ pub static ZH: Tr = Tr {
     totals: "{} 个在线 · 已升级 {} · 已拒绝 {} · 入 {} · 出 {}",
 };
 
+impl Tr {
+    /// Whether these are the Chinese strings (for texts that carry both languages).
+    pub fn zh(&self) -> bool {
+        std::ptr::eq(self, &ZH)
+    }
+}
+
 pub fn tr(lang: Language) -> &'static Tr {
     match lang {
         Language::En => &EN,
