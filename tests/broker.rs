@@ -571,7 +571,7 @@ fn server_name_override_connects_by_address_to_a_named_certificate() {
     let mut conn = LiveConn::start(&rt, &p, &[]);
     let err = rt.block_on(conn.connected()).unwrap_err().en;
     assert!(
-        err.contains("(CERT-NAME)") && err.contains("server name wrong.example.net"),
+        err.contains("(CERT-NAME)") && err.contains("(SNI wrong.example.net)"),
         "{err}"
     );
     // And an override on a plain transport is a profile error.

@@ -214,7 +214,7 @@ impl Profile {
         };
         let display = self.sni_override().map(|name| {
             format!(
-                "{} (server name {name})",
+                "{} (SNI {name})",
                 crate::checks::url::redact(self.url.trim())
             )
         });

@@ -82,6 +82,7 @@ impl Forward {
                 let Ok((mut local, _)) = accepted else {
                     continue;
                 };
+                let shown = format!("{upstream} (SNI {})", name.to_str());
                 let (upstream, name, connector, last_error, cancel) = (
                     upstream.clone(),
                     name.clone(),
@@ -97,8 +98,8 @@ impl Forward {
                         tcp.set_nodelay(true).ok();
                         connector.connect(name, tcp).await.map_err(|e| {
                             match super::tls_words::find_rustls(&e) {
-                                Some(t) => super::tls_words::explain(t),
-                                None => L10n::same(e.to_string()),
+                                Some(t) => super::tls_failure(&shown, t),
+                                None => super::words::other(&shown, e),
                             }
                         })
                     };

@@ -178,14 +178,11 @@ async fn run(
             Ok(_) => {}
             Err(error) => {
                 // Through a server-name forwarder, rumqttc only sees the loopback side close:
-                // the forwarder's own failure says what happened.
-                let error = match forward.as_ref().and_then(|f| f.take_error()) {
-                    Some(e) => crate::verdict::L10n::new(
-                        format!("{target}: {}", e.en),
-                        format!("{target}：{}", e.zh),
-                    ),
-                    None => error,
-                };
+                // the forwarder's own failure (naming the broker) says what happened.
+                let error = forward
+                    .as_ref()
+                    .and_then(|f| f.take_error())
+                    .unwrap_or(error);
                 let retry_in = backoff(attempt);
                 attempt = attempt.saturating_add(1);
                 tracing::warn!(
