@@ -52,7 +52,17 @@ pub async fn open_mqtt(
     tls: Arc<rustls::ClientConfig>,
     id: &str,
 ) -> Result<(Wss, Reader), String> {
-    let mut ws = open(addr, tls).await?;
+    open_mqtt_on(addr, tls, id, "/mqtt").await
+}
+
+/// The same on another path.
+pub async fn open_mqtt_on(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    id: &str,
+    path: &str,
+) -> Result<(Wss, Reader), String> {
+    let mut ws = open_path(addr, tls, path).await?;
     ws.send(Message::Binary(connect(id, 300).into()))
         .await
         .map_err(|e| e.to_string())?;

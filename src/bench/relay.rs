@@ -133,6 +133,8 @@ fn make_pki(dir: &Path) -> anyhow::Result<Pki> {
 struct Target {
     name: &'static str,
     addr: SocketAddr,
+    /// The WebSocket path (the relay has one route per upstream kind).
+    path: &'static str,
     /// The process whose memory counts for this target.
     pid: u32,
 }
@@ -146,6 +148,7 @@ struct Run {
 
 async fn throughput(
     addr: SocketAddr,
+    path: &'static str,
     tls: Arc<rustls::ClientConfig>,
     clients: usize,
     qos: u8,
@@ -160,7 +163,7 @@ async fn throughput(
         let tls = tls.clone();
         tasks.push(tokio::spawn(async move {
             let id = format!("bench-{i}-{}", rand::random::<u32>());
-            let (ws, mut rd) = client::open_mqtt(addr, tls, &id).await?;
+            let (ws, mut rd) = client::open_mqtt_on(addr, tls, &id, path).await?;
             let topic = format!("bench/{id}");
             let (mut tx, mut rx) = ws.split();
             tx.send(Message::Binary(client::subscribe(1, &topic, qos).into()))
@@ -314,10 +317,6 @@ async fn tls_handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: 
 }
 
 /// TLS + the WebSocket upgrade, which includes the proxy's upstream handshake with the broker.
-async fn handshakes(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, secs: f64) -> f64 {
-    handshakes_on(addr, tls, secs, "/mqtt").await
-}
-
 async fn handshakes_on(
     addr: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
@@ -348,10 +347,10 @@ async fn idle_memory(t: &Target, tls: Arc<rustls::ClientConfig>, n: usize) -> an
     for i in 0..n {
         let tls = tls.clone();
         let sem = sem.clone();
-        let addr = t.addr;
+        let (addr, path) = (t.addr, t.path);
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.map_err(|e| e.to_string())?;
-            client::open_mqtt(addr, tls, &format!("idle-{i}"))
+            client::open_mqtt_on(addr, tls, &format!("idle-{i}"), path)
                 .await
                 .map(|(ws, _)| ws)
         }));
@@ -437,8 +436,18 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         .stderr(Stdio::null())
         .spawn()?;
     targets.push(Target {
-        name: "mpbridge",
+        name: "mpbridge ws",
         addr: SocketAddr::from(([127, 0, 0, 1], relay_port)),
+        path: "/mqtt",
+        pid: relay.id(),
+    });
+    // The same relay on its TCP route: WebSocket frames ⇄ mosquitto's native MQTT port, a
+    // translation nginx cannot do (its stream module has no WebSocket, its http module no
+    // raw upstream).
+    targets.push(Target {
+        name: "mpbridge tcp",
+        addr: SocketAddr::from(([127, 0, 0, 1], relay_port)),
+        path: "/mqtt-tcp",
         pid: relay.id(),
     });
     procs.push(Proc {
@@ -478,6 +487,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         targets.push(Target {
             name: "nginx",
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            path: "/mqtt",
             pid: child.id(),
         });
         procs.push(Proc {
@@ -489,6 +499,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     targets.push(Target {
         name: "direct",
         addr: SocketAddr::from(([127, 0, 0, 1], wss)),
+        path: "/mqtt",
         pid: mosq_pid,
     });
 
@@ -518,13 +529,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         opts.secs
     );
     println!(
-        "targets: mpbridge relay (ws upstream) · nginx (seed config) · direct = mosquitto's own WSS listener"
+        "targets: mpbridge relay with a ws:// upstream (mosquitto's WebSocket listener) and with a tcp:// upstream (its MQTT port) · nginx (seed config) · direct = mosquitto's own WSS listener"
     );
     println!(
         "load: each client keeps {DEPTH} publishes in flight to its own subscription (every message crosses the proxy twice)\n"
     );
 
-    let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
     let ratio = |a: f64, b: f64| {
         if b > 0.0 && a.is_finite() && b.is_finite() {
             format!("{:.2}×", a / b)
@@ -532,25 +542,27 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             "—".to_owned()
         }
     };
+    // Ratios against nginx for both relay routes: msg/s (higher is better), p99 (lower).
+    let nginx = targets.iter().position(|t| t.name == "nginx");
+    let header: Vec<String> = targets
+        .iter()
+        .map(|t| format!("{} msg/s p50/p99", t.name))
+        .collect();
     println!(
-        "{:<24} {:>30} {:>30} {:>30}   relay/nginx: msg/s  p99",
+        "{:<24} {}   ws/nginx: msg/s p99 · tcp/nginx: msg/s p99",
         "scenario",
-        format!("{} msg/s p50/p99 ms", names[0]),
-        names
-            .get(1)
-            .map(|n| format!("{n} msg/s p50/p99 ms"))
-            .unwrap_or_default(),
-        names
-            .get(2)
-            .map(|n| format!("{n} msg/s p50/p99 ms"))
-            .unwrap_or_default(),
+        header
+            .iter()
+            .map(|h| format!("{h:>27}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     for qos in [0u8, 1].into_iter().filter(|_| opts.part("throughput")) {
         for size in [64usize, 4096] {
             for clients in [10usize, 100] {
                 let mut runs = Vec::new();
                 for t in &targets {
-                    let r = throughput(t.addr, tls.clone(), clients, qos, size, opts.secs)
+                    let r = throughput(t.addr, t.path, tls.clone(), clients, qos, size, opts.secs)
                         .await
                         .with_context(|| {
                             format!("{} qos{qos} {size}B {clients} clients", t.name)
@@ -560,76 +572,67 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 let cell =
                     |r: &Run| format!("{:>10.0} {:>7.2}/{:<7.2}", r.msgs_per_s, r.p50_ms, r.p99_ms);
                 let label = format!("qos{qos} {size}B {clients} clients");
-                let rel = if has_nginx {
-                    format!(
-                        "{}  {}",
-                        ratio(runs[0].msgs_per_s, runs[1].msgs_per_s),
-                        ratio(runs[0].p99_ms, runs[1].p99_ms)
-                    )
-                } else {
-                    "—".into()
+                let rel = match nginx {
+                    Some(n) => format!(
+                        "{} {} · {} {}",
+                        ratio(runs[0].msgs_per_s, runs[n].msgs_per_s),
+                        ratio(runs[0].p99_ms, runs[n].p99_ms),
+                        ratio(runs[1].msgs_per_s, runs[n].msgs_per_s),
+                        ratio(runs[1].p99_ms, runs[n].p99_ms)
+                    ),
+                    None => "—".into(),
                 };
                 println!(
-                    "{:<24} {:>30} {:>30} {:>30}   {rel}",
+                    "{:<24} {}   {rel}",
                     label,
-                    cell(&runs[0]),
-                    runs.get(1).map(cell).unwrap_or_default(),
-                    runs.get(2).map(cell).unwrap_or_default()
+                    runs.iter()
+                        .map(|r| format!("{:>27}", cell(r)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 );
             }
         }
     }
+    let row = |label: &str, values: &[f64], digits: usize| {
+        let rel = match nginx {
+            Some(n) => format!(
+                "{} · {}",
+                ratio(values[0], values[n]),
+                ratio(values[1], values[n])
+            ),
+            None => "—".into(),
+        };
+        println!(
+            "{:<24} {}   {rel}",
+            label,
+            values
+                .iter()
+                .map(|v| format!("{:>27}", format!("{v:.digits$}")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    };
     if opts.part("handshakes") {
         println!();
-        for (label, upgrade) in [("TLS handshakes/s", false), ("TLS+WS upgrade/s", true)] {
-            let mut hs = Vec::new();
-            for t in &targets {
-                hs.push(if upgrade {
-                    handshakes(t.addr, tls.clone(), opts.secs).await
-                } else {
-                    tls_handshakes(t.addr, tls.clone(), opts.secs).await
-                });
-            }
-            println!(
-                "{:<24} {:>30} {:>30} {:>30}   {}",
-                label,
-                format!("{:.0}", hs[0]),
-                hs.get(1).map(|v| format!("{v:.0}")).unwrap_or_default(),
-                hs.get(2).map(|v| format!("{v:.0}")).unwrap_or_default(),
-                if has_nginx {
-                    ratio(hs[0], hs[1])
-                } else {
-                    "—".into()
-                }
-            );
+        let mut tls_hs = Vec::new();
+        let mut upgrades = Vec::new();
+        for t in &targets {
+            tls_hs.push(tls_handshakes(t.addr, tls.clone(), opts.secs).await);
+            upgrades.push(handshakes_on(t.addr, tls.clone(), opts.secs, t.path).await);
         }
-        // The relay's own upgrade capacity, with a TCP upstream (no libwebsockets in the way).
-        let own = handshakes_on(targets[0].addr, tls.clone(), opts.secs, "/mqtt-tcp").await;
-        println!(
-            "{:<24} {:>30}   (mpbridge relay → mosquitto's TCP port)",
-            "  … tcp upstream",
-            format!("{own:.0}")
-        );
+        row("TLS handshakes/s", &tls_hs, 0);
+        row("TLS+WS upgrade/s", &upgrades, 0);
     }
     for &n in opts.idle.iter().filter(|_| opts.part("idle")) {
         let mut kib = Vec::new();
         for t in &targets {
             kib.push(idle_memory(t, tls.clone(), n).await?);
         }
-        println!(
-            "{:<24} {:>30} {:>30} {:>30}   {}",
-            format!("RSS KiB/idle conn @{n}"),
-            format!("{:.1}", kib[0]),
-            kib.get(1).map(|v| format!("{v:.1}")).unwrap_or_default(),
-            kib.get(2).map(|v| format!("{v:.1}")).unwrap_or_default(),
-            if has_nginx {
-                ratio(kib[0], kib[1])
-            } else {
-                "—".into()
-            }
-        );
+        row(&format!("RSS KiB/idle conn @{n}"), &kib, 1);
     }
-    println!("\n(relay/nginx: msg/s above 1.00× is better; p99 and memory below 1.00× are better)");
+    println!(
+        "\n(ratios are relay/nginx for the ws route, then the tcp route: msg/s and handshakes above 1.00× are better; p99 and memory below 1.00× are better)"
+    );
     for p in &procs {
         tracing::debug!("stopping {}", p.name);
     }
