@@ -81,6 +81,13 @@ pub enum Cmd {
     Relay {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Relay processes sharing the listen address (SO_REUSEPORT), like nginx's
+        /// `worker_processes`: more cores, and more file descriptors than one process may hold.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
+        /// Run as a worker of another `mpbridge relay` on this bound address (internal).
+        #[arg(long, hide = true, value_name = "ADDR")]
+        worker_on: Option<std::net::SocketAddr>,
     },
     /// Benchmarks that print ratios against a reference run side by side.
     #[command(subcommand)]
@@ -127,7 +134,7 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 5.0)]
         secs: f64,
         /// Idle-connection counts for the memory measurement.
-        #[arg(long, value_delimiter = ',', default_value = "1000,9000")]
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
         idle: Vec<usize>,
         /// Leave nginx out even when it is installed.
         #[arg(long)]
@@ -195,9 +202,13 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
-        Some(Cmd::Relay { config: file }) => {
+        Some(Cmd::Relay {
+            config: file,
+            workers,
+            worker_on,
+        }) => {
             let _log = crate::logging::init(config.log_level, Some(&paths.log_dir()), true);
-            let code = rt.block_on(crate::relay_cli::run(&file))?;
+            let code = rt.block_on(crate::relay_cli::run(&file, workers, worker_on))?;
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }

@@ -1,8 +1,11 @@
 //! `mpbridge relay --config FILE`: the relay headless, for systemd and servers.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::relay::{Relay, RelayConfig};
 
@@ -31,7 +34,14 @@ fn stamp(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
-pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
+/// `workers` > 1: this process and `workers - 1` children share the listen address
+/// (SO_REUSEPORT); the children take their orders (`reload`, `stop`) on stdin and stop when
+/// it closes, so they never outlive the parent. `worker_on`: run as such a child.
+pub async fn run(
+    path: &Path,
+    workers: u16,
+    worker_on: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let cfg = match RelayConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -39,13 +49,30 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let relay = match Relay::start(cfg.clone(), &tokio::runtime::Handle::current()).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("mpbridge relay: {e}");
-            return Ok(ExitCode::from(2));
+    if let Some(addr) = worker_on {
+        return run_worker(path, cfg, addr).await;
+    }
+    let shared = workers > 1;
+    let relay =
+        match Relay::start_shared(cfg.clone(), &tokio::runtime::Handle::current(), shared).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("mpbridge relay: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+    let mut children = Vec::new();
+    for _ in 1..workers {
+        match spawn_worker(relay.addr()) {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                eprintln!("mpbridge relay: cannot start a worker process: {e}");
+                tell(&mut children, "stop").await;
+                relay.stop().await;
+                return Ok(ExitCode::from(2));
+            }
         }
-    };
+    }
     let routes: Vec<String> = cfg
         .routes
         .iter()
@@ -55,9 +82,14 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         })
         .collect();
     eprintln!(
-        "mpbridge relay: listening on {} ({})",
+        "mpbridge relay: listening on {} ({}){}",
         relay.addr(),
-        routes.join("; ")
+        routes.join("; "),
+        if shared {
+            format!(", {workers} worker processes")
+        } else {
+            String::new()
+        }
     );
 
     let mut files = watched(path, &cfg);
@@ -103,6 +135,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 if !s { break; }
                 if let Some(c) = reload("SIGHUP", &relay) {
                     files = watched(path, &c);
+                    tell(&mut children, "reload").await;
                 }
                 last = stamp(&files);
             }
@@ -113,6 +146,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     if let Some(c) = reload("file changed", &relay) {
                         files = watched(path, &c);
+                        tell(&mut children, "reload").await;
                     }
                     last = stamp(&files);
                 }
@@ -120,11 +154,118 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!("mpbridge relay: draining");
+    tell(&mut children, "stop").await;
     relay.stop().await;
+    for mut c in children {
+        // A worker drains like this process; one that hangs is killed.
+        if tokio::time::timeout(Duration::from_secs(40), c.wait())
+            .await
+            .is_err()
+        {
+            c.start_kill().ok();
+            c.wait().await.ok();
+        }
+    }
     let t = relay.snapshot(0).totals;
     eprintln!(
         "mpbridge relay: stopped ({} upgraded, {} rejected, {} bytes in, {} bytes out)",
         t.upgraded, t.rejected, t.bytes_in, t.bytes_out
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts this program again as a worker on `addr`: the same arguments (so the same config,
+/// folders and log level) without `--workers`, plus `--worker-on ADDR`; stdin is its order pipe.
+fn spawn_worker(addr: SocketAddr) -> std::io::Result<tokio::process::Child> {
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    let mut skip = false;
+    for a in std::env::args_os().skip(1) {
+        if skip {
+            skip = false;
+            continue;
+        }
+        let text = a.to_string_lossy();
+        if text == "--workers" {
+            skip = true;
+            continue;
+        }
+        if text.starts_with("--workers=") {
+            continue;
+        }
+        args.push(a);
+    }
+    args.push("--worker-on".into());
+    args.push(addr.to_string().into());
+    tokio::process::Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+}
+
+/// Sends one order line to every worker (a worker that is gone is skipped).
+async fn tell(children: &mut [tokio::process::Child], order: &str) {
+    for c in children.iter_mut() {
+        if let Some(stdin) = c.stdin.as_mut() {
+            let line = format!("{order}\n");
+            let _ = tokio::time::timeout(Duration::from_secs(2), stdin.write_all(line.as_bytes()))
+                .await;
+        }
+        if order == "stop" {
+            // Closing the pipe is the stop order for a worker that missed the line.
+            c.stdin.take();
+        }
+    }
+}
+
+/// A worker: serves `addr` (shared with its parent) until told to stop, its stdin closes
+/// (the parent is gone), or it gets SIGTERM / Ctrl-C. Reloads when told.
+async fn run_worker(
+    path: &Path,
+    mut cfg: RelayConfig,
+    addr: SocketAddr,
+) -> anyhow::Result<ExitCode> {
+    cfg.listen = addr;
+    let relay = match Relay::start_shared(cfg, &tokio::runtime::Handle::current(), true).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mpbridge relay worker: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let me = std::process::id();
+    tracing::info!("relay worker {me} serving {addr}");
+    let mut orders = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        #[cfg(unix)]
+        let terminated = term.recv();
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminated => break,
+            line = orders.next_line() => match line {
+                Ok(Some(o)) if o.trim() == "reload" => {
+                    match RelayConfig::load(path) {
+                        Ok(mut c) => {
+                            c.listen = addr;
+                            match relay.reload(c) {
+                                Ok(()) => tracing::info!("relay worker {me} reloaded"),
+                                Err(e) => tracing::error!("relay worker {me}: {e}; the running configuration stays"),
+                            }
+                        }
+                        Err(e) => tracing::error!("relay worker {me}: reload refused: {e}"),
+                    }
+                }
+                Ok(Some(o)) if o.trim().is_empty() => {}
+                _ => break,
+            }
+        }
+    }
+    relay.stop().await;
+    tracing::info!("relay worker {me} stopped");
     Ok(ExitCode::SUCCESS)
 }

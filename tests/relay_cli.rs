@@ -278,3 +278,158 @@ fn nginx_config_export() {
         assert_eq!(code, Some(0), "nginx -t rejects the export:\n{err}\n{body}");
     }
 }
+
+/// Processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let ppid = std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().map(str::to_owned))
+            .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse().ok()));
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Sockets a process holds open.
+fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Whether a process still runs (a zombie waiting for its reaper does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(str::to_owned))
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
+#[test]
+fn workers_share_the_port_reload_together_and_never_outlive_the_parent() {
+    let root = tempfile::tempdir().unwrap();
+    let m = Mosquitto::start();
+    let pki = TestPki::new();
+    let port = free_port();
+    let cfg = write_config(&pki, port, &format!("tcp://127.0.0.1:{}", m.tcp_port), "");
+    let mut parent = KillOnDrop(
+        mpbridge(root.path())
+            .args(["relay", "--workers", "2", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = parent.0.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::sync_channel(10_000);
+    mpbridge::spawn_named("stderr-reader", move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    })
+    .unwrap();
+    wait_for_line(&lines, "2 worker processes", 15);
+    wait_for_line(&lines, "relay worker", 15);
+    let pid = parent.0.id();
+    let workers = children_of(pid);
+    assert_eq!(
+        workers.len(),
+        1,
+        "one worker besides the parent: {workers:?}"
+    );
+    let worker = workers[0];
+    let (base_parent, base_worker) = (sockets_of(pid), sockets_of(worker));
+
+    // 40 clients at once: the kernel spreads them over both processes, and all get through.
+    let rt = common::runtime();
+    let held = rt.block_on(async {
+        rustls::crypto::ring::default_provider()
+            .install_default()
+            .ok();
+        let tls = mpbridge::relay::tls::client_config_with_roots(&[&pki.ca]).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let tls = tls.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut opts = rumqttc::MqttOptions::new(
+                    format!("worker-{i}"),
+                    format!("wss://localhost:{port}/mqtt"),
+                    port,
+                );
+                opts.set_transport(rumqttc::Transport::wss_with_config(tls.into()));
+                let (client, mut ev) = rumqttc::AsyncClient::new(opts, 8);
+                common::within(15, "CONNACK through a worker", async {
+                    loop {
+                        if let rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) =
+                            ev.poll().await.unwrap()
+                        {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                // Keep the event loop running (the connection stays up) until dropped.
+                let keep = tokio::spawn(async move { while ev.poll().await.is_ok() {} });
+                (client, keep)
+            }));
+        }
+        let mut held = Vec::new();
+        for t in tasks {
+            held.push(t.await.unwrap());
+        }
+        held
+    });
+    assert_eq!(held.len(), 40);
+    // Each relayed connection holds a client and an upstream socket in its process.
+    let (p, w) = (
+        sockets_of(pid) - base_parent,
+        sockets_of(worker) - base_worker,
+    );
+    assert!(
+        p >= 2 && w >= 2,
+        "both processes serve: parent +{p}, worker +{w} sockets"
+    );
+    assert!(
+        p + w >= 80,
+        "40 relayed connections: parent +{p}, worker +{w}"
+    );
+    drop(held);
+
+    // SIGHUP reloads the parent, which tells the worker.
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for_line(&lines, "reloaded (SIGHUP)", 10);
+    wait_for_line(&lines, &format!("relay worker {worker} reloaded"), 10);
+
+    // The parent killed outright: the worker's order pipe closes and it stops too.
+    parent.0.kill().unwrap();
+    parent.0.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while running(worker) {
+        assert!(
+            Instant::now() < deadline,
+            "worker {worker} outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

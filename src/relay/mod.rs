@@ -98,14 +98,36 @@ impl Relay {
         config: RelayConfig,
         handle: &tokio::runtime::Handle,
     ) -> Result<Self, RelayError> {
+        Self::start_shared(config, handle, false).await
+    }
+
+    /// The same; with `reuse_port` several processes bind the same address and the kernel
+    /// spreads new connections across them (`mpbridge relay --workers N`).
+    pub async fn start_shared(
+        config: RelayConfig,
+        handle: &tokio::runtime::Handle,
+        reuse_port: bool,
+    ) -> Result<Self, RelayError> {
         let (phase, _) = watch::channel(RelayPhase::Starting);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| RelayError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let bind_error = |source| RelayError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let listener = if reuse_port {
+            let socket = if config.listen.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(bind_error)?;
+            socket.set_reuseaddr(true).map_err(bind_error)?;
+            #[cfg(unix)]
+            socket.set_reuseport(true).map_err(bind_error)?;
+            socket.bind(config.listen).map_err(bind_error)?;
+            socket.listen(1024).map_err(bind_error)?
+        } else {
+            TcpListener::bind(config.listen).await.map_err(bind_error)?
+        };
         let addr = listener.local_addr().map_err(|source| RelayError::Bind {
             addr: config.listen,
             source,

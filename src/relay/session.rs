@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -749,6 +749,9 @@ async fn idle_watch(w: &Watch<'_>, idle: Duration) {
     }
 }
 
+/// Client messages gathered into one write to a TCP upstream, at most.
+const COALESCE_BYTES: usize = 64 * 1024;
+
 /// A TCP upstream: WebSocket binary frames from the client become the byte stream, and bytes
 /// from the broker become binary frames.
 async fn pump_tcp(
@@ -772,18 +775,39 @@ async fn pump_tcp(
         let (mut u_rd, mut u_wr) = upstream.into_split();
         let end = {
             let a = async {
-                while let Some(m) = c_rx.next().await {
-                    match m {
-                        Ok(Message::Binary(b)) => {
-                            client_bytes(&w, &mut up_in, &b);
-                            if let Err(e) = u_wr.write_all(&b).await {
-                                return End::UpstreamGone(e.to_string());
+                // Messages already decoded are written to the broker in one go: one syscall
+                // for a burst of small publishes, not one each.
+                let mut pending: Vec<u8> = Vec::new();
+                while let Some(first) = c_rx.next().await {
+                    let mut next = Some(first);
+                    let mut end = None;
+                    while let Some(m) = next.take() {
+                        match m {
+                            Ok(Message::Binary(b)) => {
+                                client_bytes(&w, &mut up_in, &b);
+                                pending.extend_from_slice(&b);
                             }
+                            Ok(Message::Text(_)) => end = Some(End::TextToTcp),
+                            Ok(Message::Close(f)) => end = Some(End::Client(f)),
+                            Ok(_) => w.touch(),
+                            Err(e) => end = Some(client_error(e)),
                         }
-                        Ok(Message::Text(_)) => return End::TextToTcp,
-                        Ok(Message::Close(f)) => return End::Client(f),
-                        Ok(_) => w.touch(),
-                        Err(e) => return client_error(e),
+                        if end.is_some() || pending.len() >= COALESCE_BYTES {
+                            break;
+                        }
+                        next = c_rx.next().now_or_never().flatten();
+                    }
+                    if !pending.is_empty() {
+                        if let Err(e) = u_wr.write_all(&pending).await {
+                            return End::UpstreamGone(e.to_string());
+                        }
+                        pending.clear();
+                        if pending.capacity() > COALESCE_BYTES * 2 {
+                            pending.shrink_to(COALESCE_BYTES);
+                        }
+                    }
+                    if let Some(end) = end {
+                        return end;
                     }
                 }
                 End::ClientGone("connection closed without a close frame".into())
@@ -793,7 +817,15 @@ async fn pump_tcp(
                 loop {
                     match u_rd.read(&mut buf).await {
                         Ok(0) => return End::Upstream(None),
-                        Ok(n) => {
+                        Ok(mut n) => {
+                            // What the broker has already sent goes out as one frame (MQTT
+                            // packets may share a frame or span frames).
+                            while n < buf.len() {
+                                match u_rd.try_read(buf.get_mut(n..).unwrap_or_default()) {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(k) => n += k,
+                                }
+                            }
                             let chunk = buf.get(..n).unwrap_or_default();
                             upstream_bytes(&w, &mut up_out, chunk);
                             if let Err(e) = c_tx.send(Message::Binary(chunk.to_vec().into())).await
