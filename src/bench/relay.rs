@@ -39,10 +39,23 @@ impl BenchOptions {
 struct Proc {
     name: &'static str,
     child: Child,
+    /// How to ask it to stop first (nginx: `-s stop`, so the master stops its workers;
+    /// killing the master alone leaves them holding the port).
+    stop: Option<Command>,
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if let Some(stop) = self.stop.as_mut() {
+            stop.stdout(Stdio::null()).stderr(Stdio::null()).status().ok();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         self.child.kill().ok();
         self.child.wait().ok();
     }
@@ -409,6 +422,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     procs.push(Proc {
         name: "mosquitto",
         child: mosq,
+        stop: None,
     });
     for p in [tcp, ws, wss] {
         wait_listening(p, "mosquitto")?;
@@ -455,6 +469,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     procs.push(Proc {
         name: "mpbridge relay",
         child: relay,
+        stop: None,
     });
     wait_listening(relay_port, "mpbridge relay")?;
 
@@ -492,9 +507,16 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             path: "/mqtt",
             pid: child.id(),
         });
+        let mut stop = Command::new("nginx");
+        stop.arg("-c")
+            .arg(&nconf)
+            .arg("-p")
+            .arg(dir.path())
+            .args(["-s", "stop"]);
         procs.push(Proc {
             name: "nginx",
             child,
+            stop: Some(stop),
         });
         wait_listening(port, "nginx")?;
     }

@@ -242,3 +242,28 @@ impl Nginx {
         }
     }
 }
+
+impl Drop for Nginx {
+    /// `nginx -s stop` first: the master stops its workers. Killing the master alone would
+    /// leave a worker holding the port.
+    fn drop(&mut self) {
+        let conf = self.dir.path().join("nginx.conf");
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(self.dir.path())
+            .args(["-s", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self._child.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
