@@ -582,3 +582,102 @@ fn server_name_override_connects_by_address_to_a_named_certificate() {
     );
     assert!(p.validate().unwrap_err().contains("mqtts:// or wss://"));
 }
+
+/// A reader with a persistent session on `filter`, then offline: what the broker queues for it
+/// is what reached the broker.
+fn persistent_reader(rt: &tokio::runtime::Runtime, port: u16, id: &str, filter: &str) {
+    let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    o.set_clean_session(false);
+    rt.block_on(async {
+        let (c, mut ev) = AsyncClient::new(o, 10);
+        c.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        common::within(10, "reader SUBACK", async {
+            while !matches!(ev.poll().await, Ok(Event::Incoming(Packet::SubAck(_)))) {}
+        })
+        .await;
+        c.disconnect().await.ok();
+        let _ = tokio::time::timeout(Duration::from_millis(300), ev.poll()).await;
+    });
+}
+
+/// What the reader's session holds, as payload strings: up to `want`, or what came in 10 s.
+fn read_queued(rt: &tokio::runtime::Runtime, port: u16, id: &str, want: usize) -> Vec<String> {
+    let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    o.set_clean_session(false);
+    rt.block_on(async {
+        let (_c, mut ev) = AsyncClient::new(o, 10);
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while got.len() < want {
+                if let Ok(Event::Incoming(Packet::Publish(p))) = ev.poll().await {
+                    got.push(String::from_utf8_lossy(&p.payload).into_owned());
+                }
+            }
+        })
+        .await;
+        got
+    })
+}
+
+#[test]
+fn publishes_in_flight_when_the_broker_dies_are_sent_again_after_the_reconnect() {
+    // rumqttc drops unacknowledged QoS 1/2 publishes when the broker starts a new session
+    // (clean session, the default); the worker keeps them. The broker is frozen, so the
+    // publishes reach its socket and are never acknowledged, then killed: they are lost
+    // unless the console sends them again.
+    let rt = common::runtime();
+    let pdir = tempfile::tempdir().unwrap();
+    let mut m = Mosquitto::start_with(&format!(
+        "user root\npersistence true\npersistence_location {}/\nautosave_interval 1\nautosave_on_changes true",
+        pdir.path().display()
+    ));
+    let port = m.tcp_port;
+    for version in [MqttVersion::V311, MqttVersion::V5] {
+        let tag = format!("{version:?}").to_lowercase();
+        let reader = format!("inflight-reader-{tag}");
+        let filter = format!("inflight/{tag}/#");
+        persistent_reader(&rt, port, &reader, &filter);
+        // Let mosquitto write the session down before it is killed.
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut p = Profile::new("console", &format!("mqtt://127.0.0.1:{port}"));
+        p.version = version;
+        let mut conn = LiveConn::start(&rt, &p, &[]);
+        rt.block_on(conn.connected()).unwrap();
+        m.freeze();
+        let sent: Vec<String> = (0..10).map(|i| format!("{tag} in flight {i}")).collect();
+        for (i, s) in sent.iter().enumerate() {
+            let qos = if i % 2 == 0 {
+                QoS::AtLeastOnce
+            } else {
+                QoS::ExactlyOnce
+            };
+            conn.worker
+                .client
+                .try_publish(&format!("inflight/{tag}/{i}"), qos, false, s.clone(), None)
+                .unwrap();
+        }
+        // Out of the console and into the frozen broker's socket.
+        std::thread::sleep(Duration::from_millis(400));
+        m.stop();
+        rt.block_on(common::within(
+            10,
+            "the console sees the broker gone",
+            async {
+                while conn.state.borrow_and_update().is_connected() {
+                    conn.state.changed().await.unwrap();
+                }
+            },
+        ));
+        m.restart();
+        rt.block_on(common::within(30, "the console back", async {
+            while !conn.state.borrow_and_update().is_connected() {
+                conn.state.changed().await.unwrap();
+            }
+        }));
+        let got = read_queued(&rt, port, &reader, sent.len());
+        for s in &sent {
+            assert!(got.contains(s), "{tag}: {s:?} lost; the reader got {got:?}");
+        }
+        conn.worker.stop();
+    }
+}

@@ -114,6 +114,11 @@ fn qos5(q: QoS) -> QoS5 {
     }
 }
 
+/// Why a request could not be queued (rumqttc's error says only "failed to send"): the queue
+/// also holds what waits for a broker that is away.
+pub const QUEUE_FULL: &str =
+    "the connection's request queue is full (256 requests are waiting for the broker)";
+
 /// Sends requests to a connection's event loop; cheap to clone.
 #[derive(Clone)]
 pub enum Client {
@@ -147,15 +152,15 @@ impl Client {
                     );
                 }
                 c.try_publish(topic, qos, retain, payload.to_vec())
-                    .map_err(|e| e.to_string())
+                    .map_err(|_| QUEUE_FULL.to_owned())
             }
             Client::V5(c) => match props.filter(|p| !p.is_empty()) {
                 Some(p) => c
                     .try_publish_with_properties(topic, qos5(qos), retain, payload, p.to_v5())
-                    .map_err(|e| e.to_string()),
+                    .map_err(|_| QUEUE_FULL.to_owned()),
                 None => c
                     .try_publish(topic, qos5(qos), retain, payload)
-                    .map_err(|e| e.to_string()),
+                    .map_err(|_| QUEUE_FULL.to_owned()),
             },
         }
     }
@@ -300,6 +305,87 @@ impl Session {
                     Ok(_) => Ok(Polled::Other),
                     Err(err) => Err(describe_error_v5(target, &err)),
                 }
+            }
+        }
+    }
+}
+
+/// What a lost connection left unfinished: QoS 1 and 2 publishes the broker had not
+/// acknowledged, and requests still queued when it went. rumqttc resends them only when the
+/// broker kept the session and drops them when it starts a new one (a clean session, the
+/// console's default); the worker takes them out before that and hands them back after the
+/// CONNACK, so a publish is never lost to a reconnect.
+#[derive(Default)]
+pub struct Unfinished {
+    v4: Vec<rumqttc::Request>,
+    v5: Vec<rumqttc::v5::Request>,
+}
+
+impl Unfinished {
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v5.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Session {
+    /// Moves what the failed connection left unfinished into `into` (after an error).
+    pub fn take_unfinished(&mut self, into: &mut Unfinished) {
+        match self {
+            Session::V4(e) => into.v4.extend(e.pending.drain(..)),
+            Session::V5(e) => into.v5.extend(e.pending.drain(..)),
+        }
+    }
+
+    /// Hands the unfinished requests back after a CONNACK; returns how many publishes go out
+    /// again. With the session kept they go as they were (same packet ids, as rumqttc does);
+    /// with a new session the publishes go as new ones (at least once: one the broker had
+    /// received just before the loss arrives twice) and what belonged to the old session
+    /// (acknowledgements, pings, subscriptions the worker makes again) is left out.
+    pub fn resume(&mut self, u: Unfinished, session_present: bool) -> usize {
+        match self {
+            Session::V4(e) => {
+                use rumqttc::Request as R;
+                let mut n = 0;
+                for r in u.v4 {
+                    match r {
+                        R::Publish(mut p) => {
+                            n += 1;
+                            if !session_present {
+                                p.pkid = 0;
+                                p.dup = false;
+                            }
+                            e.pending.push_back(R::Publish(p));
+                        }
+                        R::Disconnect(d) => e.pending.push_back(R::Disconnect(d)),
+                        other if session_present => e.pending.push_back(other),
+                        _ => {}
+                    }
+                }
+                n
+            }
+            Session::V5(e) => {
+                use rumqttc::v5::Request as R;
+                let mut n = 0;
+                for r in u.v5 {
+                    match r {
+                        R::Publish(mut p) => {
+                            n += 1;
+                            if !session_present {
+                                p.pkid = 0;
+                                p.dup = false;
+                            }
+                            e.pending.push_back(R::Publish(p));
+                        }
+                        R::Disconnect => e.pending.push_back(R::Disconnect),
+                        other if session_present => e.pending.push_back(other),
+                        _ => {}
+                    }
+                }
+                n
             }
         }
     }

@@ -10,7 +10,7 @@ use rumqttc::{MqttOptions, QoS};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{BrokerOptions, Client, DISCONNECT_GRACE, Polled, Session};
+use super::client::{BrokerOptions, Client, DISCONNECT_GRACE, Polled, Session, Unfinished};
 use super::{ConnState, MqttMessage, backoff};
 
 /// Where to connect and what to subscribe to.
@@ -124,6 +124,9 @@ impl Worker {
     }
 }
 
+/// A connection that lasted this long resets the backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
 async fn run(
     mut eventloop: Session,
     client: Client,
@@ -134,6 +137,10 @@ async fn run(
     cancel: CancellationToken,
 ) {
     let mut attempt: u32 = 0;
+    // When the current connection was accepted: the backoff starts over only after a
+    // connection that lasted, so a broker that accepts and then drops at once is not hammered.
+    let mut connected_at: Option<std::time::Instant> = None;
+    let mut unfinished = Unfinished::default();
     sinks
         .state
         .send_replace(ConnState::Connecting { attempt: 0 });
@@ -157,8 +164,16 @@ async fn run(
         };
         match polled {
             Ok(Polled::ConnAck { session_present }) => {
-                attempt = 0;
+                connected_at = Some(std::time::Instant::now());
                 tracing::info!("connected to MQTT broker {target}");
+                if !unfinished.is_empty() {
+                    let again = eventloop.resume(std::mem::take(&mut unfinished), session_present);
+                    if again > 0 {
+                        tracing::info!(
+                            "{target}: {again} publish(es) the broker had not acknowledged go out again"
+                        );
+                    }
+                }
                 sinks.state.send_replace(ConnState::Connected {
                     since: chrono::Local::now(),
                 });
@@ -183,6 +198,13 @@ async fn run(
                     .as_ref()
                     .and_then(|f| f.take_error())
                     .unwrap_or(error);
+                eventloop.take_unfinished(&mut unfinished);
+                if connected_at
+                    .take()
+                    .is_some_and(|t| t.elapsed() >= STABLE_CONNECTION)
+                {
+                    attempt = 0;
+                }
                 let retry_in = backoff(attempt);
                 attempt = attempt.saturating_add(1);
                 tracing::warn!(

@@ -124,6 +124,23 @@ impl Mosquitto {
     pub fn stop(&mut self) {
         self.child = None;
     }
+
+    /// Freezes the process (SIGSTOP): its sockets still take bytes, it answers nothing.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .arg(sig)
+                .arg(c.0.id().to_string())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "kill {sig} mosquitto");
+        }
+    }
 }
 
 /// A test CA and a `localhost` leaf (SAN localhost, 127.0.0.1) written as PEM files.
