@@ -21,7 +21,10 @@ pub struct Node {
     pub total: u64,
     pub last_payload: Option<Bytes>,
     pub last_ms: i64,
-    /// The last message was retained (and not an empty "clear").
+    /// The broker holds a retained message here: one arrived with the retain flag (sent from
+    /// the broker's store on subscribing) and no empty payload (a "clear") came since.
+    /// Messages forwarded live arrive without the flag (MQTT 3.1.1 §3.3.1.3) even when their
+    /// publisher retained them, so they leave the mark as it was.
     pub retained: bool,
     rate_ema: f64,
 }
@@ -94,7 +97,11 @@ impl Tree {
         let dt = ((now_ms - n.last_ms).max(0) as f64) / 1000.0;
         n.rate_ema = n.rate_ema * (-dt / RATE_TAU_S).exp() + 1.0 / RATE_TAU_S;
         n.last_ms = now_ms;
-        n.retained = retain && !payload.is_empty();
+        if payload.is_empty() {
+            n.retained = false;
+        } else if retain {
+            n.retained = true;
+        }
         // A copy: a slice would pin the connection's whole read buffer for as long as the
         // topic exists.
         n.last_payload = Some(Bytes::copy_from_slice(&payload[..payload.len().min(256)]));
@@ -240,8 +247,12 @@ mod tests {
         );
         assert_eq!(t.retained_under("a"), vec!["a/b/d", "a/x"]);
         assert_eq!(t.retained_under("a/b"), vec!["a/b/d"]);
-        // An empty retained message clears the flag.
-        t.on_message("a/x", &Bytes::new(), true, 1);
+        // A live message on a retained topic arrives without the flag: the broker still
+        // holds the retained one, so the mark stays.
+        t.on_message("a/b/d", &p, false, 1);
+        assert!(t.node(t.find("a/b/d").unwrap()).retained);
+        // An empty message (a clear, forwarded live without the flag too) removes it.
+        t.on_message("a/x", &Bytes::new(), false, 1);
         assert_eq!(t.retained_under(""), vec!["a/b/d"]);
     }
 
