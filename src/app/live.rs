@@ -80,6 +80,10 @@ pub struct LiveModel {
     pub background: HashMap<ConnId, crate::topics::Topics>,
     /// The bounds of the active store.
     pub limits: crate::topics::Limits,
+    /// The last publish that could not be queued, and why (shown under Publish until the next).
+    pub publish_refused: Option<(String, crate::verdict::L10n)>,
+    /// How many publishes were refused so far (the panel shows the newest after a click).
+    pub publish_refusals: u64,
 }
 
 /// The bounds of a background connection's store: a quarter of the active one's.
@@ -110,6 +114,10 @@ impl LiveModel {
                         m.props,
                     );
                 }
+            }
+            Event::PublishRefused { topic, why } => {
+                self.publish_refusals += 1;
+                self.publish_refused = Some((topic, why));
             }
         }
     }
@@ -271,6 +279,7 @@ mod tests {
     fn on(conn: u32, topic: &str) -> Event {
         match msg(topic, "x", 100) {
             Event::Message(_, m) => Event::Message(conn, m),
+            other => other,
         }
     }
 

@@ -225,6 +225,11 @@ pub struct RepairDone {
 pub enum Event {
     /// A message received on a connection.
     Message(ConnId, MqttMessage),
+    /// A publish from the Topics panel that could not be queued, and why.
+    PublishRefused {
+        topic: String,
+        why: crate::verdict::L10n,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -623,17 +628,27 @@ async fn run(
                 qos,
                 retain,
                 props,
-            } => match conns.worker() {
-                Some(w) => {
-                    if let Err(e) =
-                        w.client
-                            .try_publish(&topic, qos, retain, payload, props.as_deref())
-                    {
-                        tracing::warn!("could not publish to {topic}: {e}");
-                    }
+            } => {
+                use crate::verdict::L10n;
+                let refused = match conns.worker() {
+                    Some(w) => w
+                        .client
+                        .try_publish(&topic, qos, retain, payload, props.as_deref())
+                        .err()
+                        .map(|e| {
+                            if e == crate::mqtt::client::QUEUE_FULL {
+                                L10n::new(e, "连接的请求队列已满（256 个请求正在等待代理）")
+                            } else {
+                                L10n::same(e)
+                            }
+                        }),
+                    None => Some(L10n::new("not connected to a broker", "未连接到代理")),
+                };
+                if let Some(why) = refused {
+                    tracing::warn!("nothing published to {topic}: {}", why.en);
+                    ctx.sink.emit(Event::PublishRefused { topic, why });
                 }
-                None => tracing::warn!("not connected to a broker; nothing published to {topic}"),
-            },
+            }
             Command::InspectFolder { path, reply } => {
                 handle.spawn_blocking(move || reply.send(inspect_folder(&path)));
             }
@@ -871,7 +886,7 @@ async fn run(
                         tracing::info!(
                             "connecting to profile \"{}\" ({}, MQTT {})",
                             profile.name,
-                            profile.url,
+                            crate::checks::url::redact(&profile.url),
                             if mqtt.protocol() == 5 { "5" } else { "3.1.1" }
                         );
                         let cid = conns.next_id();

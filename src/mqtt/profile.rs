@@ -485,6 +485,13 @@ fn split_url(url: &str) -> Result<(Scheme, String, u16), String> {
         }
     };
     let authority = rest.split('/').next().unwrap_or(rest);
+    if authority.contains('@') {
+        // Never echo it: the part before the @ is a user name and password.
+        return Err(format!(
+            "{}: put the user name and password in the profile's fields, not in the address",
+            crate::checks::url::redact(url)
+        ));
+    }
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
             h.trim_start_matches('[').trim_end_matches(']').to_owned(),
@@ -691,6 +698,11 @@ mod tests {
             (Scheme::Ws, "::1".into(), 9)
         );
         assert!(split_url("http://a").is_err());
+        let e = split_url("mqtt://ops:hunter2@a:1").unwrap_err();
+        assert!(
+            e.contains("profile's fields") && !e.contains("hunter2"),
+            "{e}"
+        );
         let mut p = Profile::new("x", "mqtt://a:1");
         assert!(p.validate().is_ok());
         p.password = Some(Secret::new("s"));

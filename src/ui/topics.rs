@@ -172,7 +172,8 @@ pub struct TopicsPanel {
     /// MQTT 5 properties for the next publish (shown on an MQTT 5 connection).
     pub props5: Props5Form,
     history: Vec<(String, String, PayloadKind, u8, bool)>,
-    pub_error: Option<String>,
+    /// The backend's refusal count at the last Publish click.
+    refusals_seen: u64,
     pub clear_prefix: String,
     pub save_name: String,
     clear_preview: Option<Requested<Vec<String>, String>>,
@@ -209,7 +210,7 @@ impl Default for TopicsPanel {
             pub_retain: false,
             props5: Props5Form::default(),
             history: Vec::new(),
-            pub_error: None,
+            refusals_seen: 0,
             clear_prefix: String::new(),
             save_name: String::new(),
             clear_preview: None,
@@ -277,7 +278,8 @@ impl TopicsPanel {
             .resizable(false)
             .show(ui, |ui| {
                 let v5 = live.status.broker_protocol == 5;
-                self.publish_ui(ui, t, saved, v5, actions)
+                let refused = (live.publish_refusals, live.publish_refused.as_ref());
+                self.publish_ui(ui, t, saved, v5, refused, actions)
             });
         egui::Panel::left("topics-tree")
             .resizable(true)
@@ -866,6 +868,7 @@ impl TopicsPanel {
         t: &Tr,
         saved: &crate::topics::saved::SavedPayloads,
         v5: bool,
+        (refusals, refused): (u64, Option<&(String, crate::verdict::L10n)>),
         actions: &mut Vec<Action>,
     ) {
         egui::CollapsingHeader::new(t.topics_publish_title)
@@ -932,7 +935,16 @@ impl TopicsPanel {
                         self.history.retain(|h| *h != entry);
                         self.history.insert(0, entry);
                         self.history.truncate(20);
-                        self.pub_error = None;
+                        // What the backend refuses from now on is about this publish.
+                        self.refusals_seen = refusals;
+                    }
+                    if refusals > self.refusals_seen
+                        && let Some((topic, why)) = refused
+                    {
+                        ui.colored_label(
+                            tokens::BAD,
+                            fill(t.topics_publish_refused, &[topic, &why.get(t.zh())]),
+                        );
                     }
                     if let Err(e) = &bytes
                         && !self.pub_payload.is_empty()
