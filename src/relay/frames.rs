@@ -27,7 +27,10 @@ enum State {
 pub struct FrameObserver {
     state: State,
     header: Vec<u8>,
-    opcode: u8,
+    /// The current frame's opcode (a ping may sit between the fragments of a message).
+    frame_opcode: u8,
+    /// The opcode of the data message being received (continuations carry 0).
+    data_opcode: u8,
     fin: bool,
     mask: Option<[u8; 4]>,
     /// Position in the current frame's payload (for unmasking).
@@ -48,7 +51,8 @@ impl FrameObserver {
         Self {
             state: State::Header,
             header: Vec::with_capacity(14),
-            opcode: 0,
+            frame_opcode: 0,
+            data_opcode: 0,
             fin: true,
             mask: None,
             pos: 0,
@@ -101,8 +105,9 @@ impl FrameObserver {
                         let k = &h[need - 4..need];
                         [k[0], k[1], k[2], k[3]]
                     });
-                    if opcode != 0 {
-                        self.opcode = opcode;
+                    self.frame_opcode = opcode;
+                    if opcode & 0x8 == 0 && opcode != 0 {
+                        self.data_opcode = opcode;
                     }
                     if opcode & 0x8 == 0 {
                         // Data frame (text, binary, continuation).
@@ -142,8 +147,12 @@ impl FrameObserver {
     }
 
     fn payload(&mut self, mut chunk: &[u8], on_mqtt: &mut dyn FnMut(super::inspect::Captured)) {
-        let control = self.opcode & 0x8 != 0;
-        let wanted = self.opcode == 0x2 || (control && self.opcode == 0x8);
+        let control = self.frame_opcode & 0x8 != 0;
+        let wanted = if control {
+            self.frame_opcode == 0x8
+        } else {
+            self.data_opcode == 0x2
+        };
         if !wanted {
             self.pos += chunk.len() as u64;
             return;
@@ -195,7 +204,7 @@ impl FrameObserver {
 
     fn end_frame(&mut self, seen: &mut Vec<Seen>) {
         self.state = State::Header;
-        if self.opcode == 0x8 {
+        if self.frame_opcode == 0x8 {
             let p = &self.close_payload;
             let code = (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]));
             let reason = p
@@ -347,6 +356,31 @@ mod tests {
             }
             assert_eq!((o.mqtt.packets, caps), (51, 1), "step {step}");
         }
+    }
+
+    #[test]
+    fn a_ping_between_fragments_keeps_the_mqtt_stream() {
+        // CONNECT split over a binary fragment and a continuation, a ping in between, then
+        // a PINGREQ in its own frame: both packets are counted, the CONNECT captured.
+        let connect = [
+            0x10u8, 0x0e, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 2, b'i', b'd',
+        ];
+        let mut first = masked_binary(&connect[..6], [1, 2, 3, 4]);
+        first[0] = 0x02; // binary, not final
+        let mut ping = vec![0x89, 0x82, 9, 9, 9, 9];
+        ping.extend([b'h' ^ 9, b'i' ^ 9]);
+        let mut cont = masked_binary(&connect[6..], [4, 3, 2, 1]);
+        cont[0] = 0x80; // continuation, final
+        let mut stream = first;
+        stream.extend(ping);
+        stream.extend(cont);
+        stream.extend(masked_binary(&[0xc0, 0x00], [7, 7, 7, 7]));
+        let mut o = FrameObserver::new(1 << 20, PacketStream::capturing_first());
+        let mut caps = Vec::new();
+        o.feed(&stream, &mut Vec::new(), &mut |c| caps.push(c));
+        assert_eq!(o.mqtt.packets, 2);
+        let info = super::super::inspect::parse_connect(&caps[0]).unwrap();
+        assert_eq!(info.client_id, "id");
     }
 
     #[test]

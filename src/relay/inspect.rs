@@ -46,6 +46,8 @@ pub struct PacketStream {
     capture: Option<Vec<u8>>,
     want_first: bool,
     pub packets: u64,
+    /// The type of the last complete packet (14: DISCONNECT).
+    pub last_type: u8,
     pub error: Option<InspectError>,
 }
 
@@ -139,6 +141,7 @@ impl PacketStream {
 
     fn finish(&mut self) -> Option<Captured> {
         self.packets += 1;
+        self.last_type = self.current_first >> 4;
         let body = self.capture.take()?;
         let first = self.current_first;
         Some(Captured {

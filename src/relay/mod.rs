@@ -21,7 +21,6 @@ pub mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -60,20 +59,23 @@ pub enum RelayError {
 /// The configuration in force for new connections, with its per-route state.
 pub struct Active {
     pub config: RelayConfig,
-    pub round_robin: HashMap<String, Arc<AtomicUsize>>,
+    /// Per route path: round robin and passive health of its upstreams.
+    pub balancers: HashMap<String, Arc<upstream::Balancer>>,
 }
 
 impl Active {
     fn new(config: RelayConfig) -> Self {
-        let round_robin = config
+        let balancers = config
             .routes
             .iter()
-            .map(|r| (r.path.clone(), Arc::new(AtomicUsize::new(0))))
+            .map(|r| {
+                (
+                    r.path.clone(),
+                    Arc::new(upstream::Balancer::new(r.upstreams.len())),
+                )
+            })
             .collect();
-        Self {
-            config,
-            round_robin,
-        }
+        Self { config, balancers }
     }
 }
 

@@ -203,14 +203,19 @@ pub async fn serve(
         subprotocol: up.subprotocol.as_deref(),
         host: req.header("Host"),
     };
-    let rr = active
-        .round_robin
+    let balancer = active
+        .balancers
         .get(&route.path)
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_else(|| Arc::new(upstream::Balancer::new(route.upstreams.len())));
     let t_up = Instant::now();
-    let upstream =
-        upstream::connect_any(&route.upstreams, &rr, &fwd, limits.upstream_connect_timeout).await;
+    let upstream = upstream::connect_any(
+        &route.upstreams,
+        &balancer,
+        &fwd,
+        limits.upstream_connect_timeout,
+    )
+    .await;
     tracing::debug!("upstream connected in {:?}", t_up.elapsed());
 
     // Complete the upgrade in every case: a failed upstream is then reported as a close
@@ -247,7 +252,11 @@ pub async fn serve(
                 .map(Into::into),
             user_agent: req.header("User-Agent").map(str::to_owned),
             origin: req.header("Origin").map(str::to_owned),
-            upstream: upstream.as_ref().ok().map(|(_, label)| label.clone()),
+            upstream: upstream.as_ref().ok().map(|c| c.label.clone()),
+            upstream_failures: upstream
+                .as_ref()
+                .map(|c| c.failed.clone())
+                .unwrap_or_default(),
             connect: None,
             connack: None,
             bytes_in: 0,
@@ -294,20 +303,24 @@ pub async fn serve(
                 side: Side::Upstream,
             }
         }
-        Ok((
-            UpstreamConn::Ws {
-                tcp,
-                leftover: up_left,
-            },
-            _,
-        )) => {
+        Ok(upstream::Connected {
+            conn:
+                UpstreamConn::Ws {
+                    tcp,
+                    leftover: up_left,
+                },
+            ..
+        }) => {
             let pass = Pass {
                 idle: limits.idle_timeout,
                 max_message: limits.max_message_bytes as u64,
             };
             passthrough(tls, leftover, tcp, up_left, &live, pass, &ctx).await
         }
-        Ok((UpstreamConn::Tcp(tcp), _)) => {
+        Ok(upstream::Connected {
+            conn: UpstreamConn::Tcp(tcp),
+            ..
+        }) => {
             let client: ClientWs =
                 WebSocketStream::from_partially_read(tls, leftover, Role::Server, Some(cfg)).await;
             pump_tcp(
@@ -489,6 +502,10 @@ async fn passthrough(
     let (mut u_rd, mut u_wr) = upstream.into_split();
     let mut obs_in = FrameObserver::new(limits.max_message, PacketStream::capturing_first());
     let mut obs_out = FrameObserver::new(limits.max_message, PacketStream::capturing_first());
+    // Whether what has been written towards the broker / the client ends between two frames:
+    // only then can the relay add a close frame of its own without corrupting the stream.
+    let to_broker_clean = std::sync::atomic::AtomicBool::new(true);
+    let to_client_clean = std::sync::atomic::AtomicBool::new(true);
 
     let end = {
         let a = copy_dir(
@@ -499,6 +516,7 @@ async fn passthrough(
             &w,
             &first_close,
             Side::Client,
+            &to_broker_clean,
         );
         let b = copy_dir(
             &mut u_rd,
@@ -508,6 +526,7 @@ async fn passthrough(
             &w,
             &first_close,
             Side::Upstream,
+            &to_client_clean,
         );
         tokio::pin!(a, b);
         let idle_check = idle_watch(&w, limits.idle);
@@ -531,16 +550,21 @@ async fn passthrough(
         }
     };
 
-    let at_boundary = obs_in.at_boundary() && obs_out.at_boundary();
+    // A direction stopped half-way through a frame cannot take a close frame: the peer
+    // then sees the TCP close alone.
+    let client_clean = to_client_clean.load(Ordering::Relaxed);
+    let broker_clean = to_broker_clean.load(Ordering::Relaxed);
     let key: [u8; 4] = rand::random();
     let info = match end {
         Ended::By(code, reason, side) => {
-            if at_boundary {
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                if client_clean {
                     c_wr.write_all(&frames::server_close(code, &reason))
                         .await
                         .ok();
                     c_wr.flush().await.ok();
+                }
+                if broker_clean {
                     u_wr.write_all(&frames::client_close(
                         1001,
                         "client connection closed by the relay",
@@ -548,13 +572,15 @@ async fn passthrough(
                     ))
                     .await
                     .ok();
+                }
+                if client_clean {
                     // Give the client a moment to answer the close before the TCP close.
                     let mut sink = [0u8; 512];
                     let _ = tokio::time::timeout(Duration::from_millis(500), c_rd.read(&mut sink))
                         .await;
-                })
-                .await;
-            }
+                }
+            })
+            .await;
             CloseInfo {
                 code: Some(code),
                 reason,
@@ -566,7 +592,9 @@ async fn passthrough(
                 "message of {n} bytes, larger than {} bytes",
                 limits.max_message
             );
-            send_close(&mut c_wr, 1009, &reason, Duration::from_secs(2)).await;
+            if client_clean {
+                send_close(&mut c_wr, 1009, &reason, Duration::from_secs(2)).await;
+            }
             CloseInfo {
                 code: Some(1009),
                 reason: format!("{side} sent a {reason}"),
@@ -574,7 +602,9 @@ async fn passthrough(
             }
         }
         Ended::Dir(side, DirEnd::Invalid(what)) => {
-            send_close(&mut c_wr, 1002, what, Duration::from_secs(2)).await;
+            if client_clean {
+                send_close(&mut c_wr, 1002, what, Duration::from_secs(2)).await;
+            }
             CloseInfo {
                 code: Some(1002),
                 reason: format!("{side} broke the WebSocket framing: {what}"),
@@ -591,7 +621,9 @@ async fn passthrough(
                 if side == Side::Upstream {
                     // Tell the client why its broker went away.
                     let reason = format!("broker connection lost: {why}");
-                    send_close(&mut c_wr, 1011, &reason, Duration::from_secs(1)).await;
+                    if client_clean {
+                        send_close(&mut c_wr, 1011, &reason, Duration::from_secs(1)).await;
+                    }
                     CloseInfo {
                         code: Some(1011),
                         reason,
@@ -648,6 +680,7 @@ async fn copy_dir<R, W>(
     w: &Watch<'_>,
     first_close: &FirstClose,
     from: Side,
+    clean: &std::sync::atomic::AtomicBool,
 ) -> DirEnd
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -716,12 +749,15 @@ where
                 }
             }
         }
+        // Unknown while a write is under way (it may be cancelled half-way).
+        clean.store(false, Ordering::Relaxed);
         if let Err(e) = wr.write_all(chunk).await {
             return DirEnd::WriteError(e.to_string());
         }
         if let Err(e) = wr.flush().await {
             return DirEnd::WriteError(e.to_string());
         }
+        clean.store(obs.at_boundary(), Ordering::Relaxed);
         let n = chunk.len() as u64;
         match from {
             Side::Client => {
@@ -859,8 +895,15 @@ async fn pump_tcp(
             format!("broker closed: {}", f.reason),
             Side::Upstream,
         ),
-        End::Upstream(None) => (
+        // After the client's DISCONNECT a closing broker is the normal end; otherwise the
+        // broker went away under the client, as in the WebSocket passthrough: 1011.
+        End::Upstream(None) if up_in.last_type == 14 => (
             Some(1000),
+            "broker closed the connection after the client's DISCONNECT".into(),
+            Side::Upstream,
+        ),
+        End::Upstream(None) => (
+            Some(1011),
             "broker closed the connection".into(),
             Side::Upstream,
         ),

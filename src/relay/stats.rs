@@ -61,6 +61,8 @@ pub struct ConnRecord {
     pub user_agent: Option<String>,
     pub origin: Option<String>,
     pub upstream: Option<String>,
+    /// Upstreams tried before `upstream`, with why each failed (failover).
+    pub upstream_failures: Vec<String>,
     pub connect: Option<ConnectRecord>,
     pub connack: Option<u8>,
     pub bytes_in: u64,
@@ -178,7 +180,7 @@ pub struct Registry {
     live: Mutex<HashMap<u64, Arc<LiveConn>>>,
     closed: Mutex<VecDeque<ConnRecord>>,
     rejected: Mutex<VecDeque<Rejection>>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    slots: Mutex<Slots>,
     accepted: AtomicU64,
     upgraded: AtomicU64,
     rejected_total: AtomicU64,
@@ -186,6 +188,13 @@ pub struct Registry {
     /// Bytes of connections already closed (live ones are summed at snapshot time).
     bytes_in_closed: AtomicU64,
     bytes_out_closed: AtomicU64,
+}
+
+/// Connections holding a slot: in all and per client address.
+#[derive(Debug, Default)]
+struct Slots {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 /// Holds a connection's slot in the limits; releasing it on drop.
@@ -196,15 +205,14 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.registry.per_ip.lock()
-            && let Some(n) = m.get_mut(&self.ip)
+        if let Ok(mut s) = self.registry.slots.lock()
+            && let Some(n) = s.per_ip.get_mut(&self.ip)
         {
-            {
-                *n -= 1;
-                if *n == 0 {
-                    m.remove(&self.ip);
-                }
+            *n -= 1;
+            if *n == 0 {
+                s.per_ip.remove(&self.ip);
             }
+            s.total = s.total.saturating_sub(1);
         }
     }
 }
@@ -217,21 +225,21 @@ impl Registry {
         max_total: usize,
         max_per_ip: usize,
     ) -> Result<Slot, String> {
-        let mut m = self
-            .per_ip
+        let mut s = self
+            .slots
             .lock()
             .map_err(|_| "relay state poisoned".to_owned())?;
-        let total: usize = m.values().sum();
-        if total >= max_total {
+        if s.total >= max_total {
             return Err(format!("max_connections ({max_total}) reached"));
         }
-        let n = m.entry(ip).or_insert(0);
+        let n = s.per_ip.entry(ip).or_insert(0);
         if *n >= max_per_ip {
             return Err(format!(
                 "max_connections_per_ip ({max_per_ip}) reached for {ip}"
             ));
         }
         *n += 1;
+        s.total += 1;
         self.accepted.fetch_add(1, Ordering::Relaxed);
         Ok(Slot {
             registry: self.clone(),
@@ -241,7 +249,7 @@ impl Registry {
 
     /// Connections holding a slot (handshaking or relaying).
     pub fn open_count(&self) -> usize {
-        self.per_ip.lock().map(|m| m.values().sum()).unwrap_or(0)
+        self.slots.lock().map(|s| s.total).unwrap_or(0)
     }
 
     pub fn next_id(&self) -> u64 {

@@ -1,9 +1,10 @@
 //! Connecting to a route's upstreams: round-robin over the list, failing over to the next
-//! when one refuses or times out.
+//! when one refuses or times out, and trying an upstream that just failed only after the
+//! others (passive health, as nginx's `max_fails=1 fail_timeout=10s`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
@@ -132,30 +133,117 @@ async fn ws_handshake(
     }
 }
 
-/// Tries the route's upstreams in round-robin order; returns the first that connects and
-/// its label, or every failure in one sentence.
+/// How long an upstream that failed is tried only after the others.
+pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A route's upstream state: where the round robin stands and which upstreams failed lately.
+/// A stalled broker of a cluster then costs one connection its connect timeout, not every
+/// n-th connection.
+pub struct Balancer {
+    next: AtomicUsize,
+    /// Per upstream: until when (milliseconds since `epoch`) it counts as failed; 0: healthy.
+    down_until: Vec<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Balancer {
+    pub fn new(upstreams: usize) -> Self {
+        Balancer {
+            next: AtomicUsize::new(0),
+            down_until: (0..upstreams).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The order to try: round robin, upstreams that failed lately moved to the end.
+    fn order(&self, n: usize) -> Vec<usize> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        let (mut up, down): (Vec<usize>, Vec<usize>) =
+            (0..n).map(|i| (start + i) % n).partition(|&i| {
+                self.down_until
+                    .get(i)
+                    .is_none_or(|d| d.load(Ordering::Relaxed) <= now)
+            });
+        up.extend(down);
+        up
+    }
+
+    fn mark(&self, i: usize, ok: bool) {
+        if let Some(d) = self.down_until.get(i) {
+            let until = if ok {
+                0
+            } else {
+                self.now_ms() + FAIL_TIMEOUT.as_millis() as u64
+            };
+            d.store(until, Ordering::Relaxed);
+        }
+    }
+}
+
+/// An upstream connected: the connection, its label, and why the ones tried before failed.
+pub struct Connected {
+    pub conn: UpstreamConn,
+    pub label: String,
+    pub failed: Vec<String>,
+}
+
+/// Tries the route's upstreams in the balancer's order; returns the first that connects, or
+/// every failure in one sentence.
 pub async fn connect_any(
     ups: &[Upstream],
-    next: &AtomicUsize,
+    balancer: &Balancer,
     fwd: &Forwarded<'_>,
     timeout: Duration,
-) -> Result<(UpstreamConn, String), String> {
+) -> Result<Connected, String> {
     if ups.is_empty() {
         return Err("the route has no upstream".to_owned());
     }
-    let start = next.fetch_add(1, Ordering::Relaxed);
     let mut errors = Vec::new();
-    for i in 0..ups.len() {
-        let up = &ups[(start + i) % ups.len()];
+    for i in balancer.order(ups.len()) {
+        let up = &ups[i];
         match connect(up, fwd, timeout).await {
-            Ok(c) => {
+            Ok(conn) => {
+                balancer.mark(i, true);
                 if !errors.is_empty() {
                     tracing::warn!("failed over to {up} after: {}", errors.join("; "));
                 }
-                return Ok((c, up.to_string()));
+                return Ok(Connected {
+                    conn,
+                    label: up.to_string(),
+                    failed: errors,
+                });
             }
-            Err(e) => errors.push(e),
+            Err(e) => {
+                balancer.mark(i, false);
+                errors.push(e);
+            }
         }
     }
     Err(format!("no upstream reachable: {}", errors.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_upstreams_are_tried_last_until_their_timeout() {
+        let b = Balancer::new(3);
+        assert_eq!(b.order(3), vec![0, 1, 2]);
+        assert_eq!(b.order(3), vec![1, 2, 0]);
+        b.mark(2, false);
+        assert_eq!(b.order(3), vec![0, 1, 2], "2 goes last");
+        assert_eq!(b.order(3), vec![0, 1, 2]);
+        b.mark(2, true);
+        assert_eq!(b.order(3), vec![1, 2, 0], "healthy again");
+        // Past the timeout a failed upstream is back in turn.
+        b.down_until[0].store(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(b.order(3), vec![2, 0, 1]);
+    }
 }
