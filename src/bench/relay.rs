@@ -47,7 +47,10 @@ struct Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.as_mut() {
-            stop.stdout(Stdio::null()).stderr(Stdio::null()).status().ok();
+            stop.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .ok();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
