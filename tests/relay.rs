@@ -53,7 +53,7 @@ fn client_tls(pki: &TestPki) -> Arc<rustls::ClientConfig> {
 async fn closed_records(relay: &Relay, n: usize) -> mpbridge::relay::RelaySnapshot {
     within(5, "closed connection records", async {
         loop {
-            let s = relay.snapshot(20);
+            let s = relay.snapshot(n.max(20));
             if s.closed.len() >= n {
                 return s;
             }
@@ -746,4 +746,403 @@ async fn close_handshake_passes_through_both_ways() {
         );
     }
     relay.stop().await;
+}
+
+/// Upgrades a raw TLS stream on `/mqtt` (subprotocol mqtt, `extra` headers) and checks the 101.
+async fn upgraded(
+    addr: SocketAddr,
+    pki: &TestPki,
+    extra: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut s = tls_connect(addr, pki).await;
+    s.write_all(
+        upgrade_head("/mqtt", &format!("Sec-WebSocket-Protocol: mqtt\r\n{extra}")).as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    within(10, "101", async {
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                s.read(&mut b).await.unwrap(),
+                1,
+                "closed during the upgrade"
+            );
+            head.push(b[0]);
+        }
+    })
+    .await;
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// A masked binary frame, as a client sends it.
+fn client_frame(payload: &[u8]) -> Vec<u8> {
+    let key = [0x11, 0x22, 0x33, 0x44];
+    let mut f = vec![0x82];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&key);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_spreads_and_a_stalled_broker_is_passed_over() {
+    let m1 = Mosquitto::start();
+    let m2 = Mosquitto::start();
+    let pki = TestPki::new();
+    let (u1, u2) = (
+        format!("ws://127.0.0.1:{}/mqtt", m1.ws_port),
+        format!("ws://127.0.0.1:{}/mqtt", m2.ws_port),
+    );
+    // Two live brokers: connections alternate.
+    let relay = start(&pki, &[u1.clone(), u2.clone()], "", "").await;
+    for i in 0..4 {
+        rumqttc_round_trip(relay.addr(), &pki, &format!("rr-{i}")).await;
+    }
+    let snap = closed_records(&relay, 4).await;
+    let on = |u: &str| {
+        snap.closed
+            .iter()
+            .filter(|r| r.upstream.as_deref() == Some(u))
+            .count()
+    };
+    assert_eq!((on(&u1), on(&u2)), (2, 2), "{:?}", snap.closed);
+    relay.stop().await;
+
+    // The second broker frozen (TCP still accepted, nothing answered, as a hung EMQX node):
+    // the first connection that meets it waits out the timeout and fails over; after that
+    // it is tried last, so the next connections go straight to the live one.
+    m2.freeze();
+    let relay = start(
+        &pki,
+        &[u2.clone(), u1.clone()],
+        "",
+        "upstream_connect_timeout_secs = 1",
+    )
+    .await;
+    for i in 0..3 {
+        rumqttc_round_trip(relay.addr(), &pki, &format!("stalled-{i}")).await;
+    }
+    let snap = closed_records(&relay, 3).await;
+    let mut closed = snap.closed.clone();
+    closed.sort_by_key(|r| r.id);
+    assert!(
+        closed
+            .iter()
+            .all(|r| r.upstream.as_deref() == Some(u1.as_str()))
+    );
+    assert_eq!(closed[0].upstream_failures.len(), 1, "{:?}", closed[0]);
+    assert!(
+        closed[0].upstream_failures[0].contains("no answer within 1 s"),
+        "{:?}",
+        closed[0].upstream_failures
+    );
+    for r in &closed[1..] {
+        assert!(r.upstream_failures.is_empty(), "passed over: {r:?}");
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ws_upstream_gets_the_client_address_and_the_subprotocol() {
+    if !common::Nginx::available() {
+        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
+        return;
+    }
+    // nginx logs what the relay sent it, then passes the connection on to mosquitto.
+    let m = Mosquitto::start();
+    let ws_port = m.ws_port;
+    let n = common::Nginx::start_http(|port, dir| {
+        format!(
+            "  log_format relay 'xff=\"$http_x_forwarded_for\" real=\"$http_x_real_ip\" proto=\"$http_x_forwarded_proto\" sub=\"$http_sec_websocket_protocol\"';\n  \
+             access_log {}/logs/access.log relay;\n  server {{\n    listen 127.0.0.1:{port};\n    location /mqtt {{\n      \
+             proxy_pass http://127.0.0.1:{ws_port};\n      proxy_http_version 1.1;\n      \
+             proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n    }}\n  }}\n",
+            dir.display()
+        )
+    });
+    let pki = TestPki::new();
+    let relay = start(&pki, &[format!("ws://127.0.0.1:{}/mqtt", n.port)], "", "").await;
+    rumqttc_round_trip(relay.addr(), &pki, "through-nginx").await;
+    // A client behind another proxy: the chain is extended, not replaced.
+    let mut s = upgraded(relay.addr(), &pki, "X-Forwarded-For: 203.0.113.7\r\n").await;
+    s.write_all(&client_frame(&connect_packet("behind-proxy", None)))
+        .await
+        .unwrap();
+    let mut b = [0u8; 16];
+    within(5, "CONNACK through nginx", s.read(&mut b))
+        .await
+        .unwrap();
+    drop(s);
+    relay.stop().await;
+    let log = within(5, "nginx access log", async {
+        loop {
+            let t =
+                std::fs::read_to_string(n.dir.path().join("logs/access.log")).unwrap_or_default();
+            if t.lines().count() >= 2 {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        log.contains(r#"xff="127.0.0.1" real="127.0.0.1" proto="https" sub="mqtt""#),
+        "{log}"
+    );
+    assert!(log.contains(r#"xff="203.0.113.7, 127.0.0.1""#), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_per_server_name_and_the_default() {
+    let m = Mosquitto::start();
+    let pki = TestPki::new();
+    let other = TestPki::with_names(&["other.test"]);
+    let text = relay_toml(&pki, &[format!("tcp://127.0.0.1:{}", m.tcp_port)], "", "").replace(
+        "metrics = true\n",
+        &format!(
+            "metrics = true\n\n[[listen.sni]]\nname = \"other.test\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            other.chain.display(),
+            other.key.display()
+        ),
+    );
+    ensure_provider();
+    let relay = Relay::start(
+        RelayConfig::parse(&text, pki.dir.path()).unwrap(),
+        &tokio::runtime::Handle::current(),
+    )
+    .await
+    .unwrap();
+    let leaf_names = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
+        let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        cert.subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+    };
+    // SNI other.test: its own certificate (verified against its own CA).
+    let tcp = TcpStream::connect(relay.addr()).await.unwrap();
+    let c = tokio_rustls::TlsConnector::from(client_tls(&other));
+    let tls = c
+        .connect(
+            rustls_pki_types::ServerName::try_from("other.test").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(leaf_names(&tls), vec!["DNSName(other.test)"]);
+    // Another name, or none (an IP address sends no SNI): the default certificate.
+    let tls = tls_connect(relay.addr(), &pki).await;
+    assert!(leaf_names(&tls).contains(&"DNSName(localhost)".to_owned()));
+    let tcp = TcpStream::connect(relay.addr()).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client_tls(&pki))
+        .connect(
+            rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert!(leaf_names(&tls).contains(&"DNSName(localhost)".to_owned()));
+    drop(tls);
+    rumqttc_round_trip(relay.addr(), &pki, "default-cert").await;
+    let snap = closed_records(&relay, 1).await;
+    assert_eq!(snap.closed[0].sni.as_deref(), Some("localhost"));
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn total_connection_limit_origin_allowlist_and_optional_subprotocol() {
+    let m = Mosquitto::start();
+    let pki = TestPki::new();
+    let relay = start(
+        &pki,
+        &[format!("tcp://127.0.0.1:{}", m.tcp_port)],
+        "require_subprotocol = false\nallowed_origins = [\"https://ok.example\"]",
+        "max_connections = 2",
+    )
+    .await;
+    let a = relay.addr();
+    // Origin: a browser page from elsewhere is refused; a listed one and none (Mini
+    // Programs send no Origin) are served. No subprotocol is fine on this route.
+    let r = raw(
+        a,
+        &pki,
+        &upgrade_head("/mqtt", "Origin: https://evil.example\r\n"),
+    )
+    .await;
+    assert!(
+        r.starts_with("HTTP/1.1 403") && r.contains("evil.example"),
+        "{r}"
+    );
+    let r = raw(
+        a,
+        &pki,
+        &upgrade_head("/mqtt", "Origin: https://ok.example\r\n"),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 101"), "{r}");
+    assert!(
+        !r.contains("Sec-WebSocket-Protocol"),
+        "nothing to echo: {r}"
+    );
+    // The total limit: two held, the third cut right after accept.
+    let _one = upgraded(a, &pki, "").await;
+    let _two = upgraded(a, &pki, "").await;
+    let third = TcpStream::connect(a).await.unwrap();
+    let refused = tokio_rustls::TlsConnector::from(client_tls(&pki))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            third,
+        )
+        .await;
+    assert!(refused.is_err(), "third connection must be refused");
+    let snap = relay.snapshot(20);
+    assert!(
+        snap.rejected
+            .iter()
+            .any(|r| r.reason.contains("max_connections (2) reached")),
+        "{:?}",
+        snap.rejected
+    );
+    assert!(
+        snap.rejected
+            .iter()
+            .any(|r| r.status == Some(403) && r.reason.contains("Origin https://evil.example")),
+        "{:?}",
+        snap.rejected
+    );
+    // A slot frees when a connection ends.
+    drop(_one);
+    within(5, "a free slot", async {
+        while relay.snapshot(1).live.len() > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let _three = upgraded(a, &pki, "").await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_upstream_modes_idle_out_drain_lose_the_broker_and_survive_vanishing_clients() {
+    for mode in ["ws", "tcp"] {
+        let mut m = Mosquitto::start();
+        let pki = TestPki::new();
+        let up = match mode {
+            "ws" => format!("ws://127.0.0.1:{}/mqtt", m.ws_port),
+            _ => format!("tcp://127.0.0.1:{}", m.tcp_port),
+        };
+        let relay = start(
+            &pki,
+            std::slice::from_ref(&up),
+            "",
+            "idle_timeout_secs = 1\ndrain_secs = 5",
+        )
+        .await;
+        // Idle: 1001 after a second of silence.
+        let mut ws = ws_client(relay.addr(), &pki, None).await;
+        let (code, reason) = within(5, "idle close", next_close(&mut ws)).await;
+        assert_eq!(code, 1001, "{mode}: {reason}");
+        assert!(reason.contains("idle"), "{mode}: {reason}");
+
+        // Clients that vanish mid-stream (no close frame, no DISCONNECT) while the broker
+        // is sending to them: recorded as gone, and the relay serves the next ones.
+        for i in 0..20 {
+            let mut s = upgraded(relay.addr(), &pki, "").await;
+            let id = format!("vanish-{mode}-{i}");
+            s.write_all(&client_frame(&connect_packet(&id, None)))
+                .await
+                .unwrap();
+            // SUBSCRIBE to its own topic and PUBLISH a burst to it, then leave at once.
+            let topic = format!("vanish/{id}");
+            let mut sub = vec![0x82, 0, 0, 1];
+            sub.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+            sub.extend_from_slice(topic.as_bytes());
+            sub.push(0);
+            sub[1] = (sub.len() - 2) as u8;
+            let mut burst = sub;
+            for _ in 0..20 {
+                let mut p = vec![0x30, 0];
+                p.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+                p.extend_from_slice(topic.as_bytes());
+                p.extend_from_slice(&[b'x'; 64]);
+                p[1] = (p.len() - 2) as u8;
+                burst.extend(p);
+            }
+            s.write_all(&client_frame(&burst)).await.unwrap();
+            if i % 2 == 0 {
+                // Half of them leave without even a TLS close_notify.
+                let (tcp, _) = s.into_inner();
+                drop(tcp);
+            } else {
+                drop(s);
+            }
+        }
+        let snap = closed_records(&relay, 21).await;
+        assert!(
+            snap.closed
+                .iter()
+                .filter(|r| r
+                    .close
+                    .as_ref()
+                    .is_some_and(|c| c.side == mpbridge::relay::stats::Side::Client))
+                .count()
+                >= 15,
+            "{mode}: {:?}",
+            snap.closed.iter().map(|r| &r.close).collect::<Vec<_>>()
+        );
+        rumqttc_round_trip(relay.addr(), &pki, &format!("after-vanishing-{mode}")).await;
+
+        // The broker killed under a live connection: close 1011 naming it.
+        let mut ws = ws_client(relay.addr(), &pki, None).await;
+        ws.send(Message::Binary(
+            connect_packet(&format!("victim-{mode}"), None).into(),
+        ))
+        .await
+        .unwrap();
+        within(5, "CONNACK", next_binary(&mut ws)).await;
+        m.stop();
+        let (code, reason) = within(10, "close after the broker died", next_close(&mut ws)).await;
+        assert_eq!(code, 1011, "{mode}: {reason}");
+        assert!(reason.contains("broker"), "{mode}: {reason}");
+        m.restart();
+        rumqttc_round_trip(relay.addr(), &pki, &format!("after-restart-{mode}")).await;
+
+        // Drain: 1001 to a live connection, then the relay is gone.
+        let mut ws = ws_client(relay.addr(), &pki, None).await;
+        ws.send(Message::Binary(
+            connect_packet(&format!("drained-{mode}"), None).into(),
+        ))
+        .await
+        .unwrap();
+        within(5, "CONNACK", next_binary(&mut ws)).await;
+        let stopper = {
+            let r = relay.clone();
+            tokio::spawn(async move { r.stop().await })
+        };
+        let (code, reason) = within(5, "close 1001 on stop", next_close(&mut ws)).await;
+        assert_eq!(
+            (code, reason.as_str()),
+            (1001, "relay shutting down"),
+            "{mode}"
+        );
+        within(10, "stop finished", stopper).await.unwrap();
+    }
 }

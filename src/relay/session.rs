@@ -469,6 +469,12 @@ impl FirstClose {
     }
 }
 
+/// What both directions of a passthrough share.
+struct Both<'a> {
+    w: &'a Watch<'a>,
+    first_close: &'a FirstClose,
+}
+
 /// How one direction of a passthrough ended.
 enum DirEnd {
     /// The reading side closed its TCP stream (after a close frame, or abruptly).
@@ -508,13 +514,16 @@ async fn passthrough(
     let to_client_clean = std::sync::atomic::AtomicBool::new(true);
 
     let end = {
+        let both = Both {
+            w: &w,
+            first_close: &first_close,
+        };
         let a = copy_dir(
             &mut c_rd,
             &mut u_wr,
             client_left,
             &mut obs_in,
-            &w,
-            &first_close,
+            &both,
             Side::Client,
             &to_broker_clean,
         );
@@ -523,8 +532,7 @@ async fn passthrough(
             &mut c_wr,
             up_left,
             &mut obs_out,
-            &w,
-            &first_close,
+            &both,
             Side::Upstream,
             &to_client_clean,
         );
@@ -677,8 +685,7 @@ async fn copy_dir<R, W>(
     wr: &mut W,
     first: Vec<u8>,
     obs: &mut FrameObserver,
-    w: &Watch<'_>,
-    first_close: &FirstClose,
+    both: &Both<'_>,
     from: Side,
     clean: &std::sync::atomic::AtomicBool,
 ) -> DirEnd
@@ -686,6 +693,7 @@ where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
+    let (w, first_close) = (both.w, both.first_close);
     let mut seen = Vec::new();
     // Adaptive buffer: small while a connection idles (most Mini Program connections), grown
     // while a reads keep filling it, shrunk again when traffic calms down.

@@ -826,6 +826,10 @@ fn details_ui(ui: &mut egui::Ui, r: &ConnRecord) {
                 r.user_agent.clone().unwrap_or_else(|| "—".into()),
             );
             row("origin", r.origin.clone().unwrap_or_else(|| "—".into()));
+            if !r.upstream_failures.is_empty() {
+                // Failover: which upstreams were tried first, and why they failed.
+                row("failed over", r.upstream_failures.join("\n"));
+            }
             if let Some(c) = &r.connect {
                 row(
                     "mqtt",

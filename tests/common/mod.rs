@@ -219,6 +219,19 @@ impl Nginx {
     }
 
     pub fn start(cert: &std::path::Path, key: &std::path::Path, location: &str) -> Self {
+        Self::start_http(|port, _| {
+            format!(
+                "  access_log off;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {c};\n    \
+                 ssl_certificate_key {k};\n    ssl_protocols TLSv1.2 TLSv1.3;\n    location /mqtt {{\n{location}\n    }}\n  }}\n",
+                c = cert.display(),
+                k = key.display(),
+            )
+        })
+    }
+
+    /// nginx with `body(port, dir)` as the inside of its `http {}` block: servers, log formats
+    /// (write logs under `dir`); it must listen on 127.0.0.1:`port`.
+    pub fn start_http(body: impl FnOnce(u16, &std::path::Path) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let d = dir.path().display();
@@ -231,13 +244,11 @@ impl Nginx {
             .unwrap_or(false);
         let conf = format!(
             "daemon off;\n{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
-             events {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
+             events {{ worker_connections 256; }}\nhttp {{\n  client_body_temp_path {d}/body;\n  \
              proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
-             scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {c};\n    \
-             ssl_certificate_key {k};\n    ssl_protocols TLSv1.2 TLSv1.3;\n    location /mqtt {{\n{location}\n    }}\n  }}\n}}\n",
+             scgi_temp_path {d}/scgi;\n{body}}}\n",
             user = if root { "user root;\n" } else { "" },
-            c = cert.display(),
-            k = key.display(),
+            body = body(port, dir.path()),
         );
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
