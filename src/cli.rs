@@ -142,6 +142,15 @@ pub enum BenchCmd {
         /// Run only these parts: throughput, handshakes, idle.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Rounds of each throughput scenario (the targets take turns; medians are shown).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+        rounds: u16,
+        /// Relay worker processes per route (`relay --workers`).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
+        /// Measure only these: relay-ws, relay-tcp, nginx, direct.
+        #[arg(long, value_delimiter = ',')]
+        targets: Vec<String>,
     },
 }
 
@@ -185,11 +194,25 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("mpbridge-rt")
-        .build()
-        .context("cannot start the async runtime")?;
+    // Relay worker processes are single-threaded, like nginx's: one event loop per process,
+    // no wakeups across threads (the bench measured this ahead of a multi-thread runtime per
+    // worker). Everything else gets the multi-thread runtime.
+    let single = matches!(
+        &cli.command,
+        Some(Cmd::Relay { workers, worker_on, .. }) if *workers > 1 || worker_on.is_some()
+    );
+    let rt = if single {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("mpbridge-rt")
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("mpbridge-rt")
+            .build()
+    }
+    .context("cannot start the async runtime")?;
 
     match cli.command {
         Some(Cmd::Sandbox { for_secs, json }) => {
@@ -217,6 +240,9 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             idle,
             no_nginx,
             only,
+            rounds,
+            workers,
+            targets,
         })) => {
             let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
             rt.block_on(crate::bench::relay::run(
@@ -225,6 +251,9 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
                     idle,
                     with_nginx: !no_nginx,
                     only,
+                    rounds: usize::from(rounds),
+                    workers,
+                    targets,
                 },
             ))?;
             rt.shutdown_timeout(Duration::from_secs(2));

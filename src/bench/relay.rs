@@ -28,11 +28,21 @@ pub struct BenchOptions {
     pub with_nginx: bool,
     /// Parts to run (`throughput`, `handshakes`, `idle`); empty: all.
     pub only: Vec<String>,
+    /// Rounds of each throughput scenario; the targets take turns and the medians are shown.
+    pub rounds: usize,
+    /// Relay worker processes (`relay --workers`), per route.
+    pub workers: u16,
+    /// Targets to run (`relay-ws`, `relay-tcp`, `nginx`, `direct`); empty: all.
+    pub targets: Vec<String>,
 }
 
 impl BenchOptions {
     fn part(&self, name: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+
+    fn wants(&self, target: &str) -> bool {
+        self.targets.is_empty() || self.targets.iter().any(|t| t == target)
     }
 }
 
@@ -148,6 +158,8 @@ fn make_pki(dir: &Path) -> anyhow::Result<Pki> {
 
 struct Target {
     name: &'static str,
+    /// Its name for `--targets`.
+    key: &'static str,
     addr: SocketAddr,
     /// The WebSocket path (the relay has one route per upstream kind).
     path: &'static str,
@@ -160,6 +172,24 @@ struct Run {
     msgs_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+}
+
+/// The median of each measure over rounds (each taken on its own).
+fn median_run(runs: &[Run]) -> Run {
+    let median = |f: fn(&Run) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    };
+    Run {
+        msgs_per_s: median(|r| r.msgs_per_s),
+        p50_ms: median(|r| r.p50_ms),
+        p99_ms: median(|r| r.p99_ms),
+    }
 }
 
 async fn throughput(
@@ -431,53 +461,71 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         wait_listening(p, "mosquitto")?;
     }
 
-    // The relay, as its own processes (their memory is measured alone): two workers, as nginx
-    // runs `worker_processes auto` here. Two processes also hold 10 000 relayed connections
-    // (20 000 descriptors) under this machine's per-process limit of 20 000.
-    let relay_port = free_port()?;
-    let relay_conf = dir.path().join("relay.toml");
-    std::fs::write(
-        &relay_conf,
-        format!(
-            "[listen]\naddr = \"127.0.0.1:{relay_port}\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"ws://127.0.0.1:{ws}/mqtt\"]\n[[route]]\npath = \"/mqtt-tcp\"\nupstream = [\"tcp://127.0.0.1:{tcp}\"]\n[limits]\nmax_connections_per_ip = 100000\nmax_connections = 100000\n",
-            pki.chain.display(),
-            pki.key.display()
+    // The relay, one set of processes per route so each route's memory is measured alone:
+    // `--workers` processes (two by default, as nginx runs `worker_processes auto` here; two
+    // also hold 10 000 relayed connections, 20 000 descriptors, under this machine's
+    // per-process limit of 20 000). The tcp:// route turns WebSocket frames into mosquitto's
+    // native MQTT stream, a translation nginx cannot do (its stream module has no WebSocket,
+    // its http module no raw upstream).
+    for (name, key, path, upstream) in [
+        (
+            "mpbridge ws",
+            "relay-ws",
+            "/mqtt",
+            format!("ws://127.0.0.1:{ws}/mqtt"),
         ),
-    )?;
-    let exe = std::env::current_exe()?;
-    let relay = Command::new(exe)
-        .args(["relay", "--workers", "2", "--config"])
-        .arg(&relay_conf)
-        .env("MPBRIDGE_LOG", "warn")
-        .env("MPBRIDGE_DATA_DIR", dir.path().join("data"))
-        .env("MPBRIDGE_CONFIG_DIR", dir.path().join("config"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    targets.push(Target {
-        name: "mpbridge ws",
-        addr: SocketAddr::from(([127, 0, 0, 1], relay_port)),
-        path: "/mqtt",
-        pid: relay.id(),
-    });
-    // The same relay on its TCP route: WebSocket frames ⇄ mosquitto's native MQTT port, a
-    // translation nginx cannot do (its stream module has no WebSocket, its http module no
-    // raw upstream).
-    targets.push(Target {
-        name: "mpbridge tcp",
-        addr: SocketAddr::from(([127, 0, 0, 1], relay_port)),
-        path: "/mqtt-tcp",
-        pid: relay.id(),
-    });
-    procs.push(Proc {
-        name: "mpbridge relay",
-        child: relay,
-        stop: None,
-    });
-    wait_listening(relay_port, "mpbridge relay")?;
+        (
+            "mpbridge tcp",
+            "relay-tcp",
+            "/mqtt-tcp",
+            format!("tcp://127.0.0.1:{tcp}"),
+        ),
+    ] {
+        if !opts.wants(key) {
+            continue;
+        }
+        let port = free_port()?;
+        let conf = dir.path().join(format!("{key}.toml"));
+        std::fs::write(
+            &conf,
+            format!(
+                "[listen]\naddr = \"127.0.0.1:{port}\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"{path}\"\nupstream = [\"{upstream}\"]\n[limits]\nmax_connections_per_ip = 100000\nmax_connections = 100000\n",
+                pki.chain.display(),
+                pki.key.display()
+            ),
+        )?;
+        let child = Command::new(std::env::current_exe()?)
+            .args([
+                "relay",
+                "--workers",
+                &opts.workers.max(1).to_string(),
+                "--config",
+            ])
+            .arg(&conf)
+            .env("MPBRIDGE_LOG", "warn")
+            .env("MPBRIDGE_DATA_DIR", dir.path().join("data"))
+            .env("MPBRIDGE_CONFIG_DIR", dir.path().join("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        targets.push(Target {
+            name,
+            key,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            path,
+            pid: child.id(),
+        });
+        procs.push(Proc {
+            name,
+            child,
+            stop: None,
+        });
+        wait_listening(port, name)?;
+    }
 
     // nginx with the seed's reverse-proxy configuration.
     let has_nginx = opts.with_nginx
+        && opts.wants("nginx")
         && Command::new("nginx")
             .arg("-v")
             .stderr(Stdio::null())
@@ -506,6 +554,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             .spawn()?;
         targets.push(Target {
             name: "nginx",
+            key: "nginx",
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             path: "/mqtt",
             pid: child.id(),
@@ -523,12 +572,18 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         });
         wait_listening(port, "nginx")?;
     }
-    targets.push(Target {
-        name: "direct",
-        addr: SocketAddr::from(([127, 0, 0, 1], wss)),
-        path: "/mqtt",
-        pid: mosq_pid,
-    });
+    if opts.wants("direct") {
+        targets.push(Target {
+            name: "direct",
+            key: "direct",
+            addr: SocketAddr::from(([127, 0, 0, 1], wss)),
+            path: "/mqtt",
+            pid: mosq_pid,
+        });
+    }
+    if targets.is_empty() {
+        bail!("no target left to measure (--targets relay-ws,relay-tcp,nginx,direct)");
+    }
 
     let mosq_version = Command::new("mosquitto")
         .arg("-h")
@@ -556,7 +611,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         opts.secs
     );
     println!(
-        "targets: mpbridge relay with a ws:// upstream (mosquitto's WebSocket listener) and with a tcp:// upstream (its MQTT port) · nginx (seed config) · direct = mosquitto's own WSS listener"
+        "targets: mpbridge relay ({} worker processes per route) with a ws:// upstream (mosquitto's WebSocket listener) and with a tcp:// upstream (its MQTT port) · nginx (seed config) · direct = mosquitto's own WSS listener",
+        opts.workers
     );
     println!(
         "load: each client keeps {DEPTH} publishes in flight to its own subscription (every message crosses the proxy twice)\n"
@@ -569,14 +625,58 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             "—".to_owned()
         }
     };
-    // Ratios against nginx for both relay routes: msg/s (higher is better), p99 (lower).
-    let nginx = targets.iter().position(|t| t.name == "nginx");
+    let nginx = targets.iter().position(|t| t.key == "nginx");
+    let relays: Vec<usize> = (0..targets.len())
+        .filter(|&i| targets[i].key.starts_with("relay-"))
+        .collect();
+    // Each relay route against nginx: "<route>/nginx a b" for two values.
+    let versus = |a: &dyn Fn(usize) -> f64, b: &dyn Fn(usize) -> f64| -> String {
+        match nginx {
+            Some(n) if !relays.is_empty() => relays
+                .iter()
+                .map(|&r| {
+                    format!(
+                        "{}/nginx {} {}",
+                        targets[r].key.trim_start_matches("relay-"),
+                        ratio(a(r), a(n)),
+                        ratio(b(r), b(n))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" · "),
+            _ => "—".into(),
+        }
+    };
+
+    // Memory first, in processes that have carried no load yet (allocators keep what a
+    // heavy run freed, which would flatter whoever is measured later).
+    let mut idle_rows = Vec::new();
+    for &n in opts.idle.iter().filter(|_| opts.part("idle")) {
+        let mut kib = Vec::new();
+        for t in &targets {
+            kib.push(idle_memory(t, tls.clone(), n).await?);
+        }
+        idle_rows.push((n, kib));
+    }
+    let mut hs_rows = Vec::new();
+    if opts.part("handshakes") {
+        let mut tls_hs = Vec::new();
+        let mut upgrades = Vec::new();
+        for t in &targets {
+            tls_hs.push(tls_handshakes(t.addr, tls.clone(), opts.secs).await);
+            upgrades.push(handshakes_on(t.addr, tls.clone(), opts.secs, t.path).await);
+        }
+        hs_rows.push(("TLS handshakes/s", tls_hs));
+        hs_rows.push(("TLS+WS upgrade/s", upgrades));
+    }
+
+    let rounds = opts.rounds.max(1);
     let header: Vec<String> = targets
         .iter()
         .map(|t| format!("{} msg/s p50/p99", t.name))
         .collect();
     println!(
-        "{:<24} {}   ws/nginx: msg/s p99 · tcp/nginx: msg/s p99",
+        "{:<24} {}   relay route/nginx: msg/s p99 (median of {rounds} rounds, targets taking turns)",
         "scenario",
         header
             .iter()
@@ -587,28 +687,26 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     for qos in [0u8, 1].into_iter().filter(|_| opts.part("throughput")) {
         for size in [64usize, 4096] {
             for clients in [10usize, 100] {
-                let mut runs = Vec::new();
-                for t in &targets {
-                    let r = throughput(t.addr, t.path, tls.clone(), clients, qos, size, opts.secs)
-                        .await
-                        .with_context(|| {
-                            format!("{} qos{qos} {size}B {clients} clients", t.name)
-                        })?;
-                    runs.push(r);
+                let mut all: Vec<Vec<Run>> = vec![Vec::new(); targets.len()];
+                for round in 0..rounds {
+                    // A different target goes first each round.
+                    for k in 0..targets.len() {
+                        let i = (k + round) % targets.len();
+                        let t = &targets[i];
+                        let r =
+                            throughput(t.addr, t.path, tls.clone(), clients, qos, size, opts.secs)
+                                .await
+                                .with_context(|| {
+                                    format!("{} qos{qos} {size}B {clients} clients", t.name)
+                                })?;
+                        all[i].push(r);
+                    }
                 }
+                let runs: Vec<Run> = all.iter().map(|v| median_run(v)).collect();
                 let cell =
                     |r: &Run| format!("{:>10.0} {:>7.2}/{:<7.2}", r.msgs_per_s, r.p50_ms, r.p99_ms);
                 let label = format!("qos{qos} {size}B {clients} clients");
-                let rel = match nginx {
-                    Some(n) => format!(
-                        "{} {} · {} {}",
-                        ratio(runs[0].msgs_per_s, runs[n].msgs_per_s),
-                        ratio(runs[0].p99_ms, runs[n].p99_ms),
-                        ratio(runs[1].msgs_per_s, runs[n].msgs_per_s),
-                        ratio(runs[1].p99_ms, runs[n].p99_ms)
-                    ),
-                    None => "—".into(),
-                };
+                let rel = versus(&|i| runs[i].msgs_per_s, &|i| runs[i].p99_ms);
                 println!(
                     "{:<24} {}   {rel}",
                     label,
@@ -621,44 +719,29 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         }
     }
     let row = |label: &str, values: &[f64], digits: usize| {
-        let rel = match nginx {
-            Some(n) => format!(
-                "{} · {}",
-                ratio(values[0], values[n]),
-                ratio(values[1], values[n])
-            ),
-            None => "—".into(),
-        };
+        let rel = versus(&|i| values[i], &|_| f64::NAN);
         println!(
-            "{:<24} {}   {rel}",
+            "{:<24} {}   {}",
             label,
             values
                 .iter()
                 .map(|v| format!("{:>27}", format!("{v:.digits$}")))
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(" "),
+            rel.replace(" —", "")
         );
     };
-    if opts.part("handshakes") {
+    if !hs_rows.is_empty() {
         println!();
-        let mut tls_hs = Vec::new();
-        let mut upgrades = Vec::new();
-        for t in &targets {
-            tls_hs.push(tls_handshakes(t.addr, tls.clone(), opts.secs).await);
-            upgrades.push(handshakes_on(t.addr, tls.clone(), opts.secs, t.path).await);
-        }
-        row("TLS handshakes/s", &tls_hs, 0);
-        row("TLS+WS upgrade/s", &upgrades, 0);
     }
-    for &n in opts.idle.iter().filter(|_| opts.part("idle")) {
-        let mut kib = Vec::new();
-        for t in &targets {
-            kib.push(idle_memory(t, tls.clone(), n).await?);
-        }
-        row(&format!("RSS KiB/idle conn @{n}"), &kib, 1);
+    for (label, v) in &hs_rows {
+        row(label, v, 0);
+    }
+    for (n, kib) in &idle_rows {
+        row(&format!("RSS KiB/idle conn @{n}"), kib, 1);
     }
     println!(
-        "\n(ratios are relay/nginx for the ws route, then the tcp route: msg/s and handshakes above 1.00× are better; p99 and memory below 1.00× are better)"
+        "\n(ratios are relay route/nginx: msg/s and handshakes above 1.00× are better; p99 and memory below 1.00× are better)"
     );
     for p in &procs {
         tracing::debug!("stopping {}", p.name);
