@@ -123,20 +123,32 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
         }
     };
 
-    // Frames at 60 Hz for `secs`, each draining up to 8 ms like ConsoleApp::pump.
-    let mut frame_ms = Vec::new();
+    // Frames at 60 Hz for `secs`, each draining up to 8 ms like ConsoleApp::pump. The first
+    // half with the panel as it opens; the second half busy: a message selected in hex with
+    // its diff, a regex search over the payloads, part of the tree open.
+    let mut frames = Frames::new(&ctx);
+    let mut plain_ms = Vec::new();
+    let mut busy_ms = Vec::new();
     let started = Instant::now();
     let mut ingested = 0u64;
-    let frame = Duration::from_micros(16_667);
-    let mut input = egui::RawInput {
-        screen_rect: Some(egui::Rect::from_min_size(
-            egui::Pos2::ZERO,
-            egui::vec2(1280.0, 800.0),
-        )),
-        ..Default::default()
-    };
-    let run_for = Duration::from_secs_f64(opts.secs.max(1.0));
+    let run_for = Duration::from_secs_f64(opts.secs.max(2.0));
+    let mut busy = false;
     while started.elapsed() < run_for {
+        if !busy && started.elapsed() >= run_for / 2 {
+            busy = true;
+            panel.selected = live.topics.store.iter().next_back().map(|m| m.seq);
+            panel.format = crate::topics::view::Format::Hex;
+            panel.diff = true;
+            panel.search_text = "x{8}".into();
+            panel.regex = true;
+            let tree = &live.topics.tree;
+            let open: Vec<usize> = tree
+                .rows(&Default::default(), "")
+                .into_iter()
+                .take(5)
+                .collect();
+            panel.open_nodes(&open);
+        }
         let t0 = Instant::now();
         let budget = Duration::from_millis(8);
         while t0.elapsed() < budget {
@@ -150,65 +162,88 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
                 Err(_) => break,
             }
         }
-        input.time = Some(started.elapsed().as_secs_f64());
-        let mut actions = Vec::new();
-        let out = ctx.run_ui(input.clone(), |ui| {
+        frames.draw(started, |ui| {
+            let mut actions = Vec::new();
             panel.ui(ui, t, &live, &saved, &mut actions);
         });
-        let egui::FullOutput {
-            shapes,
-            pixels_per_point,
-            mut textures_delta,
-            ..
-        } = out;
-        // No GPU here: the font atlas updates are dropped, the triangles are still made.
-        textures_delta.clear();
-        let _prims = ctx.tessellate(shapes, pixels_per_point);
         let took = t0.elapsed();
-        frame_ms.push(took.as_secs_f64() * 1000.0);
-        if let Some(rest) = frame.checked_sub(took) {
-            std::thread::sleep(rest);
-        }
+        if busy { &mut busy_ms } else { &mut plain_ms }.push(took.as_secs_f64() * 1000.0);
+        frames.pace(took);
     }
     stop.store(true, Ordering::Relaxed);
     let wall = started.elapsed().as_secs_f64();
     let backlog = rx.len();
     // The first frames build the font atlas; they are reported apart.
-    let warmup: Vec<f64> = frame_ms.drain(..frame_ms.len().min(3)).collect();
+    let warmup: Vec<f64> = plain_ms.drain(..plain_ms.len().min(3)).collect();
+    let mut frame_ms: Vec<f64> = plain_ms.iter().chain(&busy_ms).copied().collect();
     frame_ms.sort_by(f64::total_cmp);
+    plain_ms.sort_by(f64::total_cmp);
+    busy_ms.sort_by(f64::total_cmp);
+    drop(panel);
+    drop(live);
 
-    // One million messages in the store.
-    let mut big = crate::topics::Topics::default();
+    // One million messages in a fresh store, the ingest phase's store gone.
     let payload = Bytes::from(vec![b'x'; 64]);
     let names: Vec<String> = (0..opts.topics.max(1)).map(bench_topic).collect();
     let rss_before = rss_mb();
+    let mut big = LiveModel::default();
     let fill_start = Instant::now();
     for i in 0..opts.fill {
         // Each message its own payload allocation, as messages from a broker have.
         let own = Bytes::copy_from_slice(&payload);
-        big.on_message(i as i64, &names[i % names.len()], &own, 0, false, None);
+        big.topics
+            .on_message(i as i64, &names[i % names.len()], &own, 0, false, None);
     }
     let fill_rate = opts.fill as f64 / fill_start.elapsed().as_secs_f64().max(1e-9);
     let rss_1m = rss_mb();
-    drop(live);
+    // And the panel drawn over it, searching all of it.
+    let mut panel = TopicsPanel::default();
+    let mut full_ms = Vec::new();
+    panel.search_text = "no such text".into();
+    for _ in 0..30 {
+        let t0 = Instant::now();
+        frames.draw(started, |ui| {
+            let mut actions = Vec::new();
+            panel.ui(ui, t, &big, &saved, &mut actions);
+        });
+        full_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let full_max = full_ms.iter().copied().fold(0.0, f64::max);
+    drop(panel);
+    drop(big);
 
-    // A 100 000-topic tree: expand everything, then search.
-    let mut tree = crate::topics::Tree::default();
+    // A 100 000-topic tree in the real panel: every node open, then filtered.
+    let mut tree_live = LiveModel::default();
     for i in 0..100_000 {
-        tree.on_message(
+        tree_live.topics.on_message(
+            i,
             &format!("site/{:03}/dev{:05}/temp", i % 100, i),
             &payload,
-            false,
             0,
+            false,
+            None,
         );
     }
-    let all: std::collections::HashSet<usize> = (0..=tree.len()).collect();
-    let t_expand = Instant::now();
-    let rows = tree.rows(&all, "");
-    let expand_ms = t_expand.elapsed().as_secs_f64() * 1000.0;
-    let t_search = Instant::now();
-    let found = tree.rows(&std::collections::HashSet::new(), "dev04242");
-    let search_ms = t_search.elapsed().as_secs_f64() * 1000.0;
+    let mut panel = TopicsPanel::default();
+    let mut frame_of = |panel: &mut TopicsPanel| {
+        let t0 = Instant::now();
+        frames.draw(started, |ui| {
+            let mut actions = Vec::new();
+            panel.ui(ui, t, &tree_live, &saved, &mut actions);
+        });
+        t0.elapsed().as_secs_f64() * 1000.0
+    };
+    frame_of(&mut panel);
+    panel.expand_all(&tree_live.topics.tree);
+    let expand_ms = frame_of(&mut panel);
+    let expanded_steady = (0..10).map(|_| frame_of(&mut panel)).fold(0.0, f64::max);
+    panel.tree_filter = "dev04242".into();
+    let search_ms = frame_of(&mut panel);
+    let rows = tree_live
+        .topics
+        .tree
+        .rows(&Default::default(), "dev04242")
+        .len();
 
     println!(
         "mpbridge bench topics — {source}, {} topics, {:.0} s",
@@ -220,12 +255,18 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
         wall,
         dropped.load(Ordering::Relaxed)
     );
+    let stats = |v: &[f64]| {
+        format!(
+            "{} · p50 {:.2} ms · p99 {:.2} ms · max {:.2} ms",
+            v.len(),
+            percentile(v, 0.5),
+            percentile(v, 0.99),
+            v.last().copied().unwrap_or(0.0)
+        )
+    };
     println!(
-        "  frames: {} · p50 {:.2} ms · p99 {:.2} ms · max {:.2} ms (budget 33 ms); first {} frames (font atlas) {:?} ms",
-        frame_ms.len(),
-        percentile(&frame_ms, 0.5),
-        percentile(&frame_ms, 0.99),
-        frame_ms.last().copied().unwrap_or(0.0),
+        "  frames as opened: {} (budget 33 ms); first {} frames (font atlas) {:?} ms",
+        stats(&plain_ms),
         warmup.len(),
         warmup
             .iter()
@@ -233,19 +274,16 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
             .collect::<Vec<_>>()
     );
     println!(
-        "  store: {} messages filled at {:.0}/s, {} held, RSS {:.0} MB before → {:.0} MB after",
-        opts.fill,
-        fill_rate,
-        big.store.len(),
-        rss_before,
-        rss_1m
+        "  frames busy (hex view + diff, regex search, tree open): {}",
+        stats(&busy_ms)
     );
     println!(
-        "  tree: 100000 topics, {} rows expanded in {:.1} ms, search \"dev04242\" → {} rows in {:.1} ms",
-        rows.len(),
-        expand_ms,
-        found.len(),
-        search_ms
+        "  store: {} messages filled at {:.0}/s, RSS {:.0} MB before → {:.0} MB after; a frame searching all of them: max {:.1} ms",
+        opts.fill, fill_rate, rss_before, rss_1m, full_max
+    );
+    println!(
+        "  tree: 100000 topics; the frame opening every node {:.1} ms, then max {:.1} ms per frame; filter \"dev04242\" ({rows} rows) {:.1} ms",
+        expand_ms, expanded_steady, search_ms
     );
     println!(
         "ingest_msgs_per_s={:.0} frame_p50_ms={:.2} frame_p99_ms={:.2} frame_max_ms={:.2} rss_mb_1m={:.0}",
@@ -256,4 +294,46 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
         rss_1m
     );
     Ok(())
+}
+
+/// Headless frames of one egui context: lay out, tessellate, drop the texture uploads.
+struct Frames {
+    ctx: egui::Context,
+    input: egui::RawInput,
+}
+
+impl Frames {
+    fn new(ctx: &egui::Context) -> Self {
+        Frames {
+            ctx: ctx.clone(),
+            input: egui::RawInput {
+                screen_rect: Some(egui::Rect::from_min_size(
+                    egui::Pos2::ZERO,
+                    egui::vec2(1280.0, 800.0),
+                )),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn draw(&mut self, started: Instant, f: impl FnMut(&mut egui::Ui)) {
+        self.input.time = Some(started.elapsed().as_secs_f64());
+        let out = self.ctx.run_ui(self.input.clone(), f);
+        let egui::FullOutput {
+            shapes,
+            pixels_per_point,
+            mut textures_delta,
+            ..
+        } = out;
+        // No GPU here: the font atlas updates are dropped, the triangles are still made.
+        textures_delta.clear();
+        let _prims = self.ctx.tessellate(shapes, pixels_per_point);
+    }
+
+    /// Sleeps out the rest of a 60 Hz frame.
+    fn pace(&self, took: Duration) {
+        if let Some(rest) = Duration::from_micros(16_667).checked_sub(took) {
+            std::thread::sleep(rest);
+        }
+    }
 }

@@ -1,11 +1,11 @@
-//! `bench topics --broker`: a load publisher and a subscriber through a real broker, the
-//! subscriber feeding the same bounded queue the console's backend uses.
+//! `bench topics --broker`: a load publisher and a subscriber through a real broker; the
+//! subscriber is the console's MQTT worker feeding a bounded queue as the backend does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio::sync::mpsc;
 
 pub(super) async fn start(
@@ -17,39 +17,56 @@ pub(super) async fn start(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let (host, port) = crate::simulate_cli::broker_target(url).map_err(|e| anyhow::anyhow!(e))?;
-    // The subscriber, as the console's worker: every publish goes to the queue or is counted.
-    let mut o = MqttOptions::new(format!("bench-sub-{}", rand::random::<u32>()), &host, port);
-    o.set_keep_alive(Duration::from_secs(30));
-    o.set_max_packet_size(1 << 20, 1 << 20);
-    let (sub, mut ev) = AsyncClient::new(o, 64);
-    sub.subscribe("bench/#", QoS::AtMostOnce).await?;
-    let ready = Arc::new(tokio::sync::Notify::new());
-    let ready2 = ready.clone();
-    let stop2 = stop.clone();
-    tokio::spawn(async move {
-        while !stop2.load(Ordering::Relaxed) {
-            match ev.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => ready2.notify_one(),
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let m = super::topics::Msg {
-                        topic: p.topic,
-                        payload: p.payload,
-                    };
-                    if tx.try_send(m).is_err() {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+    // The subscriber is the console's own MQTT worker, with a sink like the backend's: every
+    // message goes to the bounded queue or is counted as dropped, never waited for.
+    let (state, mut connected) = tokio::sync::watch::channel(crate::mqtt::ConnState::Idle);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let worker = crate::mqtt::worker::Worker::spawn(
+        &tokio::runtime::Handle::current(),
+        crate::mqtt::worker::WorkerOptions {
+            host: host.clone(),
+            port,
+            client_id: format!("bench-sub-{:08x}", rand::random::<u32>()),
+            keep_alive: Duration::from_secs(30),
+            subscriptions: vec![("bench/#".to_owned(), QoS::AtMostOnce)],
+            max_packet_bytes: crate::mqtt::MAX_PACKET_BYTES,
+            transport: None,
+        },
+        crate::mqtt::worker::WorkerSinks {
+            state,
+            on_message: Box::new(move |m| {
+                let m = super::topics::Msg {
+                    topic: m.topic,
+                    payload: m.payload,
+                };
+                if tx.try_send(m).is_err() {
+                    dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!("bench subscriber: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+            }),
+        },
+        &cancel,
+    );
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !connected.borrow_and_update().is_connected() {
+            if connected.changed().await.is_err() {
+                break;
             }
         }
-    });
-    tokio::time::timeout(Duration::from_secs(10), ready.notified())
-        .await
-        .map_err(|_| anyhow::anyhow!("no SUBACK from {url} within 10 s"))?;
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("could not connect to {url} within 10 s"))?;
+    // Its SUBSCRIBE follows the CONNACK; give it a moment before the load starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            worker.stop();
+            cancel.cancel();
+        });
+    }
     // The load publisher: QoS 0, 64-byte payloads, round robin over the topics.
     let mut o = MqttOptions::new(format!("bench-pub-{}", rand::random::<u32>()), &host, port);
     o.set_keep_alive(Duration::from_secs(30));
