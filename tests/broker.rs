@@ -681,3 +681,226 @@ fn publishes_in_flight_when_the_broker_dies_are_sent_again_after_the_reconnect()
         conn.worker.stop();
     }
 }
+
+#[test]
+fn client_certificates_mqtt5_over_tls_and_alpn() {
+    let rt = common::runtime();
+    let c = Corpus::new();
+    let leaf = c.leaf(LeafSpec::default());
+    let chain = c.write("server.pem", &format!("{}{}", leaf.pem, c.inter_pem));
+    let key = c.write("server.key", &leaf.key_pem);
+    let client = c.leaf(LeafSpec {
+        names: &["console.example"],
+        eku: vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+        ..LeafSpec::default()
+    });
+    let client_chain = c.write("client.pem", &format!("{}{}", client.pem, c.inter_pem));
+    let client_key = c.write("client.key", &client.key_pem);
+    // mosquitto asks every client for a certificate signed under the test root.
+    let tls_port = common::free_port();
+    let _m = Mosquitto::start_with(&format!(
+        "listener {tls_port} 127.0.0.1\ncertfile {}\nkeyfile {}\ncafile {}\nrequire_certificate true\n",
+        chain.display(),
+        key.display(),
+        c.path("root.pem").display()
+    ));
+    common::wait_listening(tls_port, 10);
+    let profile = |version: MqttVersion, with_cert: bool| {
+        let mut p = Profile::new("mtls", &format!("mqtts://127.0.0.1:{tls_port}"));
+        p.version = version;
+        p.trust = TrustChoice::File;
+        p.ca_file = Some(c.path("root.pem"));
+        if with_cert {
+            p.client_cert = Some(client_chain.clone());
+            p.client_key = Some(client_key.clone());
+        }
+        p
+    };
+    // Without a certificate the broker ends the handshake; with one, both protocols work.
+    let err = rt
+        .block_on(round_trip(&profile(MqttVersion::V311, false)))
+        .unwrap_err();
+    assert!(err.contains("127.0.0.1"), "{err}");
+    rt.block_on(round_trip(&profile(MqttVersion::V311, true)))
+        .unwrap();
+    let mut conn = LiveConn::start(&rt, &profile(MqttVersion::V5, true), &["mtls/#"]);
+    rt.block_on(conn.connected()).unwrap();
+    rt.block_on(async {
+        common::within(10, "MQTT 5 over TLS with a client certificate", async {
+            loop {
+                conn.worker
+                    .client
+                    .try_publish("mtls/x", QoS::AtLeastOnce, false, &b"v5"[..], None)
+                    .unwrap();
+                if tokio::time::timeout(Duration::from_millis(500), conn.next_on("mtls/x"))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+            }
+        })
+        .await
+    });
+    conn.worker.stop();
+
+    // ALPN against the relay, which speaks only http/1.1: offered and accepted, or refused.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let m = Mosquitto::start();
+    let pki = common::TestPki::new();
+    let relay = rt.block_on(async {
+        let text = format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"tcp://127.0.0.1:{}\"]\n",
+            pki.chain.display(),
+            pki.key.display(),
+            m.tcp_port
+        );
+        mpbridge::relay::Relay::start(
+            mpbridge::relay::RelayConfig::parse(&text, pki.dir.path()).unwrap(),
+            &tokio::runtime::Handle::current(),
+        )
+        .await
+        .unwrap()
+    });
+    let wss = |alpn: &[&str]| {
+        let mut p = Profile::new(
+            "alpn",
+            &format!("wss://localhost:{}/mqtt", relay.addr().port()),
+        );
+        p.trust = TrustChoice::File;
+        p.ca_file = Some(pki.ca.clone());
+        p.alpn = alpn.iter().map(|s| s.to_string()).collect();
+        p
+    };
+    rt.block_on(round_trip(&wss(&["http/1.1"]))).unwrap();
+    let err = rt.block_on(round_trip(&wss(&["mqtt"]))).unwrap_err();
+    assert!(err.contains("TLS handshake failed"), "{err}");
+    rt.block_on(relay.stop());
+}
+
+#[test]
+fn random_suffixes_and_unreachable_brokers_in_words() {
+    let rt = common::runtime();
+    let m = Mosquitto::start();
+    // A random suffix: every connection its own client id, so two consoles on one profile
+    // do not take each other's session over.
+    let mut p = Profile::new("twice", &format!("mqtt://127.0.0.1:{}", m.tcp_port));
+    p.client_id = "field-laptop".into();
+    p.random_suffix = true;
+    let (a, b) = (
+        p.options().unwrap().client_id(),
+        p.options().unwrap().client_id(),
+    );
+    assert!(a.starts_with("field-laptop") && b.starts_with("field-laptop"));
+    assert_ne!(a, b);
+    let mut one = LiveConn::start(&rt, &p, &[]);
+    let mut two = LiveConn::start(&rt, &p, &[]);
+    rt.block_on(one.connected()).unwrap();
+    rt.block_on(two.connected()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(one.state.borrow().is_connected() && two.state.borrow().is_connected());
+    one.worker.stop();
+    two.worker.stop();
+
+    // A name that does not resolve: said, with the host.
+    let p = Profile::new("nowhere", "mqtt://no-such-broker.invalid:1883");
+    let mut conn = LiveConn::start(&rt, &p, &[]);
+    let err = rt.block_on(conn.connected()).unwrap_err();
+    assert!(
+        err.en
+            .contains("cannot resolve the host of no-such-broker.invalid:1883"),
+        "{}",
+        err.en
+    );
+    assert!(err.zh.contains("无法解析"), "{}", err.zh);
+    conn.worker.stop();
+
+    // A broker that takes the connection and never answers (frozen): a timeout naming it.
+    m.freeze();
+    let p = Profile::new("frozen", &format!("mqtt://127.0.0.1:{}", m.tcp_port));
+    let mut conn = LiveConn::start(&rt, &p, &[]);
+    let err = rt.block_on(async {
+        common::within(30, "the timeout", async {
+            loop {
+                if let mpbridge::mqtt::ConnState::Disconnected { error, .. } =
+                    &*conn.state.borrow_and_update()
+                {
+                    return error.clone();
+                }
+                conn.state.changed().await.unwrap();
+            }
+        })
+        .await
+    });
+    assert!(
+        err.en
+            .contains(&format!("127.0.0.1:{} did not answer in time", m.tcp_port)),
+        "{}",
+        err.en
+    );
+    conn.worker.stop();
+}
+
+#[test]
+fn the_last_will_goes_out_when_the_console_vanishes() {
+    // The console's connection runs through the relay (tcp:// upstream); the relay cuts it,
+    // so mosquitto sees it gone without a DISCONNECT and publishes the will, retained.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let rt = common::runtime();
+    let m = Mosquitto::start();
+    let pki = common::TestPki::new();
+    let relay = rt.block_on(async {
+        let text = format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"tcp://127.0.0.1:{}\"]\n",
+            pki.chain.display(),
+            pki.key.display(),
+            m.tcp_port
+        );
+        mpbridge::relay::Relay::start(
+            mpbridge::relay::RelayConfig::parse(&text, pki.dir.path()).unwrap(),
+            &tokio::runtime::Handle::current(),
+        )
+        .await
+        .unwrap()
+    });
+    let mut watcher = Profile::new("watcher", &format!("mqtt://127.0.0.1:{}", m.tcp_port));
+    watcher.client_id = "will-watcher".into();
+    let mut watch = LiveConn::start(&rt, &watcher, &["consoles/+/status"]);
+    rt.block_on(watch.connected()).unwrap();
+    let mut p = Profile::new(
+        "with-will",
+        &format!("wss://localhost:{}/mqtt", relay.addr().port()),
+    );
+    p.trust = TrustChoice::File;
+    p.ca_file = Some(pki.ca.clone());
+    p.will = Some(mpbridge::mqtt::profile::Will {
+        topic: "consoles/laptop/status".into(),
+        payload: "gone".into(),
+        qos: 1,
+        retain: true,
+    });
+    let mut conn = LiveConn::start(&rt, &p, &[]);
+    rt.block_on(conn.connected()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let live = relay.snapshot(10).live;
+    assert_eq!(live.len(), 1, "{live:?}");
+    // The relay's Close button: no DISCONNECT reaches the broker.
+    assert!(relay.close_connection(live[0].id));
+    let will = rt.block_on(watch.next_on("consoles/laptop/status"));
+    assert_eq!(&will.payload[..], b"gone");
+    assert_eq!(will.qos, 1);
+    conn.worker.stop();
+    // Retained: a newcomer gets it from the broker's store.
+    let mut late = Profile::new("late", &format!("mqtt://127.0.0.1:{}", m.tcp_port));
+    late.client_id = "late-reader".into();
+    let mut late = LiveConn::start(&rt, &late, &["consoles/laptop/status"]);
+    let again = rt.block_on(late.next_on("consoles/laptop/status"));
+    assert!(again.retain && &again.payload[..] == b"gone");
+    watch.worker.stop();
+    late.worker.stop();
+    rt.block_on(relay.stop());
+}

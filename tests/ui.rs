@@ -25,6 +25,20 @@ fn console_with(
     banner: Option<Problem>,
     connect: Option<mpbridge::backend::ConnectTo>,
 ) -> Harness<'static, ConsoleApp> {
+    let config = ConsoleConfig {
+        language: Some(Language::En),
+        ..Default::default()
+    };
+    console_cfg(rt, root, banner, connect, config)
+}
+
+fn console_cfg(
+    rt: &tokio::runtime::Runtime,
+    root: &std::path::Path,
+    banner: Option<Problem>,
+    connect: Option<mpbridge::backend::ConnectTo>,
+    config: ConsoleConfig,
+) -> Harness<'static, ConsoleApp> {
     let paths = Paths::under(root);
     let backend = Backend::spawn(
         rt.handle(),
@@ -39,10 +53,6 @@ fn console_with(
         paths,
         log: None,
         started: Instant::now(),
-    };
-    let config = ConsoleConfig {
-        language: Some(Language::En),
-        ..Default::default()
     };
     let mut app = ConsoleApp::new(backend, env, config, banner);
     if let Some(c) = &connect {
@@ -584,7 +594,10 @@ fn topics_panel_subscribe_publish_views_clear_retained_and_export() {
     });
     h.get_by_label("Clear 2").click_accesskit();
     step_until(&mut h, 10, "cleared", |h| {
-        h.query_by_label("Cleared 2 retained message(s).").is_some()
+        h.query_by_label(
+            "Cleared 2 retained message(s), each acknowledged by the broker; it now holds 0 under this prefix.",
+        )
+        .is_some()
     });
     // The broker really forgot them: a new subscriber gets nothing retained.
     let broker = match &h.state().live.status.sandbox {
@@ -906,10 +919,15 @@ fn qos1_and_qos2_published_while_the_broker_is_down_arrive_after_it_returns() {
 
 /// Publishes one QoS 1 message to the broker on 127.0.0.1:`port` and waits for its PUBACK.
 fn publish_once(rt: &tokio::runtime::Runtime, port: u16, id: &str, topic: &str, payload: &str) {
-    let (id, topic, payload) = (id.to_owned(), topic.to_owned(), payload.to_owned());
+    publish_bytes(rt, port, id, topic, payload.as_bytes().to_vec());
+}
+
+fn publish_bytes(rt: &tokio::runtime::Runtime, port: u16, id: &str, topic: &str, payload: Vec<u8>) {
+    let (id, topic) = (id.to_owned(), topic.to_owned());
     rt.block_on(async move {
-        let (c, mut ev) =
-            rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(id, "127.0.0.1", port), 10);
+        let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+        o.set_max_packet_size(4 << 20, 4 << 20);
+        let (c, mut ev) = rumqttc::AsyncClient::new(o, 10);
         c.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
             .await
             .unwrap();
@@ -1052,4 +1070,441 @@ fn two_connections_at_once_each_with_its_own_topics_and_mqtt5_properties() {
         h.state().live.status.connections.len() == 1 && h.state().live.background.is_empty()
     });
     assert_eq!(h.state().live.status.active, Some(sandbox_id));
+}
+
+#[test]
+fn topics_panel_on_mosquitto_tree_dollar_topics_pause_regex_csv_encodings_history_and_cut_payloads()
+{
+    let rt = common::runtime();
+    let m = common::Mosquitto::start();
+    let port = m.tcp_port;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ConsoleConfig {
+        language: Some(Language::En),
+        ..Default::default()
+    };
+    config.store.keep_payload_kb = 256;
+    let mut h = console_cfg(
+        &rt,
+        dir.path(),
+        None,
+        Some(mpbridge::backend::ConnectTo {
+            url: format!("mqtt://127.0.0.1:{port}"),
+            subscribe: vec!["#".into()],
+        }),
+        config,
+    );
+    step_until(&mut h, 20, "connected to mosquitto", |h| {
+        h.state().live.status.broker.is_connected()
+    });
+    h.get_by_label("Topics").click_accesskit();
+    h.run_steps(2);
+    publish_once(&rt, port, "t-1", "plant/a/x", "1");
+    publish_once(&rt, port, "t-2", "plant/b/y", r#"{"t":2}"#);
+    publish_once(&rt, port, "t-3", "zoo/z", "hello");
+    step_until(&mut h, 10, "three topics in the tree", |h| {
+        let t = &h.state().live.topics.tree;
+        ["plant/a/x", "plant/b/y", "zoo/z"]
+            .iter()
+            .all(|x| t.find(x).is_some())
+    });
+    // `#` never matches `$`-topics: mosquitto sends none, and when `$SYS/#` is subscribed
+    // too, its messages count for it alone.
+    assert!(h.state().live.topics.tree.find("$SYS").is_none());
+    let hash_count = h.state().live.topics.subs[0].count;
+    h.state_mut().state.panels.topics.new_filter = "$SYS/#".into();
+    h.get_by_label("Subscribe").click_accesskit();
+    step_until(&mut h, 10, "$SYS topics arrive", |h| {
+        h.state().live.topics.tree.find("$SYS").is_some()
+    });
+    let subs = &h.state().live.topics.subs;
+    assert_eq!(subs[0].count, hash_count, "`#` counted a $-topic");
+    assert!(subs[1].count > 0);
+    h.query_all_by_label_contains("$SYS/# · QoS 0")
+        .next()
+        .expect("the $SYS/# chip");
+    // Unsubscribe it again: the tree keeps what arrived, the stream stops.
+    let chips: Vec<_> = h.query_all_by_label("unsubscribe").collect();
+    chips[1].click_accesskit();
+    h.run_steps(2);
+    assert_eq!(h.state().live.topics.subs.len(), 1);
+
+    // The tree: open "plant" by its arrow, see its children, close it again.
+    let top: Vec<String> = {
+        let t = &h.state().live.topics.tree;
+        t.rows(&Default::default(), "")
+            .into_iter()
+            .map(|i| t.topic(i))
+            .collect()
+    };
+    let at = top.iter().position(|x| x == "plant").unwrap();
+    assert!(h.query_by_label("b").is_none());
+    h.query_all_by_label("▸").nth(at).unwrap().click_accesskit();
+    h.run_steps(2);
+    h.get_by_label("a");
+    h.get_by_label("b");
+    h.get_by_label("▾").click_accesskit();
+    h.run_steps(2);
+    assert!(h.query_by_label("b").is_none(), "closed again");
+    // A click on a topic filters the list to it.
+    h.get_by_label("zoo").click_accesskit();
+    h.run_steps(2);
+    assert_eq!(h.state().state.panels.topics.search_topic, "zoo/#");
+    h.get_by_label_contains("zoo/z  q0");
+    assert!(h.query_by_label_contains("plant/a/x  q0").is_none());
+
+    // A regex over the payloads, then CSV of what is shown.
+    {
+        let p = &mut h.state_mut().state.panels.topics;
+        p.search_topic.clear();
+        p.search_text = r#"^\{"t":\d\}$"#.into();
+        p.regex = true;
+    }
+    h.run_steps(3);
+    h.get_by_label_contains("plant/b/y  q0");
+    assert!(h.query_by_label_contains("zoo/z  q0").is_none());
+    h.get_by_label("Export CSV").click_accesskit();
+    step_until(&mut h, 10, "CSV written", |h| {
+        h.query_by_label_contains("Written:").is_some()
+    });
+    let exports = Paths::under(dir.path()).data_dir.join("exports");
+    let csv = std::fs::read_dir(&exports)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".csv"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[0].starts_with("time,topic,qos,retain,size,encoding,payload"));
+    assert!(
+        lines[1].contains(r#",plant/b/y,0,false,7,utf8,"{""t"":2}",false,"#),
+        "{csv}"
+    );
+    h.state_mut().state.panels.topics.search_text.clear();
+    h.state_mut().state.panels.topics.regex = false;
+    h.run_steps(2);
+
+    // Pause holds the view; the store keeps filling; resume shows what came.
+    h.get_by_label("Pause view").click_accesskit();
+    h.run_steps(1);
+    publish_once(&rt, port, "t-4", "zoo/z", "after the pause");
+    step_until(&mut h, 10, "stored while paused", |h| {
+        h.state()
+            .live
+            .topics
+            .store
+            .iter()
+            .any(|m| &m.payload[..] == b"after the pause")
+    });
+    assert!(h.query_by_label_contains("after the pause").is_none());
+    h.get_by_label("Resume view").click_accesskit();
+    h.run_steps(3);
+    h.get_by_label_contains("after the pause");
+
+    // Publish as hex and as base64; the history brings a publish back into the form.
+    h.get_by_label("Publish and clear retained")
+        .click_accesskit();
+    h.run_steps(2);
+    for (topic, kind, text) in [
+        (
+            "enc/hex",
+            mpbridge::ui::topics::PayloadKind::Hex,
+            "de ad be ef",
+        ),
+        ("enc/b64", mpbridge::ui::topics::PayloadKind::Base64, "aGk="),
+    ] {
+        {
+            let p = &mut h.state_mut().state.panels.topics;
+            p.pub_topic = topic.into();
+            p.pub_payload = text.into();
+            p.pub_kind = kind;
+            p.pub_qos = 1;
+        }
+        h.run_steps(1);
+        h.get_by_label("Publish").click_accesskit();
+        h.run_steps(1);
+    }
+    step_until(&mut h, 10, "both back from mosquitto", |h| {
+        let st = &h.state().live.topics.store;
+        st.iter()
+            .any(|m| &*m.topic == "enc/hex" && m.payload[..] == [0xde, 0xad, 0xbe, 0xef])
+            && st
+                .iter()
+                .any(|m| &*m.topic == "enc/b64" && &m.payload[..] == b"hi")
+    });
+    h.get_by_label("enc/hex de ad be ef").click_accesskit();
+    h.run_steps(2);
+    {
+        let p = &h.state().state.panels.topics;
+        assert_eq!(p.pub_topic, "enc/hex");
+        assert_eq!(p.pub_kind, mpbridge::ui::topics::PayloadKind::Hex);
+        assert_eq!(p.pub_qos, 1);
+    }
+    h.get_by_label("Publish and clear retained")
+        .click_accesskit();
+    h.run_steps(2);
+
+    // A payload over the store's keep limit (256 KiB here): kept cut, said with its size;
+    // the export says it is cut.
+    publish_bytes(&rt, port, "t-5", "big/blob", vec![b'y'; 1_000_000]);
+    step_until(&mut h, 10, "the big message stored", |h| {
+        h.state().live.topics.tree.find("big/blob").is_some()
+    });
+    let stored = h
+        .state()
+        .live
+        .topics
+        .store
+        .iter()
+        .find(|m| &*m.topic == "big/blob")
+        .cloned()
+        .unwrap();
+    assert_eq!((stored.payload.len(), stored.size), (256 * 1024, 1_000_000));
+    h.query_all_by_label_contains("big/blob  q0")
+        .next()
+        .unwrap()
+        .click_accesskit();
+    h.run_steps(2);
+    h.get_by_label_contains("Kept 256.0 KiB of 976.6 KiB");
+}
+
+#[test]
+fn relay_panel_sorts_filters_lists_rejections_exports_nginx_and_stops_and_starts() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Relay").click();
+    step_until(
+        &mut h,
+        20,
+        "the console and the Mini Program relayed",
+        |h| {
+            let live = &h.state().live.relay.snapshot.live;
+            live.len() >= 2 && live.iter().all(|r| r.connect.is_some())
+        },
+    );
+    // Sort by client id, both ways: the rows swap places.
+    let ids: Vec<String> = {
+        let mut v: Vec<String> = h
+            .state()
+            .live
+            .relay
+            .snapshot
+            .live
+            .iter()
+            .filter_map(|r| r.connect.as_ref().map(|c| c.client_id.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    let (first, last) = (ids[0].clone(), ids[ids.len() - 1].clone());
+    let top = |h: &Harness<'_, ConsoleApp>, id: &str| h.get_by_label(id).rect().top();
+    h.get_by_label("Client ID").click();
+    h.run_steps(2);
+    assert!(top(&h, &first) < top(&h, &last), "ascending");
+    h.get_by_label_contains("Client ID ▲").click();
+    h.run_steps(2);
+    assert!(top(&h, &first) > top(&h, &last), "descending");
+    // Filter by the Mini Program's appid: only its row is left.
+    h.get_by_label("Filter").click();
+    h.run_steps(1);
+    h.get_by_label("Filter").type_text("wx00000000sandbox");
+    h.run_steps(2);
+    let mp = h
+        .state()
+        .live
+        .relay
+        .snapshot
+        .live
+        .iter()
+        .find(|r| r.mini_program.is_some())
+        .and_then(|r| r.connect.as_ref().map(|c| c.client_id.clone()))
+        .unwrap();
+    h.get_by_label(&mp);
+    let console_id = ids.iter().find(|i| **i != mp).unwrap().clone();
+    assert!(h.query_by_label(&console_id).is_none(), "filtered out");
+    h.state_mut().state.panels.relay.filter.clear();
+
+    // Garbage on the relay's port: a rejected handshake, listed with its reason.
+    let url = h.state().live.status.relay.url.clone().unwrap();
+    let port: u16 = url
+        .trim_start_matches("wss://localhost:")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.read(&mut [0u8; 64]);
+    }
+    step_until(&mut h, 10, "the rejection counted", |h| {
+        h.state().live.relay.snapshot.totals.rejected >= 1
+    });
+    h.get_by_label_contains("Rejected (").click();
+    h.run_steps(2);
+    h.get_by_label_contains("TLS handshake failed");
+
+    // The nginx equivalent of what runs.
+    h.get_by_label("Export nginx config").click();
+    step_until(&mut h, 10, "the nginx block", |h| {
+        h.query_by(|n| {
+            n.value().is_some_and(|v| {
+                v.contains("server {") && v.contains("nginx cannot bridge WebSocket frames")
+            })
+        })
+        .is_some()
+    });
+    h.get_by_label("Equivalent nginx configuration");
+
+    // Stop, then start again: new connections come back through it.
+    h.get_by_label("Stop").click_accesskit();
+    step_until(&mut h, 20, "stopped", |h| {
+        h.query_all_by_label_contains("stopped").next().is_some()
+            && h.state().live.status.relay.phase == mpbridge::relay::RelayPhase::Stopped
+    });
+    h.get_by_label("Start").click_accesskit();
+    step_until(&mut h, 30, "running with relayed connections again", |h| {
+        matches!(
+            h.state().live.status.relay.phase,
+            mpbridge::relay::RelayPhase::Running { .. }
+        ) && !h.state().live.relay.snapshot.live.is_empty()
+    });
+}
+
+#[test]
+fn broker_panel_creates_edits_duplicates_removes_and_offers_the_sandbox_as_a_profile() {
+    let rt = common::runtime();
+    let m = common::Mosquitto::start();
+    let pki = common::TestPki::new();
+    // mosquitto over TLS with a certificate the console does not trust, for "skip verification".
+    let tls_port = common::free_port();
+    let _tls = common::Mosquitto::start_with(&format!(
+        "listener {tls_port} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+        pki.chain.display(),
+        pki.key.display()
+    ));
+    common::wait_listening(tls_port, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Broker").click();
+    step_until(&mut h, 20, "the sandbox running", |h| {
+        matches!(
+            h.state().live.status.sandbox,
+            mpbridge::backend::SandboxState::Running(_)
+        )
+    });
+    let profiles_file = Paths::under(dir.path()).config_dir.join("profiles.json");
+    let saved = || std::fs::read_to_string(&profiles_file).unwrap_or_default();
+
+    // New: name, address, a last will with QoS and retain; saved to profiles.json.
+    h.get_by_label("New profile").click();
+    h.run_steps(2);
+    h.get_by_label("Name").click();
+    h.run_steps(1);
+    h.get_by_label("Name").type_text(" (lab)");
+    h.get_by_label("Address")
+        .set_text_value_accesskit(&format!("mqtt://127.0.0.1:{}", m.tcp_port));
+    h.run_steps(1);
+    h.get_by_label("Last will topic").click();
+    h.run_steps(1);
+    h.get_by_label("Last will topic")
+        .type_text("lab/console/status");
+    h.run_steps(1);
+    h.get_all_by_label("QoS 1").next().unwrap().click();
+    h.get_by_label("retain the last will").click();
+    h.run_steps(2);
+    h.get_by_label("Save").click();
+    h.run_steps(2);
+    let text = saved();
+    assert!(text.contains("\"name\": \"new broker (lab)\""), "{text}");
+    assert!(
+        text.contains("\"topic\": \"lab/console/status\"")
+            && text.contains("\"qos\": 1")
+            && text.contains("\"retain\": true"),
+        "{text}"
+    );
+    // Edit: pick it, change the name, save in place.
+    h.get_by_label_contains("new broker (lab)").click();
+    h.run_steps(2);
+    h.get_by_label("Name").click();
+    h.run_steps(1);
+    h.get_by_label("Name").type_text(" v2");
+    h.run_steps(1);
+    h.get_by_label("Save").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.profiles.profiles.len(), 1);
+    assert_eq!(
+        h.state().state.profiles.profiles[0].name,
+        "new broker (lab) v2"
+    );
+    // Duplicate, then remove the copy.
+    h.get_by_label_contains("new broker (lab) v2").click();
+    h.run_steps(2);
+    h.get_by_label("Duplicate").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.profiles.profiles.len(), 2);
+    assert_eq!(
+        h.state().state.profiles.profiles[1].name,
+        "new broker (lab) v2 (2)"
+    );
+    h.get_by_label_contains("new broker (lab) v2 (2)").click();
+    h.run_steps(2);
+    h.get_by_label("Remove").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.profiles.profiles.len(), 1);
+    assert!(!saved().contains("v2 (2)"));
+
+    // Verification off towards an untrusted certificate: it connects, and the connection row
+    // says it is not verified.
+    h.get_by_label("New profile").click();
+    h.run_steps(2);
+    h.get_by_label("Address")
+        .set_text_value_accesskit(&format!("mqtts://localhost:{tls_port}"));
+    h.run_steps(1);
+    h.get_by_label("skip certificate verification").click();
+    h.run_steps(2);
+    h.get_by_label_contains("Verification is off");
+    h.get_by_label("Connect").click();
+    step_until(&mut h, 20, "connected without verification", |h| {
+        h.state().live.status.broker.is_connected()
+            && h.state().live.status.connections.iter().any(|c| c.insecure)
+    });
+    h.get_by_label_contains("not verified");
+
+    // The sandbox is a built-in entry: what it is, and a copy as a new profile.
+    h.get_by_label_contains("Sandbox (built-in)").click();
+    h.run_steps(2);
+    h.get_by_label_contains("The embedded broker on this computer");
+    h.get_by_label("Copy as a new profile").click();
+    h.run_steps(2);
+    h.get_by_label("Save").click();
+    h.run_steps(2);
+    let copy = h
+        .state()
+        .state
+        .profiles
+        .profiles
+        .iter()
+        .find(|p| p.name == "sandbox (copy)")
+        .cloned()
+        .unwrap();
+    assert!(copy.url.starts_with("wss://localhost:"), "{}", copy.url);
+    assert_eq!(copy.trust, mpbridge::mqtt::profile::TrustChoice::File);
+    // …which connects through the relay with the dev CA.
+    h.get_by_label_contains("sandbox (copy)").click();
+    h.run_steps(2);
+    h.get_by_label("Connect").click();
+    step_until(&mut h, 20, "the copy connected", |h| {
+        h.state()
+            .live
+            .status
+            .connections
+            .iter()
+            .any(|c| c.label == "sandbox (copy)" && c.state.is_connected())
+    });
 }

@@ -292,6 +292,7 @@ mod tests {
                 url: String::new(),
                 protocol: 4,
                 state: crate::mqtt::ConnState::Idle,
+                insecure: false,
             })
             .collect();
         m.status.active = Some(active);

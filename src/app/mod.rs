@@ -287,6 +287,11 @@ impl ConsoleApp {
                                 s.enabled = on;
                             }
                         }
+                        TopicsEdit::Color(f, rgb) => {
+                            if let Some(s) = topics.subs.iter_mut().find(|s| s.filter == f) {
+                                s.color = rgb;
+                            }
+                        }
                         TopicsEdit::Remove(f) => topics.subs.retain(|s| s.filter != f),
                         TopicsEdit::Replace(_, filters) => {
                             // A connection accepted: its store (one per connection, so two

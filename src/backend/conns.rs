@@ -22,6 +22,8 @@ pub struct ConnInfo {
     /// 4 (MQTT 3.1.1) or 5.
     pub protocol: u8,
     pub state: ConnState,
+    /// Certificate verification is off for this connection.
+    pub insecure: bool,
 }
 
 pub(super) struct Conn {

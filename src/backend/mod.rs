@@ -122,11 +122,14 @@ pub enum Command {
         prefix: String,
         reply: Reply<Vec<String>, String>,
     },
-    /// Publish an empty retained message on each topic (clears what the broker keeps);
-    /// answers how many were sent.
+    /// Publish an empty retained message on each topic (clears what the broker keeps), on a
+    /// second connection at QoS 1 so every clear is acknowledged; `progress` counts the
+    /// acknowledgements (done, total); then the broker is asked again what `prefix` holds.
     ClearRetained {
+        prefix: String,
         topics: Vec<String>,
-        reply: Reply<usize, String>,
+        progress: watch::Sender<(usize, usize)>,
+        reply: Reply<Cleared, String>,
     },
     /// Write messages as JSONL or CSV into `<data>/exports/` (serialised off the UI thread).
     ExportMessages {
@@ -801,27 +804,32 @@ async fn run(
                     drop(guard);
                 });
             }
-            Command::ClearRetained { topics, reply } => {
-                let Some(w) = conns.worker().cloned() else {
-                    reply.send(Err("not connected to a broker".into()));
-                    continue;
+            Command::ClearRetained {
+                prefix,
+                topics,
+                progress,
+                reply,
+            } => {
+                let (mqtt, guard) = match second_connection(conns.active.as_ref(), &handle, &cancel)
+                {
+                    Ok(m) => m,
+                    Err(e) => {
+                        reply.send(Err(e));
+                        continue;
+                    }
                 };
                 handle.spawn(async move {
-                    let mut sent = 0;
-                    for t in &topics {
-                        // An awaited publish waits for room in the client's queue: thousands
-                        // of topics are cleared without dropping any.
-                        match w
-                            .client
-                            .publish(t, QoS::AtLeastOnce, true, Vec::new())
-                            .await
-                        {
-                            Ok(()) => sent += 1,
-                            Err(e) => tracing::warn!("could not clear {t}: {e}"),
-                        }
+                    let done = clear_retained(mqtt, &prefix, topics, &progress).await;
+                    match &done {
+                        Ok(c) => tracing::info!(
+                            "cleared {} retained message(s) under \"{prefix}\"; {} left",
+                            c.acknowledged,
+                            c.left
+                        ),
+                        Err(e) => tracing::warn!("clearing retained messages: {e}"),
                     }
-                    tracing::info!("cleared {sent} retained message(s)");
-                    reply.send(Ok(sent));
+                    reply.send(done);
+                    drop(guard);
                 });
             }
             Command::ExportMessages {
@@ -1182,6 +1190,75 @@ async fn find_retained(
     Ok(found.into_iter().collect())
 }
 
+/// What clearing retained messages did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cleared {
+    /// Clears the broker acknowledged.
+    pub acknowledged: usize,
+    /// Retained messages the broker still holds under the prefix afterwards.
+    pub left: usize,
+}
+
+/// Publishes an empty retained message (QoS 1) on each topic and counts the broker's
+/// acknowledgements, then looks again under `prefix`.
+async fn clear_retained(
+    mqtt: rumqttc::MqttOptions,
+    prefix: &str,
+    topics: Vec<String>,
+    progress: &watch::Sender<(usize, usize)>,
+) -> Result<Cleared, String> {
+    use rumqttc::{Event, Packet};
+    let total = topics.len();
+    progress.send_replace((0, total));
+    let mut opts = mqtt.clone();
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut ev) = rumqttc::AsyncClient::new(opts, 64);
+    // Publishing waits for room in the queue while the loop below drains it.
+    let publisher = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for t in topics {
+                if client
+                    .publish(t, QoS::AtLeastOnce, true, Vec::new())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+    };
+    let mut acknowledged = 0;
+    let result = loop {
+        if acknowledged == total {
+            break Ok(());
+        }
+        match tokio::time::timeout(Duration::from_secs(10), ev.poll()).await {
+            Err(_) => {
+                break Err(format!(
+                    "the broker acknowledged {acknowledged} of {total} clears, then nothing for 10 s"
+                ));
+            }
+            Ok(Err(e)) => {
+                break Err(format!(
+                    "the broker connection failed after {acknowledged} of {total} clears: {e}"
+                ));
+            }
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
+                acknowledged += 1;
+                progress.send_replace((acknowledged, total));
+            }
+            Ok(Ok(_)) => {}
+        }
+    };
+    publisher.abort();
+    client.disconnect().await.ok();
+    let _ = tokio::time::timeout(Duration::from_millis(300), ev.poll()).await;
+    result?;
+    let left = find_retained(mqtt, prefix).await?.len();
+    Ok(Cleared { acknowledged, left })
+}
+
 /// Options for a second connection to the broker of the active connection (always MQTT
 /// 3.1.1: the demo flow plays a Mini Program, and finding retained messages needs no more).
 /// The guard stops a server-name forwarder when the second connection is done.
@@ -1444,7 +1521,7 @@ impl ConnCtx {
             Target::Tcp(a) => format!("mqtt://{a}"),
             Target::Wss { url, .. } => url.clone(),
         };
-        self.register(id, SANDBOX_LABEL, &url, 4);
+        self.register(id, SANDBOX_LABEL, &url, 4, false);
         let worker = Worker::spawn(
             &self.handle,
             WorkerOptions {
@@ -1475,7 +1552,13 @@ impl ConnCtx {
         profile: crate::mqtt::profile::Profile,
         mqtt: BrokerOptions,
     ) -> Conn {
-        self.register(id, &profile.name, profile.url.trim(), mqtt.protocol());
+        self.register(
+            id,
+            &profile.name,
+            profile.url.trim(),
+            mqtt.protocol(),
+            profile.insecure,
+        );
         let subs = profile
             .subscriptions
             .iter()
@@ -1491,13 +1574,14 @@ impl ConnCtx {
         }
     }
 
-    fn register(&self, id: ConnId, label: &str, url: &str, protocol: u8) {
+    fn register(&self, id: ConnId, label: &str, url: &str, protocol: u8, insecure: bool) {
         let info = ConnInfo {
             id,
             label: label.to_owned(),
             url: crate::checks::url::redact(url),
             protocol,
             state: ConnState::Connecting { attempt: 0 },
+            insecure,
         };
         set_status(&self.status, &self.sink, |s| s.connections.push(info));
     }

@@ -166,6 +166,11 @@ impl Store {
         self.messages.iter()
     }
 
+    /// From the `index`-th message held (0: the oldest) to the newest.
+    pub fn iter_from(&self, index: usize) -> impl Iterator<Item = &Stored> {
+        self.messages.range(index.min(self.messages.len())..)
+    }
+
     /// The message before `seq` on the same topic, for the diff view.
     pub fn previous_on_topic(&self, seq: u64) -> Option<&Stored> {
         let m = self.by_seq(seq)?;

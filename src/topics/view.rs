@@ -61,6 +61,19 @@ pub fn hex_dump(b: &[u8]) -> String {
     out
 }
 
+/// Up to `max` bytes as one line of text: control characters as spaces, bytes that are not
+/// UTF-8 as `.` (as a hex dump's column shows them; no font draws U+FFFD everywhere).
+pub fn preview(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)])
+        .chars()
+        .map(|c| match c {
+            '\u{FFFD}' => '.',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
 /// The payload rendered in `format`; `Auto` says which it picked.
 pub fn render(b: &[u8], format: Format) -> (Format, String) {
     match format {
@@ -85,7 +98,10 @@ pub fn render(b: &[u8], format: Format) -> (Format, String) {
             ),
             Err(e) => (Format::Json, format!("not JSON: {e}")),
         },
-        Format::Text => (Format::Text, String::from_utf8_lossy(b).into_owned()),
+        Format::Text => (
+            Format::Text,
+            String::from_utf8_lossy(b).replace('\u{FFFD}', "."),
+        ),
         Format::Hex => (Format::Hex, hex_dump(b)),
         Format::Base64 => (
             Format::Base64,
@@ -159,6 +175,10 @@ mod tests {
             "00000000  41 42 00                                          AB.\n"
         );
         assert_eq!(render(b"hi", Format::Base64).1, "aGk=");
+        // Bytes that are not UTF-8 never reach a font as U+FFFD.
+        assert_eq!(render(&[b'a', 0xff, 0xfe], Format::Text).1, "a..");
+        assert_eq!(preview(&[0xff, 0xfe, 0xbe, 0xff, b'\n', b'x'], 5), ".... ");
+        assert_eq!(preview("温度=21".as_bytes(), 64), "温度=21");
     }
 
     #[test]

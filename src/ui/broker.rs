@@ -30,6 +30,8 @@ struct Form {
     password: String,
     will_topic: String,
     will_payload: String,
+    will_qos: u8,
+    will_retain: bool,
     ca: String,
     cert: String,
     key: String,
@@ -59,6 +61,8 @@ impl Form {
                 .as_ref()
                 .map(|w| w.payload.clone())
                 .unwrap_or_default(),
+            will_qos: p.will.as_ref().map(|w| w.qos).unwrap_or(0),
+            will_retain: p.will.as_ref().is_some_and(|w| w.retain),
             ca: path(&p.ca_file),
             cert: path(&p.client_cert),
             key: path(&p.client_key),
@@ -86,8 +90,8 @@ impl Form {
         p.will = opt(&self.will_topic).map(|topic| Will {
             topic,
             payload: self.will_payload.clone(),
-            qos: p.will.as_ref().map(|w| w.qos).unwrap_or(0),
-            retain: p.will.as_ref().map(|w| w.retain).unwrap_or(false),
+            qos: self.will_qos.min(2),
+            retain: self.will_retain,
         });
         p.ca_file = opt(&self.ca).map(Into::into);
         p.client_cert = opt(&self.cert).map(Into::into);
@@ -113,6 +117,8 @@ pub struct BrokerPanel {
     /// The subscriptions the Topics panel takes once the connection attempt is accepted.
     pending_subs: Option<Vec<String>>,
     export: Option<Requested<std::path::PathBuf, String>>,
+    /// The built-in sandbox entry is shown instead of a saved profile.
+    sandbox_shown: bool,
 }
 
 impl BrokerPanel {
@@ -188,15 +194,28 @@ impl BrokerPanel {
                     if ui.button(t.broker_new).clicked() {
                         self.form =
                             Form::load(None, &Profile::new("new broker", "mqtt://127.0.0.1:1883"));
+                        self.sandbox_shown = false;
                     }
                 });
+                // The sandbox: a built-in entry, always first.
+                if let crate::backend::SandboxState::Running(info) = &live.status.sandbox
+                    && ui
+                        .selectable_label(
+                            self.sandbox_shown,
+                            format!("{}\n{}", t.broker_sandbox_entry, info.relay),
+                        )
+                        .clicked()
+                {
+                    self.sandbox_shown = true;
+                }
                 for (i, p) in profiles.profiles.iter().enumerate() {
-                    let selected = self.form.index == Some(i);
+                    let selected = !self.sandbox_shown && self.form.index == Some(i);
                     if ui
                         .selectable_label(selected, format!("{}\n{}", p.name, p.url))
                         .clicked()
                     {
                         self.form = Form::load(Some(i), p);
+                        self.sandbox_shown = false;
                     }
                 }
                 ui.separator();
@@ -245,7 +264,52 @@ impl BrokerPanel {
         egui::ScrollArea::vertical()
             .id_salt("broker-form")
             .auto_shrink([false, false])
-            .show(ui, |ui| self.form_ui(ui, t, actions));
+            .show(ui, |ui| match &live.status.sandbox {
+                crate::backend::SandboxState::Running(info) if self.sandbox_shown => {
+                    self.sandbox_ui(ui, t, info, actions)
+                }
+                _ => self.form_ui(ui, t, actions),
+            });
+    }
+
+    /// The built-in sandbox profile: what it is, connect to it, or start a profile from it.
+    fn sandbox_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        info: &crate::sandbox::SandboxInfo,
+        actions: &mut Vec<Action>,
+    ) {
+        ui.label(RichText::new(t.broker_sandbox_entry).strong());
+        ui.label(RichText::new(t.broker_sandbox_about).color(tokens::MUTED));
+        egui::Grid::new("broker-sandbox-grid")
+            .num_columns(2)
+            .spacing([10.0, 6.0])
+            .show(ui, |ui| {
+                for (k, v) in [
+                    (t.broker_url, info.relay.clone()),
+                    (t.broker_sandbox_direct, info.broker.clone()),
+                    (t.broker_version, "3.1.1".to_owned()),
+                    (t.broker_ca_file, info.ca.display().to_string()),
+                ] {
+                    ui.label(k);
+                    ui.add(egui::Label::new(RichText::new(v).monospace()).selectable(true));
+                    ui.end_row();
+                }
+            });
+        ui.horizontal(|ui| {
+            if ui.button(t.broker_connect).clicked() {
+                actions.push(Action::Backend(Command::ConnectSandbox));
+            }
+            if ui.button(t.broker_sandbox_copy).clicked() {
+                let mut p = Profile::new("sandbox (copy)", &info.relay);
+                p.trust = TrustChoice::File;
+                p.ca_file = Some(info.ca.clone());
+                p.subscriptions = vec!["#".into()];
+                self.form = Form::load(None, &p);
+                self.sandbox_shown = false;
+            }
+        });
     }
 
     fn form_ui(&mut self, ui: &mut egui::Ui, t: &Tr, actions: &mut Vec<Action>) {
@@ -330,6 +394,14 @@ impl BrokerPanel {
                     &mut self.form.will_payload,
                     "offline",
                 );
+                ui.label("");
+                ui.horizontal(|ui| {
+                    for q in 0..=2u8 {
+                        ui.selectable_value(&mut self.form.will_qos, q, format!("QoS {q}"));
+                    }
+                    ui.checkbox(&mut self.form.will_retain, t.broker_will_retain);
+                });
+                ui.end_row();
                 ui.label(t.broker_trust);
                 ui.horizontal(|ui| {
                     for (choice, label) in [
@@ -436,7 +508,13 @@ fn connections_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec
                 let (state, color) = super::conn_state(t, &c.state);
                 ui.label(tokens::chip(&state, color));
                 let name = RichText::new(&c.label);
-                ui.label(if active { name.strong() } else { name });
+                ui.horizontal(|ui| {
+                    ui.label(if active { name.strong() } else { name });
+                    if c.insecure {
+                        ui.label(tokens::chip(t.broker_unverified, tokens::BAD))
+                            .on_hover_text(t.broker_insecure_warning);
+                    }
+                });
                 ui.label(
                     RichText::new(format!(
                         "{} · MQTT {}",

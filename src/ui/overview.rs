@@ -216,7 +216,7 @@ fn recent_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel) {
                     ui.add(egui::Label::new(RichText::new(&m.topic).monospace()).truncate());
                 });
                 row.col(|ui| {
-                    let text = String::from_utf8_lossy(&m.payload[..m.payload.len().min(200)]);
+                    let text = crate::topics::view::preview(&m.payload, 200);
                     ui.add(egui::Label::new(RichText::new(text).monospace()).truncate());
                 });
             });

@@ -18,6 +18,9 @@ use crate::topics::{Topics, Tree};
 /// Shown at most, per payload view.
 const VIEW_BYTES: usize = 64 * 1024;
 
+/// Time a frame spends searching, at most.
+const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(6);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PayloadKind {
     #[default]
@@ -138,6 +141,22 @@ impl Props5Form {
     }
 }
 
+/// The selected message's payload view, rendered for `key` (sequence number, format, diff).
+struct Rendered {
+    key: (u64, Format, bool),
+    picked: Format,
+    text: String,
+    /// With diff on: `None` inside when the topic has no earlier message, `Some(None)` when the
+    /// two are too big to diff.
+    diff: Option<Option<Option<Vec<DiffLine>>>>,
+}
+
+/// A clear of retained messages under way: its answer and the acknowledged count (done, total).
+type Clearing = (
+    Requested<crate::backend::Cleared, String>,
+    tokio::sync::watch::Receiver<(usize, usize)>,
+);
+
 /// What a search result was computed for: topic, text, regex.
 type SearchKey = (String, String, bool);
 
@@ -157,11 +176,14 @@ pub struct TopicsPanel {
     search_key: Option<SearchKey>,
     scanned_upto: Option<u64>,
     search_error: Option<String>,
+    /// A search still scanning: the share done.
+    search_pending: Option<f32>,
     pub selected: Option<u64>,
     pub format: Format,
     pub diff: bool,
+    rendered: Option<Rendered>,
     expanded: HashSet<usize>,
-    tree_filter: String,
+    pub tree_filter: String,
     /// Cached tree rows: (generation, expanded count, filter) they were built for.
     rows: Option<(u64, usize, String, Vec<usize>)>,
     pub pub_topic: String,
@@ -177,7 +199,7 @@ pub struct TopicsPanel {
     pub clear_prefix: String,
     pub save_name: String,
     clear_preview: Option<Requested<Vec<String>, String>>,
-    clearing: Option<Requested<usize, String>>,
+    clearing: Option<Clearing>,
     export: Option<Requested<std::path::PathBuf, String>>,
     /// The connection whose store the caches above were built from.
     shown_conn: Option<crate::backend::ConnId>,
@@ -197,9 +219,11 @@ impl Default for TopicsPanel {
             search_key: None,
             scanned_upto: None,
             search_error: None,
+            search_pending: None,
             selected: None,
             format: Format::Auto,
             diff: false,
+            rendered: None,
             expanded: HashSet::new(),
             tree_filter: String::new(),
             rows: None,
@@ -292,6 +316,16 @@ impl TopicsPanel {
         self.list_ui(ui, t, topics);
     }
 
+    /// Opens every node of the tree (the benchmark's worst case).
+    pub fn expand_all(&mut self, tree: &Tree) {
+        self.expanded = (0..=tree.len()).collect();
+    }
+
+    /// Opens these tree nodes.
+    pub fn open_nodes(&mut self, nodes: &[usize]) {
+        self.expanded.extend(nodes.iter().copied());
+    }
+
     fn subscriptions_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -302,6 +336,14 @@ impl TopicsPanel {
         let now = chrono::Local::now().timestamp();
         ui.horizontal_wrapped(|ui| {
             for s in &topics.subs {
+                let mut rgb = s.color;
+                if ui
+                    .color_edit_button_srgb(&mut rgb)
+                    .on_hover_text(t.topics_pick_color)
+                    .changed()
+                {
+                    actions.push(Action::Topics(TopicsEdit::Color(s.filter.clone(), rgb)));
+                }
                 let text = RichText::new(fill(
                     t.topics_sub_chip,
                     &[&s.filter, &s.qos, &s.count, &s.rate.per_second(now)],
@@ -389,6 +431,14 @@ impl TopicsPanel {
             if let Some(e) = &self.search_error {
                 ui.colored_label(tokens::BAD, e);
             }
+            if let Some(done) = self.search_pending {
+                ui.spinner();
+                ui.label(
+                    RichText::new(fill(t.topics_searching, &[&format!("{:.0}", done * 100.0)]))
+                        .color(tokens::MUTED),
+                );
+                ui.ctx().request_repaint();
+            }
             ui.separator();
             let paused = self.paused_at.is_some();
             if ui
@@ -425,7 +475,9 @@ impl TopicsPanel {
             );
             ui.separator();
             for (label, csv) in [(t.topics_export_jsonl, false), (t.topics_export_csv, true)] {
-                if ui.button(label).clicked() {
+                // Only a finished search is exported.
+                let ready = self.search_pending.is_none();
+                if ui.add_enabled(ready, egui::Button::new(label)).clicked() {
                     // Cheap clones (an Arc and a Bytes each); the backend writes the file.
                     let messages = self.shown(topics);
                     let (req, reply) = Requested::new(waker(ui));
@@ -507,12 +559,27 @@ impl TopicsPanel {
             Some(upto) => usize::try_from((upto + 1).saturating_sub(first)).unwrap_or(usize::MAX),
             None => 0,
         };
-        for m in topics.store.iter().skip(skip) {
+        // A new query over a million messages takes several frames: at most SEARCH_BUDGET
+        // of scanning per frame, the rest on the next ones (the list fills as it goes).
+        let started = std::time::Instant::now();
+        let mut left = false;
+        for (n, m) in topics.store.iter_from(skip).enumerate() {
+            if n % 1024 == 1023 && started.elapsed() >= SEARCH_BUDGET {
+                left = true;
+                break;
+            }
             if query.matches(m) {
                 self.filtered.push(m.seq);
             }
             self.scanned_upto = Some(m.seq);
         }
+        self.search_pending = left.then(|| {
+            let done = self
+                .scanned_upto
+                .map(|u| (u + 1).saturating_sub(first))
+                .unwrap_or(0);
+            done as f32 / topics.store.len().max(1) as f32
+        });
         let dropped = self.filtered.partition_point(|s| *s < first);
         self.filtered.drain(..dropped);
     }
@@ -586,11 +653,7 @@ impl TopicsPanel {
                                 .to_string()
                         })
                         .unwrap_or_default();
-                    let preview: String =
-                        String::from_utf8_lossy(&m.payload[..m.payload.len().min(80)])
-                            .chars()
-                            .map(|ch| if ch.is_control() { ' ' } else { ch })
-                            .collect();
+                    let preview = view::preview(&m.payload, 80);
                     let text = format!(
                         "{time}  {}  q{}{}  {}  {preview}",
                         m.topic,
@@ -636,7 +699,12 @@ impl TopicsPanel {
             let rows = tree.rows(&self.expanded, &self.tree_filter);
             self.rows = Some((key.0, key.1, key.2, rows));
         }
-        let rows = self.rows.as_ref().map(|r| r.3.clone()).unwrap_or_default();
+        // Borrowed out of the cache for the frame (100 000 rows are not copied per frame).
+        let rows = self
+            .rows
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.3))
+            .unwrap_or_default();
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut toggle = None;
         let mut pick = None;
@@ -679,10 +747,7 @@ impl TopicsPanel {
                         }
                         ui.label(RichText::new(info).small().color(tokens::MUTED));
                         if let Some(p) = &n.last_payload {
-                            let preview: String = String::from_utf8_lossy(&p[..p.len().min(40)])
-                                .chars()
-                                .map(|c| if c.is_control() { ' ' } else { c })
-                                .collect();
+                            let preview = view::preview(p, 40);
                             ui.add(
                                 egui::Label::new(RichText::new(preview).small().monospace())
                                     .truncate(),
@@ -691,6 +756,9 @@ impl TopicsPanel {
                     });
                 }
             });
+        if let Some(r) = self.rows.as_mut() {
+            r.3 = rows;
+        }
         if let Some(i) = toggle
             && !self.expanded.remove(&i)
         {
@@ -740,7 +808,29 @@ impl TopicsPanel {
                 fill(t.topics_view_limit, &[&human(shown.len()), &human(m.size)]),
             );
         }
-        let (picked, text) = view::render(shown, self.format);
+        // Rendered once per message, format and diff setting, not every frame (a 64 KiB hex
+        // dump or an LCS diff is real work).
+        let key = (m.seq, self.format, self.diff);
+        if self.rendered.as_ref().is_none_or(|r| r.key != key) {
+            let (picked, text) = view::render(shown, self.format);
+            let diff = self.diff.then(|| {
+                topics.store.previous_on_topic(m.seq).map(|prev| {
+                    let p = &prev.payload[..prev.payload.len().min(VIEW_BYTES)];
+                    let (_, old) = view::render(p, picked);
+                    view::diff(&old, &text)
+                })
+            });
+            self.rendered = Some(Rendered {
+                key,
+                picked,
+                text,
+                diff,
+            });
+        }
+        let Some(r) = self.rendered.as_ref() else {
+            return;
+        };
+        let picked = r.picked;
         if self.format == Format::Auto {
             ui.label(
                 RichText::new(fill(t.topics_shown_as, &[&picked.name()]))
@@ -784,33 +874,29 @@ impl TopicsPanel {
                                 });
                         });
                 }
-                if self.diff {
-                    match topics.store.previous_on_topic(m.seq) {
-                        None => {
-                            ui.label(RichText::new(t.topics_no_previous).color(tokens::MUTED));
-                        }
-                        Some(prev) => {
-                            let p = &prev.payload[..prev.payload.len().min(VIEW_BYTES)];
-                            let (_, old) = view::render(p, picked);
-                            match view::diff(&old, &text) {
-                                Some(lines) => {
-                                    for l in lines {
-                                        let (txt, c) = match l {
-                                            DiffLine::Same(s) => (format!("  {s}"), tokens::MUTED),
-                                            DiffLine::Added(s) => (format!("+ {s}"), tokens::OK),
-                                            DiffLine::Removed(s) => (format!("- {s}"), tokens::BAD),
-                                        };
-                                        ui.label(RichText::new(txt).monospace().color(c));
-                                    }
-                                }
-                                None => {
-                                    ui.label(t.topics_diff_too_big);
-                                }
-                            }
+                match &r.diff {
+                    None => {
+                        ui.add(
+                            egui::Label::new(RichText::new(r.text.as_str()).monospace())
+                                .selectable(true),
+                        );
+                    }
+                    Some(None) => {
+                        ui.label(RichText::new(t.topics_no_previous).color(tokens::MUTED));
+                    }
+                    Some(Some(None)) => {
+                        ui.label(t.topics_diff_too_big);
+                    }
+                    Some(Some(Some(lines))) => {
+                        for l in lines {
+                            let (mark, s, c) = match l {
+                                DiffLine::Same(s) => ("  ", s, tokens::MUTED),
+                                DiffLine::Added(s) => ("+ ", s, tokens::OK),
+                                DiffLine::Removed(s) => ("- ", s, tokens::BAD),
+                            };
+                            ui.label(RichText::new(format!("{mark}{s}")).monospace().color(c));
                         }
                     }
-                } else {
-                    ui.add(egui::Label::new(RichText::new(text).monospace()).selectable(true));
                 }
             });
     }
@@ -1067,24 +1153,44 @@ impl TopicsPanel {
                     }
                     if let Some(list) = send {
                         let (req, reply) = Requested::new(waker(ui));
-                        self.clearing = Some(req);
+                        let (progress, seen) = tokio::sync::watch::channel((0, list.len()));
+                        self.clearing = Some((req, seen));
                         actions.push(Action::Backend(Command::ClearRetained {
+                            prefix: self.clear_prefix.trim().to_owned(),
                             topics: list,
+                            progress,
                             reply,
                         }));
                         self.clear_preview = None;
                     }
-                    match self.clearing.as_mut().map(|r| r.poll()) {
-                        Some(None) => {
-                            ui.spinner();
+                    if let Some((req, seen)) = self.clearing.as_mut() {
+                        match req.poll() {
+                            None => {
+                                let (done, total) = *seen.borrow();
+                                ui.add(
+                                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                                        .desired_width(160.0)
+                                        .text(fill(t.topics_clearing, &[&done, &total])),
+                                );
+                                // The counts move without a message arriving: keep drawing.
+                                ui.ctx()
+                                    .request_repaint_after(std::time::Duration::from_millis(100));
+                            }
+                            Some(Ok(c)) => {
+                                let color = if c.left == 0 {
+                                    tokens::OK
+                                } else {
+                                    tokens::WARN
+                                };
+                                ui.colored_label(
+                                    color,
+                                    fill(t.topics_cleared, &[&c.acknowledged, &c.left]),
+                                );
+                            }
+                            Some(Err(e)) => {
+                                ui.colored_label(tokens::BAD, e.as_str());
+                            }
                         }
-                        Some(Some(Ok(n))) => {
-                            ui.colored_label(tokens::OK, fill(t.topics_cleared, &[n]));
-                        }
-                        Some(Some(Err(e))) => {
-                            ui.colored_label(tokens::BAD, e.as_str());
-                        }
-                        None => {}
                     }
                 });
             });
@@ -1106,6 +1212,8 @@ pub enum TopicsEdit {
     /// A connection was opened: these are its subscriptions.
     Replace(crate::backend::ConnId, Vec<String>),
     Enable(String, bool),
+    /// A colour picked for a subscription.
+    Color(String, [u8; 3]),
     Remove(String),
 }
 
