@@ -201,7 +201,7 @@ impl BrokerPanel {
                 if let crate::backend::SandboxState::Running(info) = &live.status.sandbox
                     && ui
                         .selectable_label(
-                            self.sandbox_shown,
+                            self.sandbox_shown || self.form.p.is_none(),
                             format!("{}\n{}", t.broker_sandbox_entry, info.relay),
                         )
                         .clicked()
@@ -265,7 +265,10 @@ impl BrokerPanel {
             .id_salt("broker-form")
             .auto_shrink([false, false])
             .show(ui, |ui| match &live.status.sandbox {
-                crate::backend::SandboxState::Running(info) if self.sandbox_shown => {
+                // With nothing else picked (no saved profile yet), the sandbox is shown.
+                crate::backend::SandboxState::Running(info)
+                    if self.sandbox_shown || self.form.p.is_none() =>
+                {
                     self.sandbox_ui(ui, t, info, actions)
                 }
                 _ => self.form_ui(ui, t, actions),

@@ -2,8 +2,6 @@
 //! (only visible rows are laid out), the payload in several views with a diff against the
 //! previous message on the topic, search, pause, publish, clear retained, export.
 
-use std::collections::HashSet;
-
 use egui::{Color32, RichText};
 use egui_plot::{Line, Plot, PlotPoints};
 
@@ -182,10 +180,12 @@ pub struct TopicsPanel {
     pub format: Format,
     pub diff: bool,
     rendered: Option<Rendered>,
-    expanded: HashSet<usize>,
+    /// Open tree nodes, a flag per node, and a count of changes (for the row cache).
+    expanded: Vec<bool>,
+    expanded_changes: u64,
     pub tree_filter: String,
-    /// Cached tree rows: (generation, expanded count, filter) they were built for.
-    rows: Option<(u64, usize, String, Vec<usize>)>,
+    /// Cached tree rows: (generation, expanded changes, filter) they were built for.
+    rows: Option<(u64, u64, String, Vec<usize>)>,
     pub pub_topic: String,
     pub pub_payload: String,
     pub pub_kind: PayloadKind,
@@ -224,7 +224,8 @@ impl Default for TopicsPanel {
             format: Format::Auto,
             diff: false,
             rendered: None,
-            expanded: HashSet::new(),
+            expanded: Vec::new(),
+            expanded_changes: 0,
             tree_filter: String::new(),
             rows: None,
             pub_topic: String::new(),
@@ -280,6 +281,7 @@ impl TopicsPanel {
             self.scanned_upto = None;
             self.rows = None;
             self.expanded.clear();
+            self.expanded_changes += 1;
         }
         ui.heading(t.nav_topics);
         if live.status.connections.len() > 1 {
@@ -318,12 +320,27 @@ impl TopicsPanel {
 
     /// Opens every node of the tree (the benchmark's worst case).
     pub fn expand_all(&mut self, tree: &Tree) {
-        self.expanded = (0..=tree.len()).collect();
+        self.expanded = vec![true; tree.len() + 1];
+        self.expanded_changes += 1;
+    }
+
+    fn is_open(&self, i: usize) -> bool {
+        self.expanded.get(i).copied().unwrap_or(false)
+    }
+
+    fn set_open(&mut self, i: usize, open: bool) {
+        if self.expanded.len() <= i {
+            self.expanded.resize(i + 1, false);
+        }
+        self.expanded[i] = open;
+        self.expanded_changes += 1;
     }
 
     /// Opens these tree nodes.
     pub fn open_nodes(&mut self, nodes: &[usize]) {
-        self.expanded.extend(nodes.iter().copied());
+        for &i in nodes {
+            self.set_open(i, true);
+        }
     }
 
     fn subscriptions_ui(
@@ -337,11 +354,16 @@ impl TopicsPanel {
         ui.horizontal_wrapped(|ui| {
             for s in &topics.subs {
                 let mut rgb = s.color;
-                if ui
-                    .color_edit_button_srgb(&mut rgb)
-                    .on_hover_text(t.topics_pick_color)
-                    .changed()
-                {
+                let changed = ui
+                    .scope(|ui| {
+                        // A small swatch, not a button-sized bar.
+                        ui.spacing_mut().interact_size = egui::vec2(14.0, 14.0);
+                        ui.color_edit_button_srgb(&mut rgb)
+                            .on_hover_text(t.topics_pick_color)
+                            .changed()
+                    })
+                    .inner;
+                if changed {
                     actions.push(Action::Topics(TopicsEdit::Color(s.filter.clone(), rgb)));
                 }
                 let text = RichText::new(fill(
@@ -688,7 +710,7 @@ impl TopicsPanel {
         });
         let key = (
             tree.generation,
-            self.expanded.len(),
+            self.expanded_changes,
             self.tree_filter.clone(),
         );
         let stale = match &self.rows {
@@ -696,7 +718,7 @@ impl TopicsPanel {
             None => true,
         };
         if stale {
-            let rows = tree.rows(&self.expanded, &self.tree_filter);
+            let rows = tree.rows_with(|i| self.is_open(i), &self.tree_filter);
             self.rows = Some((key.0, key.1, key.2, rows));
         }
         // Borrowed out of the cache for the frame (100 000 rows are not copied per frame).
@@ -717,7 +739,7 @@ impl TopicsPanel {
                     ui.horizontal(|ui| {
                         ui.add_space(f32::from(n.depth.saturating_sub(1)) * 12.0);
                         if !n.children.is_empty() {
-                            let open = self.expanded.contains(&i) || !self.tree_filter.is_empty();
+                            let open = self.is_open(i) || !self.tree_filter.is_empty();
                             let mark = if open {
                                 t.checks_mark_open
                             } else {
@@ -759,10 +781,9 @@ impl TopicsPanel {
         if let Some(r) = self.rows.as_mut() {
             r.3 = rows;
         }
-        if let Some(i) = toggle
-            && !self.expanded.remove(&i)
-        {
-            self.expanded.insert(i);
+        if let Some(i) = toggle {
+            let open = self.is_open(i);
+            self.set_open(i, !open);
         }
         if let Some(i) = pick {
             // Filter the list to this topic (and below, for inner nodes).
