@@ -857,8 +857,16 @@ async fn pump_tcp(
                 End::ClientGone("connection closed without a close frame".into())
             };
             let b = async {
-                let mut buf = vec![0u8; (16 * 1024).min(max_message)];
+                // Adaptive, as in the passthrough: small while the connection idles (most
+                // do), grown while reads fill it, shrunk again when traffic calms down.
+                let cap = (16 * 1024).min(max_message).max(MIN_BUF);
+                let mut buf = vec![0u8; MIN_BUF];
+                let mut small_reads = 0u32;
                 loop {
+                    if small_reads > 16 {
+                        buf = vec![0u8; MIN_BUF];
+                        small_reads = 0;
+                    }
                     match u_rd.read(&mut buf).await {
                         Ok(0) => return End::Upstream(None),
                         Ok(mut n) => {
@@ -875,6 +883,13 @@ async fn pump_tcp(
                             if let Err(e) = c_tx.send(Message::Binary(chunk.to_vec().into())).await
                             {
                                 return End::ClientGone(e.to_string());
+                            }
+                            if n == buf.len() && buf.len() < cap {
+                                let grown = (buf.len() * 2).min(cap);
+                                buf.resize(grown, 0);
+                                small_reads = 0;
+                            } else if n < buf.len() / 8 && buf.len() > MIN_BUF {
+                                small_reads += 1;
                             }
                         }
                         Err(e) => return End::UpstreamGone(e.to_string()),
