@@ -609,6 +609,15 @@ pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
                 "{name}: certificate verification is off, as in MQTTX"
             ));
         }
+        // MQTTX may hold certificates inline (PEM text) instead of file paths; a profile here
+        // names files, so those are left out — and said.
+        for k in ["ca", "cert", "key"] {
+            if s(k).is_some_and(|x| x.contains("-----BEGIN")) {
+                notes.push(format!(
+                    "{name}: the {k} is PEM text inside the export; save it to a file and pick it in the profile"
+                ));
+            }
+        }
         if let Some(ca) = s("ca").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")) {
             p.trust = TrustChoice::File;
             p.ca_file = Some(PathBuf::from(ca));
@@ -710,6 +719,20 @@ mod tests {
         p.username = Some("u".into());
         p.subscriptions = vec!["a/#/b".into()];
         assert!(p.validate().unwrap_err().contains("topic filter"));
+    }
+
+    #[test]
+    fn mqttx_inline_certificates_are_named_not_dropped_silently() {
+        let (profiles, notes) = from_mqttx(
+            r#"[{"name":"inline","host":"h.example","port":8883,"protocol":"mqtts","ca":"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}]"#,
+        )
+        .unwrap();
+        assert_eq!(profiles.len(), 1);
+        assert!(profiles[0].ca_file.is_none());
+        assert!(
+            notes.iter().any(|n| n.contains("the ca is PEM text")),
+            "{notes:?}"
+        );
     }
 
     #[test]
