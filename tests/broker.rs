@@ -11,6 +11,7 @@ use common::corpus::{Corpus, LeafSpec};
 use mpbridge::config::Secret;
 use mpbridge::config::store::{self, ConfigFile};
 use mpbridge::mqtt::profile::{MqttVersion, Profile, Profiles, TrustChoice, from_mqttx};
+use mpbridge::relay::Relay;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 #[test]
@@ -583,6 +584,20 @@ fn server_name_override_connects_by_address_to_a_named_certificate() {
     assert!(p.validate().unwrap_err().contains("mqtts:// or wss://"));
 }
 
+/// The relay on a free port with `pki`'s certificate, `/mqtt` → mosquitto's TCP port.
+fn relay_to(rt: &tokio::runtime::Runtime, pki: &common::TestPki, tcp_port: u16) -> Relay {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let text = format!(
+        "[listen]\naddr = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"tcp://127.0.0.1:{tcp_port}\"]\n",
+        pki.chain.display(),
+        pki.key.display(),
+    );
+    let cfg = mpbridge::relay::RelayConfig::parse(&text, pki.dir.path()).unwrap();
+    rt.block_on(Relay::start(cfg, rt.handle())).unwrap()
+}
+
 /// A reader with a persistent session on `filter`, then offline: what the broker queues for it
 /// is what reached the broker.
 fn persistent_reader(rt: &tokio::runtime::Runtime, port: u16, id: &str, filter: &str) {
@@ -745,25 +760,9 @@ fn client_certificates_mqtt5_over_tls_and_alpn() {
     conn.worker.stop();
 
     // ALPN against the relay, which speaks only http/1.1: offered and accepted, or refused.
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
     let m = Mosquitto::start();
     let pki = common::TestPki::new();
-    let relay = rt.block_on(async {
-        let text = format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"tcp://127.0.0.1:{}\"]\n",
-            pki.chain.display(),
-            pki.key.display(),
-            m.tcp_port
-        );
-        mpbridge::relay::Relay::start(
-            mpbridge::relay::RelayConfig::parse(&text, pki.dir.path()).unwrap(),
-            &tokio::runtime::Handle::current(),
-        )
-        .await
-        .unwrap()
-    });
+    let relay = relay_to(&rt, &pki, m.tcp_port);
     let wss = |alpn: &[&str]| {
         let mut p = Profile::new(
             "alpn",
@@ -847,26 +846,10 @@ fn random_suffixes_and_unreachable_brokers_in_words() {
 fn the_last_will_goes_out_when_the_console_vanishes() {
     // The console's connection runs through the relay (tcp:// upstream); the relay cuts it,
     // so mosquitto sees it gone without a DISCONNECT and publishes the will, retained.
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
     let rt = common::runtime();
     let m = Mosquitto::start();
     let pki = common::TestPki::new();
-    let relay = rt.block_on(async {
-        let text = format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"tcp://127.0.0.1:{}\"]\n",
-            pki.chain.display(),
-            pki.key.display(),
-            m.tcp_port
-        );
-        mpbridge::relay::Relay::start(
-            mpbridge::relay::RelayConfig::parse(&text, pki.dir.path()).unwrap(),
-            &tokio::runtime::Handle::current(),
-        )
-        .await
-        .unwrap()
-    });
+    let relay = relay_to(&rt, &pki, m.tcp_port);
     let mut watcher = Profile::new("watcher", &format!("mqtt://127.0.0.1:{}", m.tcp_port));
     watcher.client_id = "will-watcher".into();
     let mut watch = LiveConn::start(&rt, &watcher, &["consoles/+/status"]);
