@@ -638,13 +638,7 @@ async fn run(
                         .client
                         .try_publish(&topic, qos, retain, payload, props.as_deref())
                         .err()
-                        .map(|e| {
-                            if e == crate::mqtt::client::QUEUE_FULL {
-                                L10n::new(e, "连接的请求队列已满（256 个请求正在等待代理）")
-                            } else {
-                                L10n::same(e)
-                            }
-                        }),
+                        .map(crate::mqtt::client::publish_refusal),
                     None => Some(L10n::new("not connected to a broker", "未连接到代理")),
                 };
                 if let Some(why) = refused {

@@ -116,8 +116,19 @@ fn qos5(q: QoS) -> QoS5 {
 
 /// Why a request could not be queued (rumqttc's error says only "failed to send"): the queue
 /// also holds what waits for a broker that is away.
-pub const QUEUE_FULL: &str =
+const QUEUE_FULL: &str =
     "the connection's request queue is full (256 requests are waiting for the broker)";
+const V5_PROPS_ON_V4: &str = "MQTT 5 properties need an MQTT 5 connection (this one is 3.1.1)";
+
+/// A [`Client::try_publish`] refusal in both languages, for the UI.
+pub fn publish_refusal(e: String) -> L10n {
+    let zh = match e.as_str() {
+        QUEUE_FULL => "连接的请求队列已满（256 个请求正在等待代理）",
+        V5_PROPS_ON_V4 => "MQTT 5 属性需要 MQTT 5 连接（此连接为 3.1.1）",
+        _ => return L10n::same(e),
+    };
+    L10n::new(e, zh)
+}
 
 /// Sends requests to a connection's event loop; cheap to clone.
 #[derive(Clone)]
@@ -147,9 +158,7 @@ impl Client {
         match self {
             Client::V4(c) => {
                 if props.is_some_and(|p| !p.is_empty()) {
-                    return Err(
-                        "MQTT 5 properties need an MQTT 5 connection (this one is 3.1.1)".into(),
-                    );
+                    return Err(V5_PROPS_ON_V4.into());
                 }
                 c.try_publish(topic, qos, retain, payload.to_vec())
                     .map_err(|_| QUEUE_FULL.to_owned())

@@ -201,7 +201,7 @@ impl BrokerPanel {
                 if let crate::backend::SandboxState::Running(info) = &live.status.sandbox
                     && ui
                         .selectable_label(
-                            self.sandbox_shown || self.form.p.is_none(),
+                            self.showing_sandbox(),
                             format!("{}\n{}", t.broker_sandbox_entry, info.relay),
                         )
                         .clicked()
@@ -266,13 +266,16 @@ impl BrokerPanel {
             .auto_shrink([false, false])
             .show(ui, |ui| match &live.status.sandbox {
                 // With nothing else picked (no saved profile yet), the sandbox is shown.
-                crate::backend::SandboxState::Running(info)
-                    if self.sandbox_shown || self.form.p.is_none() =>
-                {
+                crate::backend::SandboxState::Running(info) if self.showing_sandbox() => {
                     self.sandbox_ui(ui, t, info, actions)
                 }
                 _ => self.form_ui(ui, t, actions),
             });
+    }
+
+    /// The sandbox entry is the one shown: picked, or nothing else is (no saved profile yet).
+    fn showing_sandbox(&self) -> bool {
+        self.sandbox_shown || self.form.p.is_none()
     }
 
     /// The built-in sandbox profile: what it is, connect to it, or start a profile from it.

@@ -144,9 +144,18 @@ struct Rendered {
     key: (u64, Format, bool),
     picked: Format,
     text: String,
-    /// With diff on: `None` inside when the topic has no earlier message, `Some(None)` when the
-    /// two are too big to diff.
-    diff: Option<Option<Option<Vec<DiffLine>>>>,
+    diff: DiffView,
+}
+
+/// What the payload view shows below the properties.
+enum DiffView {
+    /// The payload itself (diff off).
+    Off,
+    /// Diff on, but the topic has no earlier message in the store.
+    NoPrevious,
+    /// Diff on, the two payloads too large to compare line by line.
+    TooBig,
+    Lines(Vec<DiffLine>),
 }
 
 /// A clear of retained messages under way: its answer and the acknowledged count (done, total).
@@ -834,13 +843,18 @@ impl TopicsPanel {
         let key = (m.seq, self.format, self.diff);
         if self.rendered.as_ref().is_none_or(|r| r.key != key) {
             let (picked, text) = view::render(shown, self.format);
-            let diff = self.diff.then(|| {
-                topics.store.previous_on_topic(m.seq).map(|prev| {
-                    let p = &prev.payload[..prev.payload.len().min(VIEW_BYTES)];
-                    let (_, old) = view::render(p, picked);
-                    view::diff(&old, &text)
-                })
-            });
+            let diff = if !self.diff {
+                DiffView::Off
+            } else {
+                match topics.store.previous_on_topic(m.seq) {
+                    None => DiffView::NoPrevious,
+                    Some(prev) => {
+                        let p = &prev.payload[..prev.payload.len().min(VIEW_BYTES)];
+                        let (_, old) = view::render(p, picked);
+                        view::diff(&old, &text).map_or(DiffView::TooBig, DiffView::Lines)
+                    }
+                }
+            };
             self.rendered = Some(Rendered {
                 key,
                 picked,
@@ -896,19 +910,19 @@ impl TopicsPanel {
                         });
                 }
                 match &r.diff {
-                    None => {
+                    DiffView::Off => {
                         ui.add(
                             egui::Label::new(RichText::new(r.text.as_str()).monospace())
                                 .selectable(true),
                         );
                     }
-                    Some(None) => {
+                    DiffView::NoPrevious => {
                         ui.label(RichText::new(t.topics_no_previous).color(tokens::MUTED));
                     }
-                    Some(Some(None)) => {
+                    DiffView::TooBig => {
                         ui.label(t.topics_diff_too_big);
                     }
-                    Some(Some(Some(lines))) => {
+                    DiffView::Lines(lines) => {
                         for l in lines {
                             let (mark, s, c) = match l {
                                 DiffLine::Same(s) => ("  ", s, tokens::MUTED),
