@@ -34,6 +34,10 @@ pub struct BenchOptions {
     pub workers: u16,
     /// Targets to run (`relay-ws`, `relay-tcp`, `nginx`, `direct`); empty: all.
     pub targets: Vec<String>,
+    /// Throughput scenarios: QoS levels, payload sizes, client counts.
+    pub qos: Vec<u8>,
+    pub sizes: Vec<usize>,
+    pub clients: Vec<usize>,
 }
 
 impl BenchOptions {
@@ -91,20 +95,9 @@ fn wait_listening(port: u16, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resident memory of a process and its children, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let read = |p: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{p}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
-    };
-    let mut total = read(pid);
+/// A process and its direct children (nginx's and the relay's workers).
+fn family(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
             let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -119,11 +112,45 @@ fn rss_kib(pid: u32) -> u64 {
                         .and_then(|p| p.parse::<u32>().ok())
                 });
             if ppid == Some(pid) {
-                total += read(child);
+                all.push(child);
             }
         }
     }
-    total
+    all
+}
+
+/// Resident memory of a process and its children, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let read = |p: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    family(pid).into_iter().map(read).sum()
+}
+
+/// CPU time (user + system) of a process and its children so far, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    // /proc reports times in USER_HZ, which the kernel ABI fixes at 100 on Linux.
+    const USER_HZ: f64 = 100.0;
+    let read = |p: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = s.rsplit(')').next()?.to_owned();
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                // After the command: state is field 0, utime 11, stime 12.
+                Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            })
+            .unwrap_or(0)
+    };
+    family(pid).into_iter().map(read).sum::<u64>() as f64 / USER_HZ
 }
 
 struct Pki {
@@ -172,6 +199,9 @@ struct Run {
     msgs_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU time the measured process (the proxy; mosquitto for direct) spent per delivered
+    /// message, in microseconds.
+    cpu_us: f64,
 }
 
 /// The median of each measure over rounds (each taken on its own).
@@ -189,12 +219,15 @@ fn median_run(runs: &[Run]) -> Run {
         msgs_per_s: median(|r| r.msgs_per_s),
         p50_ms: median(|r| r.p50_ms),
         p99_ms: median(|r| r.p99_ms),
+        cpu_us: median(|r| r.cpu_us),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn throughput(
     addr: SocketAddr,
     path: &'static str,
+    pid: u32,
     tls: Arc<rustls::ClientConfig>,
     clients: usize,
     qos: u8,
@@ -204,6 +237,17 @@ async fn throughput(
     let epoch = Instant::now();
     let deadline = epoch + Duration::from_secs_f64(secs) + Duration::from_secs(2);
     let measure_from = epoch + Duration::from_secs(2); // warm-up: connections and first messages
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let a = tokio::task::spawn_blocking(move || cpu_secs(pid))
+            .await
+            .unwrap_or(0.0);
+        tokio::time::sleep_until(deadline.into()).await;
+        let b = tokio::task::spawn_blocking(move || cpu_secs(pid))
+            .await
+            .unwrap_or(0.0);
+        b - a
+    });
     let mut tasks = Vec::new();
     for i in 0..clients {
         let tls = tls.clone();
@@ -302,10 +346,16 @@ async fn throughput(
         let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
         f64::from(lat[i.min(lat.len() - 1)]) / 1000.0
     };
+    let cpu = cpu.await.unwrap_or(f64::NAN);
     Ok(Run {
         msgs_per_s: total as f64 / secs,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
+        cpu_us: if total > 0 {
+            cpu * 1e6 / total as f64
+        } else {
+            f64::NAN
+        },
     })
 }
 
@@ -418,6 +468,78 @@ async fn idle_memory(t: &Target, tls: Arc<rustls::ClientConfig>, n: usize) -> an
     Ok((after.saturating_sub(before)) as f64 / n as f64)
 }
 
+/// How to start one relay route for the bench (again, with more workers, for the idle part).
+struct RelaySpawn {
+    dir: PathBuf,
+    chain: PathBuf,
+    key: PathBuf,
+    name: &'static str,
+    target_key: &'static str,
+    path: &'static str,
+    upstream: String,
+}
+
+impl RelaySpawn {
+    fn start(&self, workers: u16) -> anyhow::Result<(Target, Proc)> {
+        let port = free_port()?;
+        let conf = self.dir.join(format!("{}-{port}.toml", self.target_key));
+        std::fs::write(
+            &conf,
+            format!(
+                "[listen]\naddr = \"127.0.0.1:{port}\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"{}\"\nupstream = [\"{}\"]\n[limits]\nmax_connections_per_ip = 100000\nmax_connections = 100000\n",
+                self.chain.display(),
+                self.key.display(),
+                self.path,
+                self.upstream
+            ),
+        )?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(["relay", "--workers", &workers.to_string(), "--config"])
+            .arg(&conf)
+            .env("MPBRIDGE_LOG", "warn")
+            .env("MPBRIDGE_DATA_DIR", self.dir.join("data"))
+            .env("MPBRIDGE_CONFIG_DIR", self.dir.join("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let target = Target {
+            name: self.name,
+            key: self.target_key,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            path: self.path,
+            pid: child.id(),
+        };
+        let proc = Proc {
+            name: self.name,
+            child,
+            stop: None,
+        };
+        wait_listening(port, self.name)?;
+        Ok((target, proc))
+    }
+}
+
+/// This process's hard limit on open descriptors (children inherit it).
+fn descriptor_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(4))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(1024)
+}
+
+/// Worker processes a relay needs to hold `n` connections: two descriptors each (client and
+/// broker) plus some headroom, under the per-process limit.
+fn workers_for(n: usize, limit: u64) -> u16 {
+    let per_process = limit.saturating_sub(256).max(256);
+    let need = (2 * n as u64).div_ceil(per_process);
+    u16::try_from(need.max(1)).unwrap_or(u16::MAX)
+}
+
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if Command::new("mosquitto")
         .arg("-h")
@@ -467,7 +589,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     // per-process limit of 20 000). The tcp:// route turns WebSocket frames into mosquitto's
     // native MQTT stream, a translation nginx cannot do (its stream module has no WebSocket,
     // its http module no raw upstream).
-    for (name, key, path, upstream) in [
+    let routes = [
         (
             "mpbridge ws",
             "relay-ws",
@@ -480,47 +602,25 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             "/mqtt-tcp",
             format!("tcp://127.0.0.1:{tcp}"),
         ),
-    ] {
+    ];
+    let mut spawns = Vec::new();
+    for (name, key, path, upstream) in &routes {
         if !opts.wants(key) {
             continue;
         }
-        let port = free_port()?;
-        let conf = dir.path().join(format!("{key}.toml"));
-        std::fs::write(
-            &conf,
-            format!(
-                "[listen]\naddr = \"127.0.0.1:{port}\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"{path}\"\nupstream = [\"{upstream}\"]\n[limits]\nmax_connections_per_ip = 100000\nmax_connections = 100000\n",
-                pki.chain.display(),
-                pki.key.display()
-            ),
-        )?;
-        let child = Command::new(std::env::current_exe()?)
-            .args([
-                "relay",
-                "--workers",
-                &opts.workers.max(1).to_string(),
-                "--config",
-            ])
-            .arg(&conf)
-            .env("MPBRIDGE_LOG", "warn")
-            .env("MPBRIDGE_DATA_DIR", dir.path().join("data"))
-            .env("MPBRIDGE_CONFIG_DIR", dir.path().join("config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        targets.push(Target {
+        let spawn = RelaySpawn {
+            dir: dir.path().to_owned(),
+            chain: pki.chain.clone(),
+            key: pki.key.clone(),
             name,
-            key,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            target_key: key,
             path,
-            pid: child.id(),
-        });
-        procs.push(Proc {
-            name,
-            child,
-            stop: None,
-        });
-        wait_listening(port, name)?;
+            upstream: upstream.clone(),
+        };
+        let (target, proc) = spawn.start(opts.workers.max(1))?;
+        targets.push(target);
+        procs.push(proc);
+        spawns.push(spawn);
     }
 
     // nginx with the seed's reverse-proxy configuration.
@@ -629,17 +729,17 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let relays: Vec<usize> = (0..targets.len())
         .filter(|&i| targets[i].key.starts_with("relay-"))
         .collect();
-    // Each relay route against nginx: "<route>/nginx a b" for two values.
-    let versus = |a: &dyn Fn(usize) -> f64, b: &dyn Fn(usize) -> f64| -> String {
+    // Each relay route against nginx: "<route>/nginx a b …", one ratio per measure.
+    let versus = |measures: &[&dyn Fn(usize) -> f64]| -> String {
         match nginx {
             Some(n) if !relays.is_empty() => relays
                 .iter()
                 .map(|&r| {
+                    let ratios: Vec<String> = measures.iter().map(|m| ratio(m(r), m(n))).collect();
                     format!(
-                        "{}/nginx {} {}",
+                        "{}/nginx {}",
                         targets[r].key.trim_start_matches("relay-"),
-                        ratio(a(r), a(n)),
-                        ratio(b(r), b(n))
+                        ratios.join(" ")
                     )
                 })
                 .collect::<Vec<_>>()
@@ -651,10 +751,21 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     // Memory first, in processes that have carried no load yet (allocators keep what a
     // heavy run freed, which would flatter whoever is measured later).
     let mut idle_rows = Vec::new();
+    let limit = descriptor_limit();
     for &n in opts.idle.iter().filter(|_| opts.part("idle")) {
         let mut kib = Vec::new();
         for t in &targets {
-            kib.push(idle_memory(t, tls.clone(), n).await?);
+            // A relay route with too few processes for n connections' descriptors is
+            // measured in a fresh set with enough of them (nginx runs one per core here).
+            let need = workers_for(n, limit);
+            let spawn = spawns.iter().find(|r| r.target_key == t.key);
+            match spawn {
+                Some(spawn) if need > opts.workers => {
+                    let (extra, _proc) = spawn.start(need)?;
+                    kib.push(idle_memory(&extra, tls.clone(), n).await?);
+                }
+                _ => kib.push(idle_memory(t, tls.clone(), n).await?),
+            }
         }
         idle_rows.push((n, kib));
     }
@@ -673,45 +784,59 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let rounds = opts.rounds.max(1);
     let header: Vec<String> = targets
         .iter()
-        .map(|t| format!("{} msg/s p50/p99", t.name))
+        .map(|t| format!("{} msg/s p50/p99 cpu", t.name))
         .collect();
     println!(
-        "{:<24} {}   relay route/nginx: msg/s p99 (median of {rounds} rounds, targets taking turns)",
+        "{:<24} {}   relay route/nginx: msg/s p99 cpu (median of {rounds} rounds, targets taking turns)",
         "scenario",
         header
             .iter()
-            .map(|h| format!("{h:>27}"))
+            .map(|h| format!("{h:>34}"))
             .collect::<Vec<_>>()
             .join(" ")
     );
-    for qos in [0u8, 1].into_iter().filter(|_| opts.part("throughput")) {
-        for size in [64usize, 4096] {
-            for clients in [10usize, 100] {
+    for &qos in opts.qos.iter().filter(|_| opts.part("throughput")) {
+        for &size in &opts.sizes {
+            for &clients in &opts.clients {
                 let mut all: Vec<Vec<Run>> = vec![Vec::new(); targets.len()];
                 for round in 0..rounds {
                     // A different target goes first each round.
                     for k in 0..targets.len() {
                         let i = (k + round) % targets.len();
                         let t = &targets[i];
-                        let r =
-                            throughput(t.addr, t.path, tls.clone(), clients, qos, size, opts.secs)
-                                .await
-                                .with_context(|| {
-                                    format!("{} qos{qos} {size}B {clients} clients", t.name)
-                                })?;
+                        let r = throughput(
+                            t.addr,
+                            t.path,
+                            t.pid,
+                            tls.clone(),
+                            clients,
+                            qos,
+                            size,
+                            opts.secs,
+                        )
+                        .await
+                        .with_context(|| {
+                            format!("{} qos{qos} {size}B {clients} clients", t.name)
+                        })?;
                         all[i].push(r);
                     }
                 }
                 let runs: Vec<Run> = all.iter().map(|v| median_run(v)).collect();
-                let cell =
-                    |r: &Run| format!("{:>10.0} {:>7.2}/{:<7.2}", r.msgs_per_s, r.p50_ms, r.p99_ms);
+                let cell = |r: &Run| {
+                    format!(
+                        "{:>10.0} {:>7.2}/{:<7.2} {:>5.1}µs",
+                        r.msgs_per_s, r.p50_ms, r.p99_ms, r.cpu_us
+                    )
+                };
                 let label = format!("qos{qos} {size}B {clients} clients");
-                let rel = versus(&|i| runs[i].msgs_per_s, &|i| runs[i].p99_ms);
+                let rel = versus(&[&|i| runs[i].msgs_per_s, &|i| runs[i].p99_ms, &|i| {
+                    runs[i].cpu_us
+                }]);
                 println!(
                     "{:<24} {}   {rel}",
                     label,
                     runs.iter()
-                        .map(|r| format!("{:>27}", cell(r)))
+                        .map(|r| format!("{:>34}", cell(r)))
                         .collect::<Vec<_>>()
                         .join(" ")
                 );
@@ -719,16 +844,16 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         }
     }
     let row = |label: &str, values: &[f64], digits: usize| {
-        let rel = versus(&|i| values[i], &|_| f64::NAN);
+        let rel = versus(&[&|i| values[i]]);
         println!(
             "{:<24} {}   {}",
             label,
             values
                 .iter()
-                .map(|v| format!("{:>27}", format!("{v:.digits$}")))
+                .map(|v| format!("{:>34}", format!("{v:.digits$}")))
                 .collect::<Vec<_>>()
                 .join(" "),
-            rel.replace(" —", "")
+            rel
         );
     };
     if !hs_rows.is_empty() {
@@ -741,7 +866,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         row(&format!("RSS KiB/idle conn @{n}"), kib, 1);
     }
     println!(
-        "\n(ratios are relay route/nginx: msg/s and handshakes above 1.00× are better; p99 and memory below 1.00× are better)"
+        "\n(ratios are relay route/nginx: msg/s and handshakes above 1.00× are better; p99, cpu and memory below 1.00× are better;\n cpu = CPU time of the proxy's processes per delivered message, mosquitto's own for direct)"
     );
     for p in &procs {
         tracing::debug!("stopping {}", p.name);
