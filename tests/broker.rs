@@ -10,7 +10,7 @@ use common::Mosquitto;
 use common::corpus::{Corpus, LeafSpec};
 use mpbridge::config::Secret;
 use mpbridge::config::store::{self, ConfigFile};
-use mpbridge::mqtt::profile::{MqttVersion, Profile, Profiles, TrustChoice, from_mqttx};
+use mpbridge::mqtt::profile::{self, MqttVersion, Profile, Profiles, TrustChoice, from_mqttx};
 use mpbridge::relay::Relay;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 
@@ -81,6 +81,41 @@ fn profiles_file_round_trip_and_recovery() {
             .message
             .contains("not a broker address")
     );
+}
+
+/// *Export* leaves passwords out and *Import* reads it back whole; a broken export of ours
+/// is refused with its own error, never mistaken for an MQTTX file.
+#[test]
+fn profiles_export_and_import_round_trip() {
+    let mut a = Profile::new("lab", "wss://broker.lab:8084/mqtt");
+    a.username = Some("operator".into());
+    a.password = Some(Secret::new("s3cret-pw"));
+    a.version = MqttVersion::V5;
+    a.session_expiry_secs = Some(600);
+    a.subscriptions = vec!["lab/#".into()];
+    a.sni = Some("edge.lab".into());
+    let b = Profile::new("plain", "mqtt://127.0.0.1:1883");
+    let file = Profiles {
+        profiles: vec![a.clone(), b.clone()],
+    };
+    let text = file.export_text();
+    assert!(!text.contains("s3cret-pw"), "{text}");
+    let (back, notes) = profile::import(&text).unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    let mut want = a;
+    want.password = None;
+    assert_eq!(back, vec![want, b]);
+    // Ours, but a profile in it is wrong: our words for it, with the profile's name.
+    let err = profile::import(r#"{"profiles":[{"name":"x","url":"http://a"}]}"#).unwrap_err();
+    assert!(
+        err.contains("profile \"x\"") && err.contains("not a broker address"),
+        "{err}"
+    );
+    let err = profile::import("{\"profiles\": [ {\"name\": 5} ]}").unwrap_err();
+    assert!(err.starts_with("line 1:"), "{err}");
+    // MQTTX's export still goes to the MQTTX reader.
+    let (mqttx, _) = profile::import(r#"[{"name":"m","host":"10.0.0.1","port":1883}]"#).unwrap();
+    assert_eq!(mqttx[0].url, "mqtt://10.0.0.1:1883");
 }
 
 /// Connects with the profile, subscribes, publishes, and gets the message back.
@@ -203,6 +238,8 @@ struct LiveConn {
     worker: mpbridge::mqtt::worker::Worker,
     messages: tokio::sync::mpsc::Receiver<mpbridge::mqtt::MqttMessage>,
     state: tokio::sync::watch::Receiver<mpbridge::mqtt::ConnState>,
+    /// Subscriptions the broker refused: filter and why.
+    refused: tokio::sync::mpsc::Receiver<(Option<String>, mpbridge::verdict::L10n)>,
     _cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -211,6 +248,7 @@ impl LiveConn {
         // Bounded: a test that stops reading loses messages, never memory.
         let (tx, messages) = tokio::sync::mpsc::channel(1024);
         let (state_tx, state) = tokio::sync::watch::channel(mpbridge::mqtt::ConnState::Idle);
+        let (refused_tx, refused) = tokio::sync::mpsc::channel(64);
         let cancel = tokio_util::sync::CancellationToken::new();
         let worker = mpbridge::mqtt::worker::Worker::spawn_with(
             rt.handle(),
@@ -223,6 +261,9 @@ impl LiveConn {
                 on_message: Box::new(move |m| {
                     let _ = tx.try_send(m);
                 }),
+                on_refused: Box::new(move |f, why| {
+                    let _ = refused_tx.try_send((f, why));
+                }),
             },
             &cancel,
         );
@@ -230,6 +271,7 @@ impl LiveConn {
             worker,
             messages,
             state,
+            refused,
             _cancel: cancel,
         }
     }
@@ -474,6 +516,50 @@ fn mqtt5_refusals_are_decoded() {
 }
 
 /// One QoS 1 message from a plain 3.1.1 client, waiting for its PUBACK.
+/// A subscription the broker's access rules deny (its dynamic security plugin) comes back refused, named by its filter,
+/// in words (3.1.1: SUBACK 0x80; 5: reason 0x87 decoded), while the allowed one flows.
+#[test]
+fn refused_subscriptions_are_named_and_said_in_words() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mosquitto::start_with(&common::only_subscribe_under(dir.path(), "open/#"));
+    for version in [MqttVersion::V311, MqttVersion::V5] {
+        let mut p = Profile::new("acl", &format!("mqtt://127.0.0.1:{}", m.tcp_port));
+        p.version = version;
+        let mut conn = LiveConn::start(&rt, &p, &["open/#", "secret/#"]);
+        rt.block_on(conn.connected()).unwrap();
+        let (filter, why) = rt
+            .block_on(common::within(10, "the refusal", conn.refused.recv()))
+            .unwrap();
+        assert_eq!(filter.as_deref(), Some("secret/#"), "{why:?}");
+        if version == MqttVersion::V5 {
+            assert!(
+                why.en.contains("not authorized (SUBACK reason 0x87)"),
+                "{}",
+                why.en
+            );
+            assert!(why.zh.contains("未授权"), "{}", why.zh);
+        } else {
+            assert!(why.en.contains("SUBACK 0x80"), "{}", why.en);
+            assert!(why.zh.contains("代理拒绝了该订阅"), "{}", why.zh);
+        }
+        // A later subscription is matched to its own SUBACK, refused or not.
+        conn.worker.subscribe("secret/deeper", QoS::AtLeastOnce);
+        let (filter, _) = rt
+            .block_on(common::within(
+                10,
+                "the second refusal",
+                conn.refused.recv(),
+            ))
+            .unwrap();
+        assert_eq!(filter.as_deref(), Some("secret/deeper"));
+        publish_v311(&rt, m.tcp_port, "open/a", "through");
+        assert_eq!(&rt.block_on(conn.next_on("open/a")).payload[..], b"through");
+        assert!(conn.refused.try_recv().is_err(), "open/# was not refused");
+        conn.worker.stop();
+    }
+}
+
 fn publish_v311(rt: &tokio::runtime::Runtime, port: u16, topic: &str, payload: &str) {
     let (topic, payload) = (topic.to_owned(), payload.to_owned());
     rt.block_on(async move {

@@ -202,3 +202,52 @@ fn connect_refuses_a_bad_filter_before_opening_a_window() {
         "{err}"
     );
 }
+
+/// `mpbridge bench topics`, small: the in-process run and the run through a real mosquitto
+/// both end with the one summary line, every field a number that says the panel kept up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_topics_ends_with_its_summary_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::Mosquitto::start();
+    let broker = format!("mqtt://127.0.0.1:{}", m.tcp_port);
+    for extra in [vec![], vec!["--broker", broker.as_str()]] {
+        let mut cmd = mpbridge(dir.path());
+        cmd.args([
+            "bench", "topics", "--secs", "2", "--rate", "2000", "--topics", "50", "--fill", "20000",
+        ])
+        .args(&extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(true);
+        let out = within(240, "bench topics", cmd.output()).await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last = text.lines().last().unwrap_or_default();
+        let fields: std::collections::HashMap<&str, f64> = last
+            .split(' ')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k, v.parse::<f64>().unwrap_or(f64::NAN)))
+            .collect();
+        let keys = [
+            "ingest_msgs_per_s",
+            "frame_p50_ms",
+            "frame_p99_ms",
+            "frame_max_ms",
+            "rss_mb_1m",
+        ];
+        for k in keys {
+            let v = fields.get(k).copied().unwrap_or(f64::NAN);
+            assert!(v.is_finite() && v > 0.0, "{k} in {last:?}");
+        }
+        assert_eq!(fields.len(), keys.len(), "{last:?}");
+        // 2 000 offered per second: what arrived was taken in, through the broker too.
+        assert!(fields["ingest_msgs_per_s"] > 1000.0, "{extra:?}: {text}");
+        assert!(fields["frame_p50_ms"] <= fields["frame_max_ms"], "{last:?}");
+        assert!(text.contains("tree: 100000 topics"), "{text}");
+    }
+}

@@ -733,6 +733,50 @@ fn connect_points_the_console_at_another_broker_over_tcp_and_websocket() {
     }
 }
 
+/// A subscription mosquitto's access rules deny is marked refused on its chip in the Topics
+/// panel, with the broker's answer in words on hover; the allowed one carries messages.
+#[test]
+fn a_refused_subscription_is_marked_on_its_chip() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::Mosquitto::start_with(&common::only_subscribe_under(dir.path(), "open/#"));
+    let mut h = console_with(
+        &rt,
+        dir.path(),
+        None,
+        Some(mpbridge::backend::ConnectTo {
+            url: format!("mqtt://127.0.0.1:{}", m.tcp_port),
+            subscribe: vec!["open/#".into(), "secret/#".into()],
+        }),
+    );
+    step_until(
+        &mut h,
+        20,
+        "the refusal on the secret/# subscription",
+        |h| {
+            let subs = &h.state().live.topics.subs;
+            subs.iter()
+                .any(|s| s.filter == "secret/#" && s.refused.is_some())
+        },
+    );
+    let subs = &h.state().live.topics.subs;
+    let open = subs.iter().find(|s| s.filter == "open/#").unwrap();
+    assert!(open.refused.is_none());
+    let why = subs.iter().find(|s| s.filter == "secret/#").unwrap();
+    assert!(
+        why.refused.as_ref().unwrap().en.contains("SUBACK 0x80"),
+        "{:?}",
+        why.refused
+    );
+    h.get_by_label("Topics").click_accesskit();
+    h.step();
+    h.get_by_label("✗ refused");
+    publish_once(&rt, m.tcp_port, "open-pub", "open/door", "1");
+    step_until(&mut h, 10, "the allowed subscription's message", |h| {
+        h.state().live.topics.tree.find("open/door").is_some()
+    });
+}
+
 #[test]
 fn broker_panel_imports_a_profile_connects_and_returns_to_the_sandbox() {
     let rt = common::runtime();
@@ -1267,6 +1311,27 @@ fn topics_panel_on_mosquitto_tree_dollar_topics_pause_regex_csv_encodings_histor
         .click_accesskit();
     h.run_steps(2);
     h.get_by_label_contains("Kept 256.0 KiB of 976.6 KiB");
+    // Its export says it is cut, with the real size, and carries what was kept.
+    h.state_mut().state.panels.topics.search_topic = "big/blob".into();
+    h.run_steps(2);
+    h.get_by_label("Export JSONL").click_accesskit();
+    let exports = Paths::under(dir.path()).data_dir.join("exports");
+    let jsonl = || {
+        std::fs::read_dir(&exports)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+            .map(|e| e.path())
+    };
+    step_until(&mut h, 10, "the JSONL export", |_| {
+        jsonl().is_some_and(|f| std::fs::read_to_string(f).is_ok_and(|t| t.ends_with('\n')))
+    });
+    let text = std::fs::read_to_string(jsonl().unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(v["topic"], "big/blob");
+    assert_eq!(v["size"], 1_000_000);
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["payload"].as_str().unwrap().len(), 256 * 1024);
 }
 
 #[test]

@@ -329,13 +329,7 @@ impl ConsoleApp {
                     Ok(_) => std::fs::read_to_string(&path).map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
-                let parsed = text.and_then(|text| {
-                    use crate::config::store::ConfigFile as _;
-                    match crate::mqtt::profile::Profiles::parse(&text) {
-                        Ok(p) if text.contains("\"profiles\"") => Ok((p.profiles, Vec::new())),
-                        _ => crate::mqtt::profile::from_mqttx(&text),
-                    }
-                });
+                let parsed = text.and_then(|text| crate::mqtt::profile::import(&text));
                 match parsed {
                     Ok((found, notes)) => {
                         let n = found.len();

@@ -233,6 +233,12 @@ pub enum Event {
         topic: String,
         why: crate::verdict::L10n,
     },
+    /// The broker refused a subscription on a connection (its SUBACK), and why.
+    SubscribeRefused {
+        conn: ConnId,
+        filter: String,
+        why: crate::verdict::L10n,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -1627,12 +1633,22 @@ impl ConnCtx {
             });
         }
         let msg_sink = self.sink.clone();
+        let refused_sink = self.sink.clone();
         let acks = self.acks.clone();
         WorkerSinks {
             state: state_tx,
             on_message: Box::new(move |m| {
                 acks.observe(&m.topic, &m.payload);
                 msg_sink.emit(Event::Message(id, m))
+            }),
+            on_refused: Box::new(move |filter, why| {
+                if let Some(filter) = filter {
+                    refused_sink.emit(Event::SubscribeRefused {
+                        conn: id,
+                        filter,
+                        why,
+                    });
+                }
             }),
         }
     }

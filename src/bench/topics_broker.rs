@@ -32,9 +32,9 @@ pub(super) async fn start(
             max_packet_bytes: crate::mqtt::MAX_PACKET_BYTES,
             transport: None,
         },
-        crate::mqtt::worker::WorkerSinks {
+        crate::mqtt::worker::WorkerSinks::new(
             state,
-            on_message: Box::new(move |m| {
+            Box::new(move |m| {
                 let m = super::topics::Msg {
                     topic: m.topic,
                     payload: m.payload,
@@ -43,7 +43,7 @@ pub(super) async fn start(
                     dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }),
-        },
+        ),
         &cancel,
     );
     tokio::time::timeout(Duration::from_secs(10), async {

@@ -225,8 +225,13 @@ pub enum Polled {
         session_present: bool,
     },
     Message(MqttMessage),
-    /// A SUBACK refused at least one filter (with the reason, when there is one).
-    SubscribeRefused(String),
+    /// A SUBSCRIBE went out with this packet id (requests go out in the order queued).
+    SubscribeSent(u16),
+    /// The SUBACK for packet `pkid`: `refused` says why the broker refused its filter.
+    SubAck {
+        pkid: u16,
+        refused: Option<L10n>,
+    },
     /// Our DISCONNECT went out.
     DisconnectSent,
     Other,
@@ -257,13 +262,17 @@ impl Session {
                         retain: p.retain,
                         props: None,
                     })),
-                    Ok(Event::Incoming(Packet::SubAck(a)))
-                        if a.return_codes
-                            .iter()
-                            .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) =>
-                    {
-                        Ok(Polled::SubscribeRefused("SUBACK 0x80".into()))
+                    Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
+                        Ok(Polled::SubscribeSent(pkid))
                     }
+                    Ok(Event::Incoming(Packet::SubAck(a))) => Ok(Polled::SubAck {
+                        pkid: a.pkid,
+                        refused: a
+                            .return_codes
+                            .iter()
+                            .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                            .then(suback_refused_v4),
+                    }),
                     Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(Polled::DisconnectSent),
                     Ok(_) => Ok(Polled::Other),
                     Err(err) => Err(super::describe_error(target, &err)),
@@ -289,26 +298,20 @@ impl Session {
                             .filter(|p| !p.is_empty())
                             .map(Arc::new),
                     })),
+                    Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
+                        Ok(Polled::SubscribeSent(pkid))
+                    }
                     Ok(Event::Incoming(Packet::SubAck(a))) => {
-                        let refused: Vec<String> = a
+                        let reason = a.properties.and_then(|p| p.reason_string);
+                        let refused = a
                             .return_codes
                             .iter()
-                            .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                            .map(|c| format!("{c:?}"))
-                            .collect();
-                        if refused.is_empty() {
-                            Ok(Polled::Other)
-                        } else {
-                            let reason = a
-                                .properties
-                                .and_then(|p| p.reason_string)
-                                .map(|r| format!(": {r}"))
-                                .unwrap_or_default();
-                            Ok(Polled::SubscribeRefused(format!(
-                                "{}{reason}",
-                                refused.join(", ")
-                            )))
-                        }
+                            .find(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                            .map(|c| suback_refused_v5(c, reason.as_deref()));
+                        Ok(Polled::SubAck {
+                            pkid: a.pkid,
+                            refused,
+                        })
                     }
                     Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(Polled::DisconnectSent),
                     Ok(_) => Ok(Polled::Other),
@@ -337,6 +340,22 @@ impl Unfinished {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The filters of the SUBSCRIBE requests among them (never sent: no packet id yet).
+    pub fn subscribe_filters(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.v4 {
+            if let rumqttc::Request::Subscribe(s) = r {
+                out.extend(s.filters.iter().map(|f| f.path.clone()));
+            }
+        }
+        for r in &self.v5 {
+            if let rumqttc::v5::Request::Subscribe(s) = r {
+                out.extend(s.filters.iter().map(|f| f.path.clone()));
+            }
+        }
+        out
     }
 }
 
@@ -400,6 +419,104 @@ impl Session {
     }
 }
 
+/// A refused MQTT 3.1.1 subscription: the SUBACK says 0x80 and nothing more.
+fn suback_refused_v4() -> L10n {
+    L10n::new(
+        "the broker refused it (SUBACK 0x80: its access rules do not allow this filter, or it does not accept the filter)",
+        "代理拒绝了该订阅（SUBACK 0x80：其访问控制不允许该过滤器，或不接受该过滤器）",
+    )
+}
+
+/// A refused MQTT 5 subscription, its reason code decoded (and the broker's reason string).
+fn suback_refused_v5(
+    c: &rumqttc::v5::mqttbytes::v5::SubscribeReasonCode,
+    reason: Option<&str>,
+) -> L10n {
+    use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as R;
+    let (n, en, zh) = match c {
+        R::Success(_) => (0x00, "granted", "已授予"),
+        R::Failure | R::Unspecified => (0x80, "unspecified error", "未指明的错误"),
+        R::ImplementationSpecific => (0x83, "implementation-specific error", "实现相关的错误"),
+        R::NotAuthorized => (0x87, "not authorized", "未授权"),
+        R::TopicFilterInvalid => (0x8F, "topic filter invalid", "主题过滤器无效"),
+        R::PkidInUse => (0x91, "packet identifier in use", "报文标识符已被占用"),
+        R::QuotaExceeded => (0x97, "quota exceeded", "超出配额"),
+        R::SharedSubscriptionsNotSupported => (
+            0x9E,
+            "shared subscriptions are not supported",
+            "不支持共享订阅",
+        ),
+        R::SubscriptionIdNotSupported => (
+            0xA1,
+            "subscription identifiers are not supported",
+            "不支持订阅标识符",
+        ),
+        R::WildcardSubscriptionsNotSupported => (
+            0xA2,
+            "wildcard subscriptions are not supported",
+            "不支持通配符订阅",
+        ),
+    };
+    let why = reason.map(|r| format!(" — {r}")).unwrap_or_default();
+    L10n::new(
+        format!("the broker refused it: {en} (SUBACK reason 0x{n:02X}){why}"),
+        format!("代理拒绝了该订阅：{zh}（SUBACK 原因码 0x{n:02X}）{why}"),
+    )
+}
+
+/// An MQTT 5 DISCONNECT reason code in plain words, with its number.
+pub fn disconnect_reason(c: rumqttc::v5::mqttbytes::v5::DisconnectReasonCode) -> L10n {
+    use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as D;
+    let (en, zh) = match c {
+        D::NormalDisconnection => ("normal disconnection", "正常断开"),
+        D::DisconnectWithWillMessage => ("disconnect with will message", "断开并发布遗嘱"),
+        D::UnspecifiedError => ("unspecified error", "未指明的错误"),
+        D::MalformedPacket => ("malformed packet", "报文格式错误"),
+        D::ProtocolError => ("protocol error", "协议错误"),
+        D::ImplementationSpecificError => ("implementation-specific error", "实现相关的错误"),
+        D::NotAuthorized => ("not authorized", "未授权"),
+        D::ServerBusy => ("server busy", "服务器繁忙"),
+        D::ServerShuttingDown => ("server shutting down", "服务器正在关闭"),
+        D::KeepAliveTimeout => (
+            "keepalive timeout: nothing arrived within 1.5 × the keepalive",
+            "保活超时：1.5 倍保活时间内未收到任何报文",
+        ),
+        D::SessionTakenOver => (
+            "session taken over: another client connected with the same client id",
+            "会话被接管：另一个客户端使用了相同的客户端 ID",
+        ),
+        D::TopicFilterInvalid => ("topic filter invalid", "主题过滤器无效"),
+        D::TopicNameInvalid => ("topic name invalid", "主题名无效"),
+        D::ReceiveMaximumExceeded => ("receive maximum exceeded", "超出接收最大值"),
+        D::TopicAliasInvalid => ("topic alias invalid", "主题别名无效"),
+        D::PacketTooLarge => ("packet too large", "报文过大"),
+        D::MessageRateTooHigh => ("message rate too high", "消息速率过高"),
+        D::QuotaExceeded => ("quota exceeded", "超出配额"),
+        D::AdministrativeAction => ("administrative action", "管理操作"),
+        D::PayloadFormatInvalid => ("payload format invalid", "载荷格式无效"),
+        D::RetainNotSupported => ("retain not supported", "不支持保留消息"),
+        D::QoSNotSupported => ("QoS not supported", "不支持该 QoS"),
+        D::UseAnotherServer => ("use another server", "请使用其他服务器"),
+        D::ServerMoved => ("server moved", "服务器已迁移"),
+        D::SharedSubscriptionNotSupported => {
+            ("shared subscriptions not supported", "不支持共享订阅")
+        }
+        D::ConnectionRateExceeded => ("connection rate exceeded", "连接频率超限"),
+        D::MaximumConnectTime => ("maximum connect time reached", "已达最长连接时间"),
+        D::SubscriptionIdentifiersNotSupported => {
+            ("subscription identifiers not supported", "不支持订阅标识符")
+        }
+        D::WildcardSubscriptionsNotSupported => {
+            ("wildcard subscriptions not supported", "不支持通配符订阅")
+        }
+    };
+    let n = c as u8;
+    L10n::new(
+        format!("{en} (reason 0x{n:02X})"),
+        format!("{zh}（原因码 0x{n:02X}）"),
+    )
+}
+
 /// An MQTT 5 connection failure in plain words, in both languages: CONNACK and DISCONNECT
 /// reason codes decoded.
 pub fn describe_error_v5(target: &str, e: &rumqttc::v5::ConnectionError) -> L10n {
@@ -459,9 +576,10 @@ pub fn describe_error_v5(target: &str, e: &rumqttc::v5::ConnectionError) -> L10n
                 .as_ref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
+            let r = disconnect_reason(*reason_code);
             L10n::new(
-                format!("{target} closed the connection: {reason_code:?}{why}"),
-                format!("{target} 断开了连接：{reason_code:?}{why}"),
+                format!("{target} closed the connection: {}{why}", r.en),
+                format!("{target} 断开了连接：{}{why}", r.zh),
             )
         }
         E::Io(io) if io.kind() == ErrorKind::ConnectionRefused => words::nothing_listens(target),
@@ -474,3 +592,53 @@ pub fn describe_error_v5(target: &str, e: &rumqttc::v5::ConnectionError) -> L10n
 
 /// How long a stopping worker lets its DISCONNECT go out.
 pub const DISCONNECT_GRACE: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as D;
+    use rumqttc::v5::{ConnectionError, StateError};
+
+    /// A broker's MQTT 5 DISCONNECT reads as words with its number, in both languages,
+    /// never as a Rust enum name.
+    #[test]
+    fn disconnect_reasons_in_words() {
+        let e = ConnectionError::MqttState(StateError::ServerDisconnect {
+            reason_code: D::SessionTakenOver,
+            reason_string: Some("kicked".into()),
+        });
+        let w = describe_error_v5("broker.lab:1883", &e);
+        assert_eq!(
+            w.en,
+            "broker.lab:1883 closed the connection: session taken over: another client connected with the same client id (reason 0x8E) (kicked)"
+        );
+        assert!(
+            w.zh.contains("会话被接管") && w.zh.contains("0x8E"),
+            "{}",
+            w.zh
+        );
+        let w = disconnect_reason(D::KeepAliveTimeout);
+        assert!(w.en.starts_with("keepalive timeout") && w.en.ends_with("(reason 0x8D)"));
+        for c in [
+            D::ServerShuttingDown,
+            D::QuotaExceeded,
+            D::WildcardSubscriptionsNotSupported,
+        ] {
+            let w = disconnect_reason(c);
+            assert!(!w.en.contains(&format!("{c:?}")), "{}", w.en);
+            assert!(w.zh.contains("原因码 0x"), "{}", w.zh);
+        }
+    }
+
+    #[test]
+    fn refused_subscriptions_in_words() {
+        use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as R;
+        let w = suback_refused_v5(&R::NotAuthorized, Some("no ACL"));
+        assert_eq!(
+            w.en,
+            "the broker refused it: not authorized (SUBACK reason 0x87) — no ACL"
+        );
+        assert!(w.zh.contains("未授权"));
+        assert!(suback_refused_v4().en.contains("SUBACK 0x80"));
+    }
+}

@@ -542,6 +542,35 @@ impl ConfigFile for Profiles {
     }
 }
 
+impl Profiles {
+    /// The text *Export* writes: every profile without its password (the file may travel).
+    pub fn export_text(&self) -> String {
+        let mut copy = self.clone();
+        for p in &mut copy.profiles {
+            p.password = None;
+        }
+        copy.render()
+    }
+}
+
+/// What *Import* reads: our own export (an object with `"profiles"`), judged as our own
+/// format, its errors named; anything else as MQTTX's connection export.
+pub fn import(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
+    let ours = matches!(
+        serde_json::from_str::<serde_json::Value>(text),
+        Ok(serde_json::Value::Object(o)) if o.contains_key("profiles")
+    );
+    if ours {
+        return Profiles::parse(text)
+            .map(|p| (p.profiles, Vec::new()))
+            .map_err(|e| match e.line {
+                Some(line) => format!("line {line}: {}", e.message),
+                None => e.message,
+            });
+    }
+    from_mqttx(text)
+}
+
 /// MQTTX's connection export (a JSON array, or `{"connections": [...]}`), as profiles.
 /// Unknown fields are ignored; what cannot be carried over is said in the notes.
 pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {

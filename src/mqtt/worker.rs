@@ -2,9 +2,9 @@
 //! reconnect), forwards incoming publishes, and reconnects with backoff. Publishing goes
 //! through the `AsyncClient`'s `try_publish`, never awaited from the polling task.
 
-use std::time::Duration;
-
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rumqttc::{MqttOptions, QoS};
 use tokio::sync::watch;
@@ -32,7 +32,31 @@ pub struct WorkerOptions {
 pub struct WorkerSinks {
     pub state: watch::Sender<ConnState>,
     pub on_message: Box<dyn FnMut(MqttMessage) + Send>,
+    /// A subscription the broker refused: its filter (when the SUBACK can be matched to one)
+    /// and why, in both languages.
+    pub on_refused: Box<dyn FnMut(Option<String>, crate::verdict::L10n) + Send>,
 }
+
+impl WorkerSinks {
+    /// Sinks that only log refused subscriptions.
+    pub fn new(
+        state: watch::Sender<ConnState>,
+        on_message: Box<dyn FnMut(MqttMessage) + Send>,
+    ) -> Self {
+        WorkerSinks {
+            state,
+            on_message,
+            on_refused: Box::new(|_, _| {}),
+        }
+    }
+}
+
+/// SUBSCRIBE requests queued and not yet sent, oldest first: each SUBSCRIBE the event loop
+/// sends takes the oldest, so a SUBACK's packet id leads back to its filter.
+type Queued = Arc<Mutex<VecDeque<String>>>;
+
+/// What is subscribed now (made again after every reconnect).
+type Subscribed = Arc<Mutex<Vec<(String, QoS)>>>;
 
 /// Handle to a running worker.
 #[derive(Clone)]
@@ -40,7 +64,8 @@ pub struct Worker {
     pub client: Client,
     cancel: CancellationToken,
     /// What is subscribed now: re-subscribed after every reconnect.
-    subscriptions: Arc<Mutex<Vec<(String, QoS)>>>,
+    subscriptions: Subscribed,
+    queued: Queued,
 }
 
 impl Worker {
@@ -81,12 +106,13 @@ impl Worker {
         let forward = mqtt.forward.clone();
         let (client, eventloop) = mqtt.into_client(256);
         let subscriptions = Arc::new(Mutex::new(subscriptions));
+        let queued = Queued::default();
         handle.spawn(run(
             eventloop,
             client.clone(),
             target,
             forward,
-            subscriptions.clone(),
+            (subscriptions.clone(), queued.clone()),
             sinks,
             cancel.clone(),
         ));
@@ -94,6 +120,7 @@ impl Worker {
             client,
             cancel,
             subscriptions,
+            queued,
         }
     }
 
@@ -103,9 +130,7 @@ impl Worker {
             subs.retain(|(f, _)| f != filter);
             subs.push((filter.to_owned(), qos));
         }
-        if let Err(e) = self.client.try_subscribe(filter, qos) {
-            tracing::warn!("could not queue SUBSCRIBE {filter}: {e}");
-        }
+        queue_subscribe(&self.client, &self.queued, filter, qos);
     }
 
     pub fn unsubscribe(&self, filter: &str) {
@@ -124,6 +149,16 @@ impl Worker {
     }
 }
 
+/// Queues a SUBSCRIBE and remembers its filter for the SUBACK.
+fn queue_subscribe(client: &Client, queued: &Queued, filter: &str, qos: QoS) {
+    // Under the lock, so the order in `queued` is the order of the requests.
+    let Ok(mut q) = queued.lock() else { return };
+    match client.try_subscribe(filter, qos) {
+        Ok(()) => q.push_back(filter.to_owned()),
+        Err(e) => tracing::warn!("could not queue SUBSCRIBE {filter}: {e}"),
+    }
+}
+
 /// A connection that lasted this long resets the backoff.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 
@@ -132,10 +167,12 @@ async fn run(
     client: Client,
     target: String,
     forward: Option<Arc<super::sni::Forward>>,
-    subscriptions: Arc<Mutex<Vec<(String, QoS)>>>,
+    (subscriptions, queued): (Subscribed, Queued),
     mut sinks: WorkerSinks,
     cancel: CancellationToken,
 ) {
+    // SUBSCRIBEs sent and not yet acknowledged: packet id → filter.
+    let mut sent: HashMap<u16, String> = HashMap::new();
     let mut attempt: u32 = 0;
     // When the current connection was accepted: the backoff starts over only after a
     // connection that lasted, so a broker that accepts and then drops at once is not hammered.
@@ -166,6 +203,17 @@ async fn run(
             Ok(Polled::ConnAck { session_present }) => {
                 connected_at = Some(std::time::Instant::now());
                 tracing::info!("connected to MQTT broker {target}");
+                if !session_present {
+                    // SUBSCRIBEs left unsent belonged to the old session: they are not resent
+                    // (the subscriptions are made again below).
+                    if let Ok(mut q) = queued.lock() {
+                        for f in unfinished.subscribe_filters() {
+                            if let Some(i) = q.iter().position(|x| *x == f) {
+                                q.remove(i);
+                            }
+                        }
+                    }
+                }
                 if !unfinished.is_empty() {
                     let again = eventloop.resume(std::mem::take(&mut unfinished), session_present);
                     if again > 0 {
@@ -180,15 +228,26 @@ async fn run(
                 if !session_present {
                     let subs = subscriptions.lock().map(|s| s.clone()).unwrap_or_default();
                     for (filter, qos) in &subs {
-                        if let Err(e) = client.try_subscribe(filter, *qos) {
-                            tracing::warn!("could not queue SUBSCRIBE {filter}: {e}");
-                        }
+                        queue_subscribe(&client, &queued, filter, *qos);
                     }
                 }
             }
             Ok(Polled::Message(m)) => (sinks.on_message)(m),
-            Ok(Polled::SubscribeRefused(why)) => {
-                tracing::warn!("{target} refused a subscription: {why}");
+            Ok(Polled::SubscribeSent(pkid)) => {
+                if let Some(f) = queued.lock().ok().and_then(|mut q| q.pop_front()) {
+                    sent.insert(pkid, f);
+                }
+            }
+            Ok(Polled::SubAck { pkid, refused }) => {
+                let filter = sent.remove(&pkid);
+                if let Some(why) = refused {
+                    tracing::warn!(
+                        "{target} refused the subscription to {}: {}",
+                        filter.as_deref().unwrap_or("a filter"),
+                        why.en
+                    );
+                    (sinks.on_refused)(filter, why);
+                }
             }
             Ok(_) => {}
             Err(error) => {
@@ -199,6 +258,8 @@ async fn run(
                     .and_then(|f| f.take_error())
                     .unwrap_or(error);
                 eventloop.take_unfinished(&mut unfinished);
+                // Sent and never acknowledged: made again after the reconnect.
+                sent.clear();
                 if connected_at
                     .take()
                     .is_some_and(|t| t.elapsed() >= STABLE_CONNECTION)

@@ -25,6 +25,9 @@ pub struct Subscription {
     pub enabled: bool,
     pub rate: RateSeries,
     pub count: u64,
+    /// The broker refused it (its SUBACK), and why: shown on the subscription until it is
+    /// made again.
+    pub refused: Option<crate::verdict::L10n>,
 }
 
 /// Colours handed to new subscriptions in turn.
@@ -60,6 +63,7 @@ impl Topics {
         if let Some(i) = self.subs.iter().position(|s| s.filter == filter) {
             self.subs[i].enabled = true;
             self.subs[i].qos = qos;
+            self.subs[i].refused = None;
             return i;
         }
         let color = PALETTE[self.subs.len() % PALETTE.len()];
@@ -70,8 +74,16 @@ impl Topics {
             enabled: true,
             rate: RateSeries::default(),
             count: 0,
+            refused: None,
         });
         self.subs.len() - 1
+    }
+
+    /// The broker refused the subscription to `filter`.
+    pub fn refused(&mut self, filter: &str, why: crate::verdict::L10n) {
+        if let Some(s) = self.subs.iter_mut().find(|s| s.filter == filter) {
+            s.refused = Some(why);
+        }
     }
 
     /// The subscription a topic is shown under (its colour): the most recently added enabled

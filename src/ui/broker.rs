@@ -237,16 +237,11 @@ impl BrokerPanel {
                         )));
                     }
                     if ui.button(t.broker_export).clicked() {
-                        // Exported without passwords: the file may travel.
-                        let mut copy = profiles.clone();
-                        for p in &mut copy.profiles {
-                            p.password = None;
-                        }
                         let (req, reply) = Requested::new(waker(ui));
                         self.export = Some(req);
                         actions.push(Action::Backend(Command::ExportText {
                             file_name: "profiles.json".into(),
-                            text: crate::config::store::ConfigFile::render(&copy),
+                            text: profiles.export_text(),
                             reply,
                         }));
                     }

@@ -385,6 +385,10 @@ impl TopicsPanel {
                     tokens::MUTED
                 });
                 ui.label(text);
+                if let Some(why) = &s.refused {
+                    ui.colored_label(tokens::BAD, t.topics_sub_refused)
+                        .on_hover_text(why.get(t.zh()));
+                }
                 let (label, enable) = if s.enabled {
                     (t.topics_pause_sub, false)
                 } else {

@@ -295,3 +295,46 @@ impl Drop for Nginx {
         }
     }
 }
+
+/// mosquitto configuration lines (for `Mosquitto::start_with`) that let anonymous clients
+/// subscribe only under `allowed` (mosquitto's dynamic security plugin, which judges a
+/// SUBSCRIBE when it arrives: SUBACK 0x80 in 3.1.1, 0x87 in MQTT 5 for anything else).
+/// `dir` holds the plugin's file.
+#[allow(dead_code)] // not every test binary uses it
+pub fn only_subscribe_under(dir: &std::path::Path, allowed: &str) -> String {
+    let file = dir.join("dynamic-security.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "defaultACLAccess": {
+                "publishClientSend": true,
+                "publishClientReceive": true,
+                "subscribe": false,
+                "unsubscribe": true
+            },
+            "clients": [],
+            "groups": [{"groupname": "anonymous", "roles": [{"rolename": "reader"}]}],
+            "roles": [{
+                "rolename": "reader",
+                "acls": [{"acltype": "subscribePattern", "topic": allowed, "priority": 0, "allow": true}]
+            }],
+            "anonymousGroup": "anonymous"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let plugin = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|d| std::path::Path::new(d).join("mosquitto_dynamic_security.so"))
+    .find(|p| p.exists())
+    .expect("mosquitto_dynamic_security.so (Debian package mosquitto)");
+    format!(
+        "plugin {}\nplugin_opt_config_file {}",
+        plugin.display(),
+        file.display()
+    )
+}
