@@ -202,6 +202,8 @@ struct Run {
     /// CPU time the measured process (the proxy; mosquitto for direct) spent per delivered
     /// message, in microseconds.
     cpu_us: f64,
+    /// CPU time mosquitto spent per delivered message behind this proxy, in microseconds.
+    broker_us: f64,
 }
 
 /// The median of each measure over rounds (each taken on its own).
@@ -220,6 +222,7 @@ fn median_run(runs: &[Run]) -> Run {
         p50_ms: median(|r| r.p50_ms),
         p99_ms: median(|r| r.p99_ms),
         cpu_us: median(|r| r.cpu_us),
+        broker_us: median(|r| r.broker_us),
     }
 }
 
@@ -227,7 +230,7 @@ fn median_run(runs: &[Run]) -> Run {
 async fn throughput(
     addr: SocketAddr,
     path: &'static str,
-    pid: u32,
+    (pid, broker): (u32, u32),
     tls: Arc<rustls::ClientConfig>,
     clients: usize,
     qos: u8,
@@ -239,14 +242,15 @@ async fn throughput(
     let measure_from = epoch + Duration::from_secs(2); // warm-up: connections and first messages
     let cpu = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        let a = tokio::task::spawn_blocking(move || cpu_secs(pid))
+        let both = move || (cpu_secs(pid), cpu_secs(broker));
+        let a = tokio::task::spawn_blocking(both)
             .await
-            .unwrap_or(0.0);
+            .unwrap_or((0.0, 0.0));
         tokio::time::sleep_until(deadline.into()).await;
-        let b = tokio::task::spawn_blocking(move || cpu_secs(pid))
+        let b = tokio::task::spawn_blocking(both)
             .await
-            .unwrap_or(0.0);
-        b - a
+            .unwrap_or((0.0, 0.0));
+        (b.0 - a.0, b.1 - a.1)
     });
     let mut tasks = Vec::new();
     for i in 0..clients {
@@ -346,16 +350,20 @@ async fn throughput(
         let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
         f64::from(lat[i.min(lat.len() - 1)]) / 1000.0
     };
-    let cpu = cpu.await.unwrap_or(f64::NAN);
+    let (cpu, broker_cpu) = cpu.await.unwrap_or((f64::NAN, f64::NAN));
+    let per_message = |secs: f64| {
+        if total > 0 {
+            secs * 1e6 / total as f64
+        } else {
+            f64::NAN
+        }
+    };
     Ok(Run {
         msgs_per_s: total as f64 / secs,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
-        cpu_us: if total > 0 {
-            cpu * 1e6 / total as f64
-        } else {
-            f64::NAN
-        },
+        cpu_us: per_message(cpu),
+        broker_us: per_message(broker_cpu),
     })
 }
 
@@ -784,14 +792,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let rounds = opts.rounds.max(1);
     let header: Vec<String> = targets
         .iter()
-        .map(|t| format!("{} msg/s p50/p99 cpu", t.name))
+        .map(|t| format!("{} msg/s p50/p99 cpu+broker", t.name))
         .collect();
     println!(
         "{:<24} {}   relay route/nginx: msg/s p99 cpu (median of {rounds} rounds, targets taking turns)",
         "scenario",
         header
             .iter()
-            .map(|h| format!("{h:>34}"))
+            .map(|h| format!("{h:>40}"))
             .collect::<Vec<_>>()
             .join(" ")
     );
@@ -807,7 +815,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                         let r = throughput(
                             t.addr,
                             t.path,
-                            t.pid,
+                            (t.pid, mosq_pid),
                             tls.clone(),
                             clients,
                             qos,
@@ -824,8 +832,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 let runs: Vec<Run> = all.iter().map(|v| median_run(v)).collect();
                 let cell = |r: &Run| {
                     format!(
-                        "{:>10.0} {:>7.2}/{:<7.2} {:>5.1}µs",
-                        r.msgs_per_s, r.p50_ms, r.p99_ms, r.cpu_us
+                        "{:>10.0} {:>7.2}/{:<7.2} {:>4.1}+{:<4.1}µs",
+                        r.msgs_per_s, r.p50_ms, r.p99_ms, r.cpu_us, r.broker_us
                     )
                 };
                 let label = format!("qos{qos} {size}B {clients} clients");
@@ -836,7 +844,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                     "{:<24} {}   {rel}",
                     label,
                     runs.iter()
-                        .map(|r| format!("{:>34}", cell(r)))
+                        .map(|r| format!("{:>40}", cell(r)))
                         .collect::<Vec<_>>()
                         .join(" ")
                 );
@@ -850,7 +858,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             label,
             values
                 .iter()
-                .map(|v| format!("{:>34}", format!("{v:.digits$}")))
+                .map(|v| format!("{:>40}", format!("{v:.digits$}")))
                 .collect::<Vec<_>>()
                 .join(" "),
             rel
@@ -866,7 +874,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         row(&format!("RSS KiB/idle conn @{n}"), kib, 1);
     }
     println!(
-        "\n(ratios are relay route/nginx: msg/s and handshakes above 1.00× are better; p99, cpu and memory below 1.00× are better;\n cpu = CPU time of the proxy's processes per delivered message, mosquitto's own for direct)"
+        "\n(ratios are relay route/nginx: msg/s and handshakes above 1.00× are better; p99, cpu and memory below 1.00× are better;\n cpu = CPU time of the proxy's processes per delivered message, mosquitto's own for direct;\n broker = mosquitto's CPU time per delivered message behind that proxy)"
     );
     for p in &procs {
         tracing::debug!("stopping {}", p.name);
