@@ -83,8 +83,8 @@ fn profiles_file_round_trip_and_recovery() {
     );
 }
 
-/// *Export* leaves passwords out and *Import* reads it back whole; a broken export of ours
-/// is refused with its own error, never mistaken for an MQTTX file.
+/// *Export* leaves passwords out and *Import* reads it back whole; an export of ours with a
+/// wrong profile or field is refused with its own error, never mistaken for an MQTTX file.
 #[test]
 fn profiles_export_and_import_round_trip() {
     let mut a = Profile::new("lab", "wss://broker.lab:8084/mqtt");
@@ -113,6 +113,10 @@ fn profiles_export_and_import_round_trip() {
     );
     let err = profile::import("{\"profiles\": [ {\"name\": 5} ]}").unwrap_err();
     assert!(err.starts_with("line 1:"), "{err}");
+    // A damaged export of ours (cut short): still our words, with the line.
+    let cut = &text[..text.len() / 2];
+    let err = profile::import(cut).unwrap_err();
+    assert!(err.starts_with("line ") && !err.contains("MQTTX"), "{err}");
     // MQTTX's export still goes to the MQTTX reader.
     let (mqttx, _) = profile::import(r#"[{"name":"m","host":"10.0.0.1","port":1883}]"#).unwrap();
     assert_eq!(mqttx[0].url, "mqtt://10.0.0.1:1883");
@@ -238,8 +242,8 @@ struct LiveConn {
     worker: mpbridge::mqtt::worker::Worker,
     messages: tokio::sync::mpsc::Receiver<mpbridge::mqtt::MqttMessage>,
     state: tokio::sync::watch::Receiver<mpbridge::mqtt::ConnState>,
-    /// Subscriptions the broker refused: filter and why.
-    refused: tokio::sync::mpsc::Receiver<(Option<String>, mpbridge::verdict::L10n)>,
+    /// Every SUBACK: the filter it answers and, when refused, why.
+    subacks: tokio::sync::mpsc::Receiver<(Option<String>, Option<mpbridge::verdict::L10n>)>,
     _cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -248,7 +252,7 @@ impl LiveConn {
         // Bounded: a test that stops reading loses messages, never memory.
         let (tx, messages) = tokio::sync::mpsc::channel(1024);
         let (state_tx, state) = tokio::sync::watch::channel(mpbridge::mqtt::ConnState::Idle);
-        let (refused_tx, refused) = tokio::sync::mpsc::channel(64);
+        let (suback_tx, subacks) = tokio::sync::mpsc::channel(64);
         let cancel = tokio_util::sync::CancellationToken::new();
         let worker = mpbridge::mqtt::worker::Worker::spawn_with(
             rt.handle(),
@@ -261,8 +265,8 @@ impl LiveConn {
                 on_message: Box::new(move |m| {
                     let _ = tx.try_send(m);
                 }),
-                on_refused: Box::new(move |f, why| {
-                    let _ = refused_tx.try_send((f, why));
+                on_suback: Box::new(move |f, refused| {
+                    let _ = suback_tx.try_send((f, refused));
                 }),
             },
             &cancel,
@@ -271,7 +275,7 @@ impl LiveConn {
             worker,
             messages,
             state,
-            refused,
+            subacks,
             _cancel: cancel,
         }
     }
@@ -291,6 +295,22 @@ impl LiveConn {
             }
         })
         .await
+    }
+
+    /// The next `n` SUBACKs, by the filter each was matched to.
+    fn subacks(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        n: usize,
+    ) -> std::collections::HashMap<String, Option<mpbridge::verdict::L10n>> {
+        rt.block_on(common::within(10, "SUBACKs", async {
+            let mut out = std::collections::HashMap::new();
+            for _ in 0..n {
+                let (f, refused) = self.subacks.recv().await.unwrap();
+                out.insert(f.expect("a SUBACK matched to its filter"), refused);
+            }
+            out
+        }))
     }
 
     async fn next_on(&mut self, topic: &str) -> mpbridge::mqtt::MqttMessage {
@@ -515,51 +535,111 @@ fn mqtt5_refusals_are_decoded() {
     rt.block_on(ok.connected()).unwrap();
 }
 
-/// One QoS 1 message from a plain 3.1.1 client, waiting for its PUBACK.
-/// A subscription the broker's access rules deny (its dynamic security plugin) comes back refused, named by its filter,
-/// in words (3.1.1: SUBACK 0x80; 5: reason 0x87 decoded), while the allowed one flows.
+/// A broker that serves its certificate without the intermediate: the console's error is the
+/// CERT-CHAIN-COMPLETE verdict on the chain it serves (naming the missing issuer), not a guess
+/// between "untrusted" and "incomplete"; an untrusted but complete chain is CERT-TRUST.
 #[test]
-fn refused_subscriptions_are_named_and_said_in_words() {
+fn refused_certificates_are_explained_by_the_verdict_on_the_served_chain() {
     let rt = common::runtime();
-    let dir = tempfile::tempdir().unwrap();
-    let m = Mosquitto::start_with(&common::only_subscribe_under(dir.path(), "open/#"));
+    let c = Corpus::new();
+    let leaf = c.leaf(LeafSpec::default());
+    let leaf_only = c.write("leaf.pem", &leaf.pem);
+    let full = c.write("full.pem", &format!("{}{}", leaf.pem, c.inter_pem));
+    let key = c.write("server.key", &leaf.key_pem);
+    let (short_port, full_port) = (common::free_port(), common::free_port());
+    let _m = Mosquitto::start_with(&format!(
+        "listener {short_port} 127.0.0.1\ncertfile {}\nkeyfile {}\nlistener {full_port} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+        leaf_only.display(),
+        key.display(),
+        full.display(),
+        key.display()
+    ));
+    common::wait_listening(short_port, 10);
+    common::wait_listening(full_port, 10);
     for version in [MqttVersion::V311, MqttVersion::V5] {
-        let mut p = Profile::new("acl", &format!("mqtt://127.0.0.1:{}", m.tcp_port));
+        let mut p = Profile::new("short", &format!("mqtts://127.0.0.1:{short_port}"));
         p.version = version;
-        let mut conn = LiveConn::start(&rt, &p, &["open/#", "secret/#"]);
-        rt.block_on(conn.connected()).unwrap();
-        let (filter, why) = rt
-            .block_on(common::within(10, "the refusal", conn.refused.recv()))
-            .unwrap();
-        assert_eq!(filter.as_deref(), Some("secret/#"), "{why:?}");
-        if version == MqttVersion::V5 {
-            assert!(
-                why.en.contains("not authorized (SUBACK reason 0x87)"),
-                "{}",
-                why.en
-            );
-            assert!(why.zh.contains("未授权"), "{}", why.zh);
-        } else {
-            assert!(why.en.contains("SUBACK 0x80"), "{}", why.en);
-            assert!(why.zh.contains("代理拒绝了该订阅"), "{}", why.zh);
-        }
-        // A later subscription is matched to its own SUBACK, refused or not.
-        conn.worker.subscribe("secret/deeper", QoS::AtLeastOnce);
-        let (filter, _) = rt
-            .block_on(common::within(
-                10,
-                "the second refusal",
-                conn.refused.recv(),
-            ))
-            .unwrap();
-        assert_eq!(filter.as_deref(), Some("secret/deeper"));
-        publish_v311(&rt, m.tcp_port, "open/a", "through");
-        assert_eq!(&rt.block_on(conn.next_on("open/a")).payload[..], b"through");
-        assert!(conn.refused.try_recv().is_err(), "open/# was not refused");
+        p.trust = TrustChoice::File;
+        p.ca_file = Some(c.path("root.pem"));
+        let mut conn = LiveConn::start(&rt, &p, &[]);
+        let err = rt.block_on(conn.connected()).unwrap_err();
+        assert!(
+            err.en.contains("(CERT-CHAIN-COMPLETE)") && err.en.contains("is missing"),
+            "{}",
+            err.en
+        );
+        assert!(
+            !err.en.contains("when the server leaves out"),
+            "a verdict, not a guess: {}",
+            err.en
+        );
+        assert!(err.zh.contains("CERT-CHAIN-COMPLETE"), "{}", err.zh);
+        conn.worker.stop();
+        // The complete chain from a CA the profile does not trust: CERT-TRUST.
+        let mut p = Profile::new("untrusted", &format!("mqtts://127.0.0.1:{full_port}"));
+        p.version = version;
+        p.trust = TrustChoice::Public;
+        let mut conn = LiveConn::start(&rt, &p, &[]);
+        let err = rt.block_on(conn.connected()).unwrap_err();
+        assert!(err.en.contains("(CERT-TRUST)"), "{}", err.en);
         conn.worker.stop();
     }
 }
 
+/// A subscription the broker's access rules deny (its dynamic security plugin) comes back
+/// refused, named by its own filter among granted ones, in words (3.1.1: SUBACK 0x80; 5:
+/// reason 0x87 decoded), while the allowed one flows; after the broker restarts, the
+/// subscriptions made again are answered and named the same way.
+#[test]
+fn refused_subscriptions_are_named_and_said_in_words() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Mosquitto::start_with(&common::only_subscribe_under(dir.path(), "open/#"));
+    let subs = ["secret/#", "open/#", "secret/a", "open/b"];
+    for version in [MqttVersion::V311, MqttVersion::V5] {
+        let mut p = Profile::new("acl", &format!("mqtt://127.0.0.1:{}", m.tcp_port));
+        p.version = version;
+        let mut conn = LiveConn::start(&rt, &p, &subs);
+        rt.block_on(conn.connected()).unwrap();
+        for round in ["first connection", "after the broker restarted"] {
+            let answers = conn.subacks(&rt, subs.len());
+            for f in subs {
+                let refused = answers
+                    .get(f)
+                    .unwrap_or_else(|| panic!("{round}: no SUBACK named {f}: {answers:?}"));
+                assert_eq!(refused.is_some(), f.starts_with("secret/"), "{round}: {f}");
+            }
+            let why = answers["secret/#"].as_ref().unwrap();
+            if version == MqttVersion::V5 {
+                assert!(
+                    why.en.contains("not authorized (SUBACK reason 0x87)"),
+                    "{}",
+                    why.en
+                );
+                assert!(why.zh.contains("未授权"), "{}", why.zh);
+            } else {
+                assert!(why.en.contains("SUBACK 0x80"), "{}", why.en);
+                assert!(why.zh.contains("代理拒绝了该订阅"), "{}", why.zh);
+            }
+            publish_v311(&rt, m.tcp_port, "open/a", round);
+            assert_eq!(
+                &rt.block_on(conn.next_on("open/a")).payload[..],
+                round.as_bytes()
+            );
+            if round == "first connection" {
+                m.restart();
+            }
+        }
+        // A later subscription is matched to its own SUBACK.
+        conn.worker.subscribe("secret/deeper", QoS::AtLeastOnce);
+        conn.worker.subscribe("open/deeper", QoS::AtLeastOnce);
+        let answers = conn.subacks(&rt, 2);
+        assert!(answers["secret/deeper"].is_some() && answers["open/deeper"].is_none());
+        conn.worker.stop();
+    }
+}
+
+/// One QoS 1 message from a plain 3.1.1 client, waiting for its PUBACK.
 fn publish_v311(rt: &tokio::runtime::Runtime, port: u16, topic: &str, payload: &str) {
     let (topic, payload) = (topic.to_owned(), payload.to_owned());
     rt.block_on(async move {

@@ -734,47 +734,70 @@ fn connect_points_the_console_at_another_broker_over_tcp_and_websocket() {
 }
 
 /// A subscription mosquitto's access rules deny is marked refused on its chip in the Topics
-/// panel, with the broker's answer in words on hover; the allowed one carries messages.
+/// panel, with the broker's answer in words on hover; the allowed one carries messages. Both
+/// ways of connecting: `--connect`, and a profile connected from the Broker panel (whose
+/// subscription list is set only once the connection is accepted, after the SUBACKs may
+/// already have come back).
 #[test]
 fn a_refused_subscription_is_marked_on_its_chip() {
     let rt = common::runtime();
+    let plugin_dir = tempfile::tempdir().unwrap();
+    let m =
+        common::Mosquitto::start_with(&common::only_subscribe_under(plugin_dir.path(), "open/#"));
+    let refused_shown = |h: &mut Harness<'static, ConsoleApp>| {
+        step_until(h, 20, "the refusal on the secret/# subscription", |h| {
+            h.state().live.topics.refused.contains_key("secret/#")
+        });
+        let topics = &h.state().live.topics;
+        assert!(!topics.refused.contains_key("open/#"));
+        assert!(
+            topics.refused["secret/#"].en.contains("SUBACK 0x80"),
+            "{:?}",
+            topics.refused
+        );
+        assert!(topics.subs.iter().any(|s| s.filter == "secret/#"));
+        h.get_by_label("Topics").click_accesskit();
+        h.run_steps(2);
+        h.get_by_label("✗ refused");
+    };
+
     let dir = tempfile::tempdir().unwrap();
-    let m = common::Mosquitto::start_with(&common::only_subscribe_under(dir.path(), "open/#"));
     let mut h = console_with(
         &rt,
         dir.path(),
         None,
         Some(mpbridge::backend::ConnectTo {
             url: format!("mqtt://127.0.0.1:{}", m.tcp_port),
-            subscribe: vec!["open/#".into(), "secret/#".into()],
+            subscribe: vec!["secret/#".into(), "open/#".into()],
         }),
     );
-    step_until(
-        &mut h,
-        20,
-        "the refusal on the secret/# subscription",
-        |h| {
-            let subs = &h.state().live.topics.subs;
-            subs.iter()
-                .any(|s| s.filter == "secret/#" && s.refused.is_some())
-        },
-    );
-    let subs = &h.state().live.topics.subs;
-    let open = subs.iter().find(|s| s.filter == "open/#").unwrap();
-    assert!(open.refused.is_none());
-    let why = subs.iter().find(|s| s.filter == "secret/#").unwrap();
-    assert!(
-        why.refused.as_ref().unwrap().en.contains("SUBACK 0x80"),
-        "{:?}",
-        why.refused
-    );
-    h.get_by_label("Topics").click_accesskit();
-    h.step();
-    h.get_by_label("✗ refused");
+    refused_shown(&mut h);
     publish_once(&rt, m.tcp_port, "open-pub", "open/door", "1");
     step_until(&mut h, 10, "the allowed subscription's message", |h| {
         h.state().live.topics.tree.find("open/door").is_some()
     });
+
+    // A profile from the Broker panel, refused filter first.
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("mqttx.json");
+    std::fs::write(
+        &export,
+        format!(
+            r#"[{{"name":"Locked mosquitto","host":"127.0.0.1","port":{},"protocol":"mqtt","clientId":"","subscriptions":[{{"topic":"secret/#","qos":0}},{{"topic":"open/#","qos":0}}]}}]"#,
+            m.tcp_port
+        ),
+    )
+    .unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Broker").click();
+    h.run_steps(2);
+    h.state_mut().state.panels.broker.import_path = export.display().to_string();
+    h.get_by_label("Import").click();
+    h.run_steps(2);
+    h.get_by_label_contains("Locked mosquitto").click();
+    h.run_steps(2);
+    h.get_by_label("Connect").click();
+    refused_shown(&mut h);
 }
 
 #[test]

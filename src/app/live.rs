@@ -119,12 +119,16 @@ impl LiveModel {
                 self.publish_refusals += 1;
                 self.publish_refused = Some((topic, why));
             }
-            Event::SubscribeRefused { conn, filter, why } => {
+            Event::SubAck {
+                conn,
+                filter,
+                refused,
+            } => {
                 // As with messages: the first connection heard of takes the store made at start.
                 if self.active_conn.is_none() {
                     self.active_conn = Some(conn);
                 }
-                self.store_of(conn).refused(&filter, why);
+                self.store_of(conn).suback(filter, refused);
             }
         }
     }

@@ -233,11 +233,12 @@ pub enum Event {
         topic: String,
         why: crate::verdict::L10n,
     },
-    /// The broker refused a subscription on a connection (its SUBACK), and why.
-    SubscribeRefused {
+    /// The broker's answer to a subscription on a connection (its SUBACK): `refused` says
+    /// why it was refused, `None` that it was granted.
+    SubAck {
         conn: ConnId,
         filter: String,
-        why: crate::verdict::L10n,
+        refused: Option<crate::verdict::L10n>,
     },
 }
 
@@ -1633,7 +1634,7 @@ impl ConnCtx {
             });
         }
         let msg_sink = self.sink.clone();
-        let refused_sink = self.sink.clone();
+        let suback_sink = self.sink.clone();
         let acks = self.acks.clone();
         WorkerSinks {
             state: state_tx,
@@ -1641,12 +1642,12 @@ impl ConnCtx {
                 acks.observe(&m.topic, &m.payload);
                 msg_sink.emit(Event::Message(id, m))
             }),
-            on_refused: Box::new(move |filter, why| {
+            on_suback: Box::new(move |filter, refused| {
                 if let Some(filter) = filter {
-                    refused_sink.emit(Event::SubscribeRefused {
+                    suback_sink.emit(Event::SubAck {
                         conn: id,
                         filter,
-                        why,
+                        refused,
                     });
                 }
             }),

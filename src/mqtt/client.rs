@@ -28,6 +28,8 @@ pub struct BrokerOptions {
     pub forward: Option<Arc<super::sni::Forward>>,
     /// How messages name the broker (rumqttc's own address is loopback when forwarding).
     pub display: Option<String>,
+    /// For TLS connections: how to judge the broker's chain when it is refused.
+    pub probe: Option<super::diagnose::TlsProbe>,
 }
 
 impl BrokerOptions {
@@ -36,6 +38,7 @@ impl BrokerOptions {
             mqtt: Mqtt::V4(Box::new(o)),
             forward: None,
             display: None,
+            probe: None,
         }
     }
 
@@ -237,6 +240,22 @@ pub enum Polled {
     Other,
 }
 
+/// A lost or refused connection.
+pub struct Failure {
+    /// What happened, in both languages.
+    pub words: L10n,
+    /// The broker's certificate was refused (worth judging its chain).
+    pub certificate: bool,
+}
+
+impl Failure {
+    fn new(words: L10n, e: &(dyn std::error::Error + 'static)) -> Self {
+        let certificate = super::tls_words::find_rustls(e)
+            .is_some_and(|t| matches!(t, rustls::Error::InvalidCertificate(_)));
+        Failure { words, certificate }
+    }
+}
+
 /// A connection's event loop. Polling drives the network; an error means the connection is
 /// gone (the next poll reconnects).
 pub enum Session {
@@ -246,7 +265,7 @@ pub enum Session {
 
 impl Session {
     /// The next event, or the failure in plain words.
-    pub async fn poll(&mut self, target: &str) -> Result<Polled, L10n> {
+    pub async fn poll(&mut self, target: &str) -> Result<Polled, Failure> {
         match self {
             Session::V4(e) => {
                 use rumqttc::{Event, Outgoing, Packet};
@@ -275,7 +294,7 @@ impl Session {
                     }),
                     Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(Polled::DisconnectSent),
                     Ok(_) => Ok(Polled::Other),
-                    Err(err) => Err(super::describe_error(target, &err)),
+                    Err(err) => Err(Failure::new(super::describe_error(target, &err), &err)),
                 }
             }
             Session::V5(e) => {
@@ -315,7 +334,7 @@ impl Session {
                     }
                     Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(Polled::DisconnectSent),
                     Ok(_) => Ok(Polled::Other),
-                    Err(err) => Err(describe_error_v5(target, &err)),
+                    Err(err) => Err(Failure::new(describe_error_v5(target, &err), &err)),
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! plain types it reports with. No egui here.
 
 pub mod client;
+pub mod diagnose;
 pub mod profile;
 pub mod props;
 pub mod sni;

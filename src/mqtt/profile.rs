@@ -222,6 +222,44 @@ impl Profile {
             mqtt,
             forward,
             display,
+            probe: self.tls_probe(),
+        })
+    }
+
+    /// How to judge the broker's certificate chain as this profile trusts it, for a TLS
+    /// profile that verifies (`None` otherwise).
+    pub fn tls_probe(&self) -> Option<super::diagnose::TlsProbe> {
+        let (scheme, host, port) = split_url(&self.url).ok()?;
+        if !matches!(scheme, Scheme::Tls | Scheme::Wss) || self.insecure {
+            return None;
+        }
+        let trust = match self.trust {
+            TrustChoice::System => crate::certs::Trust::default(),
+            TrustChoice::Public => crate::certs::Trust {
+                extra: Vec::new(),
+                os_store: false,
+                ..Default::default()
+            },
+            TrustChoice::File => {
+                let mut o = crate::certs::Opened::default();
+                crate::certs::open::open_path(self.ca_file.as_ref()?, None, &mut o);
+                crate::certs::Trust {
+                    public: Vec::new(),
+                    extra: o.certs.into_iter().map(|c| c.der).collect(),
+                    os_store: false,
+                }
+            }
+        };
+        let name = self.sni_override().unwrap_or(&host).to_owned();
+        Some(super::diagnose::TlsProbe {
+            addr: if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            },
+            sni: Some(name.clone()),
+            domain: name,
+            trust,
         })
     }
 
@@ -556,10 +594,13 @@ impl Profiles {
 /// What *Import* reads: our own export (an object with `"profiles"`), judged as our own
 /// format, its errors named; anything else as MQTTX's connection export.
 pub fn import(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
-    let ours = matches!(
-        serde_json::from_str::<serde_json::Value>(text),
-        Ok(serde_json::Value::Object(o)) if o.contains_key("profiles")
-    );
+    let ours = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(o)) => o.contains_key("profiles"),
+        Ok(_) => false,
+        // Not JSON at all: ours if it reads like ours (a damaged export), so the error names
+        // the line of our file rather than MQTTX's format.
+        Err(_) => text.trim_start().starts_with('{') && text.contains("\"profiles\""),
+    };
     if ours {
         return Profiles::parse(text)
             .map(|p| (p.profiles, Vec::new()))

@@ -3,7 +3,7 @@
 //! through the `AsyncClient`'s `try_publish`, never awaited from the polling task.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rumqttc::{MqttOptions, QoS};
@@ -32,9 +32,9 @@ pub struct WorkerOptions {
 pub struct WorkerSinks {
     pub state: watch::Sender<ConnState>,
     pub on_message: Box<dyn FnMut(MqttMessage) + Send>,
-    /// A subscription the broker refused: its filter (when the SUBACK can be matched to one)
-    /// and why, in both languages.
-    pub on_refused: Box<dyn FnMut(Option<String>, crate::verdict::L10n) + Send>,
+    /// Every SUBACK: the filter it answers (when it can be matched to one) and, when the
+    /// broker refused it, why, in both languages (`None`: granted).
+    pub on_suback: Box<dyn FnMut(Option<String>, Option<crate::verdict::L10n>) + Send>,
 }
 
 impl WorkerSinks {
@@ -46,7 +46,7 @@ impl WorkerSinks {
         WorkerSinks {
             state,
             on_message,
-            on_refused: Box::new(|_, _| {}),
+            on_suback: Box::new(|_, _| {}),
         }
     }
 }
@@ -103,7 +103,10 @@ impl Worker {
         let target = mqtt.target();
         let cancel = parent.child_token();
         mqtt.start_forward(handle, &cancel);
-        let forward = mqtt.forward.clone();
+        let tls = TlsHelp {
+            forward: mqtt.forward.clone(),
+            probe: mqtt.probe.clone(),
+        };
         let (client, eventloop) = mqtt.into_client(256);
         let subscriptions = Arc::new(Mutex::new(subscriptions));
         let queued = Queued::default();
@@ -111,7 +114,7 @@ impl Worker {
             eventloop,
             client.clone(),
             target,
-            forward,
+            tls,
             (subscriptions.clone(), queued.clone()),
             sinks,
             cancel.clone(),
@@ -152,11 +155,19 @@ impl Worker {
 /// Queues a SUBSCRIBE and remembers its filter for the SUBACK.
 fn queue_subscribe(client: &Client, queued: &Queued, filter: &str, qos: QoS) {
     // Under the lock, so the order in `queued` is the order of the requests.
-    let Ok(mut q) = queued.lock() else { return };
+    let mut q = queued.lock().unwrap_or_else(PoisonError::into_inner);
     match client.try_subscribe(filter, qos) {
         Ok(()) => q.push_back(filter.to_owned()),
         Err(e) => tracing::warn!("could not queue SUBSCRIBE {filter}: {e}"),
     }
+}
+
+/// What explains a TLS failure better than rumqttc's error.
+struct TlsHelp {
+    /// A server-name forwarder's own failure (rumqttc only sees its loopback side).
+    forward: Option<Arc<super::sni::Forward>>,
+    /// How to judge the broker's chain when its certificate is refused.
+    probe: Option<super::diagnose::TlsProbe>,
 }
 
 /// A connection that lasted this long resets the backoff.
@@ -166,13 +177,20 @@ async fn run(
     mut eventloop: Session,
     client: Client,
     target: String,
-    forward: Option<Arc<super::sni::Forward>>,
+    tls: TlsHelp,
     (subscriptions, queued): (Subscribed, Queued),
     mut sinks: WorkerSinks,
     cancel: CancellationToken,
 ) {
     // SUBSCRIBEs sent and not yet acknowledged: packet id → filter.
     let mut sent: HashMap<u16, String> = HashMap::new();
+    // Sent but never acknowledged when the connection dropped: made again after a CONNACK
+    // that kept the session (rumqttc keeps no SUBSCRIBE state; a new session re-subscribes
+    // everything anyway).
+    let mut unacked_subs: Vec<String> = Vec::new();
+    // The certificate verdict that explains the last refused handshake (`Some(None)`: judged,
+    // nothing more to say).
+    let mut diagnosis: Option<Option<crate::verdict::L10n>> = None;
     let mut attempt: u32 = 0;
     // When the current connection was accepted: the backoff starts over only after a
     // connection that lasted, so a broker that accepts and then drops at once is not hammered.
@@ -202,18 +220,19 @@ async fn run(
         match polled {
             Ok(Polled::ConnAck { session_present }) => {
                 connected_at = Some(std::time::Instant::now());
+                diagnosis = None;
                 tracing::info!("connected to MQTT broker {target}");
                 if !session_present {
                     // SUBSCRIBEs left unsent belonged to the old session: they are not resent
                     // (the subscriptions are made again below).
-                    if let Ok(mut q) = queued.lock() {
-                        for f in unfinished.subscribe_filters() {
-                            if let Some(i) = q.iter().position(|x| *x == f) {
-                                q.remove(i);
-                            }
+                    let mut q = queued.lock().unwrap_or_else(PoisonError::into_inner);
+                    for f in unfinished.subscribe_filters() {
+                        if let Some(i) = q.iter().position(|x| *x == f) {
+                            q.remove(i);
                         }
                     }
                 }
+                let lost = std::mem::take(&mut unacked_subs);
                 if !unfinished.is_empty() {
                     let again = eventloop.resume(std::mem::take(&mut unfinished), session_present);
                     if again > 0 {
@@ -225,41 +244,63 @@ async fn run(
                 sinks.state.send_replace(ConnState::Connected {
                     since: chrono::Local::now(),
                 });
-                if !session_present {
-                    let subs = subscriptions.lock().map(|s| s.clone()).unwrap_or_default();
-                    for (filter, qos) in &subs {
+                let subs = subscriptions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                for (filter, qos) in &subs {
+                    // Everything on a new session; on a kept one, what never got its SUBACK.
+                    if !session_present || lost.contains(filter) {
                         queue_subscribe(&client, &queued, filter, *qos);
                     }
                 }
             }
             Ok(Polled::Message(m)) => (sinks.on_message)(m),
             Ok(Polled::SubscribeSent(pkid)) => {
-                if let Some(f) = queued.lock().ok().and_then(|mut q| q.pop_front()) {
+                let next = queued
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop_front();
+                if let Some(f) = next {
                     sent.insert(pkid, f);
                 }
             }
             Ok(Polled::SubAck { pkid, refused }) => {
                 let filter = sent.remove(&pkid);
-                if let Some(why) = refused {
+                if let Some(why) = &refused {
                     tracing::warn!(
                         "{target} refused the subscription to {}: {}",
                         filter.as_deref().unwrap_or("a filter"),
                         why.en
                     );
-                    (sinks.on_refused)(filter, why);
                 }
+                (sinks.on_suback)(filter, refused);
             }
             Ok(_) => {}
-            Err(error) => {
+            Err(failure) => {
                 // Through a server-name forwarder, rumqttc only sees the loopback side close:
                 // the forwarder's own failure (naming the broker) says what happened.
-                let error = forward
+                let mut error = tls
+                    .forward
                     .as_ref()
                     .and_then(|f| f.take_error())
-                    .unwrap_or(error);
+                    .unwrap_or(failure.words);
+                // A refused certificate: the verdict on the chain the broker serves names the
+                // problem (judged once per run of failures, not at every retry).
+                if let (true, Some(probe)) = (failure.certificate, &tls.probe) {
+                    if diagnosis.is_none() {
+                        diagnosis = tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            d = super::diagnose::diagnose(&target, probe) => Some(d),
+                        };
+                    }
+                    if let Some(Some(better)) = &diagnosis {
+                        error = better.clone();
+                    }
+                }
                 eventloop.take_unfinished(&mut unfinished);
                 // Sent and never acknowledged: made again after the reconnect.
-                sent.clear();
+                unacked_subs.extend(sent.drain().map(|(_, f)| f));
                 if connected_at
                     .take()
                     .is_some_and(|t| t.elapsed() >= STABLE_CONNECTION)

@@ -25,9 +25,6 @@ pub struct Subscription {
     pub enabled: bool,
     pub rate: RateSeries,
     pub count: u64,
-    /// The broker refused it (its SUBACK), and why: shown on the subscription until it is
-    /// made again.
-    pub refused: Option<crate::verdict::L10n>,
 }
 
 /// Colours handed to new subscriptions in turn.
@@ -47,6 +44,8 @@ pub struct Topics {
     pub store: Store,
     pub tree: Tree,
     pub subs: Vec<Subscription>,
+    /// Filters the broker refused (their SUBACK) and why, until a SUBACK grants them.
+    pub refused: std::collections::HashMap<String, crate::verdict::L10n>,
     pub ingested: u64,
 }
 
@@ -63,7 +62,6 @@ impl Topics {
         if let Some(i) = self.subs.iter().position(|s| s.filter == filter) {
             self.subs[i].enabled = true;
             self.subs[i].qos = qos;
-            self.subs[i].refused = None;
             return i;
         }
         let color = PALETTE[self.subs.len() % PALETTE.len()];
@@ -74,15 +72,20 @@ impl Topics {
             enabled: true,
             rate: RateSeries::default(),
             count: 0,
-            refused: None,
         });
         self.subs.len() - 1
     }
 
-    /// The broker refused the subscription to `filter`.
-    pub fn refused(&mut self, filter: &str, why: crate::verdict::L10n) {
-        if let Some(s) = self.subs.iter_mut().find(|s| s.filter == filter) {
-            s.refused = Some(why);
+    /// The broker's SUBACK for `filter`: refused (and why) or granted. Kept by filter, apart
+    /// from the subscription list, so an answer that comes before the list is set survives.
+    pub fn suback(&mut self, filter: String, refused: Option<crate::verdict::L10n>) {
+        match refused {
+            Some(why) => {
+                self.refused.insert(filter, why);
+            }
+            None => {
+                self.refused.remove(&filter);
+            }
         }
     }
 

@@ -385,7 +385,7 @@ impl TopicsPanel {
                     tokens::MUTED
                 });
                 ui.label(text);
-                if let Some(why) = &s.refused {
+                if let Some(why) = topics.refused.get(&s.filter) {
                     ui.colored_label(tokens::BAD, t.topics_sub_refused)
                         .on_hover_text(why.get(t.zh()));
                 }
