@@ -69,6 +69,23 @@ fn console_cfg(
         )
 }
 
+/// A console that has imported `mqttx` (an MQTTX connection export) in the Broker panel.
+fn console_with_mqttx_import(
+    rt: &tokio::runtime::Runtime,
+    root: &std::path::Path,
+    mqttx: &str,
+) -> Harness<'static, ConsoleApp> {
+    let export = root.join("mqttx.json");
+    std::fs::write(&export, mqttx).unwrap();
+    let mut h = console(rt, root, None);
+    h.get_by_label("Broker").click();
+    h.run_steps(2);
+    h.state_mut().state.panels.broker.import_path = export.display().to_string();
+    h.get_by_label("Import").click();
+    h.run_steps(2);
+    h
+}
+
 /// Steps frames until `done` holds, for at most `secs` seconds of wall time.
 fn step_until(
     h: &mut Harness<'_, ConsoleApp>,
@@ -779,21 +796,14 @@ fn a_refused_subscription_is_marked_on_its_chip() {
 
     // A profile from the Broker panel, refused filter first.
     let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("mqttx.json");
-    std::fs::write(
-        &export,
-        format!(
+    let mut h = console_with_mqttx_import(
+        &rt,
+        dir.path(),
+        &format!(
             r#"[{{"name":"Locked mosquitto","host":"127.0.0.1","port":{},"protocol":"mqtt","clientId":"","subscriptions":[{{"topic":"secret/#","qos":0}},{{"topic":"open/#","qos":0}}]}}]"#,
             m.tcp_port
         ),
-    )
-    .unwrap();
-    let mut h = console(&rt, dir.path(), None);
-    h.get_by_label("Broker").click();
-    h.run_steps(2);
-    h.state_mut().state.panels.broker.import_path = export.display().to_string();
-    h.get_by_label("Import").click();
-    h.run_steps(2);
+    );
     h.get_by_label_contains("Locked mosquitto").click();
     h.run_steps(2);
     h.get_by_label("Connect").click();
@@ -806,21 +816,14 @@ fn broker_panel_imports_a_profile_connects_and_returns_to_the_sandbox() {
     let m = common::Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
     // An MQTTX export pointing at this mosquitto.
-    let export = dir.path().join("mqttx.json");
-    std::fs::write(
-        &export,
-        format!(
+    let mut h = console_with_mqttx_import(
+        &rt,
+        dir.path(),
+        &format!(
             r#"[{{"name":"Test mosquitto","host":"127.0.0.1","port":{},"protocol":"mqtt","clientId":"","subscriptions":[{{"topic":"plant/#","qos":0}}]}}]"#,
             m.tcp_port
         ),
-    )
-    .unwrap();
-    let mut h = console(&rt, dir.path(), None);
-    h.get_by_label("Broker").click();
-    h.run_steps(2);
-    h.state_mut().state.panels.broker.import_path = export.display().to_string();
-    h.get_by_label("Import").click();
-    h.run_steps(2);
+    );
     assert_eq!(h.state().state.profiles.profiles.len(), 1);
     let saved =
         std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("profiles.json")).unwrap();
