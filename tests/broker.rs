@@ -901,7 +901,10 @@ fn client_certificates_mqtt5_over_tls_and_alpn() {
     let err = rt
         .block_on(round_trip(&profile(MqttVersion::V311, false)))
         .unwrap_err();
-    assert!(err.contains("127.0.0.1"), "{err}");
+    assert!(
+        err.contains("127.0.0.1") && err.contains("requires a client certificate"),
+        "{err}"
+    );
     rt.block_on(round_trip(&profile(MqttVersion::V311, true)))
         .unwrap();
     let mut conn = LiveConn::start(&rt, &profile(MqttVersion::V5, true), &["mtls/#"]);

@@ -96,16 +96,18 @@ pub fn explain(e: &TlsError) -> L10n {
             ),
         },
         TlsError::AlertReceived(a) => match a {
-            AlertDescription::CertificateRequired | AlertDescription::HandshakeFailure => {
-                L10n::new(
-                    format!(
-                        "the broker ended the TLS handshake ({a:?}): it may want a client certificate, or shares no cipher with us"
-                    ),
-                    format!(
-                        "代理终止了 TLS 握手（{a:?}）：可能需要客户端证书，或双方没有共同的加密套件"
-                    ),
-                )
-            }
+            AlertDescription::CertificateRequired => L10n::new(
+                "the broker requires a client certificate and this profile sends none (set its client certificate and key)",
+                "代理要求客户端证书，而本配置没有发送（请设置客户端证书和私钥）",
+            ),
+            AlertDescription::HandshakeFailure => L10n::new(
+                format!(
+                    "the broker ended the TLS handshake ({a:?}): it may want a client certificate, or shares no cipher with us"
+                ),
+                format!(
+                    "代理终止了 TLS 握手（{a:?}）：可能需要客户端证书，或双方没有共同的加密套件"
+                ),
+            ),
             AlertDescription::ProtocolVersion => L10n::new(
                 "the broker speaks no TLS version we accept (TLS 1.2 or 1.3)",
                 "代理不支持我们接受的 TLS 版本（TLS 1.2 或 1.3）",
