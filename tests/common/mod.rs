@@ -45,7 +45,23 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; the caller binds it right away).
+/// Picked below the kernel's ephemeral range (32768 and up here), from which every outgoing
+/// connection takes its local port: a port picked there can be taken by some client of a test
+/// running in parallel before the broker binds it. Never the same port twice in one test
+/// process.
 pub fn free_port() -> u16 {
+    static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut taken = TAKEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..2000 {
+        let p: u16 = rand::random_range(20_000..32_000);
+        if !taken.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            taken.insert(p);
+            return p;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
