@@ -37,6 +37,12 @@ fn mqttx_export_is_imported() {
         ("factory/console/status", 1, true)
     );
     assert_eq!(a.subscriptions, vec!["factory/#", "$SYS/#"]);
+    // Subscription QoS is kept (one per profile: the highest), and the mix is said.
+    assert_eq!(a.subscribe_qos, 1);
+    assert!(
+        notes.iter().any(|n| n.contains("all are made with QoS 1")),
+        "{notes:?}"
+    );
     let b = &profiles[1];
     assert_eq!(b.url, "wss://broker.example.com:8084/mqtt");
     assert!(b.insecure);
@@ -93,6 +99,7 @@ fn profiles_export_and_import_round_trip() {
     a.version = MqttVersion::V5;
     a.session_expiry_secs = Some(600);
     a.subscriptions = vec!["lab/#".into()];
+    a.subscribe_qos = 2;
     a.sni = Some("edge.lab".into());
     let b = Profile::new("plain", "mqtt://127.0.0.1:1883");
     let file = Profiles {

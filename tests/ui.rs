@@ -820,7 +820,7 @@ fn broker_panel_imports_a_profile_connects_and_returns_to_the_sandbox() {
         &rt,
         dir.path(),
         &format!(
-            r#"[{{"name":"Test mosquitto","host":"127.0.0.1","port":{},"protocol":"mqtt","clientId":"","subscriptions":[{{"topic":"plant/#","qos":0}}]}}]"#,
+            r#"[{{"name":"Test mosquitto","host":"127.0.0.1","port":{},"protocol":"mqtt","clientId":"","subscriptions":[{{"topic":"plant/#","qos":1}}]}}]"#,
             m.tcp_port
         ),
     );
@@ -844,7 +844,18 @@ fn broker_panel_imports_a_profile_connects_and_returns_to_the_sandbox() {
     step_until(&mut h, 10, "the plant message in Topics", |h| {
         h.state().live.topics.tree.find("plant/valve").is_some()
     });
-    assert_eq!(h.state().live.topics.subs[0].filter, "plant/#");
+    let topics = &h.state().live.topics;
+    assert_eq!(
+        (topics.subs[0].filter.as_str(), topics.subs[0].qos),
+        ("plant/#", 1)
+    );
+    // Subscribed at QoS 1 as the MQTTX export asked: a QoS 1 publish arrives as QoS 1.
+    let stored = topics
+        .store
+        .iter()
+        .find(|m| &*m.topic == "plant/valve")
+        .unwrap();
+    assert_eq!(stored.qos, 1);
 
     // Back to the sandbox: its telemetry flows again.
     h.get_by_label("Back to the sandbox").click();

@@ -275,7 +275,7 @@ impl ConsoleApp {
                 Action::Topics(edit) => {
                     use crate::ui::topics::TopicsEdit;
                     let topics = match &edit {
-                        TopicsEdit::Replace(id, _) => self.live.store_of(*id),
+                        TopicsEdit::Replace(id, _, _) => self.live.store_of(*id),
                         _ => &mut self.live.topics,
                     };
                     match edit {
@@ -293,12 +293,12 @@ impl ConsoleApp {
                             }
                         }
                         TopicsEdit::Remove(f) => topics.subs.retain(|s| s.filter != f),
-                        TopicsEdit::Replace(_, filters) => {
+                        TopicsEdit::Replace(_, filters, qos) => {
                             // A connection accepted: its store (one per connection, so two
                             // brokers' messages are never mixed) lists its subscriptions.
                             topics.subs.clear();
                             for f in filters {
-                                topics.subscribe(&f, 0);
+                                topics.subscribe(&f, qos);
                             }
                         }
                     }

@@ -1563,7 +1563,7 @@ impl ConnCtx {
         let subs = profile
             .subscriptions
             .iter()
-            .map(|f| (f.clone(), QoS::AtMostOnce))
+            .map(|f| (f.clone(), crate::mqtt::profile::qos(profile.subscribe_qos)))
             .collect();
         let worker = Worker::spawn_with(&self.handle, mqtt, subs, self.sinks(id), &self.cancel);
         Conn {

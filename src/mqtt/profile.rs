@@ -95,6 +95,22 @@ pub struct Profile {
     /// Subscribed after every connect.
     #[serde(default = "default_subscriptions")]
     pub subscriptions: Vec<String>,
+    /// The QoS those subscriptions ask for (0–2).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub subscribe_qos: u8,
+}
+
+fn is_zero(q: &u8) -> bool {
+    *q == 0
+}
+
+/// rumqttc's QoS for a number (2 and above: exactly once).
+pub fn qos(q: u8) -> rumqttc::QoS {
+    match q {
+        0 => rumqttc::QoS::AtMostOnce,
+        1 => rumqttc::QoS::AtLeastOnce,
+        _ => rumqttc::QoS::ExactlyOnce,
+    }
 }
 
 fn yes() -> bool {
@@ -132,6 +148,7 @@ impl Profile {
             sni: None,
             insecure: false,
             subscriptions: default_subscriptions(),
+            subscribe_qos: 0,
         }
     }
 
@@ -163,6 +180,9 @@ impl Profile {
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err("a client certificate needs its key, and the other way round".into());
+        }
+        if self.subscribe_qos > 2 {
+            return Err("the subscriptions' QoS must be 0, 1 or 2".into());
         }
         for f in &self.subscriptions {
             if !super::topic::valid_filter(f) {
@@ -724,13 +744,25 @@ pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
             });
         }
         if let Some(subs) = c.get("subscriptions").and_then(|x| x.as_array()) {
-            let topics: Vec<String> = subs
+            let topics: Vec<(String, u8)> = subs
                 .iter()
-                .filter_map(|s| s.get("topic").and_then(|t| t.as_str()).map(str::to_owned))
-                .filter(|t| super::topic::valid_filter(t))
+                .filter_map(|s| {
+                    let topic = s.get("topic").and_then(|t| t.as_str())?;
+                    let q = s.get("qos").and_then(|q| q.as_u64()).unwrap_or(0).min(2) as u8;
+                    Some((topic.to_owned(), q))
+                })
+                .filter(|(t, _)| super::topic::valid_filter(t))
                 .collect();
             if !topics.is_empty() {
-                p.subscriptions = topics;
+                // One QoS per profile: the highest asked for, said when they differ.
+                let max = topics.iter().map(|(_, q)| *q).max().unwrap_or(0);
+                if topics.iter().any(|(_, q)| *q != max) {
+                    notes.push(format!(
+                        "{name}: its subscriptions use different QoS levels; all are made with QoS {max}"
+                    ));
+                }
+                p.subscribe_qos = max;
+                p.subscriptions = topics.into_iter().map(|(t, _)| t).collect();
             }
         }
         if c.get("mqttVersion").and_then(|x| x.as_str()) == Some("5.0") {

@@ -115,7 +115,7 @@ pub struct BrokerPanel {
     pub import_path: String,
     connecting: Option<Requested<(crate::backend::ConnId, String), String>>,
     /// The subscriptions the Topics panel takes once the connection attempt is accepted.
-    pending_subs: Option<Vec<String>>,
+    pending_subs: Option<(Vec<String>, u8)>,
     export: Option<Requested<std::path::PathBuf, String>>,
     /// The built-in sandbox entry is shown instead of a saved profile.
     sandbox_shown: bool,
@@ -169,9 +169,9 @@ impl BrokerPanel {
             match self.connecting.as_mut().map(|r| r.poll()) {
                 Some(Some(Ok((conn, id)))) => {
                     // Accepted: that connection's store lists this profile's subscriptions.
-                    if let Some(subs) = self.pending_subs.take() {
+                    if let Some((subs, qos)) = self.pending_subs.take() {
                         actions.push(Action::Topics(super::topics::TopicsEdit::Replace(
-                            *conn, subs,
+                            *conn, subs, qos,
                         )));
                     }
                     ui.label(
@@ -420,6 +420,13 @@ impl BrokerPanel {
                 row(ui, "ALPN", &mut self.form.alpn, "mqtt");
                 row(ui, t.broker_sni, &mut self.form.sni, "broker.example.com");
                 row(ui, t.broker_subscriptions, &mut self.form.subs, "#");
+                ui.label(t.broker_subscribe_qos);
+                ui.horizontal(|ui| {
+                    for q in 0..=2u8 {
+                        ui.selectable_value(&mut p.subscribe_qos, q, format!("QoS {q}"));
+                    }
+                });
+                ui.end_row();
                 ui.label("");
                 ui.checkbox(&mut p.insecure, t.broker_insecure);
                 ui.end_row();
@@ -461,7 +468,7 @@ impl BrokerPanel {
             {
                 let (req, reply) = Requested::new(waker(ui));
                 self.connecting = Some(req);
-                self.pending_subs = Some(p.subscriptions.clone());
+                self.pending_subs = Some((p.subscriptions.clone(), p.subscribe_qos));
                 actions.push(Action::Backend(Command::ConnectProfile {
                     profile: Box::new(p),
                     reply,

@@ -1249,7 +1249,7 @@ fn qos_of(q: u8) -> rumqttc::QoS {
 pub enum TopicsEdit {
     Subscribe(String, u8),
     /// A connection was opened: these are its subscriptions.
-    Replace(crate::backend::ConnId, Vec<String>),
+    Replace(crate::backend::ConnId, Vec<String>, u8),
     Enable(String, bool),
     /// A colour picked for a subscription.
     Color(String, [u8; 3]),
