@@ -952,11 +952,7 @@ async fn run(
                     reply.send(Err("not connected to a broker".into()));
                     continue;
                 };
-                let qos = match cmd.qos {
-                    0 => QoS::AtMostOnce,
-                    1 => QoS::AtLeastOnce,
-                    _ => QoS::ExactlyOnce,
-                };
+                let qos = crate::mqtt::qos(cmd.qos);
                 // Expect the answer before publishing: a fast device must not be missed.
                 let rx = cmd.ack.clone().map(|a| acks.expect(a));
                 let sent = Instant::now();
@@ -1563,7 +1559,7 @@ impl ConnCtx {
         let subs = profile
             .subscriptions
             .iter()
-            .map(|f| (f.clone(), crate::mqtt::profile::qos(profile.subscribe_qos)))
+            .map(|f| (f.clone(), crate::mqtt::qos(profile.subscribe_qos)))
             .collect();
         let worker = Worker::spawn_with(&self.handle, mqtt, subs, self.sinks(id), &self.cancel);
         Conn {

@@ -62,6 +62,15 @@ impl ConnState {
     }
 }
 
+/// rumqttc's QoS for a number (2 and above: exactly once).
+pub fn qos(q: u8) -> rumqttc::QoS {
+    match q {
+        0 => rumqttc::QoS::AtMostOnce,
+        1 => rumqttc::QoS::AtLeastOnce,
+        _ => rumqttc::QoS::ExactlyOnce,
+    }
+}
+
 /// Reconnect delay: exponential from 250 ms to 10 s, with up to 25 % random jitter so that
 /// many clients do not reconnect in lockstep.
 pub fn backoff(attempt: u32) -> Duration {

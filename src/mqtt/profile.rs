@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{LastWill, MqttOptions, QoS, Transport};
+use rumqttc::{LastWill, MqttOptions, Transport};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
@@ -102,15 +102,6 @@ pub struct Profile {
 
 fn is_zero(q: &u8) -> bool {
     *q == 0
-}
-
-/// rumqttc's QoS for a number (2 and above: exactly once).
-pub fn qos(q: u8) -> rumqttc::QoS {
-    match q {
-        0 => rumqttc::QoS::AtMostOnce,
-        1 => rumqttc::QoS::AtLeastOnce,
-        _ => rumqttc::QoS::ExactlyOnce,
-    }
 }
 
 fn yes() -> bool {
@@ -214,18 +205,11 @@ impl Profile {
         self.validate()?;
         let (_, host, port) = split_url(&self.url)?;
         let forward = match self.sni_override() {
-            Some(name) => {
-                let upstream = if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                };
-                Some(super::sni::Forward::bind(
-                    upstream,
-                    name,
-                    self.tls_config()?,
-                )?)
-            }
+            Some(name) => Some(super::sni::Forward::bind(
+                authority(&host, port),
+                name,
+                self.tls_config()?,
+            )?),
             None => None,
         };
         let mqtt = match self.version {
@@ -272,11 +256,7 @@ impl Profile {
         };
         let name = self.sni_override().unwrap_or(&host).to_owned();
         Some(super::diagnose::TlsProbe {
-            addr: if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            },
+            addr: authority(&host, port),
             sni: Some(name.clone()),
             domain: name,
             trust,
@@ -423,12 +403,12 @@ impl Profile {
             );
         }
         if let Some(w) = &self.will {
-            let qos = match w.qos {
-                0 => QoS::AtMostOnce,
-                1 => QoS::AtLeastOnce,
-                _ => QoS::ExactlyOnce,
-            };
-            o.set_last_will(LastWill::new(&w.topic, w.payload.clone(), qos, w.retain));
+            o.set_last_will(LastWill::new(
+                &w.topic,
+                w.payload.clone(),
+                super::qos(w.qos),
+                w.retain,
+            ));
         }
         if let Some(t) = d.transport {
             o.set_transport(t);
@@ -524,6 +504,15 @@ enum Scheme {
     Tls,
     Ws,
     Wss,
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 fn split_url(url: &str) -> Result<(Scheme, String, u16), String> {

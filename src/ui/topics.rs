@@ -399,7 +399,7 @@ impl TopicsPanel {
                     actions.push(Action::Backend(if enable {
                         Command::Subscribe {
                             filter: s.filter.clone(),
-                            qos: qos_of(s.qos),
+                            qos: crate::mqtt::qos(s.qos),
                         }
                     } else {
                         Command::Unsubscribe {
@@ -435,7 +435,7 @@ impl TopicsPanel {
                 )));
                 actions.push(Action::Backend(Command::Subscribe {
                     filter: f,
-                    qos: qos_of(self.new_qos),
+                    qos: crate::mqtt::qos(self.new_qos),
                 }));
                 self.new_filter.clear();
             }
@@ -1046,7 +1046,7 @@ impl TopicsPanel {
                         actions.push(Action::Backend(Command::Publish {
                             topic: topic.clone(),
                             payload: payload.clone(),
-                            qos: qos_of(self.pub_qos),
+                            qos: crate::mqtt::qos(self.pub_qos),
                             retain: self.pub_retain,
                             props: props.clone().map(Box::new),
                         }));
@@ -1233,14 +1233,6 @@ impl TopicsPanel {
                     }
                 });
             });
-    }
-}
-
-fn qos_of(q: u8) -> rumqttc::QoS {
-    match q {
-        0 => rumqttc::QoS::AtMostOnce,
-        1 => rumqttc::QoS::AtLeastOnce,
-        _ => rumqttc::QoS::ExactlyOnce,
     }
 }
 
