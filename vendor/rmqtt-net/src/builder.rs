@@ -956,29 +956,30 @@ where
 #[cfg(feature = "ws")]
 /// Validates WebSocket handshake requests for MQTT protocol
 fn on_handshake(req: &Request, mut response: Response) -> std::result::Result<Response, ErrorResponse> {
-    const PROTOCOL_ERROR: &str = "Missing required 'Sec-WebSocket-Protocol: mqtt' header";
-    let mqtt_protocol = req
-        .headers()
-        .get("Sec-WebSocket-Protocol")
-        .ok_or_else(|| ErrorResponse::new(Some(PROTOCOL_ERROR.into())))?
-        .to_str()
-        .map_err(|_| ErrorResponse::new(Some(PROTOCOL_ERROR.into())))?;
-    match mqtt_protocol {
-        "mqtt" => {
+    const PROTOCOL_ERROR: &str = "Sec-WebSocket-Protocol offers neither 'mqtt' nor 'mqttv3.1'";
+    // RFC 6455 §4.1: the header may repeat and each value is a comma-separated list in the
+    // client's order of preference; the server picks one it speaks. A request without the
+    // header is accepted without one, as mosquitto and most WebSocket servers do.
+    let mut offered = false;
+    let mut chosen = None;
+    for value in req.headers().get_all("Sec-WebSocket-Protocol") {
+        let value = value.to_str().map_err(|_| ErrorResponse::new(Some(PROTOCOL_ERROR.into())))?;
+        for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            offered = true;
+            if chosen.is_none() && (token == "mqtt" || token == "mqttv3.1") {
+                chosen = Some(token.to_owned());
+            }
+        }
+    }
+    match chosen {
+        Some(protocol) => {
             response.headers_mut().append(
                 "Sec-WebSocket-Protocol",
-                "mqtt".parse().map_err(|_| ErrorResponse::new(Some("InvalidHeaderValue".into())))?,
+                protocol.parse().map_err(|_| ErrorResponse::new(Some("InvalidHeaderValue".into())))?,
             );
         }
-        "mqttv3.1" => {
-            response.headers_mut().append(
-                "Sec-WebSocket-Protocol",
-                "mqttv3.1".parse().map_err(|_| ErrorResponse::new(Some("InvalidHeaderValue".into())))?,
-            );
-        }
-        _ => {
-            return Err(ErrorResponse::new(Some(PROTOCOL_ERROR.into())));
-        }
+        None if offered => return Err(ErrorResponse::new(Some(PROTOCOL_ERROR.into()))),
+        None => {}
     }
     Ok(response)
 }
