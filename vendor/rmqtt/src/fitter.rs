@@ -155,11 +155,11 @@ impl Fitter for DefaultFitter {
             )));
         }
 
-        if *keep_alive < 6 {
-            Ok(*keep_alive + 3)
-        } else {
-            Ok(((*keep_alive as f32 * self.listen_cfg.keepalive_backoff) * 2.0) as u16)
-        }
+        // MQTT 3.1.1 §3.1.2.10 and MQTT 5 §3.1.2.10: the server disconnects a client it has
+        // heard nothing from for one and a half times the keep alive (keepalive_backoff 0.75),
+        // rounded up to whole seconds; small values used to get 3 s extra.
+        let secs = (*keep_alive as f32 * self.listen_cfg.keepalive_backoff * 2.0).ceil();
+        Ok(secs.min(u16::MAX as f32) as u16)
     }
 
     #[inline]

@@ -199,6 +199,7 @@ impl SessionState {
         let mut flags = StateFlags::empty();
 
         self.scx.connections.inc();
+        let mut ended_by_server = None;
         match self.run_loop(&mut sink, keep_alive, &mut flags, &deliver_queue_tx, &mut deliver_queue_rx).await
         {
             Ok(()) => {
@@ -206,10 +207,25 @@ impl SessionState {
             }
             Err(reason) => {
                 log::debug!("{} Reason: {}", self.id, reason);
+                if reason.is_server_initiated() {
+                    ended_by_server = Some(reason.clone());
+                }
                 let _ = self.disconnected_reason_add(reason).await;
             }
         }
         self.scx.connections.dec();
+
+        // MQTT 5 §3.14: the server tells the client why it closes the connection, so the
+        // DISCONNECT must go out before the socket is closed, and only when the server is the
+        // one ending it (never an echo of the client's own DISCONNECT or to a closed socket).
+        if let (Sink::V5(s), Some(reason)) = (&mut sink, &ended_by_server) {
+            let d = v5::Disconnect {
+                reason_code: reason.to_reason_code(),
+                reason_string: Some(reason.to_string().into()),
+                ..Default::default()
+            };
+            let _ = s.send_disconnect(d).await;
+        }
 
         if let Err(e) = sink.close().await {
             log::info!("{} close io error, {e}", self.id);
@@ -262,19 +278,6 @@ impl SessionState {
             }
             Reason::ConnectRemoteClose
         };
-
-        if let Sink::V5(s) = &mut sink {
-            let d = if let Reason::ConnectDisconnect(Some(Disconnect::V5(d))) = &reason {
-                d.clone()
-            } else {
-                v5::Disconnect {
-                    reason_code: reason.to_reason_code(),
-                    reason_string: Some(reason.to_string().into()),
-                    ..Default::default()
-                }
-            };
-            let _ = s.send_disconnect(d).await;
-        }
 
         self.hook.client_disconnected(reason).await;
 

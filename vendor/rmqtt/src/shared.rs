@@ -486,13 +486,16 @@ impl Entry for LockEntry {
                         log::debug!("{:?} kicked, from {:?}", self.id, self.session().map(|s| s.id.clone()));
                     }
                     Ok(Err(e)) => {
-                        log::warn!(
-                            "{:?} kick, recv result is {:?}, from {:?}",
+                        // The old connection ended before it read the kick (its client went
+                        // away while this one connected): the session is free to take over.
+                        // Refusing here answered a client that reconnects quickly with
+                        // CONNACK "server unavailable".
+                        log::debug!(
+                            "{:?} kick, the old session ended first ({:?}), from {:?}",
                             self.id,
                             e,
                             self.session().map(|s| s.id.clone())
                         );
-                        return Err(anyhow!(format!("recv kick result is {:?}", e)));
                     }
                     Err(_) => {
                         log::warn!(

@@ -2431,6 +2431,30 @@ impl Reason {
         Reason::Error(ByteString::from_static(r))
     }
 
+    /// Whether the server ends the connection for this reason, and so owes an MQTT 5 client
+    /// a DISCONNECT that says why: not the client's own DISCONNECT, nor a socket that closed,
+    /// failed or stopped taking bytes.
+    #[inline]
+    pub fn is_server_initiated(&self) -> bool {
+        use crate::codec::error::DecodeError;
+        match self {
+            Reason::ConnectDisconnect(_)
+            | Reason::ConnectRemoteClose
+            | Reason::ConnectReadWriteError
+            | Reason::ConnectReadWriteTimeout => false,
+            Reason::MqttError(
+                MqttError::Decode(DecodeError::Io(_))
+                | MqttError::SendPacket(_)
+                | MqttError::ReadTimeout
+                | MqttError::WriteTimeout
+                | MqttError::FlushTimeout
+                | MqttError::CloseTimeout,
+            ) => false,
+            Reason::Reasons(reasons) => reasons.first().is_some_and(Reason::is_server_initiated),
+            _ => true,
+        }
+    }
+
     #[inline]
     pub fn is_kicked(&self, admin_opt: IsAdmin) -> bool {
         match self {
@@ -2548,7 +2572,12 @@ impl std::convert::From<Error> for Reason {
     #[inline]
     fn from(e: Error) -> Self {
         match e.downcast::<MqttError>() {
-            Err(e) => Reason::Error(ByteString::from(e.to_string())),
+            // A packet the codec refused keeps its kind, so an MQTT 5 client is told the
+            // matching reason (malformed packet, protocol error, packet too large, ...).
+            Err(e) => match e.downcast::<crate::codec::error::DecodeError>() {
+                Ok(e) => Reason::MqttError(MqttError::Decode(e)),
+                Err(e) => Reason::Error(ByteString::from(e.to_string())),
+            },
             Ok(e) => Reason::MqttError(e),
         }
     }
@@ -2567,7 +2596,9 @@ impl ToReasonCode for Reason {
                 if *is_admin {
                     DisconnectReasonCode::AdministrativeAction
                 } else {
-                    DisconnectReasonCode::NotAuthorized
+                    // A client that connects with the same client id takes the session over
+                    // (MQTT 5 §3.1.4-3): reason 0x8E, as the specification names it.
+                    DisconnectReasonCode::SessionTakenOver
                 }
             }
             Reason::HandshakeRateExceeded => DisconnectReasonCode::ConnectionRateExceeded,
