@@ -398,6 +398,11 @@ impl SessionState {
                     match pkt? {
                         Some(pkt) => {
                             state.process_mqtt_message(sink, pkt, flags).await?;
+                            // After DISCONNECT the server closes the connection (MQTT 3.1.1
+                            // §3.14.4, MQTT 5 §3.14.4) rather than wait for the client to.
+                            if flags.contains(StateFlags::Disconnecting) {
+                                return Ok(());
+                            }
                         },
                         None => {
                             return Err(Reason::ConnectRemoteClose);
@@ -836,13 +841,18 @@ impl SessionState {
             }
 
             Packet::V3(v3::Packet::Disconnect) => {
-                flags.insert(StateFlags::DisconnectReceived);
+                flags.insert(StateFlags::DisconnectReceived | StateFlags::Disconnecting);
                 self.disconnected_set(Some(Disconnect::V3), None).await?;
                 // return Err(Reason::ConnectDisconnect(Some(Disconnect::V3)));
                 return Ok(());
             }
             Packet::V5(v5::Packet::Disconnect(d)) => {
-                flags.insert(StateFlags::DisconnectReceived);
+                // MQTT 5 §3.14.2.1: reason 0x04 (Disconnect with Will Message) ends the
+                // connection cleanly but still asks for the will.
+                flags.insert(StateFlags::Disconnecting);
+                if d.reason_code != crate::codec::v5::DisconnectReasonCode::DisconnectWithWillMessage {
+                    flags.insert(StateFlags::DisconnectReceived);
+                }
                 self.disconnected_set(Some(Disconnect::V5(d)), None).await?;
                 // return Err(Reason::ConnectDisconnect(Some(Disconnect::V5(d))));
                 return Ok(());
@@ -954,6 +964,13 @@ impl SessionState {
     where
         Io: AsyncRead + AsyncWrite + Unpin,
     {
+        // MQTT 3.1.1 and 5 §4.7.3: a topic name holds no wildcard and no U+0000. Such a PUBLISH
+        // ends the connection (MQTT 5: DISCONNECT 0x90, Topic Name invalid); it was routed.
+        if publish.topic.contains(['+', '#', '\0']) {
+            return Err(Reason::MqttError(MqttError::Decode(
+                crate::codec::error::DecodeError::InvalidTopicName,
+            )));
+        }
         let packet_id = publish.packet_id;
         let qos = publish.qos;
 
@@ -1580,12 +1597,27 @@ impl SessionState {
         let publish = self.hook.message_delivered(from.clone(), &publish).await.unwrap_or(publish);
 
         //send message
-        sink.publish(
-            publish.clone(),
-            expiry_check_res.message_expiry_interval(),
-            self.server_topic_aliases.as_ref(),
-        )
-        .await?; //@TODO ... at exception, send hook and or store message
+        if let Err(e) = sink
+            .publish(
+                publish.clone(),
+                expiry_check_res.message_expiry_interval(),
+                self.server_topic_aliases.as_ref(),
+            )
+            .await
+        {
+            // MQTT 5 §3.1.2.11.4 [MQTT-3.1.2-25]: a message larger than the client's Maximum
+            // Packet Size is discarded as if it had been sent; the connection carries on.
+            if over_max_packet_size(&e) {
+                log::debug!("{:?} message larger than the client's maximum packet size dropped", self.id);
+                self.scx
+                    .extends
+                    .hook_mgr()
+                    .message_dropped(Some(self.id.clone()), from, publish, Reason::from_static("packet too large for the client"))
+                    .await;
+                return Ok(());
+            }
+            return Err(e); //@TODO ... at exception, send hook and or store message
+        }
 
         //cache messages to inflight window
         let moment_status = match publish.qos {
@@ -2686,4 +2718,16 @@ impl SessionLike for DefaultSession {
         self.subscriptions.clear(&self.scx).await;
         Ok(())
     }
+}
+
+/// Whether sending failed only because the packet exceeds the peer's Maximum Packet Size.
+fn over_max_packet_size(e: &anyhow::Error) -> bool {
+    use crate::codec::error::{EncodeError, SendPacketError};
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<MqttError>(),
+            Some(MqttError::SendPacket(SendPacketError::Encode(EncodeError::OverMaxPacketSize { .. })))
+                | Some(MqttError::Encode(EncodeError::OverMaxPacketSize { .. }))
+        ) || matches!(c.downcast_ref::<EncodeError>(), Some(EncodeError::OverMaxPacketSize { .. }))
+    })
 }

@@ -2365,6 +2365,8 @@ bitflags! {
         const DisconnectReceived = 0b00000100;
         const CleanStart = 0b00001000;
         const Ping = 0b00010000;
+        /// A DISCONNECT arrived (whatever its reason): the connection ends.
+        const Disconnecting = 0b00100000;
     }
 }
 
