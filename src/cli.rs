@@ -105,6 +105,9 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// The embedded broker's own process, run by the console and `sandbox` (internal).
+    #[command(hide = true)]
+    Broker(crate::sandbox::broker::child::BrokerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +181,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
+    // The broker process owns its runtime and logging, and reads no configuration.
+    if let Some(Cmd::Broker(args)) = cli.command {
+        return Ok(crate::sandbox::broker::child::main(args));
+    }
     // Install one crypto provider for the whole process (ring; see stack-notes).
     rustls::crypto::ring::default_provider()
         .install_default()
@@ -319,6 +326,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(ExitCode::SUCCESS)
         }
+        Some(Cmd::Broker(_)) => Ok(ExitCode::from(2)),
         Some(Cmd::NginxConfig { config: file }) => {
             let cfg = crate::relay::RelayConfig::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
             print!("{}", crate::relay::nginx::render(&cfg));
@@ -389,11 +397,25 @@ async fn sandbox_cmd(paths: &Paths, for_secs: Option<f64>, json: bool) -> anyhow
     tokio::select! {
         _ = until => {}
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping the sandbox"),
+        _ = terminated() => tracing::info!("terminated; stopping the sandbox"),
     }
     sandbox.stop().await;
     // Let the simulated device publish its clean `offline`.
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (service managers, `kill`): stop as cleanly as on Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut s) = signal(SignalKind::terminate()) {
+            s.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await
 }
 
 struct GuiArgs {

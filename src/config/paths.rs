@@ -61,4 +61,9 @@ impl Paths {
     pub fn dev_ca_dir(&self) -> PathBuf {
         self.data_dir.join("dev-ca")
     }
+
+    /// The embedded broker's store: retained messages and persistent sessions.
+    pub fn broker_dir(&self) -> PathBuf {
+        self.data_dir.join("broker")
+    }
 }

@@ -37,6 +37,9 @@ pub struct SandboxInfo {
     pub broker: String,
     #[serde(skip)]
     pub broker_addr: SocketAddr,
+    /// `ws://127.0.0.1:PORT/mqtt`: the broker's plain WebSocket listener (EMQX's 8083 role),
+    /// for the relay's `ws://` upstream and browser clients.
+    pub broker_ws: String,
     pub devices: Vec<String>,
     /// `wss://localhost:PORT/mqtt`: the relay in front of the broker, with the dev certificate.
     pub relay: String,
@@ -46,11 +49,11 @@ pub struct SandboxInfo {
     pub ca: PathBuf,
 }
 
-/// A running sandbox. Dropping it stops the simulated device; the embedded broker (which
-/// rumqttd cannot stop) lives as long as the process.
+/// A running sandbox. Dropping it stops the simulated device and the broker process.
 pub struct Sandbox {
     pub info: SandboxInfo,
     pub relay: Relay,
+    pub broker: broker::EmbeddedBroker,
     cancel: CancellationToken,
 }
 
@@ -59,13 +62,17 @@ impl Sandbox {
     /// pool, so this may be awaited from any task.
     pub async fn start(paths: &Paths, parent: &CancellationToken) -> Result<Self, SandboxError> {
         let ca_dir = paths.dev_ca_dir();
-        let (addr, ca) = tokio::task::spawn_blocking(move || -> Result<_, SandboxError> {
-            let ca = devca::ensure(&ca_dir)?;
-            let addr = broker::start()?;
-            Ok((addr, ca))
+        let ca = tokio::task::spawn_blocking(move || devca::ensure(&ca_dir))
+            .await
+            .map_err(|e| broker::BrokerError::Start(e.to_string()))??;
+        let broker = broker::EmbeddedBroker::start(broker::BrokerOptions {
+            store: Some(paths.broker_dir()),
+            ws: true,
+            program: None,
         })
-        .await
-        .map_err(|e| broker::BrokerError::Start(e.to_string()))??;
+        .await?;
+        let addr = broker.tcp_addr();
+        let ws_addr = broker.ws_addr().unwrap_or(addr);
         let relay_cfg = RelayConfig::simple(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             &ca.leaf_chain,
@@ -105,20 +112,23 @@ impl Sandbox {
             info: SandboxInfo {
                 broker: format!("mqtt://{addr}"),
                 broker_addr: addr,
+                broker_ws: format!("ws://{ws_addr}/mqtt"),
                 devices: vec![DEMO_DEVICE.to_owned()],
                 relay: format!("wss://localhost:{}/mqtt", relay_addr.port()),
                 relay_addr,
                 ca: ca.ca_cert,
             },
             relay,
+            broker,
             cancel,
         })
     }
 
-    /// Stops the device and drains the relay.
+    /// Stops the device, drains the relay, then stops the broker (its store written out).
     pub async fn stop(&self) {
         self.cancel.cancel();
         self.relay.stop().await;
+        self.broker.stop().await;
     }
 }
 
