@@ -82,7 +82,14 @@ impl SessionManager for StorageSessionManager {
 
         last_id: Option<Id>,
     ) -> Result<Arc<dyn SessionLike>> {
-        let clean_start = conn_info.clean_start();
+        // The session outlives its connection, and is kept, when MQTT 3.1.1's clean session is
+        // off or an MQTT 5 client asks for a session expiry. MQTT 5's clean start only drops
+        // the previous session: `clean_start = true` with an expiry (mqtt.js's default for
+        // MQTT 5) still makes a session that must survive a restart.
+        let clean_start = match conn_info.as_ref() {
+            ConnectInfo::V3(_, c) => c.clean_session,
+            ConnectInfo::V5(_, c) => c.session_expiry_interval_secs == 0,
+        };
         let inner = DefaultSession::new(
             id,
             scx,
@@ -107,7 +114,7 @@ impl SessionManager for StorageSessionManager {
             let offline_messages_list =
                 self.storage_db.list(make_list_stored_key(id_str.as_str()), None).await;
 
-            //Only when 'clean_session' is equal to false or 'clean_start' is equal to false, the
+            //Only when 'clean_session' is false (3.1.1) or a session expiry is set (5), the
             // session information persistence feature will be initiated.
             let s = Arc::new(StorageSession::new(
                 inner,
