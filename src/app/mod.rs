@@ -29,6 +29,8 @@ pub enum Action {
     SetStoreBounds(crate::config::StoreBounds),
     SetDataDir(Option<std::path::PathBuf>),
     DismissBanner,
+    /// Hide the embedded broker's notice (its English text) until another one comes.
+    DismissBrokerNotice(String),
     /// Change the roster; it is saved to devices.toml at once.
     Roster(RosterEdit),
     /// Change the Topics panel's subscriptions (the backend is told separately).
@@ -83,6 +85,8 @@ pub struct AppEnv {
 pub struct Notices {
     pub banner: Option<Problem>,
     pub toast: Option<(String, Instant)>,
+    /// The embedded broker's notice the user dismissed (its English text).
+    pub broker_notice_dismissed: Option<String>,
 }
 
 pub struct ConsoleApp {
@@ -152,6 +156,7 @@ impl ConsoleApp {
             notices: Notices {
                 banner,
                 toast: None,
+                broker_notice_dismissed: None,
             },
             screenshot: None,
             frames: 0,
@@ -252,6 +257,7 @@ impl ConsoleApp {
                     save = true;
                 }
                 Action::DismissBanner => self.notices.banner = None,
+                Action::DismissBrokerNotice(en) => self.notices.broker_notice_dismissed = Some(en),
                 Action::Roster(edit) => self.edit_roster(edit),
                 Action::Profiles(edit) => self.edit_profiles(edit),
                 Action::SavedPayloads(edit) => {

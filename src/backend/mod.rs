@@ -268,6 +268,8 @@ pub struct RelayStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BackendStatus {
     pub sandbox: SandboxState,
+    /// The sandbox's embedded broker: running, restarting, its store, what went wrong.
+    pub broker_health: Option<crate::sandbox::broker::BrokerHealth>,
     /// The active connection's state.
     pub broker: ConnState,
     /// The active connection's protocol: 4 (MQTT 3.1.1) or 5.
@@ -533,7 +535,17 @@ async fn run(
                 }
                 relay_cfg = Some(sb.relay.config());
                 relay = Some(sb.relay.clone());
-                set_status(&status, &sink, |s| s.sandbox = SandboxState::Running(info));
+                let health = sb.broker.health();
+                set_status(&status, &sink, |s| {
+                    s.broker_health = Some(health.borrow().clone());
+                    s.sandbox = SandboxState::Running(info);
+                });
+                tokio::spawn(forward_broker_health(
+                    health,
+                    status.clone(),
+                    sink.clone(),
+                    cancel.clone(),
+                ));
                 sandbox = Some(sb);
             }
             Err(e) => {
@@ -1647,6 +1659,27 @@ impl ConnCtx {
                     });
                 }
             }),
+        }
+    }
+}
+
+/// Copies each change of the embedded broker's health into the status the UI reads.
+async fn forward_broker_health(
+    mut health: watch::Receiver<crate::sandbox::broker::BrokerHealth>,
+    status: watch::Sender<BackendStatus>,
+    sink: EventSink,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = health.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let h = health.borrow_and_update().clone();
+                set_status(&status, &sink, |s| s.broker_health = Some(h));
+            }
         }
     }
 }

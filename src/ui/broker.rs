@@ -119,6 +119,8 @@ pub struct BrokerPanel {
     export: Option<Requested<std::path::PathBuf, String>>,
     /// The built-in sandbox entry is shown instead of a saved profile.
     sandbox_shown: bool,
+    /// The protocol the sandbox entry connects with: MQTT 3.1.1 (false) or 5.
+    sandbox_v5: bool,
 }
 
 impl BrokerPanel {
@@ -273,7 +275,8 @@ impl BrokerPanel {
         self.sandbox_shown || self.form.p.is_none()
     }
 
-    /// The built-in sandbox profile: what it is, connect to it, or start a profile from it.
+    /// The built-in sandbox profile: what it is, connect to it with MQTT 3.1.1 or 5, or start a
+    /// profile from it.
     fn sandbox_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -290,23 +293,48 @@ impl BrokerPanel {
                 for (k, v) in [
                     (t.broker_url, info.relay.clone()),
                     (t.broker_sandbox_direct, info.broker.clone()),
-                    (t.broker_version, "3.1.1".to_owned()),
-                    (t.broker_ca_file, info.ca.display().to_string()),
+                    (t.broker_sandbox_ws, info.broker_ws.clone()),
                 ] {
                     ui.label(k);
                     ui.add(egui::Label::new(RichText::new(v).monospace()).selectable(true));
                     ui.end_row();
                 }
+                ui.label(t.broker_version);
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut self.sandbox_v5, false, "3.1.1");
+                    ui.selectable_value(&mut self.sandbox_v5, true, "5");
+                });
+                ui.end_row();
+                ui.label(t.broker_ca_file);
+                ui.add(
+                    egui::Label::new(RichText::new(info.ca.display().to_string()).monospace())
+                        .selectable(true),
+                );
+                ui.end_row();
             });
+        if self.sandbox_v5 {
+            ui.label(RichText::new(t.broker_sandbox_v5_about).color(tokens::MUTED));
+        }
         ui.horizontal(|ui| {
             if ui.button(t.broker_connect).clicked() {
-                actions.push(Action::Backend(Command::ConnectSandbox));
+                if self.sandbox_v5 {
+                    // MQTT 5 goes the way of any profile (the sandbox's 3.1.1 connection is
+                    // the console's own, watched by the Overview and Devices panels).
+                    let p = sandbox_profile(info, true);
+                    let (req, reply) = Requested::new(waker(ui));
+                    self.connecting = Some(req);
+                    self.pending_subs = Some((p.subscriptions.clone(), p.subscribe_qos));
+                    actions.push(Action::Backend(Command::ConnectProfile {
+                        profile: Box::new(p),
+                        reply,
+                    }));
+                } else {
+                    actions.push(Action::Backend(Command::ConnectSandbox));
+                }
             }
             if ui.button(t.broker_sandbox_copy).clicked() {
-                let mut p = Profile::new("sandbox (copy)", &info.relay);
-                p.trust = TrustChoice::File;
-                p.ca_file = Some(info.ca.clone());
-                p.subscriptions = vec!["#".into()];
+                let mut p = sandbox_profile(info, self.sandbox_v5);
+                p.name = "sandbox (copy)".into();
                 self.form = Form::load(None, &p);
                 self.sandbox_shown = false;
             }
@@ -550,4 +578,22 @@ fn connections_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec
                 }
             }
         });
+}
+
+/// The sandbox as a profile: its relay's address with the dev CA as trust, everything
+/// subscribed.
+fn sandbox_profile(info: &crate::sandbox::SandboxInfo, mqtt5: bool) -> Profile {
+    let name = if mqtt5 {
+        "sandbox · MQTT 5"
+    } else {
+        "sandbox"
+    };
+    let mut p = Profile::new(name, &info.relay);
+    p.trust = TrustChoice::File;
+    p.ca_file = Some(info.ca.clone());
+    p.subscriptions = vec!["#".into()];
+    if mqtt5 {
+        p.version = crate::mqtt::profile::MqttVersion::V5;
+    }
+    p
 }

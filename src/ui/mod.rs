@@ -122,6 +122,28 @@ pub fn shell_ui(
         });
     }
 
+    // What happened to the embedded broker (restarted, store set aside, kept in memory), in
+    // one sentence, until dismissed.
+    if let Some(h) = &live.status.broker_health
+        && let Some(notice) = &h.notice
+        && notices.broker_notice_dismissed.as_deref() != Some(notice.en.as_str())
+    {
+        let color = if h.state == crate::sandbox::broker::BrokerState::Failed {
+            tokens::BAD
+        } else {
+            tokens::WARN
+        };
+        egui::Panel::top("broker-banner").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.colored_label(color, "⚠");
+                ui.label(notice.get(t.zh()));
+                if ui.button(t.dismiss).clicked() {
+                    actions.push(Action::DismissBrokerNotice(notice.en.clone()));
+                }
+            });
+        });
+    }
+
     egui::Panel::left("nav")
         .resizable(false)
         .exact_size(tokens::NAV_WIDTH)
@@ -177,7 +199,7 @@ pub fn shell_ui(
 
 fn status_bar_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, notices: &Notices) {
     ui.horizontal(|ui| {
-        let (text, color) = sandbox_state(t, &live.status.sandbox);
+        let (text, color) = sandbox_state(t, &live.status);
         ui.label(format!("{}:", t.sandbox));
         ui.colored_label(color, text);
         ui.separator();
@@ -202,10 +224,18 @@ fn status_bar_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, notices: &Notices)
     });
 }
 
-pub fn sandbox_state(t: &Tr, s: &SandboxState) -> (String, egui::Color32) {
-    match s {
+pub fn sandbox_state(t: &Tr, s: &crate::backend::BackendStatus) -> (String, egui::Color32) {
+    use crate::sandbox::broker::BrokerState;
+    let broker = s.broker_health.as_ref().map(|h| h.state);
+    match &s.sandbox {
         SandboxState::Off => (t.state_off.to_owned(), tokens::MUTED),
         SandboxState::Starting => (t.state_starting.to_owned(), tokens::WARN),
+        SandboxState::Running(_) if broker == Some(BrokerState::Restarting) => {
+            (t.state_restarting.to_owned(), tokens::WARN)
+        }
+        SandboxState::Running(_) if broker == Some(BrokerState::Failed) => {
+            (t.state_failed.to_owned(), tokens::BAD)
+        }
         SandboxState::Running(_) => (t.state_running.to_owned(), tokens::OK),
         SandboxState::Failed(_) => (t.state_failed.to_owned(), tokens::BAD),
     }

@@ -39,6 +39,26 @@ impl OverviewPanel {
                         ui.label(t.local_broker);
                         ui.monospace(&info.broker);
                         ui.end_row();
+                        ui.label(t.local_broker_ws);
+                        ui.monospace(&info.broker_ws);
+                        ui.end_row();
+                        if let Some(h) = &live.status.broker_health {
+                            use crate::sandbox::broker::StoreState;
+                            ui.label(t.broker_store);
+                            match &h.store {
+                                StoreState::Persistent { path }
+                                | StoreState::SetAside { path, .. } => {
+                                    ui.monospace(path.display().to_string())
+                                }
+                                StoreState::Memory { .. } => ui.label(t.broker_store_memory),
+                            };
+                            ui.end_row();
+                            if h.restarts > 0 {
+                                ui.label(t.broker_restarts);
+                                ui.colored_label(tokens::WARN, h.restarts.to_string());
+                                ui.end_row();
+                            }
+                        }
                         ui.label(t.relay_url);
                         ui.monospace(info.relay.replace("wss://", "wxs://"));
                         ui.end_row();

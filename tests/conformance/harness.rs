@@ -212,3 +212,59 @@ pub fn assert_embedded_covers_reference(rows: &[Row]) {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Runs a case script written for another client library (`program args… HOST PORTS…`)
+/// against both targets; each prints one JSON object `{case: null | "why"}`.
+pub async fn run_script(
+    title: &str,
+    program: &str,
+    script: &std::path::Path,
+    ports: fn(&Target) -> Vec<String>,
+    targets: &[Target; 2],
+) -> Vec<Row> {
+    async fn one(
+        program: &str,
+        script: &std::path::Path,
+        args: Vec<String>,
+    ) -> std::collections::BTreeMap<String, Option<String>> {
+        let out = tokio::process::Command::new(program)
+            .arg(script)
+            .args(&args)
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(240), out)
+            .await
+            .unwrap_or_else(|_| panic!("{program} {} gave no result in 240 s", script.display()))
+            .unwrap_or_else(|e| panic!("cannot run {program} ({e}); .ci/install-deps installs it"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{} printed no result ({e}):\n{text}\n{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+    let started = Instant::now();
+    let (e, m) = tokio::join!(
+        one(program, script, ports(&targets[0])),
+        one(program, script, ports(&targets[1]))
+    );
+    let secs = started.elapsed().as_secs_f64();
+    let mut rows: Vec<Row> = e
+        .iter()
+        .map(|(id, res)| Row {
+            id: id.clone(),
+            embedded: res.clone().map_or(Ok(()), Err),
+            mosquitto: match m.get(id) {
+                Some(r) => r.clone().map_or(Ok(()), Err),
+                None => Err("not run".into()),
+            },
+            reference_fails: None,
+            secs,
+        })
+        .collect();
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    report(title, &rows);
+    rows
+}

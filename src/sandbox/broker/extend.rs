@@ -35,7 +35,12 @@ impl RetainedStore {
         let memory = DefaultRetainStorage::new();
         let disk = match dir {
             Some(dir) => {
-                let db = sled::Config::new().path(dir).open()?;
+                // Retained messages are few and precious: on disk within 100 ms of a PUBLISH,
+                // so a crash loses almost nothing (sled's default is 500 ms).
+                let db = sled::Config::new()
+                    .path(dir)
+                    .flush_every_ms(Some(100))
+                    .open()?;
                 let tree = db.open_tree("retained")?;
                 let now = unix_ms();
                 let mut stale = Vec::new();
