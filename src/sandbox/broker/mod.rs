@@ -18,6 +18,8 @@
 pub mod child;
 #[cfg(feature = "embedded-broker")]
 pub mod extend;
+#[cfg(feature = "embedded-broker")]
+pub mod fuzz;
 pub mod probe;
 #[cfg(feature = "embedded-broker")]
 pub mod server;
