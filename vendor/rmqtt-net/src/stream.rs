@@ -395,7 +395,17 @@ pub mod v5 {
         pub async fn send_disconnect(&mut self, disc: Disconnect) -> Result<()> {
             self.send(PacketV5::Disconnect(disc)).await?;
             self.flush().await?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Half-close at once, so the client reads the DISCONNECT and then the end of the
+            // stream (as when a server just closes), and keep reading and discarding until the
+            // client closes too or 500 ms pass: closing with unread input would reset the
+            // connection and could lose the DISCONNECT on its way. (This used to sleep 500 ms
+            // with the connection open, so a client saw nothing happen for half a second.)
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                use tokio::io::AsyncWriteExt;
+                let _ = self.io.get_mut().shutdown().await;
+                while let Some(Ok(_)) = self.io.next().await {}
+            })
+            .await;
             Ok(())
         }
 

@@ -219,9 +219,19 @@ impl SessionState {
         // DISCONNECT must go out before the socket is closed, and only when the server is the
         // one ending it (never an echo of the client's own DISCONNECT or to a closed socket).
         if let (Sink::V5(s), Some(reason)) = (&mut sink, &ended_by_server) {
+            // One short sentence: no packet dumps, within what every client parses.
+            let mut why = reason.to_string();
+            if why.len() > 120 {
+                let mut end = 117;
+                while !why.is_char_boundary(end) {
+                    end -= 1;
+                }
+                why.truncate(end);
+                why.push_str("...");
+            }
             let d = v5::Disconnect {
                 reason_code: reason.to_reason_code(),
-                reason_string: Some(reason.to_string().into()),
+                reason_string: Some(why.into()),
                 ..Default::default()
             };
             let _ = s.send_disconnect(d).await;
@@ -866,8 +876,17 @@ impl SessionState {
                     "received an AUTH packet but enhanced authentication is not supported",
                 )));
             }
+            Packet::V3(v3::Packet::Connect(_)) | Packet::V5(v5::Packet::Connect(_)) => {
+                // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
+                return Err(Reason::ProtocolError(ByteString::from_static(
+                    "a second CONNECT on one connection",
+                )));
+            }
             _ => {
-                return Err(format!("Received an unimplemented message, {pkt:?}").into());
+                // The packet's name only: its contents (a CONNECT's password, a payload)
+                // never go into a reason string or a log.
+                let kind = format!("{pkt:?}").split(['(', ' ', '{']).nth(1).unwrap_or("?").to_owned();
+                return Err(format!("received a packet a client may not send ({kind})").into());
             }
         }
 
