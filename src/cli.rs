@@ -131,6 +131,31 @@ pub enum BenchCmd {
         #[arg(long, value_name = "URL")]
         broker: Option<String>,
     },
+    /// The embedded broker vs mosquitto, same load, one run: round-trip msg/s, p50/p99 latency
+    /// and CPU per message, then a fleet of simulated ESP8266 devices: RSS and CPU.
+    Broker {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Rounds of each scenario (the brokers take turns; medians are shown).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+        rounds: u16,
+        /// These QoS levels.
+        #[arg(long, value_delimiter = ',', default_value = "0,1", value_parser = clap::value_parser!(u8).range(0..=2))]
+        qos: Vec<u8>,
+        /// These payload sizes in bytes.
+        #[arg(long, value_delimiter = ',', default_value = "64,4096", value_parser = clap::value_parser!(u32).range(8..=1_000_000))]
+        sizes: Vec<u32>,
+        /// These numbers of clients.
+        #[arg(long, value_delimiter = ',', default_value = "10,100", value_parser = clap::value_parser!(u32).range(1..=5000))]
+        clients: Vec<u32>,
+        /// Simulated ESP8266 devices on each broker (0: skip that part).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=5000))]
+        devices: u32,
+        /// Seconds the fleet is measured once online.
+        #[arg(long, default_value_t = 20.0)]
+        device_secs: f64,
+    },
     /// The relay vs nginx (seed config) vs mosquitto's own WSS listener: msg/s, p50/p99
     /// latency, handshakes/s, memory per idle connection.
     Relay {
@@ -278,6 +303,30 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
                     qos,
                     sizes: sizes.into_iter().map(|n| n as usize).collect(),
                     clients: clients.into_iter().map(|n| n as usize).collect(),
+                },
+            ))?;
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Bench(BenchCmd::Broker {
+            secs,
+            rounds,
+            qos,
+            sizes,
+            clients,
+            devices,
+            device_secs,
+        })) => {
+            let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
+            rt.block_on(crate::bench::broker::run(
+                crate::bench::broker::BenchOptions {
+                    secs,
+                    rounds: usize::from(rounds),
+                    qos,
+                    sizes: sizes.into_iter().map(|n| n as usize).collect(),
+                    clients: clients.into_iter().map(|n| n as usize).collect(),
+                    devices: devices as usize,
+                    device_secs,
                 },
             ))?;
             rt.shutdown_timeout(Duration::from_secs(2));

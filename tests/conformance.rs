@@ -150,6 +150,7 @@ async fn misbehaving_clients_side_by_side() {
             v5_unknown_property_gets_a_reason: "closes without a DISCONNECT",
             v5_wildcard_topic_gets_a_reason: "closes without a DISCONNECT",
             v5_protocol_error_publishes_the_will,
+            v5_second_connect_gets_a_short_reason: "closes without a DISCONNECT",
             slow_reader_hurts_nobody,
             silent_and_noisy_connections,
         ],

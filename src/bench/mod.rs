@@ -1,7 +1,9 @@
 //! `mpbridge bench …`: benchmarks that print ratios against a reference run side by side.
 //! They are commands, not tests: numbers depend on the machine.
 
+pub mod broker;
 pub mod client;
+mod procs;
 pub mod relay;
 pub mod topics;
 mod topics_broker;

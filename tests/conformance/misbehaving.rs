@@ -280,3 +280,38 @@ pub async fn v5_protocol_error_publishes_the_will(t: &Target) -> Result<(), Stri
         .then_some(())
         .ok_or("wrong will".into())
 }
+
+/// MQTT 5: a second CONNECT is a protocol error (0x82); the reason string is one short
+/// sentence, never the packet (a CONNECT carries a password).
+pub async fn v5_second_connect_gets_a_short_reason(t: &Target) -> Result<(), String> {
+    let mut c = Raw::tcp(t.tcp, true).await;
+    c.connect5(connect5(&uid("twice"), true, 30, None), None)
+        .await?;
+    let _ = c
+        .send5(v5::Packet::Connect(
+            connect5(&uid("twice"), true, 30, None),
+            None,
+            Some(v5::Login::new("user", super::PASSWORD)),
+        ))
+        .await;
+    let seen = c.until_closed(Duration::from_secs(5)).await?;
+    let d = seen.iter().find_map(|p| match p {
+        In::V5(v5::Packet::Disconnect(d)) => Some(d.clone()),
+        _ => None,
+    });
+    let Some(d) = d else {
+        return Err("closed without a DISCONNECT".into());
+    };
+    let why = d
+        .properties
+        .and_then(|p| p.reason_string)
+        .unwrap_or_default();
+    if why.contains(super::PASSWORD) || why.len() > 120 {
+        return Err(format!("reason string of {} bytes: {why}", why.len()));
+    }
+    (d.reason_code as u8 == 0x82)
+        .then_some(())
+        .ok_or(format!("reason {:#04x}", d.reason_code as u8))
+        .and(Ok(()))?;
+    fresh_round_trip(t).await
+}

@@ -1,0 +1,111 @@
+//! The processes a benchmark starts and what it reads about them from /proc: memory and CPU
+//! time, children included.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+/// A process killed (after its `stop` command, when it has one) when dropped.
+pub(super) struct Proc {
+    pub(super) name: &'static str,
+    pub(super) child: Child,
+    /// How to ask it to stop first (nginx: `-s stop`, so the master stops its workers;
+    /// killing the master alone leaves them holding the port).
+    pub(super) stop: Option<Command>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.as_mut() {
+            stop.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .ok();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+pub(super) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub(super) fn wait_listening(port: u16, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("{what} did not listen on 127.0.0.1:{port} within 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// A process and its direct children (nginx's and the relay's workers).
+pub(super) fn family(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let ppid = std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next().map(str::to_owned))
+                .and_then(|s| {
+                    s.split_whitespace()
+                        .nth(1)
+                        .and_then(|p| p.parse::<u32>().ok())
+                });
+            if ppid == Some(pid) {
+                all.push(child);
+            }
+        }
+    }
+    all
+}
+
+/// Resident memory of a process and its children, in KiB.
+pub(super) fn rss_kib(pid: u32) -> u64 {
+    let read = |p: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    family(pid).into_iter().map(read).sum()
+}
+
+/// CPU time (user + system) of a process and its children so far, in seconds.
+pub(super) fn cpu_secs(pid: u32) -> f64 {
+    // /proc reports times in USER_HZ, which the kernel ABI fixes at 100 on Linux.
+    const USER_HZ: f64 = 100.0;
+    let read = |p: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = s.rsplit(')').next()?.to_owned();
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                // After the command: state is field 0, utime 11, stime 12.
+                Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            })
+            .unwrap_or(0)
+    };
+    family(pid).into_iter().map(read).sum::<u64>() as f64 / USER_HZ
+}
