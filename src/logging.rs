@@ -148,13 +148,13 @@ fn filter_for(level: LogLevel) -> EnvFilter {
     }
     let lf = LevelFilter::from_level(level.as_tracing());
     let mut f = EnvFilter::default().add_directive(lf.into());
-    // Dependencies speak only when asked for detail: rumqttd logs ordinary disconnects as
-    // errors, winit and the font provider warn about every headless X server.
+    // Dependencies speak only when asked for detail: winit and the font provider warn about
+    // every headless X server. (The embedded broker runs in its own process with its own
+    // filter; its lines arrive here under `mpbridge::broker`.)
     let quiet: &[(&str, &str)] = match level {
         LogLevel::Trace => &[],
-        LogLevel::Debug => &[("rumqttd", "warn"), ("rumqttc", "info")],
+        LogLevel::Debug => &[("rumqttc", "info")],
         _ => &[
-            ("rumqttd", "off"),
             ("rumqttc", "warn"),
             ("winit", "error"),
             ("eframe", "warn"),

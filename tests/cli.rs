@@ -38,6 +38,11 @@ async fn sandbox_json_line_and_live_broker() {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     let broker = v["broker"].as_str().unwrap();
     assert!(broker.starts_with("mqtt://127.0.0.1:"), "{v}");
+    let ws = v["broker_ws"].as_str().unwrap();
+    assert!(
+        ws.starts_with("ws://127.0.0.1:") && ws.ends_with("/mqtt"),
+        "{v}"
+    );
     assert_eq!(v["devices"], serde_json::json!(["esp8266-demo"]));
     let ca = std::path::PathBuf::from(v["ca"].as_str().unwrap());
     assert!(
@@ -250,4 +255,147 @@ async fn bench_topics_ends_with_its_summary_line() {
         assert!(fields["frame_p50_ms"] <= fields["frame_max_ms"], "{last:?}");
         assert!(text.contains("tree: 100000 topics"), "{text}");
     }
+}
+
+/// Starts `mpbridge sandbox --json` on the data folder in `dir` and returns it with its line.
+async fn sandbox_json(dir: &std::path::Path) -> (KillOnDrop, serde_json::Value) {
+    let mut child = KillOnDrop(
+        mpbridge(dir)
+            .args(["sandbox", "--json", "--for", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let line = within(30, "sandbox --json line", async {
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+/// Broker processes still running with a store inside `dir`.
+fn brokers_on(dir: &std::path::Path) -> usize {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(" broker ") && c.contains(&needle))
+        .count()
+}
+
+/// Retained messages and a persistent session's queued QoS 1 message survive a restart of
+/// `mpbridge sandbox` (SIGTERM, as a service manager stops it), and no broker process is left
+/// behind.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_broker_keeps_retained_and_sessions_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, v) = sandbox_json(dir.path()).await;
+    let port: u16 = v["broker"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A device that subscribes with a persistent session, then goes away.
+    let mut o = MqttOptions::new("keeper", "127.0.0.1", port);
+    o.set_clean_session(false);
+    let (c, mut ev) = AsyncClient::new(o, 16);
+    c.subscribe("kept/queue", QoS::AtLeastOnce).await.unwrap();
+    within(5, "SUBACK", async {
+        while !matches!(ev.poll().await, Ok(Event::Incoming(Packet::SubAck(_)))) {}
+    })
+    .await;
+    c.disconnect().await.unwrap();
+    within(5, "disconnected", async {
+        while ev.poll().await.is_ok() {}
+    })
+    .await;
+    let (p, mut pev) = AsyncClient::new(MqttOptions::new("writer", "127.0.0.1", port), 16);
+    p.publish("kept/retained", QoS::AtLeastOnce, true, "still here")
+        .await
+        .unwrap();
+    p.publish("kept/queue", QoS::AtLeastOnce, false, "waiting")
+        .await
+        .unwrap();
+    within(5, "two PUBACKs", async {
+        let mut acks = 0;
+        while acks < 2 {
+            if let Ok(Event::Incoming(Packet::PubAck(_))) = pev.poll().await {
+                acks += 1;
+            }
+        }
+    })
+    .await;
+    assert_eq!(brokers_on(dir.path()), 1);
+    let pid = first.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    within(10, "the sandbox to stop on SIGTERM", async {
+        while first.0.try_wait().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    within(5, "its broker process to end", async {
+        while brokers_on(dir.path()) > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
+    let (_second, v) = sandbox_json(dir.path()).await;
+    let port: u16 = v["broker"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut o = MqttOptions::new("keeper", "127.0.0.1", port);
+    o.set_clean_session(false);
+    let (c, mut ev) = AsyncClient::new(o, 16);
+    c.subscribe("kept/retained", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    within(10, "the queued message and the retained one", async {
+        while got.len() < 2 {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::Publish(m))) => got.push((
+                    m.topic.clone(),
+                    String::from_utf8_lossy(&m.payload).into_owned(),
+                )),
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("kept/queue".to_owned(), "waiting".to_owned()),
+            ("kept/retained".to_owned(), "still here".to_owned())
+        ]
+    );
 }

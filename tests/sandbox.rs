@@ -176,3 +176,59 @@ async fn status_is_retained_for_late_subscribers() {
     assert_eq!(&p.payload[..], b"online");
     assert!(p.retain, "status must be retained");
 }
+
+/// The broker's plain WebSocket listener (EMQX's 8083 role) behind the relay's ws:// route:
+/// a wss:// client through the relay talks to the embedded broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_ws_route_reaches_the_broker_websocket_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let sb = within(
+        20,
+        "sandbox start",
+        Sandbox::start(&Paths::under(dir.path()), &cancel),
+    )
+    .await
+    .expect("sandbox starts");
+    let ws = sb.broker.ws_addr().expect("a WebSocket listener");
+    assert_eq!(sb.info.broker_ws, format!("ws://{ws}/mqtt"));
+    let ca = mpbridge::sandbox::devca::ensure(&Paths::under(dir.path()).dev_ca_dir()).unwrap();
+    let cfg = mpbridge::relay::RelayConfig::simple(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        &ca.leaf_chain,
+        &ca.leaf_key,
+        "/mqtt",
+        mpbridge::relay::Upstream::Ws {
+            host: ws.ip().to_string(),
+            port: ws.port(),
+            path: "/mqtt".into(),
+        },
+    )
+    .unwrap();
+    let relay = mpbridge::relay::Relay::start(cfg, &tokio::runtime::Handle::current())
+        .await
+        .unwrap();
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let tls = mpbridge::relay::tls::client_config_with_roots(&[&ca.ca_cert]).unwrap();
+    let url = format!("wss://localhost:{}/mqtt", relay.addr().port());
+    let mut opts = MqttOptions::new("via-ws-route", url, relay.addr().port());
+    opts.set_transport(rumqttc::Transport::wss_with_config(tls.into()));
+    let (client, mut ev) = AsyncClient::new(opts, 16);
+    client
+        .subscribe(format!("devices/{DEMO_DEVICE}/telemetry"), QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let t = within(
+        5,
+        "telemetry through relay ws:// → broker ws listener",
+        wait_for(&mut ev, &format!("devices/{DEMO_DEVICE}/telemetry"), |_| {
+            true
+        }),
+    )
+    .await;
+    assert!(json(&t)["temperature"].is_number());
+    relay.stop().await;
+    sb.stop().await;
+}

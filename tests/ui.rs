@@ -584,7 +584,8 @@ fn topics_panel_subscribe_publish_views_clear_retained_and_export() {
         h.state().live.topics.tree.find("lab/a/two").is_some()
             && h.state().live.topics.tree.find("lab/a/one").is_some()
     });
-    // rumqttd delivers a copy per matching subscription (`#` and `lab/#`): at least two.
+    // The embedded broker delivers a copy per matching subscription (`#` and `lab/#`): at
+    // least two.
     assert!(h.state().live.topics.subs[1].count >= 2);
 
     // Open one in hex (the publish section closed: it has its own "hex").
@@ -1609,4 +1610,101 @@ fn broker_panel_creates_edits_duplicates_removes_and_offers_the_sandbox_as_a_pro
             .iter()
             .any(|c| c.label == "sandbox (copy)" && c.state.is_connected())
     });
+}
+
+/// The sandbox entry offers MQTT 5 as well as 3.1.1; the Overview shows the broker's
+/// WebSocket address and store; a broker that dies is replaced and the console says so in one
+/// sentence until dismissed.
+#[cfg(unix)]
+#[test]
+fn sandbox_connects_with_mqtt5_and_a_dead_broker_is_announced_and_replaced() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    step_until(&mut h, 20, "the sandbox running", |h| {
+        matches!(
+            h.state().live.status.sandbox,
+            mpbridge::backend::SandboxState::Running(_)
+        ) && h.state().live.status.broker_health.is_some()
+    });
+    // Overview: the WebSocket listener and the store in the data folder.
+    h.run_steps(2);
+    h.get_by_label_contains("ws://127.0.0.1:");
+    let store = Paths::under(dir.path()).broker_dir();
+    h.get_by_label(&store.display().to_string());
+
+    // The built-in sandbox entry, MQTT 5.
+    // With no saved profile the Broker panel shows the sandbox entry.
+    h.get_by_label("Broker").click();
+    h.run_steps(2);
+    h.get_by_label("5").click();
+    h.run_steps(2);
+    h.get_by_label_contains("MQTT 5 opens a second connection");
+    h.get_by_label("Connect").click();
+    step_until(&mut h, 20, "the MQTT 5 sandbox connection", |h| {
+        h.state()
+            .live
+            .status
+            .connections
+            .iter()
+            .any(|c| c.label == "sandbox · MQTT 5" && c.protocol == 5 && c.state.is_connected())
+            && h.state().live.status.broker_protocol == 5
+    });
+    // It receives the demo device's telemetry.
+    step_until(&mut h, 10, "telemetry on the MQTT 5 connection", |h| {
+        h.state()
+            .live
+            .topics
+            .tree
+            .find("devices/esp8266-demo/telemetry")
+            .is_some()
+    });
+
+    // The broker process dies: it is replaced and the banner says so.
+    let pid = h
+        .state()
+        .live
+        .status
+        .broker_health
+        .as_ref()
+        .unwrap()
+        .pid
+        .unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    step_until(&mut h, 20, "the broker replaced", |h| {
+        h.state()
+            .live
+            .status
+            .broker_health
+            .as_ref()
+            .is_some_and(|b| {
+                b.restarts == 1 && b.state == mpbridge::sandbox::broker::BrokerState::Running
+            })
+    });
+    h.run_steps(2);
+    h.get_by_label_contains("it was restarted at");
+    // The connections come back on their own (same ports).
+    step_until(&mut h, 30, "the MQTT 5 connection back", |h| {
+        h.state()
+            .live
+            .status
+            .connections
+            .iter()
+            .any(|c| c.label == "sandbox · MQTT 5" && c.state.is_connected())
+    });
+    h.get_by_label("Overview").click();
+    h.run_steps(2);
+    h.get_by_label("Broker restarts");
+    h.get_all_by_label("Dismiss").next().unwrap().click();
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("it was restarted at").is_none(),
+        "the banner stays after Dismiss"
+    );
 }
