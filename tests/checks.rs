@@ -353,7 +353,7 @@ fn nginx_proxy(m: &Mosquitto, extra: &str) -> String {
 #[test]
 fn proxies_that_break_the_upgrade_are_named() {
     if !Nginx::available() {
-        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
+        common::missing("nginx is not installed (apt-get install nginx)");
         return;
     }
     let rt = common::runtime();

@@ -27,7 +27,7 @@ fn harness_ready() -> bool {
             std::env::var_os("CI").is_none(),
             "tests/miniprogram/node_modules is missing in CI: .ci/install-deps must run npm ci"
         );
-        println!("SKIPPED: tests/miniprogram/node_modules missing; run .ci/install-deps (npm ci)");
+        common::missing("tests/miniprogram/node_modules missing; run .ci/install-deps (npm ci)");
     }
     ready
 }
@@ -144,7 +144,7 @@ async fn paho_python_websockets_over_tls() {
             std::env::var_os("CI").is_none(),
             "paho-mqtt missing in CI: .ci/install-deps installs it"
         );
-        println!("SKIPPED: python3 paho-mqtt missing (pip install paho-mqtt)");
+        common::missing("python3 paho-mqtt missing (pip install paho-mqtt)");
         return;
     }
     rustls::crypto::ring::default_provider()

@@ -858,7 +858,7 @@ async fn round_robin_spreads_and_a_stalled_broker_is_passed_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ws_upstream_gets_the_client_address_and_the_subprotocol() {
     if !common::Nginx::available() {
-        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
+        common::missing("nginx is not installed (apt-get install nginx)");
         return;
     }
     // nginx logs what the relay sent it, then passes the connection on to mosquitto.

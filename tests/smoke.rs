@@ -42,8 +42,8 @@ fn png_stats(path: &std::path::Path) -> (u32, u32, usize, f64) {
 
 fn screenshot(lang: &str) {
     if !have("xvfb-run") {
-        println!(
-            "SKIPPED: xvfb-run is not installed (apt-get install xvfb xauth); no X server to open a window"
+        common::missing(
+            "xvfb-run is not installed (apt-get install xvfb xauth); no X server to open a window",
         );
         return;
     }

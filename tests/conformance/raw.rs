@@ -16,6 +16,7 @@ pub use rumqttc::v5::mqttbytes::QoS as QoS5;
 
 /// A packet from the broker, 3.1.1 or 5.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // a test client: a few packets at a time
 pub enum In {
     V4(v4::Packet),
     V5(v5::Packet),

@@ -39,6 +39,7 @@ impl RetainedStore {
                 // so a crash loses almost nothing (sled's default is 500 ms).
                 let db = sled::Config::new()
                     .path(dir)
+                    .cache_capacity(8 << 20)
                     .flush_every_ms(Some(100))
                     .open()?;
                 let tree = db.open_tree("retained")?;

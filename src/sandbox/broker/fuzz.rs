@@ -44,7 +44,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -53,15 +53,15 @@ impl Rng {
 
     /// A few seed packets strung together and mutated (bytes changed, inserted, cut).
     pub fn input(&mut self, seeds: &[Vec<u8>]) -> Vec<u8> {
-        let mut v = vec![(self.next() % 2) as u8];
-        for _ in 0..(1 + self.next() % 4) {
-            v.extend_from_slice(&seeds[(self.next() as usize) % seeds.len()]);
+        let mut v = vec![(self.next_u64() % 2) as u8];
+        for _ in 0..(1 + self.next_u64() % 4) {
+            v.extend_from_slice(&seeds[(self.next_u64() as usize) % seeds.len()]);
         }
-        for _ in 0..(self.next() % 6) {
-            let i = 1 + (self.next() as usize) % (v.len() - 1).max(1);
-            match self.next() % 3 {
-                0 if i < v.len() => v[i] = self.next() as u8,
-                1 => v.insert(i.min(v.len()), self.next() as u8),
+        for _ in 0..(self.next_u64() % 6) {
+            let i = 1 + (self.next_u64() as usize) % (v.len() - 1).max(1);
+            match self.next_u64() % 3 {
+                0 if i < v.len() => v[i] = self.next_u64() as u8,
+                1 => v.insert(i.min(v.len()), self.next_u64() as u8),
                 _ => v.truncate(i.max(1)),
             }
         }

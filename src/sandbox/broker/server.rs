@@ -43,8 +43,10 @@ fn listener(name: &str, addr: SocketAddr, max_packet_bytes: u32) -> Builder {
         .reuseaddr(Some(cfg!(unix)))
         .nodelay(true)
         .allow_anonymous(true)
-        .max_connections(1_000_000)
-        .max_handshaking_limit(100_000)
+        .max_connections(100_000)
+        // CONNECTs being handled at once; more wait their turn (rmqtt's default). A larger
+        // pool costs memory on every connection (rmqtt's handshake executor).
+        .max_handshaking_limit(1_000)
         .max_packet_size(max_packet_bytes)
         // Keep alive 0 turns keep-alive off (MQTT 3.1.1 and 5 §3.1.2.10); others are held to
         // 1.5× by the session (patched rmqtt).
@@ -126,7 +128,7 @@ fn toml_path(p: &Path) -> anyhow::Result<String> {
 
 fn session_config(dir: &Path) -> anyhow::Result<String> {
     Ok(format!(
-        "storage.type = \"sled\"\nstorage.sled.path = {}\nstorage.sled.cache_capacity = \"32M\"\n",
+        "storage.type = \"sled\"\nstorage.sled.path = {}\nstorage.sled.cache_capacity = \"8M\"\n",
         toml_path(&dir.join("sessions"))?
     ))
 }
