@@ -8,6 +8,7 @@
 
 mod common;
 mod conformance {
+    pub mod client;
     pub mod harness;
     pub mod misbehaving;
     pub mod raw;
@@ -51,6 +52,7 @@ mod conformance {
     }
 }
 
+use conformance::client::*;
 use conformance::harness::{Brokers, assert_embedded_covers_reference, run};
 use conformance::misbehaving::*;
 use conformance::v5::*;
@@ -162,6 +164,41 @@ async fn misbehaving_clients_side_by_side() {
 }
 
 // ---- other client libraries, same brokers ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rumqttc_client_side_by_side() {
+    let brokers = Brokers::start().await;
+    let rows = run(
+        "rumqttc (the console's client), MQTT 3.1.1 and 5",
+        cases![
+            rumqttc_qos_round_trips,
+            rumqttc_persistent_session,
+            rumqttc_retained_and_will,
+            rumqttc_v5_properties_and_session,
+        ],
+        &brokers.targets(),
+        4,
+    )
+    .await;
+    assert_embedded_covers_reference(&rows);
+}
+
+/// amqtt (asyncio): the kind of client that crashed the broker before (persistent session,
+/// a will, keep alive 9, processes that die without DISCONNECT and come back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqtt_side_by_side() {
+    let brokers = Brokers::start().await;
+    let rows = conformance::harness::run_script(
+        "amqtt (Python asyncio)",
+        "python3",
+        &script("amqtt_cases.py"),
+        |t| vec![t.tcp.ip().to_string(), t.tcp.port().to_string()],
+        &brokers.targets(),
+    )
+    .await;
+    assert_eq!(rows.len(), 3, "amqtt ran {} cases", rows.len());
+    assert_embedded_covers_reference(&rows);
+}
 
 fn script(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
