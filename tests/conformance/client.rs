@@ -30,10 +30,10 @@ impl Client {
         let (tx, rx) = mpsc::channel(256);
         let task = tokio::spawn(async move {
             while let Ok(e) = ev.poll().await {
-                if let Event::Incoming(Packet::Publish(p)) = e {
-                    if tx.send(p).await.is_err() {
-                        return;
-                    }
+                if let Event::Incoming(Packet::Publish(p)) = e
+                    && tx.send(p).await.is_err()
+                {
+                    return;
                 }
             }
         });
