@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::procs::{Proc, cpu_secs, free_port, rss_kib, wait_listening};
+use super::procs::{Proc, cpu_secs, free_port, require_mosquitto, rss_kib, wait_listening};
 use crate::mqtt::wire::{Reader, connect, puback, publish, subscribe};
 use crate::sandbox::broker::{BrokerOptions, EmbeddedBroker};
 
@@ -49,15 +49,7 @@ struct Run {
 }
 
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
-    if Command::new("mosquitto")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        bail!("mosquitto is not installed (apt-get install mosquitto)");
-    }
+    require_mosquitto()?;
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let conf = dir.path().join("mosquitto.conf");

@@ -35,6 +35,20 @@ impl Drop for Proc {
     }
 }
 
+/// Fails with one sentence when mosquitto, the reference every bench runs beside, is absent.
+pub(super) fn require_mosquitto() -> anyhow::Result<()> {
+    let found = Command::new("mosquitto")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        bail!("mosquitto is not installed (apt-get install mosquitto)");
+    }
+    Ok(())
+}
+
 pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

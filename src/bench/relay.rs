@@ -17,7 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client;
-use super::procs::{Proc, cpu_secs, free_port, rss_kib, wait_listening};
+use super::procs::{Proc, cpu_secs, free_port, require_mosquitto, rss_kib, wait_listening};
 
 /// Publishes in flight per client.
 const DEPTH: usize = 8;
@@ -452,15 +452,7 @@ fn workers_for(n: usize, limit: u64) -> u16 {
 }
 
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
-    if Command::new("mosquitto")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        bail!("mosquitto is not installed (apt-get install mosquitto)");
-    }
+    require_mosquitto()?;
     let dir = tempfile::tempdir()?;
     let pki = make_pki(dir.path())?;
     let tls = Arc::new(crate::relay::tls::client_config_with_roots(&[&pki.ca])?);

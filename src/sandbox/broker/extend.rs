@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -21,7 +21,12 @@ use rmqtt::types::{
 /// that follows an acknowledged PUBLISH always sees it, as with mosquitto), written through to
 /// a sled tree when the broker has a store. rmqtt's own retainer plugin queues writes to its
 /// store, so a subscriber right after a clear could still get the cleared message.
-pub struct RetainedStore {
+///
+/// A cheap handle: rmqtt holds one as its retain storage while the sweeper keeps a clone.
+#[derive(Clone)]
+pub struct RetainedStore(Arc<Stores>);
+
+struct Stores {
     memory: DefaultRetainStorage,
     disk: Option<sled::Tree>,
 }
@@ -64,13 +69,13 @@ impl RetainedStore {
             }
             None => None,
         };
-        Ok(RetainedStore { memory, disk })
+        Ok(RetainedStore(Arc::new(Stores { memory, disk })))
     }
 
     /// Drops expired messages from memory and disk; run now and then.
     pub async fn sweep(&self) {
-        self.memory.remove_expired_messages().await;
-        if let Some(tree) = &self.disk {
+        self.0.memory.remove_expired_messages().await;
+        if let Some(tree) = &self.0.disk {
             let now = unix_ms();
             let expired: Vec<_> = tree
                 .iter()
@@ -115,7 +120,7 @@ impl RetainStorage for RetainedStore {
     ) -> rmqtt::Result<()> {
         // A message without an expiry never expires (rmqtt passes zero for "none").
         let expiry = expiry_interval.filter(|d| !d.is_zero());
-        if let Some(tree) = &self.disk {
+        if let Some(tree) = &self.0.disk {
             if retain.publish.payload.is_empty() {
                 tree.remove(topic.as_bytes())?;
             } else {
@@ -126,54 +131,19 @@ impl RetainStorage for RetainedStore {
                 tree.insert(topic.as_bytes(), bytes)?;
             }
         }
-        self.memory.set_with_timeout(topic, retain, expiry).await
+        self.0.memory.set_with_timeout(topic, retain, expiry).await
     }
 
     async fn get(&self, topic_filter: &TopicFilter) -> rmqtt::Result<Vec<(TopicName, Retain)>> {
-        self.memory.get_message(topic_filter).await
+        self.0.memory.get_message(topic_filter).await
     }
 
     async fn count(&self) -> isize {
-        self.memory.count().await
+        self.0.memory.count().await
     }
 
     async fn max(&self) -> isize {
-        self.memory.max().await
-    }
-}
-
-/// The store as rmqtt holds it (a boxed trait object) while the sweeper keeps a handle too.
-pub struct SharedRetained(pub std::sync::Arc<RetainedStore>);
-
-#[async_trait]
-impl RetainStorage for SharedRetained {
-    fn enable(&self) -> bool {
-        true
-    }
-
-    fn need_sync(&self) -> bool {
-        false
-    }
-
-    async fn set(
-        &self,
-        topic: &TopicName,
-        retain: Retain,
-        expiry_interval: Option<Duration>,
-    ) -> rmqtt::Result<()> {
-        self.0.set(topic, retain, expiry_interval).await
-    }
-
-    async fn get(&self, topic_filter: &TopicFilter) -> rmqtt::Result<Vec<(TopicName, Retain)>> {
-        self.0.get(topic_filter).await
-    }
-
-    async fn count(&self) -> isize {
-        self.0.count().await
-    }
-
-    async fn max(&self) -> isize {
-        self.0.max().await
+        self.0.memory.max().await
     }
 }
 

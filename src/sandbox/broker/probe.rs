@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::mqtt::wire;
+
 /// CONNECT (clean session, keep alive 10 s), SUBSCRIBE to a `$`-topic of its own, PUBLISH to
 /// it, read the message back, DISCONNECT. `$`-topics are never matched by `#` or `+`
 /// (MQTT 3.1.1 §4.7.2), so subscribers to everything never see the probe.
@@ -27,27 +29,19 @@ async fn exchange(addr: SocketAddr) -> Result<(), String> {
     let client_id = format!("mpbridge-health-{nonce:08x}");
     let topic = format!("$mpbridge/health/{nonce:08x}");
 
-    let mut connect = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10];
-    put_str(&mut connect, &client_id);
-    write_packet(&mut s, 0x10, &connect).await?;
+    write(&mut s, &wire::connect(&client_id, 10)).await?;
     let (kind, body) = read_packet(&mut s).await?;
     if kind != 0x20 || body.get(1) != Some(&0) {
         return Err(format!("CONNACK expected, got {kind:#04x} {body:?}"));
     }
 
-    let mut subscribe = vec![0, 1];
-    put_str(&mut subscribe, &topic);
-    subscribe.push(0);
-    write_packet(&mut s, 0x82, &subscribe).await?;
+    write(&mut s, &wire::subscribe(1, &topic, 0)).await?;
     let (kind, body) = read_packet(&mut s).await?;
     if kind != 0x90 || body.get(2).is_some_and(|c| *c >= 0x80) {
         return Err(format!("SUBACK expected, got {kind:#04x} {body:?}"));
     }
 
-    let mut publish = Vec::new();
-    put_str(&mut publish, &topic);
-    publish.extend_from_slice(b"ok");
-    write_packet(&mut s, 0x30, &publish).await?;
+    write(&mut s, &wire::publish(&topic, 0, 0, b"ok")).await?;
     let (kind, body) = read_packet(&mut s).await?;
     if kind & 0xF0 != 0x30 || !body.ends_with(b"ok") {
         return Err(format!(
@@ -58,29 +52,8 @@ async fn exchange(addr: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
-async fn write_packet(s: &mut TcpStream, first: u8, body: &[u8]) -> Result<(), String> {
-    let mut packet = vec![first];
-    let mut len = body.len();
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        packet.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-    packet.extend_from_slice(body);
-    s.write_all(&packet)
-        .await
-        .map_err(|e| format!("write: {e}"))
+async fn write(s: &mut TcpStream, packet: &[u8]) -> Result<(), String> {
+    s.write_all(packet).await.map_err(|e| format!("write: {e}"))
 }
 
 async fn read_packet(s: &mut TcpStream) -> Result<(u8, Vec<u8>), String> {

@@ -11,7 +11,7 @@ use rmqtt::context::ServerContext;
 use rmqtt::net::Builder;
 use rmqtt::server::MqttServer;
 
-use super::extend::{RetainedStore, RoundRobin, SharedRetained};
+use super::extend::{RetainedStore, RoundRobin};
 
 /// What the broker listens on and keeps.
 #[derive(Debug, Clone)]
@@ -82,10 +82,9 @@ pub async fn serve(opts: ServeOptions, ready: impl FnOnce(Bound)) -> anyhow::Res
         builder = builder.plugins_config_map_add("rmqtt-session-storage", session_config(dir)?);
     }
     let scx = builder.build().await;
-    let retained = std::sync::Arc::new(
-        RetainedStore::open(opts.store.as_ref().map(|d| d.join("retained")).as_deref()).await?,
-    );
-    *scx.extends.retain_mut().await = Box::new(SharedRetained(retained.clone()));
+    let retained =
+        RetainedStore::open(opts.store.as_ref().map(|d| d.join("retained")).as_deref()).await?;
+    *scx.extends.retain_mut().await = Box::new(retained.clone());
     *scx.extends.shared_subscription_mut().await = Box::new(RoundRobin::default());
     tokio::spawn(async move {
         loop {
