@@ -195,6 +195,7 @@ pub enum BenchCmd {
 
 pub fn main() -> ExitCode {
     let started = Instant::now();
+    crate::sandbox::broker::this_program_is_mpbridge();
     let cli = Cli::parse();
     match run(cli, started) {
         Ok(code) => code,
@@ -467,6 +468,12 @@ async fn terminated() {
     std::future::pending::<()>().await
 }
 
+/// The window's icon (the packages install the same picture for the desktop).
+fn window_icon() -> egui::IconData {
+    eframe::icon_data::from_png_bytes(include_bytes!("../assets/icons/mpbridge-128.png"))
+        .unwrap_or_default()
+}
+
 struct GuiArgs {
     paths: Paths,
     connect: Option<crate::backend::ConnectTo>,
@@ -497,6 +504,7 @@ fn gui(rt: &tokio::runtime::Runtime, args: GuiArgs) -> anyhow::Result<ExitCode> 
         viewport: egui::ViewportBuilder::default()
             .with_title("mpbridge")
             .with_app_id("mpbridge")
+            .with_icon(window_icon())
             .with_inner_size([1180.0, 760.0])
             .with_min_inner_size([720.0, 480.0]),
         ..Default::default()
@@ -543,4 +551,18 @@ fn gui(rt: &tokio::runtime::Runtime, args: GuiArgs) -> anyhow::Result<ExitCode> 
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
     let code = exit_code.load(Ordering::Relaxed);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(2)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_window_icon_is_the_packaged_picture() {
+        let icon = super::window_icon();
+        assert_eq!((icon.width, icon.height), (128, 128));
+        assert_eq!(icon.rgba.len(), 128 * 128 * 4);
+        // Not blank: the corners are transparent, the middle is drawn.
+        assert_eq!(icon.rgba[3], 0, "transparent corner");
+        let mid = (64 * 128 + 64) * 4;
+        assert_eq!(icon.rgba[mid + 3], 255, "opaque middle");
+    }
 }

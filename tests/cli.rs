@@ -399,3 +399,52 @@ async fn the_sandbox_broker_keeps_retained_and_sessions_across_restarts() {
         ]
     );
 }
+
+/// A downloaded binary is rarely called `mpbridge` (`mpbridge-0.1.0-windows-x86_64.exe`,
+/// `mpbridge (1).exe`): alone in a folder under another name, it still runs its own embedded
+/// broker, because it is the program that runs `mpbridge broker`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_binary_alone_in_a_folder_runs_its_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("bin");
+    std::fs::create_dir_all(&lone).unwrap();
+    let exe = lone.join(format!(
+        "mpbridge-{}-renamed{}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::EXE_SUFFIX
+    ));
+    std::fs::copy(env!("CARGO_BIN_EXE_mpbridge"), &exe).unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(&exe)
+            .env("MPBRIDGE_CONFIG_DIR", dir.path().join("config"))
+            .env("MPBRIDGE_DATA_DIR", dir.path().join("data"))
+            .env_remove("MPBRIDGE_EXE")
+            .env_remove("MPBRIDGE_LOG")
+            .stdin(Stdio::null())
+            .args(["sandbox", "--json", "--for", "20"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let line = within(30, "sandbox --json line", async {
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("no sandbox: {e}: {line:?}"));
+    assert!(
+        v["broker"]
+            .as_str()
+            .unwrap()
+            .starts_with("mqtt://127.0.0.1:"),
+        "{v}"
+    );
+}

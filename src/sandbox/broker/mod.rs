@@ -236,6 +236,16 @@ impl Drop for EmbeddedBroker {
     }
 }
 
+/// Set by the `mpbridge` binary's `main` (through [`crate::cli::main`]): this process is
+/// mpbridge itself, whatever its file is called (`mpbridge-0.1.0-windows-x86_64.exe`, or
+/// `mpbridge (1).exe` after a second download), so it can run `mpbridge broker` as itself.
+static THIS_IS_MPBRIDGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called once by `mpbridge`'s entry point; test executables never call it.
+pub fn this_program_is_mpbridge() {
+    THIS_IS_MPBRIDGE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The program that runs `mpbridge broker`: `$MPBRIDGE_EXE`, else this program when it is
 /// mpbridge, else an `mpbridge` next to this program or one folder up (where cargo puts the
 /// binary for its test executables in `target/<profile>/deps/`).
@@ -245,7 +255,9 @@ pub fn program() -> Result<PathBuf, BrokerError> {
     }
     let me = std::env::current_exe().map_err(|e| BrokerError::NoProgram(e.to_string()))?;
     let name = format!("mpbridge{}", std::env::consts::EXE_SUFFIX);
-    if me.file_name().is_some_and(|n| n == name.as_str()) {
+    if THIS_IS_MPBRIDGE.load(std::sync::atomic::Ordering::Relaxed)
+        || me.file_name().is_some_and(|n| n == name.as_str())
+    {
         return Ok(me);
     }
     let dir = me.parent().unwrap_or(Path::new("."));
