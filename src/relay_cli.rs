@@ -52,6 +52,12 @@ pub async fn run(
     if let Some(addr) = worker_on {
         return run_worker(path, cfg, addr).await;
     }
+    if workers > 1 && !cfg!(unix) {
+        eprintln!(
+            "mpbridge relay: --workers needs SO_REUSEPORT, which this system lacks; run one process (it uses one core for data and serves thousands of connections)"
+        );
+        return Ok(ExitCode::from(2));
+    }
     let shared = workers > 1;
     let relay =
         match Relay::start_shared(cfg.clone(), &tokio::runtime::Handle::current(), shared).await {

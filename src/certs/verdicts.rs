@@ -808,8 +808,49 @@ fn os_verify(
         Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
             Err(l("unknown issuer", "未知签发者"))
         }
-        Err(e) => Err(L10n::same(e.to_string())),
+        Err(e) => {
+            let text = e.to_string();
+            Err(windows_trust_error(&text).unwrap_or_else(|| L10n::same(text)))
+        }
     }
+}
+
+/// Windows' certificate store answers with a bare HRESULT ("OS Error -2146762482
+/// (FormatMessageW() returned error 317)"); say in words what the common ones mean.
+fn windows_trust_error(text: &str) -> Option<L10n> {
+    let code = text
+        .split("OS Error ")
+        .nth(1)?
+        .split(|c: char| !(c == '-' || c.is_ascii_digit()))
+        .next()?
+        .parse::<i64>()
+        .ok()? as u32;
+    let (en, zh) = match code {
+        0x800B_0109 => (
+            "its root is not trusted by Windows",
+            "Windows 不信任其根证书",
+        ),
+        0x800B_010A => (
+            "Windows could not build a chain to a trusted root",
+            "Windows 无法构建到受信任根证书的链",
+        ),
+        0x800B_0101 => ("expired or not yet valid", "已过期或尚未生效"),
+        0x800B_010C => ("revoked", "已被吊销"),
+        0x800B_010E | 0x8009_2012 | 0x8009_2013 => (
+            "Windows could not check whether it is revoked (no revocation server reachable)",
+            "Windows 无法检查其吊销状态（无法访问吊销服务器）",
+        ),
+        0x800B_010F => ("the name does not match", "名称不匹配"),
+        0x800B_0110 => (
+            "not meant for TLS servers (key usage)",
+            "用途不是 TLS 服务器（密钥用法）",
+        ),
+        _ => return None,
+    };
+    Some(l(
+        format!("{en}, Windows error {code:#010X}"),
+        format!("{zh}，Windows 错误 {code:#010X}"),
+    ))
 }
 
 fn trust(
@@ -1066,5 +1107,29 @@ fn plan_repair(
         order,
         key,
         changes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::windows_trust_error;
+
+    #[test]
+    fn windows_store_errors_are_said_in_words() {
+        let e = windows_trust_error(
+            "invalid peer certificate: Other(OtherError(OS Error -2146762482 (FormatMessageW() returned error 317)))",
+        )
+        .expect("a known code");
+        assert!(
+            e.en.starts_with("Windows could not check whether it is revoked"),
+            "{}",
+            e.en
+        );
+        assert!(e.en.ends_with("0x800B010E"), "{}", e.en);
+        assert!(e.zh.contains("吊销"), "{}", e.zh);
+        let e = windows_trust_error("OS Error -2146762487").expect("untrusted root");
+        assert!(e.en.contains("root is not trusted"), "{}", e.en);
+        assert!(windows_trust_error("OS Error -1").is_none());
+        assert!(windows_trust_error("unknown issuer").is_none());
     }
 }

@@ -193,7 +193,13 @@ pub fn shell_ui(
                 .ui(ui, t, lang == crate::config::Language::ZhCn, live, actions)
         }
         Tab::Log => state.panels.log.ui(ui, t, env),
-        Tab::Settings => state.panels.settings.ui(ui, t, &state.config, env, actions),
+        Tab::Settings => {
+            egui::ScrollArea::vertical()
+                .auto_shrink(false)
+                .show(ui, |ui| {
+                    state.panels.settings.ui(ui, t, &state.config, env, actions)
+                });
+        }
     });
 }
 

@@ -124,6 +124,8 @@ impl SettingsPanel {
                 });
                 ui.end_row();
             });
+        ui.add_space(14.0);
+        about_ui(ui, t);
     }
 
     fn data_dir_ui(
@@ -196,6 +198,49 @@ impl SettingsPanel {
             }
         });
     }
+}
+
+/// The crates linked into this build, one line each: name, version, licence. Written by
+/// `dist/licenses.py --list` for each target; `tests/dist.rs` keeps the lists current.
+const CRATES: &str = if cfg!(windows) {
+    include_str!("../../assets/licenses/crates-windows.txt")
+} else if cfg!(target_os = "macos") {
+    include_str!("../../assets/licenses/crates-macos.txt")
+} else {
+    include_str!("../../assets/licenses/crates-linux.txt")
+};
+
+/// Version, licence and every open-source component, as DESIGN.md asks of Settings.
+fn about_ui(ui: &mut egui::Ui, t: &Tr) {
+    ui.heading(t.about);
+    egui::Grid::new("about")
+        .num_columns(2)
+        .spacing([16.0, 6.0])
+        .show(ui, |ui| {
+            ui.label(t.about_version);
+            ui.monospace(concat!("mpbridge ", env!("CARGO_PKG_VERSION")));
+            ui.end_row();
+            ui.label(t.about_licence);
+            ui.label(t.about_licence_text);
+            ui.end_row();
+        });
+    let count = CRATES.lines().count();
+    egui::CollapsingHeader::new(fill(t.about_third_party, &[&count]))
+        .id_salt("about-crates")
+        .show(ui, |ui| {
+            ui.label(
+                RichText::new(t.about_third_party_hint)
+                    .small()
+                    .color(tokens::MUTED),
+            );
+            egui::ScrollArea::vertical()
+                .max_height(220.0)
+                .show(ui, |ui| {
+                    for line in CRATES.lines() {
+                        ui.monospace(line);
+                    }
+                });
+        });
 }
 
 pub fn human_bytes(n: u64) -> String {
