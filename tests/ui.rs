@@ -1708,3 +1708,32 @@ fn sandbox_connects_with_mqtt5_and_a_dead_broker_is_announced_and_replaced() {
         "the banner stays after Dismiss"
     );
 }
+
+/// Settings → About: the version, the licence, and every crate built in with its licence,
+/// unfolded on a click, in both languages.
+#[test]
+fn settings_about_lists_version_licence_and_components() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = console(&rt, dir.path(), None);
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    h.get_by_label(concat!("mpbridge ", env!("CARGO_PKG_VERSION")));
+    h.get_by_label_contains("MIT OR Apache-2.0. Bundled fonts");
+    assert!(
+        h.query_by_label_contains("rustls 0.23").is_none(),
+        "the list starts folded"
+    );
+    let crates = include_str!("../assets/licenses/crates-linux.txt");
+    let header = format!("Open-source components ({})", crates.lines().count());
+    h.get_by_label(&header).click();
+    h.run_steps(3);
+    let first = crates.lines().next().unwrap();
+    h.get_by_label(first);
+    assert!(first.contains(" — "), "name, version — licence: {first}");
+
+    h.get_by_label("简体中文").click();
+    h.run_steps(3);
+    h.get_by_label("关于");
+    h.get_by_label(&format!("开源组件（{}）", crates.lines().count()));
+}
