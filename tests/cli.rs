@@ -23,17 +23,7 @@ async fn sandbox_json_line_and_live_broker() {
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let line = within(30, "sandbox --json line", async {
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        })
-        .await
-        .unwrap()
-    })
-    .await;
+    let line = json_line(&mut child).await;
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     let broker = v["broker"].as_str().unwrap();
@@ -267,17 +257,7 @@ async fn sandbox_json(dir: &std::path::Path) -> (KillOnDrop, serde_json::Value) 
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let line = within(30, "sandbox --json line", async {
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        })
-        .await
-        .unwrap()
-    })
-    .await;
+    let line = json_line(&mut child).await;
     (child, serde_json::from_str(&line).unwrap())
 }
 
@@ -427,17 +407,7 @@ async fn a_renamed_binary_alone_in_a_folder_runs_its_sandbox() {
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let line = within(30, "sandbox --json line", async {
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        })
-        .await
-        .unwrap()
-    })
-    .await;
+    let line = json_line(&mut child).await;
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("no sandbox: {e}: {line:?}"));
     assert!(
@@ -447,4 +417,19 @@ async fn a_renamed_binary_alone_in_a_folder_runs_its_sandbox() {
             .starts_with("mqtt://127.0.0.1:"),
         "{v}"
     );
+}
+
+/// The one line `mpbridge sandbox --json` prints once everything is up.
+async fn json_line(child: &mut KillOnDrop) -> String {
+    let stdout = child.0.stdout.take().unwrap();
+    within(30, "sandbox --json line", async {
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap()
+    })
+    .await
 }

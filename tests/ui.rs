@@ -81,8 +81,18 @@ fn console_with_mqttx_import(
     h.get_by_label("Broker").click();
     h.run_steps(2);
     h.state_mut().state.panels.broker.import_path = export.display().to_string();
+    // The panel grows when the sandbox's addresses arrive; a click aimed at the button's
+    // place in the frame before can land beside it, so wait for the sandbox first.
+    step_until(&mut h, 30, "the sandbox's broker shown", |h| {
+        h.query_by_label_contains("ws://127.0.0.1:").is_some()
+    });
     h.get_by_label("Import").click();
     h.run_steps(2);
+    assert!(
+        !h.state().state.profiles.profiles.is_empty(),
+        "nothing imported: {:?}",
+        h.state().notices.toast
+    );
     h
 }
 

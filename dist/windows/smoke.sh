@@ -43,6 +43,9 @@ echo "-- the program"
 out=$(w "$exe" --version 2>&1 | tr -d '\r') || true
 echo "     $out"
 check "--version prints $version" grep -q "mpbridge $version" <<<"$out"
+resources=$(x86_64-w64-mingw32-strings -el "$exe" | grep -A1 -E '^(ProductVersion|OriginalFilename)$' | tr '\n' ' ')
+check "the exe carries its version details ($resources)" grep -q "ProductVersion $version" <<<"$resources"
+check "the exe carries its icon" bash -c "x86_64-w64-mingw32-objdump -h '$exe' | grep -q '\.rsrc'"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
   -subj "/CN=mqtt.example.com" -addext "subjectAltName=DNS:mqtt.example.com" \
