@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the Windows build under Debian's wine64, in a throwaway prefix:
 #   dist/windows/smoke.sh <mpbridge.exe> <…-setup.exe>
-# 1. mpbridge.exe --version, cert inspect on a test certificate, sandbox --json (its own
+# 1. the exe's icon and version resource; mpbridge.exe --version, cert inspect on a test certificate, sandbox --json (its own
 #    embedded broker although the file is not called mpbridge.exe);
 # 2. the GUI under Xvfb draws its first frame to a screenshot (target/dist/windows-shot.png);
 # 3. the installer, silent, for everyone: files in Program Files, the Start-menu entry, the
@@ -45,7 +45,8 @@ echo "     $out"
 check "--version prints $version" grep -q "mpbridge $version" <<<"$out"
 resources=$(x86_64-w64-mingw32-strings -el "$exe" | grep -A1 -E '^(ProductVersion|OriginalFilename)$' | tr '\n' ' ')
 check "the exe carries its version details ($resources)" grep -q "ProductVersion $version" <<<"$resources"
-check "the exe carries its icon" bash -c "x86_64-w64-mingw32-objdump -h '$exe' | grep -q '\.rsrc'"
+# RT_GROUP_ICON (14) in the resource directory: the icon Explorer shows.
+check "the exe carries its icon" bash -c "x86_64-w64-mingw32-objdump -p '$exe' | grep -q 'Entry: ID: 0x00000e'"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
   -subj "/CN=mqtt.example.com" -addext "subjectAltName=DNS:mqtt.example.com" \
