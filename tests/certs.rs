@@ -892,3 +892,143 @@ fn fetch_judges_the_chain_as_served_by_the_relay_and_by_openssl() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+/// Every way a real PEM file differs from the textbook one (a byte-order mark from Windows
+/// Notepad, one in the middle from `cat`ting two such files, CRLF, trailing blanks, text before
+/// and between blocks, an `EC PARAMETERS` block before the key, an indented BEGIN that OpenSSL
+/// does not read) is read exactly as `openssl storeutl` reads it: the same certificates, in
+/// the same order, by the certificate inspector and by the relay; and keys as `openssl pkey`.
+#[test]
+fn pem_files_are_read_as_openssl_reads_them() {
+    let c = Corpus::new();
+    let leaf = c.leaf(LeafSpec::default());
+    let chain = format!("{}{}", leaf.pem, c.inter_pem);
+    let bom = "\u{feff}";
+    let crlf = |t: &str| t.replace('\n', "\r\n");
+    let trailing = |t: &str| t.lines().map(|l| format!("{l}  \t\n")).collect::<String>();
+    let cert_variants: Vec<(&str, String)> = vec![
+        ("plain", chain.clone()),
+        ("bom", format!("{bom}{chain}")),
+        (
+            "bom-twice",
+            format!("{bom}{}{bom}{}", leaf.pem, c.inter_pem),
+        ),
+        ("crlf", crlf(&chain)),
+        ("bom-crlf", format!("{bom}{}", crlf(&chain))),
+        ("trailing-blanks", trailing(&chain)),
+        (
+            "text-around",
+            format!(
+                "Bag Attributes\n    friendlyName: leaf\nsubject=CN = leaf\n{}\nissuer: the intermediate\n\n{}",
+                leaf.pem, c.inter_pem
+            ),
+        ),
+        ("indented-leaf", format!("  {}{}", leaf.pem, c.inter_pem)),
+    ];
+    let key_variants: Vec<(&str, String)> = vec![
+        ("plain", leaf.key_pem.clone()),
+        ("bom", format!("{bom}{}", leaf.key_pem)),
+        ("crlf", crlf(&leaf.key_pem)),
+        (
+            "bom-crlf-trailing",
+            format!("{bom}{}", crlf(&trailing(&leaf.key_pem))),
+        ),
+        (
+            "ec-parameters-first",
+            format!(
+                "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{}",
+                leaf.key_pem
+            ),
+        ),
+    ];
+    let plain_key = c.write("plain.key", &leaf.key_pem);
+    let mut checked = 0;
+    for (name, text) in &cert_variants {
+        let path = c.write(&format!("{name}.pem"), text);
+        // What OpenSSL reads: each certificate, re-emitted as clean PEM.
+        let out = std::process::Command::new("openssl")
+            .args(["storeutl", "-certs", s(&path)])
+            .output()
+            .unwrap();
+        let theirs = certs::pem::certificates(&out.stdout).unwrap();
+        let ours = certs::pem::certificates(text.as_bytes()).unwrap();
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "{name}: openssl reads {} certificates, mpbridge {}",
+            theirs.len(),
+            ours.len()
+        );
+        assert!(
+            ours == theirs,
+            "{name}: the same certificates in the same order"
+        );
+        // The relay serves what nginx would, or refuses what nginx would refuse.
+        match mpbridge::relay::tls::load_certified_key(&path, &plain_key) {
+            Ok(ck) => {
+                assert_eq!(ck.cert.len(), theirs.len(), "{name}: the served chain");
+                assert_eq!(
+                    ck.cert[0].as_ref(),
+                    theirs[0].as_slice(),
+                    "{name}: the leaf"
+                );
+            }
+            Err(e) => {
+                // Only where nginx would refuse too: OpenSSL's first certificate is not the
+                // leaf the key belongs to (the indented leaf is text to OpenSSL).
+                let leaf_der = certs::pem::certificates(leaf.pem.as_bytes()).unwrap();
+                assert_ne!(
+                    theirs.first(),
+                    leaf_der.first(),
+                    "{name}: refused although OpenSSL reads the leaf first: {e}"
+                );
+            }
+        }
+        // The inspector judges the chain OpenSSL sees: with a BOM, the leaf stays the leaf.
+        if theirs.len() == 2 {
+            let r = inspect(
+                &[path.clone()],
+                &[plain_key.clone()],
+                None,
+                &req(&c, Some(DOMAIN)),
+            );
+            assert_eq!(
+                st(&r, "CERT-KEY-MATCH"),
+                Status::Pass,
+                "{name}: {:#?}",
+                r.findings
+            );
+            assert_eq!(st(&r, "CERT-NAME"), Status::Pass, "{name}");
+        }
+        checked += 1;
+    }
+    let fullchain = c.write("fullchain.pem", &chain);
+    for (name, text) in &key_variants {
+        let path = c.write(&format!("key-{name}.key"), text);
+        let openssl_reads = std::process::Command::new("openssl")
+            .args(["pkey", "-noout", "-in", s(&path)])
+            .status()
+            .unwrap()
+            .success();
+        let relay_reads = mpbridge::relay::tls::load_certified_key(&fullchain, &path);
+        assert_eq!(
+            relay_reads.is_ok(),
+            openssl_reads,
+            "{name}: openssl {openssl_reads}, relay {relay_reads:?}"
+        );
+        let r = inspect(
+            &[fullchain.clone()],
+            &[path.clone()],
+            None,
+            &req(&c, Some(DOMAIN)),
+        );
+        assert_eq!(
+            st(&r, "CERT-KEY-MATCH"),
+            Status::Pass,
+            "{name}: {:#?}",
+            r.findings
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, cert_variants.len() + key_variants.len());
+}

@@ -35,6 +35,22 @@ pub fn looks_like_pem(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"-----BEGIN ")
 }
 
+/// All PEM blocks of a file's bytes, read as OpenSSL and nginx read them: a byte-order mark
+/// (Windows Notepad writes one, and `cat` of two such files puts one mid-file), CRLF line
+/// ends, spaces around lines and text before and between blocks change nothing.
+pub fn blocks(bytes: &[u8]) -> Result<Vec<PemBlock>, PemError> {
+    parse(&String::from_utf8_lossy(bytes))
+}
+
+/// The DER of every `CERTIFICATE` block, in order (leaf first in a served chain).
+pub fn certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
+    Ok(blocks(bytes)?
+        .into_iter()
+        .filter(|b| b.label == "CERTIFICATE" || b.label == "X509 CERTIFICATE")
+        .map(|b| b.der)
+        .collect())
+}
+
 /// All PEM blocks of a text, in order. Text outside blocks (comments, `Bag Attributes`) is
 /// ignored, as OpenSSL does.
 pub fn parse(text: &str) -> Result<Vec<PemBlock>, PemError> {
@@ -43,7 +59,9 @@ pub fn parse(text: &str) -> Result<Vec<PemBlock>, PemError> {
     type Open = (String, usize, Vec<(String, String)>, String);
     let mut open: Option<Open> = None;
     for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
+        // OpenSSL's reading: a byte-order mark and trailing blanks are ignored, but a marker
+        // must begin its line (an indented BEGIN is text, for OpenSSL as here).
+        let line = raw.trim_start_matches('\u{feff}').trim_end();
         let lineno = i + 1;
         if let Some(label) = marker(line, "-----BEGIN ") {
             if let Some((label, start, ..)) = open {
@@ -88,7 +106,7 @@ pub fn parse(text: &str) -> Result<Vec<PemBlock>, PemError> {
                 headers.push((k.trim().to_owned(), v.trim().to_owned()));
                 continue;
             }
-            body.push_str(line);
+            body.push_str(line.trim_start());
         }
     }
     if let Some((label, line, ..)) = open {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +27,15 @@ pub enum TlsError {
     NoCert { path: PathBuf },
     #[error("{path} holds no usable private key (PKCS#8, PKCS#1 RSA or SEC1 EC PEM, unencrypted)")]
     NoKey { path: PathBuf },
+    #[error(
+        "{path} holds an encrypted private key; the relay needs it unencrypted, as nginx does without ssl_password_file (openssl pkey -in key.pem -out plain.pem)"
+    )]
+    EncryptedKey { path: PathBuf },
+    #[error("{path}: {reason}")]
+    BadPem {
+        path: PathBuf,
+        reason: crate::certs::pem::PemError,
+    },
     #[error("the key {key} does not belong to the certificate {cert}")]
     KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("TLS setup failed: {0}")]
@@ -39,27 +47,61 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Loads a PEM chain (leaf first) and its key, and checks they belong together.
-pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
-    let cert_pem = std::fs::read(cert).map_err(|source| TlsError::ReadCert {
-        path: cert.to_path_buf(),
+/// The certificates of a PEM file, in order, read as nginx reads them (see
+/// [`crate::certs::pem::blocks`]).
+pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::ReadCert {
+        path: path.to_path_buf(),
         source,
     })?;
-    let key_pem = std::fs::read(key).map_err(|source| TlsError::ReadKey {
-        path: key.to_path_buf(),
-        source,
+    let ders = crate::certs::pem::certificates(&bytes).map_err(|reason| TlsError::BadPem {
+        path: path.to_path_buf(),
+        reason,
     })?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .filter_map(Result::ok)
-        .collect();
-    if chain.is_empty() {
+    if ders.is_empty() {
         return Err(TlsError::NoCert {
-            path: cert.to_path_buf(),
+            path: path.to_path_buf(),
         });
     }
-    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
-        path: key.to_path_buf(),
+    Ok(ders.into_iter().map(CertificateDer::from).collect())
+}
+
+/// The first private key of a PEM file (an `EC PARAMETERS` block before it is skipped).
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::ReadKey {
+        path: path.to_path_buf(),
+        source,
     })?;
+    let blocks = crate::certs::pem::blocks(&bytes).map_err(|reason| TlsError::BadPem {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    for b in blocks {
+        let encrypted = b
+            .headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("Proc-Type") && v.contains("ENCRYPTED"));
+        let key = match b.label.as_str() {
+            "ENCRYPTED PRIVATE KEY" => None,
+            "PRIVATE KEY" if !encrypted => Some(PrivateKeyDer::Pkcs8(b.der.into())),
+            "RSA PRIVATE KEY" if !encrypted => Some(PrivateKeyDer::Pkcs1(b.der.into())),
+            "EC PRIVATE KEY" if !encrypted => Some(PrivateKeyDer::Sec1(b.der.into())),
+            "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => None,
+            _ => continue,
+        };
+        return key.ok_or_else(|| TlsError::EncryptedKey {
+            path: path.to_path_buf(),
+        });
+    }
+    Err(TlsError::NoKey {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Loads a PEM chain (leaf first) and its key, and checks they belong together.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = read_chain(cert)?;
+    let key_der = read_key(key)?;
     let signing = provider()
         .key_provider
         .load_private_key(key_der)
@@ -114,11 +156,7 @@ pub fn server_config(
 pub fn client_config_with_roots(ca_pems: &[&Path]) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for p in ca_pems {
-        let pem = std::fs::read(p).map_err(|source| TlsError::ReadCert {
-            path: p.to_path_buf(),
-            source,
-        })?;
-        for c in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
+        for c in read_chain(p)? {
             roots.add(c)?;
         }
     }
@@ -143,10 +181,7 @@ pub struct CertBrief {
 /// Reads the first certificate of a PEM file.
 pub fn cert_brief(path: &Path) -> Result<CertBrief, String> {
     use x509_parser::extensions::GeneralName;
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .filter_map(Result::ok)
-        .collect();
+    let chain = read_chain(path).map_err(|e| e.to_string())?;
     let first = chain
         .first()
         .ok_or_else(|| format!("{} holds no PEM certificate", path.display()))?;
