@@ -157,8 +157,7 @@ async fn raw(addr: SocketAddr, pki: &TestPki, head: &str) -> String {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     out.extend_from_slice(&buf[..n]);
-                    if out.windows(4).any(|w| w == b"\r\n\r\n") && out.starts_with(b"HTTP/1.1 101")
-                    {
+                    if response_complete(&out) {
                         break;
                     }
                 }
@@ -167,6 +166,22 @@ async fn raw(addr: SocketAddr, pki: &TestPki, head: &str) -> String {
     })
     .await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A 101's head, or any other response's head and its Content-Length body (a server that
+/// keeps the connection alive, like nginx, never sends EOF).
+fn response_complete(out: &[u8]) -> bool {
+    let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+    if head.starts_with("http/1.1 101") {
+        return true;
+    }
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| out.len() >= end + 4 + len)
 }
 
 fn upgrade_head(path: &str, extra: &str) -> String {
@@ -194,9 +209,16 @@ async fn every_rejection_path_has_its_status_and_sentence() {
     )
     .await;
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    // An anonymous client is not told which paths exist; the records are.
+    assert!(r.contains("no WebSocket endpoint at this path"), "{r}");
+    assert!(!r.contains("/mqtt"), "the served paths stay inside: {r}");
+    let snap = relay.snapshot(10);
     assert!(
-        r.contains("no route for /nope; this relay serves /mqtt"),
-        "{r}"
+        snap.rejected.iter().any(|x| x
+            .reason
+            .contains("no route for /nope; this relay serves /mqtt")),
+        "{:?}",
+        snap.rejected
     );
 
     let r = raw(a, &pki, "GET /mqtt HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
@@ -433,9 +455,39 @@ async fn upstream_unreachable_then_failover() {
     let mut ws = ws_client(relay.addr(), &pki, None).await;
     let (code, reason) = within(10, "close 1013", next_close(&mut ws)).await;
     assert_eq!(code, 1013);
-    assert!(reason.contains("no upstream reachable"), "{reason}");
+    // The client hears "try again later", never the upstream's address; the records do.
+    assert_eq!(reason, "the broker is unavailable; try again later");
+    let dead_port = dead.rsplit(':').next().unwrap();
+    assert!(!reason.contains(dead_port), "{reason}");
     let closed = closed_records(&relay, 1).await.closed[0].clone();
-    assert_eq!(closed.close.as_ref().unwrap().code, Some(1013));
+    let close = closed.close.as_ref().unwrap();
+    assert_eq!(close.code, Some(1013));
+    assert!(
+        close.reason.contains("no upstream reachable") && close.reason.contains(dead_port),
+        "{close:?}"
+    );
+    relay.stop().await;
+
+    // verbose_errors (on in the sandbox): the client is told everything.
+    ensure_provider();
+    let mut cfg = RelayConfig::parse(
+        &relay_toml(
+            &pki,
+            std::slice::from_ref(&dead),
+            "",
+            "upstream_connect_timeout_secs = 2",
+        ),
+        pki.dir.path(),
+    )
+    .unwrap();
+    cfg.verbose_errors = true;
+    let relay = Relay::start(cfg, &tokio::runtime::Handle::current())
+        .await
+        .unwrap();
+    let mut ws = ws_client(relay.addr(), &pki, None).await;
+    let (code, reason) = within(10, "close 1013", next_close(&mut ws)).await;
+    assert_eq!(code, 1013);
+    assert!(reason.contains("no upstream reachable"), "{reason}");
     relay.stop().await;
 
     // Dead first, mosquitto second: every connection lands on mosquitto.
@@ -1145,4 +1197,92 @@ async fn both_upstream_modes_idle_out_drain_lose_the_broker_and_survive_vanishin
         );
         within(10, "stop finished", stopper).await.unwrap();
     }
+}
+
+/// `nginx-config` carries the allowlists and the connection limit: run in a real nginx, the
+/// exported block refuses a Mini Program that is not listed and an Origin that is not listed,
+/// and lets the listed ones through to the broker, as the relay does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_export_keeps_the_allowlists_in_a_real_nginx() {
+    if !common::Nginx::available() {
+        common::missing("nginx");
+        return;
+    }
+    let m = Mosquitto::start();
+    let pki = TestPki::new();
+    let up = format!("ws://127.0.0.1:{}/mqtt", m.ws_port);
+    ensure_provider();
+    let cfg = RelayConfig::parse(
+        &relay_toml(
+            &pki,
+            &[up],
+            "allowed_appids = [\"wx1111111111111111\"]\nallowed_origins = [\"https://ok.example\"]",
+            "max_connections = 7",
+        ),
+        pki.dir.path(),
+    )
+    .unwrap();
+    let block = mpbridge::relay::nginx::render(&cfg);
+    assert!(block.contains("limit_conn mpbridge_total 7;"), "{block}");
+    let listen = format!("listen {} ssl;", cfg.listen);
+    let nginx = common::Nginx::start_http(|port, _| {
+        format!(
+            "  access_log off;\n{}",
+            block.replace(&listen, &format!("listen 127.0.0.1:{port} ssl;"))
+        )
+    });
+    let addr: SocketAddr = format!("127.0.0.1:{}", nginx.port).parse().unwrap();
+    let mp = |appid: &str| {
+        format!(
+            "Sec-WebSocket-Protocol: mqtt\r\nReferer: https://servicewechat.com/{appid}/3/page-frame.html\r\n"
+        )
+    };
+
+    let r = raw(
+        addr,
+        &pki,
+        &upgrade_head("/mqtt", &mp("wx2222222222222222")),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 403"), "an unlisted appid: {r}");
+    let r = raw(
+        addr,
+        &pki,
+        &upgrade_head("/mqtt", "Sec-WebSocket-Protocol: mqtt\r\n"),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 403"), "no Mini Program at all: {r}");
+    let r = raw(
+        addr,
+        &pki,
+        &upgrade_head(
+            "/mqtt",
+            &format!(
+                "{}Origin: https://evil.example\r\n",
+                mp("wx1111111111111111")
+            ),
+        ),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 403"), "an unlisted Origin: {r}");
+    let r = raw(
+        addr,
+        &pki,
+        &upgrade_head("/mqtt", &mp("wx1111111111111111")),
+    )
+    .await;
+    assert!(
+        r.starts_with("HTTP/1.1 101"),
+        "the listed appid reaches the broker: {r}"
+    );
+    let r = raw(
+        addr,
+        &pki,
+        &upgrade_head(
+            "/mqtt",
+            &format!("{}Origin: https://ok.example\r\n", mp("wx1111111111111111")),
+        ),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 101"), "a listed Origin: {r}");
 }

@@ -9,6 +9,7 @@
 //! key  = "/etc/mpbridge/privkey.pem"
 //! healthz = true                         # GET /healthz → 200 ok (default true)
 //! metrics = false                        # GET /metrics → Prometheus text (default false)
+//! verbose_errors = false                 # tell refused clients the details (default false)
 //!
 //! [[listen.sni]]                         # more certificates, chosen by SNI name
 //! name = "mqtt2.example.com"
@@ -173,6 +174,10 @@ pub struct RelayConfig {
     pub limits: Limits,
     pub healthz: bool,
     pub metrics: bool,
+    /// Tell clients why they were refused in full (served paths, upstream addresses and
+    /// errors), as the log always does. Off by default: that is the inside of a deployment.
+    /// The sandbox turns it on for development.
+    pub verbose_errors: bool,
 }
 
 impl std::fmt::Debug for RelayConfig {
@@ -218,6 +223,8 @@ struct RawListen {
     healthz: bool,
     #[serde(default)]
     metrics: bool,
+    #[serde(default)]
+    verbose_errors: bool,
     #[serde(default)]
     sni: Vec<Spanned<RawSni>>,
 }
@@ -457,6 +464,7 @@ impl RelayConfig {
             limits,
             healthz: listen.healthz,
             metrics: listen.metrics,
+            verbose_errors: listen.verbose_errors,
         })
     }
 
@@ -487,6 +495,7 @@ impl RelayConfig {
             limits: Limits::default(),
             healthz: true,
             metrics: true,
+            verbose_errors: true,
         })
     }
 
@@ -503,6 +512,9 @@ impl RelayConfig {
             "healthz = {}\nmetrics = {}",
             self.healthz, self.metrics
         );
+        if self.verbose_errors {
+            out.push_str("verbose_errors = true\n");
+        }
         for (name, cert, key) in &self.certs.sni {
             let _ = writeln!(
                 out,

@@ -24,8 +24,32 @@ pub fn render(cfg: &RelayConfig) -> String {
             out.push_str("}\n");
         }
     }
+    // The routes' allowlists as nginx variables: 1 when the request may pass, as the relay
+    // decides (an absent Origin passes; a Mini Program is named by its Referer).
+    for (i, route) in cfg.routes.iter().enumerate() {
+        if !route.allowed_origins.is_empty() {
+            out.push_str(&format!(
+                "map $http_origin $mpbridge_route_{i}_origin_ok {{\n    default 0;\n    \"\" 1;\n"
+            ));
+            for o in &route.allowed_origins {
+                out.push_str(&format!("    {} 1;\n", map_literal(o)));
+            }
+            out.push_str("}\n");
+        }
+        if !route.allowed_appids.is_empty() {
+            let ids: Vec<String> = route
+                .allowed_appids
+                .iter()
+                .map(|a| regex_escape(a))
+                .collect();
+            out.push_str(&format!(
+                "map $http_referer $mpbridge_route_{i}_appid_ok {{\n    default 0;\n    \"~^https?://servicewechat\\.com/({})/[^/]+\" 1;\n}}\n",
+                ids.join("|")
+            ));
+        }
+    }
     out.push_str(&format!(
-        "\nlimit_conn_zone $binary_remote_addr zone=mpbridge_per_ip:10m;\n\nserver {{\n    listen {} ssl;\n",
+        "\nlimit_conn_zone $binary_remote_addr zone=mpbridge_per_ip:10m;\n# every connection of this server, for max_connections\nlimit_conn_zone $server_name zone=mpbridge_total:1m;\n\nserver {{\n    listen {} ssl;\n",
         cfg.listen
     ));
     let names: Vec<&str> = cfg.certs.sni.iter().map(|(n, _, _)| n.as_str()).collect();
@@ -46,15 +70,26 @@ pub fn render(cfg: &RelayConfig) -> String {
         "    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;\n    # no http2 on this server: WeChat's WebSocket needs an HTTP/1.1 upgrade\n",
     );
     out.push_str(&format!(
-        "    client_header_timeout {}s;\n    limit_conn mpbridge_per_ip {};\n",
+        "    client_header_timeout {}s;\n    limit_conn mpbridge_per_ip {};\n    limit_conn mpbridge_total {};\n",
         l.handshake_timeout.as_secs(),
-        l.max_connections_per_ip
+        l.max_connections_per_ip,
+        l.max_connections
     ));
     if cfg.healthz {
         out.push_str("\n    location = /healthz { return 200 \"ok\\n\"; }\n");
     }
     for (i, route) in cfg.routes.iter().enumerate() {
         out.push_str(&format!("\n    location = {} {{\n", route.path));
+        if !route.allowed_origins.is_empty() {
+            out.push_str(&format!(
+                "        if ($mpbridge_route_{i}_origin_ok = 0) {{ return 403; }}\n"
+            ));
+        }
+        if !route.allowed_appids.is_empty() {
+            out.push_str(&format!(
+                "        if ($mpbridge_route_{i}_appid_ok = 0) {{ return 403; }}\n"
+            ));
+        }
         let ws = route.upstreams.iter().find_map(|u| match u {
             Upstream::Ws { path, .. } => Some(path.clone()),
             Upstream::Tcp { .. } => None,
@@ -92,4 +127,43 @@ pub fn render(cfg: &RelayConfig) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// A map key matched literally: quoted, with quotes and backslashes escaped, and a leading
+/// `~` or a special name (`default`, `hostnames`, …) escaped as nginx asks.
+fn map_literal(v: &str) -> String {
+    let mut escaped = v.replace('\\', "\\\\").replace('"', "\\\"");
+    if escaped.starts_with('~')
+        || ["default", "hostnames", "include", "volatile"].contains(&escaped.as_str())
+    {
+        escaped.insert(0, '\\');
+    }
+    format!("\"{escaped}\"")
+}
+
+/// `v` inside a PCRE pattern, matching only itself.
+fn regex_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        if !c.is_ascii_alphanumeric() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn literals_and_patterns_match_only_themselves() {
+        assert_eq!(
+            super::map_literal("https://a.example"),
+            "\"https://a.example\""
+        );
+        assert_eq!(super::map_literal("~x\"y"), "\"\\~x\\\"y\"");
+        assert_eq!(super::map_literal("default"), "\"\\default\"");
+        assert_eq!(super::regex_escape("wx12ab"), "wx12ab");
+        assert_eq!(super::regex_escape("a.b|c"), "a\\.b\\|c");
+    }
 }

@@ -191,7 +191,14 @@ pub async fn serve(
     let (route, up) = match decision {
         Ok(x) => x,
         Err(r) => {
-            respond(&mut tls, r.status, &r.reason).await;
+            // The full reason goes to the log, the records and the console; an anonymous
+            // client learns no more of the inside than it needs (verbose_errors: everything).
+            let wire = if r.status == 404 && !active.config.verbose_errors {
+                "no WebSocket endpoint at this path"
+            } else {
+                r.reason.as_str()
+            };
+            respond(&mut tls, r.status, wire).await;
             return reject(sni, Some(req.path.clone()), Some(r.status), r.reason);
         }
     };
@@ -287,9 +294,12 @@ pub async fn serve(
         Err(reason) => {
             // 1013 "try again later": nothing answered; the client should retry.
             let _sent = tokio::time::timeout(Duration::from_secs(2), async {
-                tls.write_all(&frames::server_close(1013, &reason))
-                    .await
-                    .ok();
+                let wire = if active.config.verbose_errors {
+                    reason.as_str()
+                } else {
+                    "the broker is unavailable; try again later"
+                };
+                tls.write_all(&frames::server_close(1013, wire)).await.ok();
                 tls.flush().await.ok();
                 // Wait briefly for the client's close reply, then close.
                 let mut sink = [0u8; 256];
