@@ -20,6 +20,10 @@ pub struct CheckArgs {
     /// Read the MQTT password from this environment variable.
     #[arg(long, value_name = "VAR")]
     password_env: Option<String>,
+    /// Lab only: send the user name and password even when the certificate does not verify
+    /// for the host (anyone in the middle can read them). Without it they are withheld.
+    #[arg(long)]
+    send_credentials_anyway: bool,
     /// A private CA (PEM) that may verify the chain for the other checks; MP-CERT-TRUST
     /// still fails ("trusted only by an extra root").
     #[arg(long, value_name = "FILE")]
@@ -102,11 +106,18 @@ fn options(a: &CheckArgs) -> Result<Options, String> {
         step_timeout: Duration::from_secs_f64(a.timeout.clamp(0.5, 120.0)),
         project: a.project.clone(),
         relay_idle_secs: None,
+        send_credentials_anyway: a.send_credentials_anyway,
     })
 }
 
 pub fn run(args: CheckArgs, zh: bool, rt: &tokio::runtime::Runtime) -> ExitCode {
     let opts = match options(&args) {
+        Ok(o) if o.send_credentials_anyway && o.username.is_some() => {
+            eprintln!(
+                "WARNING: --send-credentials-anyway: the MQTT user name and password go to this server even if its certificate does not verify; anyone in the middle may read them. Use it only in a lab."
+            );
+            o
+        }
         Ok(o) => o,
         Err(e) => {
             eprintln!("mpbridge: {e}");

@@ -461,7 +461,7 @@ fn wrong_path_and_refused_credentials() {
     let rt = common::runtime();
     let c = Corpus::new();
     let pw_file = c.path("passwd");
-    let out = std::process::Command::new("mosquitto_passwd")
+    let out = std::process::Command::new(mpbridge::bench::program("mosquitto_passwd"))
         .args(["-b", "-c"])
         .arg(&pw_file)
         .args(["device", "right-password"])
@@ -744,4 +744,76 @@ fn cancelling_skips_what_is_left() {
     assert!(detail(&r, "MP-MQTT-CONNECT").contains("cancelled"));
     drop(listener);
     let _ = openssl;
+}
+
+/// The MQTT password goes only to a server whose chain verifies for the host. Here the relay's
+/// chain ends at a private root the check is not told about: the CONNECT goes without the
+/// credentials (the relay's records show no user name), MP-MQTT-CONNECT says they were
+/// withheld and why; --send-credentials-anyway sends them; --extra-root makes the chain verify.
+#[test]
+fn credentials_go_only_where_the_chain_verifies() {
+    let rt = common::runtime();
+    let c = Corpus::new();
+    let pw_file = c.path("passwd");
+    let out = std::process::Command::new(mpbridge::bench::program("mosquitto_passwd"))
+        .args(["-b", "-c"])
+        .arg(&pw_file)
+        .args(["device", "right-password"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let m = Mosquitto::start_with(&format!(
+        "allow_anonymous false\npassword_file {}",
+        pw_file.display()
+    ));
+    let (chain, key) = good_files(&c, "good");
+    let (r, addr) = relay(&rt, &chain, &key, tcp(&m));
+    let url = format!("wxs://{DOMAIN}:{}/mqtt", addr.port());
+    let users_seen = |r: &Relay| -> Vec<Option<String>> {
+        let s = r.snapshot(100);
+        s.live
+            .iter()
+            .chain(s.closed.iter())
+            .filter_map(|x| x.connect.as_ref().map(|c| c.username.clone()))
+            .collect()
+    };
+
+    let mut o = Options {
+        extra_roots: Vec::new(),
+        username: Some("device".into()),
+        password: Some(mpbridge::config::Secret::new("right-password")),
+        ..opts(&c)
+    };
+    let rep = check(&rt, &url, &o);
+    assert_eq!(st(&rep, "MP-CERT-TRUST"), CheckStatus::Fail);
+    assert_eq!(st(&rep, "MP-MQTT-CONNECT"), CheckStatus::Skipped);
+    let d = detail(&rep, "MP-MQTT-CONNECT");
+    assert!(
+        d.starts_with("Credentials withheld: the certificate did not verify for"),
+        "{d}"
+    );
+    assert!(d.contains("CONNACK 5") || d.contains("CONNACK 4"), "{d}");
+    let seen = users_seen(&r);
+    assert!(!seen.is_empty(), "the CONNECT reached the relay");
+    assert!(
+        seen.iter().all(Option::is_none),
+        "no user name (and so no password) sent: {seen:?}"
+    );
+
+    o.send_credentials_anyway = true;
+    let rep = check(&rt, &url, &o);
+    assert_eq!(st(&rep, "MP-MQTT-CONNECT"), CheckStatus::Pass);
+    assert!(
+        users_seen(&r).contains(&Some("device".to_owned())),
+        "sent when asked"
+    );
+
+    o.send_credentials_anyway = false;
+    o.extra_roots = vec![root_der(&c)];
+    let rep = check(&rt, &url, &o);
+    assert_eq!(st(&rep, "MP-MQTT-CONNECT"), CheckStatus::Pass);
+    assert!(
+        !detail(&rep, "MP-MQTT-CONNECT").contains("withheld"),
+        "a chain that verifies gets the credentials"
+    );
 }

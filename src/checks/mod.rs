@@ -234,6 +234,10 @@ pub struct Options {
     pub project: Option<PathBuf>,
     /// The relay's idle timeout, when known, for the project's keepalive rule.
     pub relay_idle_secs: Option<u64>,
+    /// Send the user name and password even to a server whose certificate did not verify for
+    /// the host (a lab). Off: they go only where the chain verifies (public roots or
+    /// `extra_roots`), and the report says when they were withheld.
+    pub send_credentials_anyway: bool,
 }
 
 impl Default for Options {
@@ -250,6 +254,7 @@ impl Default for Options {
             step_timeout: Duration::from_secs(5),
             project: None,
             relay_idle_secs: None,
+            send_credentials_anyway: false,
         }
     }
 }

@@ -89,6 +89,29 @@ struct Facts {
     connack: Option<Duration>,
     /// Seconds after which an idle connection was cut, from MP-KEEPALIVE.
     idle_cut: Option<f64>,
+    /// Whether the served chain verifies for the host (public roots or the extra roots);
+    /// `None` without TLS. Credentials go only where it is `Some(Ok)`.
+    verified: Option<Result<(), String>>,
+}
+
+impl Facts {
+    /// Why the user name and password stay home, if they do.
+    fn withheld(&self, opts: &Options, t: &Target) -> Option<L10n> {
+        if opts.username.is_none() && opts.password.is_none() || opts.send_credentials_anyway {
+            return None;
+        }
+        match &self.verified {
+            Some(Ok(())) => None,
+            Some(Err(e)) => Some(l(
+                format!("the certificate did not verify for {} ({e})", t.host),
+                format!("证书未能针对 {} 通过验证（{e}）", t.host),
+            )),
+            None => Some(l(
+                "there is no TLS: they would cross the network in clear text",
+                "没有 TLS：它们会以明文经过网络",
+            )),
+        }
+    }
 }
 
 pub async fn run(
@@ -543,11 +566,49 @@ async fn read_until(
         .map_err(|_| format!("nothing within {} s", timeout.as_secs()))?
 }
 
-fn connect_packet(opts: &Options, keepalive: u16) -> (String, Vec<u8>) {
+/// CONNECT with the user name and password, or without them when `anonymous`.
+fn connect_packet(opts: &Options, keepalive: u16, anonymous: bool) -> (String, Vec<u8>) {
     let id = format!("mpbridge-check-{:08x}", rand::random::<u32>());
+    if anonymous {
+        return (id.clone(), wire::connect_with(&id, keepalive, None, None));
+    }
     let pw = opts.password.as_ref().map(|p| p.expose().to_owned());
     let p = wire::connect_with(&id, keepalive, opts.username.as_deref(), pw.as_deref());
     (id, p)
+}
+
+/// Whether the chain verifies for the host as a client would check it: the public roots
+/// (Mozilla's, as WeChat's) plus the extra roots given, the host name, the dates.
+fn verify_for_host(
+    t: &Target,
+    opts: &Options,
+    chain: &[CertificateDer<'static>],
+) -> Result<(), String> {
+    use rustls::client::danger::ServerCertVerifier as _;
+    let (leaf, intermediates) = chain.split_first().ok_or("no certificate was served")?;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for r in &opts.extra_roots {
+        roots.add(r.clone()).map_err(|e| e.to_string())?;
+    }
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        crate::relay::tls::provider(),
+    )
+    .build()
+    .map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from(t.host.clone()).map_err(|e| e.to_string())?;
+    verifier
+        .verify_server_cert(
+            leaf,
+            intermediates,
+            &name,
+            &[],
+            rustls_pki_types::UnixTime::now(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts) {
@@ -870,6 +931,7 @@ async fn tls_steps(
         Err(_) => raw_chain,
     };
     cert_steps(t, opts, &chain, modern.as_ref().err(), run);
+    facts.verified = Some(verify_for_host(t, opts, &chain));
 
     match &modern {
         Ok((info, _)) => {
@@ -1307,7 +1369,8 @@ async fn ws_steps(
     // MP-MQTT-CONNECT.
     let mut ws = websocket(stream, answer.leftover).await;
     let mut rd = wire::Reader::default();
-    let (client_id, connect) = connect_packet(opts, 60);
+    let withheld = facts.withheld(opts, t);
+    let (client_id, connect) = connect_packet(opts, 60, withheld.is_some());
     let t0 = Instant::now();
     let sent = ws.send(Message::Binary(connect.into())).await;
     let ack = match sent {
@@ -1317,19 +1380,50 @@ async fn ws_steps(
     let connected = match ack {
         Ok((_, body)) => {
             let code = body.get(1).copied().unwrap_or(0xff);
+            // Credentials withheld: say so first, whatever the answer.
+            let (note_en, note_zh) = match &withheld {
+                Some(why) => (
+                    format!(
+                        "Credentials withheld: {}; CONNECT was sent without them (--send-credentials-anyway sends them). ",
+                        why.en
+                    ),
+                    format!(
+                        "未发送用户名和密码：{}；CONNECT 未携带它们（--send-credentials-anyway 可强制发送）。",
+                        why.zh
+                    ),
+                ),
+                None => (String::new(), String::new()),
+            };
+            let with_creds = opts.username.is_some() && withheld.is_none();
             if code == 0 {
                 facts.connack = Some(t0.elapsed());
                 run.add(
                     "MP-MQTT-CONNECT",
                     CheckStatus::Pass,
                     l(
-                        format!("CONNECT (MQTT 3.1.1, keepalive 60, client id {client_id}{}) → CONNACK accepted in {} ms.", if opts.username.is_some() { ", with credentials" } else { "" }, t0.elapsed().as_millis()),
-                        format!("CONNECT（MQTT 3.1.1，心跳 60，客户端 ID {client_id}{}）→ {} 毫秒内 CONNACK 接受。", if opts.username.is_some() { "，带用户名密码" } else { "" }, t0.elapsed().as_millis()),
+                        format!("{note_en}CONNECT (MQTT 3.1.1, keepalive 60, client id {client_id}{}) → CONNACK accepted in {} ms.", if with_creds { ", with credentials" } else { "" }, t0.elapsed().as_millis()),
+                        format!("{note_zh}CONNECT（MQTT 3.1.1，心跳 60，客户端 ID {client_id}{}）→ {} 毫秒内 CONNACK 接受。", if with_creds { "，带用户名密码" } else { "" }, t0.elapsed().as_millis()),
                     ),
                     L10n::default(),
                     t0.elapsed(),
                 );
                 true
+            } else if withheld.is_some() && (code == 4 || code == 5) {
+                // Refused for want of the credentials we kept back: not the server's fault.
+                run.add(
+                    "MP-MQTT-CONNECT",
+                    CheckStatus::Skipped,
+                    l(
+                        format!("{note_en}The broker wants credentials (CONNACK {code})."),
+                        format!("{note_zh}代理要求用户名和密码（CONNACK {code}）。"),
+                    ),
+                    l(
+                        "Fix the certificate first (see MP-CERT-*), or pass the CA with --extra-root; in a lab, --send-credentials-anyway.",
+                        "先修复证书（见 MP-CERT-*），或用 --extra-root 提供 CA；仅在实验环境中使用 --send-credentials-anyway。",
+                    ),
+                    t0.elapsed(),
+                );
+                false
             } else {
                 let text = crate::relay::inspect::connack_text(code);
                 let creds = code == 4 || code == 5;
@@ -1467,6 +1561,7 @@ async fn keepalive(
     facts: &mut Facts,
 ) {
     let idle = opts.keepalive_idle;
+    let anonymous = facts.withheld(opts, t).is_some();
     let t0 = Instant::now();
     let setup = async {
         let mut s = open_stream(addr, t, opts.step_timeout).await?;
@@ -1476,7 +1571,7 @@ async fn keepalive(
         }
         let mut ws = websocket(s, a.leftover).await;
         let mut rd = wire::Reader::default();
-        let (_, c) = connect_packet(opts, 60);
+        let (_, c) = connect_packet(opts, 60, anonymous);
         ws.send(Message::Binary(c.into()))
             .await
             .map_err(|e| e.to_string())?;
