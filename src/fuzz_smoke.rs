@@ -1,9 +1,13 @@
-//! Deterministic random-input runs of every parser that touches network bytes, so plain
-//! `cargo test` catches panics too (the coverage-guided versions live in `fuzz/`).
+//! Deterministic random-input runs of every parser that touches network bytes (the relay's
+//! handshake, frames and MQTT inspector, the compliance probe's TLS answer parser, the MQTT
+//! packet splitter), so plain `cargo test` catches panics too; the coverage-guided versions
+//! live in `fuzz/`.
 
-use super::frames::FrameObserver;
-use super::handshake::{check_upgrade, mini_program, parse_head};
-use super::inspect::{PacketStream, parse_connack, parse_connect};
+use crate::checks::tls_probe::parse_answer;
+use crate::mqtt::wire;
+use crate::relay::frames::FrameObserver;
+use crate::relay::handshake::{check_upgrade, mini_program, parse_head};
+use crate::relay::inspect::{PacketStream, parse_connack, parse_connect};
 
 /// xorshift64*: small, deterministic, good enough to shake parsers.
 struct Rng(u64);
@@ -77,5 +81,76 @@ fn parsers_survive_random_input() {
                 let _ = parse_connect(&c);
             });
         }
+    }
+}
+
+/// A TLS server's answer as the compliance probe reads it: ServerHello, Certificate and
+/// ServerHelloDone in records, then corrupted, cut and split at random.
+#[test]
+fn tls_answer_parser_survives_random_input() {
+    let mut hello = vec![2u8, 0, 0, 38, 3, 3];
+    hello.extend([7u8; 32]);
+    hello.extend([0, 0xc0, 0x2b, 0]);
+    let cert = [0u8, 0, 9, 0, 0, 6, 0x30, 4, 1, 2, 3, 4];
+    let mut cert_msg = vec![11u8, 0, 0, cert.len() as u8];
+    cert_msg.extend(cert);
+    let mut answer = Vec::new();
+    for m in [hello, cert_msg, vec![14, 0, 0, 0]] {
+        answer.extend([22, 3, 3, 0, m.len() as u8]);
+        answer.extend(m);
+    }
+    let alert = [21u8, 3, 3, 0, 2, 2, 40];
+    assert!(parse_answer(&answer).is_some(), "the seed is a real answer");
+    let mut rng = Rng(0x7115_0a57_e2d0_0001);
+    for _ in 0..50_000 {
+        let data = rng.bytes(400, &[&answer, &alert]);
+        // Read as the probe reads: the whole so far, after every chunk.
+        let step = (rng.next() as usize) % 23 + 1;
+        let mut so_far = Vec::new();
+        for chunk in data.chunks(step) {
+            so_far.extend_from_slice(chunk);
+            let _ = parse_answer(&so_far);
+        }
+    }
+}
+
+/// MQTT packets split out of a byte stream (the bench client, the compliance probe, the
+/// broker's health probe): every packet it returns is one the stream really held.
+#[test]
+fn mqtt_wire_reader_survives_random_input() {
+    let seeds = [
+        wire::connect("fuzz", 30),
+        wire::subscribe(7, "a/#", 1),
+        wire::publish("a/b", 1, 9, &[0x55; 300]),
+        wire::puback(9),
+        vec![0x20, 2, 0, 0],
+    ];
+    let seed_refs: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
+    let mut rng = Rng(0x5eed_00f0_5eed_0002);
+    for _ in 0..50_000 {
+        let data = rng.bytes(600, &seed_refs);
+        let mut r = wire::Reader::default();
+        let step = (rng.next() as usize) % 31 + 1;
+        let mut out = 0usize;
+        for chunk in data.chunks(step) {
+            r.push(chunk);
+            while let Some((_, body)) = r.next_packet() {
+                out += body.len() + 2;
+            }
+        }
+        assert!(out <= data.len(), "never more packet bytes than were fed");
+    }
+    // A stream of real packets comes back whole, however it is cut.
+    let stream: Vec<u8> = seeds.concat();
+    for step in 1..40 {
+        let mut r = wire::Reader::default();
+        let mut got = Vec::new();
+        for chunk in stream.chunks(step) {
+            r.push(chunk);
+            while let Some(p) = r.next_packet() {
+                got.push(p);
+            }
+        }
+        assert_eq!(got.len(), seeds.len(), "cut every {step} bytes");
     }
 }

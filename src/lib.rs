@@ -15,6 +15,8 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod devices;
+#[cfg(test)]
+mod fuzz_smoke;
 pub mod logging;
 pub mod mqtt;
 pub mod relay;

@@ -219,7 +219,7 @@ fn refused_credentials_are_decoded() {
     let rt = common::runtime();
     let c = Corpus::new();
     let pw = c.path("passwd");
-    let out = std::process::Command::new("mosquitto_passwd")
+    let out = std::process::Command::new(mpbridge::bench::program("mosquitto_passwd"))
         .args(["-b", "-c"])
         .arg(&pw)
         .args(["device", "right"])
@@ -505,7 +505,7 @@ fn mqtt5_refusals_are_decoded() {
     let rt = common::runtime();
     let c = Corpus::new();
     let pw = c.path("passwd");
-    let out = std::process::Command::new("mosquitto_passwd")
+    let out = std::process::Command::new(mpbridge::bench::program("mosquitto_passwd"))
         .args(["-b", "-c"])
         .arg(&pw)
         .args(["device", "right"])

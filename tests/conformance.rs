@@ -190,7 +190,7 @@ async fn amqtt_side_by_side() {
     let brokers = Brokers::start().await;
     let rows = conformance::harness::run_script(
         "amqtt (Python asyncio)",
-        "python3",
+        &common::python(),
         &script("amqtt_cases.py"),
         |t| vec![t.tcp.ip().to_string(), t.tcp.port().to_string()],
         &brokers.targets(),
@@ -212,7 +212,7 @@ async fn paho_python_side_by_side() {
     let brokers = Brokers::start().await;
     let rows = conformance::harness::run_script(
         "paho-mqtt (Python)",
-        "python3",
+        &common::python(),
         &script("paho_cases.py"),
         |t| vec![t.tcp.ip().to_string(), t.tcp.port().to_string()],
         &brokers.targets(),

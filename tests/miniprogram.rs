@@ -133,7 +133,7 @@ async fn mqttjs_wx_transport_through_the_relay() {
 /// Python paho-mqtt with `transport="websockets"` over TLS through the relay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paho_python_websockets_over_tls() {
-    let has_paho = std::process::Command::new("python3")
+    let has_paho = std::process::Command::new(common::python())
         .args(["-c", "import paho.mqtt.client"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -193,7 +193,7 @@ sys.exit(0 if ok else 1)
     let out = within(
         20,
         "paho client",
-        tokio::process::Command::new("python3")
+        tokio::process::Command::new(common::python())
             .args(["-c", script, &relay.addr().port().to_string()])
             .arg(&pki.ca)
             .kill_on_drop(true)

@@ -140,7 +140,7 @@ fn headless_relay_serves_reloads_and_drains() {
     wait_for_line(&lines, &format!("listening on 127.0.0.1:{port}"), 15);
 
     // A client through it: one log line on open and one on close.
-    let out = std::process::Command::new("mosquitto_pub")
+    let out = std::process::Command::new(mpbridge::bench::program("mosquitto_pub"))
         .args([
             "-h",
             "127.0.0.1",
@@ -252,7 +252,7 @@ fn nginx_config_export() {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
     // And nginx itself accepts it, when installed.
-    if std::process::Command::new("nginx")
+    if std::process::Command::new(mpbridge::bench::program("nginx"))
         .arg("-v")
         .output()
         .is_ok()
@@ -271,7 +271,7 @@ fn nginx_config_export() {
         )
         .unwrap();
         let (code, _, err) = run_to_end(
-            std::process::Command::new("nginx")
+            std::process::Command::new(mpbridge::bench::program("nginx"))
                 .args(["-t", "-c"])
                 .arg(&conf),
         );

@@ -14,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::procs::{Proc, cpu_secs, free_port, require_mosquitto, rss_kib, wait_listening};
+use super::procs::{
+    Proc, cpu_secs, free_port, program, require_mosquitto, rss_kib, wait_listening,
+};
 use crate::mqtt::wire::{Reader, connect, puback, publish, subscribe};
 use crate::sandbox::broker::{BrokerOptions, EmbeddedBroker};
 
@@ -60,7 +62,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             "per_listener_settings false\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest none\nlistener {port} 127.0.0.1\n"
         ),
     )?;
-    let child = Command::new("mosquitto")
+    let child = Command::new(program("mosquitto"))
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
@@ -92,7 +94,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             pid: mosq.child.id(),
         },
     ];
-    let version = Command::new("mosquitto")
+    let version = Command::new(program("mosquitto"))
         .arg("-h")
         .output()
         .ok()

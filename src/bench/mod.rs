@@ -6,4 +6,5 @@ pub mod client;
 mod procs;
 pub mod relay;
 pub mod topics;
+pub use procs::program;
 mod topics_broker;

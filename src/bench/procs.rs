@@ -35,9 +35,28 @@ impl Drop for Proc {
     }
 }
 
+/// The path of a program: on PATH, else in the sbin folders where Debian installs daemons
+/// (mosquitto, nginx) and that a non-root PATH lacks; the bare name when found nowhere (the
+/// spawn then fails with "not found").
+pub fn program(name: &str) -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    find_in(name, on_path)
+}
+
+fn find_in(name: &str, path: Vec<std::path::PathBuf>) -> std::path::PathBuf {
+    let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(std::path::PathBuf::from);
+    path.into_iter()
+        .chain(sbin)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| std::path::PathBuf::from(name))
+}
+
 /// Fails with one sentence when mosquitto, the reference every bench runs beside, is absent.
 pub(super) fn require_mosquitto() -> anyhow::Result<()> {
-    let found = Command::new("mosquitto")
+    let found = Command::new(program("mosquitto"))
         .arg("-h")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -122,4 +141,32 @@ pub(super) fn cpu_secs(pid: u32) -> f64 {
             .unwrap_or(0)
     };
     family(pid).into_iter().map(read).sum::<u64>() as f64 / USER_HZ
+}
+
+#[cfg(test)]
+mod tests {
+    /// A non-root PATH (`/usr/bin:/bin`) lacks /usr/sbin, where Debian puts nginx and
+    /// mosquitto: they are found there anyway.
+    #[test]
+    fn daemons_in_sbin_are_found_without_sbin_on_path() {
+        let user_path = vec!["/usr/bin".into(), "/bin".into()];
+        for daemon in ["nginx", "mosquitto"] {
+            let in_sbin = std::path::Path::new("/usr/sbin").join(daemon);
+            assert!(
+                in_sbin.is_file() || std::env::var_os("CI").is_none(),
+                "{daemon} is not installed (.ci/install-deps installs it)"
+            );
+            if in_sbin.is_file() {
+                assert_eq!(super::find_in(daemon, user_path.clone()), in_sbin);
+            }
+        }
+        assert_eq!(
+            super::find_in("no-such-program-here", user_path),
+            std::path::PathBuf::from("no-such-program-here")
+        );
+        assert_eq!(
+            super::find_in("sh", vec!["/bin".into()]),
+            std::path::PathBuf::from("/bin/sh")
+        );
+    }
 }

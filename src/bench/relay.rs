@@ -17,7 +17,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client;
-use super::procs::{Proc, cpu_secs, free_port, require_mosquitto, rss_kib, wait_listening};
+use super::procs::{
+    Proc, cpu_secs, free_port, program, require_mosquitto, rss_kib, wait_listening,
+};
 
 /// Publishes in flight per client.
 const DEPTH: usize = 8;
@@ -470,7 +472,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             pki.key.display()
         ),
     )?;
-    let mosq = Command::new("mosquitto")
+    let mosq = Command::new(program("mosquitto"))
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
@@ -528,7 +530,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     // nginx with the seed's reverse-proxy configuration.
     let has_nginx = opts.with_nginx
         && opts.wants("nginx")
-        && Command::new("nginx")
+        && Command::new(program("nginx"))
             .arg("-v")
             .stderr(Stdio::null())
             .status()
@@ -546,7 +548,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 k = pki.key.display()
             ),
         )?;
-        let child = Command::new("nginx")
+        let child = Command::new(program("nginx"))
             .args(["-c"])
             .arg(&nconf)
             .arg("-p")
@@ -561,7 +563,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             path: "/mqtt",
             pid: child.id(),
         });
-        let mut stop = Command::new("nginx");
+        let mut stop = Command::new(program("nginx"));
         stop.arg("-c")
             .arg(&nconf)
             .arg("-p")
@@ -587,7 +589,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         bail!("no target left to measure (--targets relay-ws,relay-tcp,nginx,direct)");
     }
 
-    let mosq_version = Command::new("mosquitto")
+    let mosq_version = Command::new(program("mosquitto"))
         .arg("-h")
         .output()
         .ok()

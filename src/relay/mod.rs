@@ -9,8 +9,6 @@
 
 pub mod config;
 pub mod frames;
-#[cfg(test)]
-mod fuzz_smoke;
 pub mod handshake;
 pub mod inspect;
 pub mod nginx;

@@ -80,7 +80,7 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn available() -> bool {
-        std::process::Command::new("mosquitto")
+        std::process::Command::new(mpbridge::bench::program("mosquitto"))
             .arg("-h")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -117,7 +117,7 @@ impl Mosquitto {
             ),
         )
         .unwrap();
-        let child = Command::new("mosquitto")
+        let child = Command::new(mpbridge::bench::program("mosquitto"))
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
@@ -226,7 +226,7 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn available() -> bool {
-        Command::new("nginx")
+        Command::new(mpbridge::bench::program("nginx"))
             .arg("-v")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -268,7 +268,7 @@ impl Nginx {
         );
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
-        let child = Command::new("nginx")
+        let child = Command::new(mpbridge::bench::program("nginx"))
             .arg("-c")
             .arg(&path)
             .arg("-p")
@@ -292,7 +292,7 @@ impl Drop for Nginx {
     /// leave a worker holding the port.
     fn drop(&mut self) {
         let conf = self.dir.path().join("nginx.conf");
-        Command::new("nginx")
+        Command::new(mpbridge::bench::program("nginx"))
             .arg("-c")
             .arg(&conf)
             .arg("-p")
@@ -363,4 +363,16 @@ pub fn missing(what: &str) {
         "{what} (.ci/install-deps installs it)"
     );
     println!("SKIPPED: {what}");
+}
+
+/// The Python that has the test clients (paho-mqtt 2, amqtt): the virtual environment
+/// `.ci/install-deps` makes in `tests/.venv` (Debian 12 forbids pip into its own Python),
+/// else `python3` from PATH.
+pub fn python() -> String {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/python3");
+    if venv.is_file() {
+        venv.display().to_string()
+    } else {
+        "python3".to_owned()
+    }
 }
