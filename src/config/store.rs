@@ -167,20 +167,29 @@ pub fn backup_path(path: &Path) -> PathBuf {
 /// Writes `contents` to `path` so that a crash at any moment leaves either the old or the new
 /// file in place, never a torn one: write a temp file beside it, fsync, keep the current file
 /// as `NAME.bak`, rename the temp file over `path`, fsync the folder.
+///
+/// Settings may hold secrets (broker passwords, key paths): on Unix the file, its `.bak` and
+/// the temp file are 0600 from their first byte, and a folder this creates is 0700; an
+/// existing folder open to others is closed to them too.
 pub fn save_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
+    private_dir(dir)?;
     let tmp = dir.join(format!(".{}.tmp-{}", file_name(path), std::process::id()));
     {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = private_file(&tmp)?;
         f.write_all(contents.as_bytes())?;
         f.sync_all()?;
     }
     if path.exists() {
-        fs::copy(path, backup_path(path))?;
+        // Not fs::copy: it would carry an older file's 0644 over to the backup.
+        let old = fs::read(path)?;
+        let bak = backup_path(path);
+        let mut f = private_file(&bak)?;
+        f.write_all(&old)?;
+        f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
     #[cfg(unix)]
@@ -189,6 +198,36 @@ pub fn save_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
         d.sync_all().ok();
     }
     Ok(())
+}
+
+/// Creates `dir` (and its parents) and makes it 0700 on Unix.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` for writing, truncated, 0600 on Unix even if it existed with a wider mode.
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        o.mode(0o600);
+        let f = o.open(path)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        Ok(f)
+    }
+    #[cfg(not(unix))]
+    o.open(path)
 }
 
 /// Saves a config value atomically.
@@ -207,6 +246,28 @@ mod tests {
         assert_eq!(line_of(t, 2), 2);
         assert_eq!(line_of(t, 4), 3);
         assert_eq!(line_of(t, 100), 3);
+    }
+
+    /// A broker password lives in profiles.json: the file, its backup and the folder are
+    /// the user's alone, even when an older version left them readable to others.
+    #[cfg(unix)]
+    #[test]
+    fn saved_files_and_their_folder_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("config");
+        let p = dir.join("profiles.json");
+        save_atomic(&p, "{\"password\":\"one\"}").unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&p), 0o600);
+        // An old install's world-readable file and folder.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        save_atomic(&p, "{\"password\":\"two\"}").unwrap();
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(mode(&backup_path(&p)), 0o600, "the backup too");
+        assert_eq!(mode(&dir), 0o700);
     }
 
     #[test]

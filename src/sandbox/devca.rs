@@ -58,7 +58,8 @@ pub fn ensure(dir: &Path) -> Result<DevCa, DevCaError> {
         dir: dir.to_path_buf(),
         source,
     };
-    fs::create_dir_all(dir).map_err(io)?;
+    // The CA key lives here: the folder is the user's alone.
+    crate::config::store::private_dir(dir).map_err(io)?;
     let files = DevCa::in_dir(dir);
     let now = OffsetDateTime::now_utc();
 
@@ -153,8 +154,16 @@ mod tests {
 
     #[test]
     fn created_once_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = ensure(dir.path()).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        // A data folder made earlier, as umask 022 leaves it: open to others.
+        let dir = root.path().join("dev-ca");
+        fs::create_dir_all(&dir).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let a = ensure(&dir).unwrap();
         let first = fs::read_to_string(&a.leaf_chain).unwrap();
         assert_eq!(
             first.matches("BEGIN CERTIFICATE").count(),
@@ -162,7 +171,7 @@ mod tests {
             "the leaf alone"
         );
         assert!(days_left(&a.leaf_chain).unwrap() > 390);
-        let b = ensure(dir.path()).unwrap();
+        let b = ensure(&dir).unwrap();
         assert_eq!(a, b);
         assert_eq!(
             first,
@@ -174,6 +183,9 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(&a.leaf_key).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "private key readable by others: {mode:o}");
+            let folder = a.leaf_key.parent().unwrap();
+            let mode = fs::metadata(folder).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "key folder open to others: {mode:o}");
         }
     }
 
