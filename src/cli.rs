@@ -156,6 +156,45 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 20.0)]
         device_secs: f64,
     },
+    /// Hours in minutes, with faults: the relay in front of mosquitto (live sessions, churn,
+    /// QoS 1 traffic, certificate reloads, upstream restarts), then the console headless on its
+    /// sandbox with a fleet of devices. Prints the figures; exits 1 if an invariant broke.
+    Soak {
+        /// Seconds each part runs.
+        #[arg(long, default_value_t = 1800.0)]
+        secs: f64,
+        /// Run only these parts: relay, console.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Live sessions held through the relay.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=8000))]
+        connections: u32,
+        /// Sessions opened and closed a second.
+        #[arg(long, default_value_t = 200.0)]
+        churn: f64,
+        /// Seconds between certificate rewrites.
+        #[arg(long, default_value_t = 60.0)]
+        reload_every: f64,
+        /// Seconds between upstream restarts.
+        #[arg(long, default_value_t = 300.0)]
+        restart_every: f64,
+        /// QoS 1 clients with persistent sessions, and messages each sends a second.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        traffic: u32,
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Simulated devices for the console part.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        devices: u32,
+        /// The console's message store bound (default: the console's default).
+        #[arg(long)]
+        store_messages: Option<usize>,
+        #[arg(long)]
+        store_mb: Option<usize>,
+        /// One JSON object with every figure instead of the tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// The relay vs nginx (seed config) vs mosquitto's own WSS listener: msg/s, p50/p99
     /// latency, handshakes/s, memory per idle connection.
     Relay {
@@ -332,6 +371,47 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             ))?;
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Bench(BenchCmd::Soak {
+            secs,
+            only,
+            connections,
+            churn,
+            reload_every,
+            restart_every,
+            traffic,
+            rate,
+            devices,
+            store_messages,
+            store_mb,
+            json,
+        })) => {
+            let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
+            let mut store = crate::config::StoreBounds::default();
+            store.max_messages = store_messages.unwrap_or(store.max_messages);
+            store.max_mb = store_mb.unwrap_or(store.max_mb);
+            let held = crate::bench::soak::run(
+                crate::bench::soak::SoakOptions {
+                    secs,
+                    parts: only,
+                    connections: connections as usize,
+                    churn,
+                    reload_every,
+                    restart_every,
+                    traffic: traffic as usize,
+                    rate,
+                    devices: devices as usize,
+                    store,
+                    json,
+                },
+                &rt,
+            )?;
+            rt.shutdown_timeout(Duration::from_secs(2));
+            Ok(if held {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Some(Cmd::Simulate(args)) => {
             let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);

@@ -27,22 +27,65 @@ pub async fn open_path(
     path: &str,
 ) -> Result<Wss, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    open_over(tcp, tls, path, addr.port())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Which step of opening a connection failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Tls,
+    Upgrade,
+}
+
+/// Why opening failed, and at which step.
+#[derive(Debug, Clone)]
+pub struct OpenError {
+    pub step: Step,
+    pub message: String,
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let step = match self.step {
+            Step::Tls => "TLS handshake",
+            Step::Upgrade => "WebSocket upgrade",
+        };
+        write!(f, "{step}: {}", self.message)
+    }
+}
+
+/// TLS (server name `localhost`) and the WebSocket upgrade over a connected socket.
+pub async fn open_over(
+    tcp: TcpStream,
+    tls: Arc<rustls::ClientConfig>,
+    path: &str,
+    port: u16,
+) -> Result<Wss, OpenError> {
+    let fail = |step| {
+        move |e: &dyn std::fmt::Display| OpenError {
+            step,
+            message: e.to_string(),
+        }
+    };
     tcp.set_nodelay(true).ok();
-    let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let name =
+        rustls_pki_types::ServerName::try_from("localhost").map_err(|e| fail(Step::Tls)(&e))?;
     let tls = tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await
-        .map_err(|e| e.to_string())?;
-    let mut req = format!("wss://localhost:{}{path}", addr.port())
+        .map_err(|e| fail(Step::Tls)(&e))?;
+    let mut req = format!("wss://localhost:{port}{path}")
         .into_client_request()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| fail(Step::Upgrade)(&e))?;
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         http::HeaderValue::from_static("mqtt"),
     );
     let (ws, _) = tokio_tungstenite::client_async(req, tls)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| fail(Step::Upgrade)(&e))?;
     Ok(ws)
 }
 
@@ -63,6 +106,12 @@ pub async fn open_mqtt_on(
     path: &str,
 ) -> Result<(Wss, Reader), String> {
     let mut ws = open_path(addr, tls, path).await?;
+    let rd = mqtt_connect(&mut ws, id).await?;
+    Ok((ws, rd))
+}
+
+/// CONNECT (clean session, keepalive 300 s) and its CONNACK, accepted, within 10 s.
+pub async fn mqtt_connect(ws: &mut Wss, id: &str) -> Result<Reader, String> {
     ws.send(Message::Binary(connect(id, 300).into()))
         .await
         .map_err(|e| e.to_string())?;
@@ -87,5 +136,5 @@ pub async fn open_mqtt_on(
     if ack.0 >> 4 != 2 || ack.1.get(1) != Some(&0) {
         return Err(format!("CONNACK refused: {:?}", ack.1));
     }
-    Ok((ws, rd))
+    Ok(rd)
 }

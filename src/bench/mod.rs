@@ -3,8 +3,11 @@
 
 pub mod broker;
 pub mod client;
+mod frames;
 mod procs;
 pub mod relay;
+pub mod soak;
+mod soak_console;
 pub mod topics;
 pub use procs::program;
 mod topics_broker;

@@ -111,18 +111,29 @@ pub(super) fn family(pid: u32) -> Vec<u32> {
 
 /// Resident memory of a process and its children, in KiB.
 pub(super) fn rss_kib(pid: u32) -> u64 {
-    let read = |p: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{p}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
-    };
-    family(pid).into_iter().map(read).sum()
+    family(pid).into_iter().map(rss_alone_kib).sum()
+}
+
+/// Resident memory of one process, in KiB.
+pub(super) fn rss_alone_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Open descriptors of a process and its children.
+pub(super) fn fds(pid: u32) -> u64 {
+    family(pid)
+        .into_iter()
+        .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
+        .map(|d| d.count() as u64)
+        .sum()
 }
 
 /// CPU time (user + system) of a process and its children so far, in seconds.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::frames::Frames;
 use crate::app::LiveModel;
 use crate::ui::topics::TopicsPanel;
 
@@ -294,46 +295,4 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
         rss_1m
     );
     Ok(())
-}
-
-/// Headless frames of one egui context: lay out, tessellate, drop the texture uploads.
-struct Frames {
-    ctx: egui::Context,
-    input: egui::RawInput,
-}
-
-impl Frames {
-    fn new(ctx: &egui::Context) -> Self {
-        Frames {
-            ctx: ctx.clone(),
-            input: egui::RawInput {
-                screen_rect: Some(egui::Rect::from_min_size(
-                    egui::Pos2::ZERO,
-                    egui::vec2(1280.0, 800.0),
-                )),
-                ..Default::default()
-            },
-        }
-    }
-
-    fn draw(&mut self, started: Instant, f: impl FnMut(&mut egui::Ui)) {
-        self.input.time = Some(started.elapsed().as_secs_f64());
-        let out = self.ctx.run_ui(self.input.clone(), f);
-        let egui::FullOutput {
-            shapes,
-            pixels_per_point,
-            mut textures_delta,
-            ..
-        } = out;
-        // No GPU here: the font atlas updates are dropped, the triangles are still made.
-        textures_delta.clear();
-        let _prims = self.ctx.tessellate(shapes, pixels_per_point);
-    }
-
-    /// Sleeps out the rest of a 60 Hz frame.
-    fn pace(&self, took: Duration) {
-        if let Some(rest) = Duration::from_micros(16_667).checked_sub(took) {
-            std::thread::sleep(rest);
-        }
-    }
 }
