@@ -100,6 +100,13 @@ pub enum Cmd {
     /// Certificates: inspect files, fetch a server's chain, repair a fullchain.
     #[command(subcommand)]
     Cert(crate::cert_cli::CertCmd),
+    /// The saved broker profiles and where their passwords are kept; moves plain-text
+    /// passwords an older version left in profiles.json into the credential store.
+    Profiles {
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the nginx `server {}` block equivalent to a relay configuration.
     NginxConfig {
         #[arg(long, value_name = "FILE")]
@@ -457,6 +464,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Cmd::Broker(_)) => Ok(ExitCode::from(2)),
+        Some(Cmd::Profiles { json }) => Ok(crate::profiles_cli::run(&paths, json)),
         Some(Cmd::NginxConfig { config: file }) => {
             let cfg = crate::relay::RelayConfig::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
             print!("{}", crate::relay::nginx::render(&cfg));

@@ -19,6 +19,7 @@ pub mod devices;
 mod fuzz_smoke;
 pub mod logging;
 pub mod mqtt;
+pub mod profiles_cli;
 pub mod relay;
 pub mod relay_cli;
 pub mod sandbox;

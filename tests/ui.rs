@@ -1747,3 +1747,68 @@ fn settings_about_lists_version_licence_and_components() {
     h.get_by_label("关于");
     h.get_by_label(&format!("开源组件（{}）", crates.lines().count()));
 }
+
+/// A password typed in the Broker panel never reaches profiles.json: it goes to the credential
+/// store (or, with none reachable, the private secrets.json), the panel says which in English
+/// and Chinese, and a console started again on the same folder has it back.
+#[test]
+fn broker_panel_keeps_passwords_out_of_profiles_json_and_says_where() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let profiles_file = Paths::under(dir.path()).config_dir.join("profiles.json");
+    {
+        let mut h = console(&rt, dir.path(), None);
+        h.get_by_label("Broker").click();
+        // The panel shows the sandbox entry once it runs; the new profile comes after.
+        step_until(&mut h, 20, "the sandbox running", |h| {
+            matches!(
+                h.state().live.status.sandbox,
+                mpbridge::backend::SandboxState::Running(_)
+            )
+        });
+        h.run_steps(2);
+        h.get_by_label_contains("Passwords are kept in");
+        h.get_by_label("New profile").click();
+        h.run_steps(2);
+        h.get_by_label("User name").click();
+        h.run_steps(1);
+        h.get_by_label("User name").type_text("field-tech");
+        h.run_steps(1);
+        h.get_by_label("Password").click();
+        h.run_steps(1);
+        h.get_by_label("Password").type_text("s3cret-Pa55");
+        h.run_steps(1);
+        h.get_by_label("Save").click();
+        h.run_steps(2);
+        let text = std::fs::read_to_string(&profiles_file).unwrap();
+        assert!(
+            text.contains("\"password_ref\""),
+            "{text} {:?}",
+            h.state().notices.toast
+        );
+        assert!(text.contains("field-tech"), "{text}");
+        // Not in any file but the vault's own (secrets.json when no store answers).
+        for f in std::fs::read_dir(profiles_file.parent().unwrap()).unwrap() {
+            let f = f.unwrap().path();
+            if f.file_name().is_some_and(|n| n == "secrets.json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            assert!(!text.contains("s3cret-Pa55"), "{}: {text}", f.display());
+        }
+        h.state_mut().state.lang_override = Some(Language::ZhCn);
+        h.run_steps(2);
+        h.get_by_label_contains("密码保存在");
+    }
+    // Started again: the password is back in the profile, from wherever it was kept.
+    let h = console(&rt, dir.path(), None);
+    let p = &h.state().state.profiles.profiles[0];
+    assert_eq!(p.username.as_deref(), Some("field-tech"));
+    assert_eq!(
+        p.password
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .as_deref(),
+        Some("s3cret-Pa55")
+    );
+}

@@ -16,6 +16,13 @@ static RUNS: AtomicU64 = AtomicU64::new(0);
 
 fn broker() -> SocketAddr {
     *BROKER.get_or_init(|| {
+        // A Rust program's main ignores SIGPIPE, and so does `mpbridge broker`; libFuzzer's C
+        // main does not, so the broker writing to a client the input already closed would
+        // kill the run (writev carries no MSG_NOSIGNAL). Be the program we test.
+        // SAFETY: setting a signal disposition to SIG_IGN before any thread of ours starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
         // tokio catches a panic inside a task; the fuzzer must see it.
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {

@@ -64,6 +64,8 @@ pub struct AppState {
     pub profiles: crate::mqtt::profile::Profiles,
     /// Saved payloads for the publish form (payloads.json).
     pub saved_payloads: crate::topics::saved::SavedPayloads,
+    /// Where the profiles' passwords are kept (the Broker panel says).
+    pub vault: crate::config::secrets::VaultKind,
 }
 
 impl AppState {
@@ -97,6 +99,35 @@ pub struct ConsoleApp {
     pub notices: Notices,
     screenshot: Option<ScreenshotPlan>,
     frames: u64,
+    /// The profiles' passwords.
+    vault: crate::config::secrets::Vault,
+}
+
+/// After loading profiles: passwords from the vault, plain-text ones moved into it
+/// ([`Profiles::secure`](crate::mqtt::profile::Profiles::secure)); a sentence for the user
+/// when something moved or is missing.
+fn secure_profiles(
+    t: &ui::i18n::Tr,
+    profiles: &mut crate::mqtt::profile::Profiles,
+    vault: &mut crate::config::secrets::Vault,
+    file: &std::path::Path,
+) -> Option<String> {
+    let found = profiles.secure(vault, file);
+    let mut said = Vec::new();
+    if found.moved > 0 {
+        said.push(ui::i18n::fill(
+            t.passwords_moved,
+            &[&found.moved, &ui::broker::vault_name(t, vault.kind())],
+        ));
+    }
+    if !found.missing.is_empty() {
+        let names: Vec<&str> = found.missing.iter().map(|(n, _)| n.as_str()).collect();
+        said.push(ui::i18n::fill(
+            t.passwords_missing,
+            &[&names.join(", "), &ui::broker::vault_name(t, vault.kind())],
+        ));
+    }
+    (!said.is_empty()).then(|| said.join(" "))
 }
 
 /// Saves a settings file and says how it went, in the UI language.
@@ -122,8 +153,15 @@ impl ConsoleApp {
         let devices = crate::config::store::load::<crate::devices::config::DevicesConfig>(
             &env.paths.config_dir.join("devices.toml"),
         );
-        let profiles = crate::config::store::load::<crate::mqtt::profile::Profiles>(
-            &env.paths.config_dir.join("profiles.json"),
+        let profiles_file = env.paths.config_dir.join("profiles.json");
+        let mut profiles =
+            crate::config::store::load::<crate::mqtt::profile::Profiles>(&profiles_file);
+        let mut vault = crate::config::secrets::Vault::open(&env.paths.config_dir);
+        let passwords = secure_profiles(
+            ui::i18n::tr(config.effective_language()),
+            &mut profiles.value,
+            &mut vault,
+            &profiles_file,
         );
         let saved = crate::config::store::load::<crate::topics::saved::SavedPayloads>(
             &env.paths.config_dir.join("payloads.json"),
@@ -149,17 +187,19 @@ impl ConsoleApp {
                 panels: ui::Panels::default(),
                 profiles: profiles.value,
                 saved_payloads: saved.value,
+                vault: vault.kind().clone(),
             },
             live,
             backend,
             env,
             notices: Notices {
                 banner,
-                toast: None,
+                toast: passwords.map(|n| (n, Instant::now())),
                 broker_notice_dismissed: None,
             },
             screenshot: None,
             frames: 0,
+            vault,
         }
     }
 
@@ -326,7 +366,10 @@ impl ConsoleApp {
             ProfilesEdit::Put(_, p) => list.push(*p),
             ProfilesEdit::Delete(i) => {
                 if i < list.len() {
-                    list.remove(i);
+                    let gone = list.remove(i);
+                    if let Err(e) = self.state.profiles.forget(&gone, &self.vault) {
+                        tracing::warn!("could not forget the password of {}: {e}", gone.name);
+                    }
                 }
             }
             ProfilesEdit::Import(path) => {
@@ -356,7 +399,15 @@ impl ConsoleApp {
             }
         }
         let file = self.env.paths.config_dir.join("profiles.json");
-        let saved = save_notice(self.state.lang(), &file, &self.state.profiles);
+        let saved = match self.state.profiles.seal(&mut self.vault) {
+            Ok(sealed) => save_notice(self.state.lang(), &file, &sealed),
+            Err(e) => {
+                // Nothing written: the file never gets a password the vault did not take.
+                tracing::error!("could not keep a password: {e}");
+                ui::i18n::fill(t.save_failed, &[&e])
+            }
+        };
+        self.state.vault = self.vault.kind().clone();
         self.notices.toast = Some((note.unwrap_or(saved), Instant::now()));
     }
 

@@ -8,6 +8,7 @@
 pub mod console;
 pub mod paths;
 pub mod secret;
+pub mod secrets;
 pub mod store;
 
 pub use console::{ConsoleConfig, Language, LogLevel, StoreBounds, Theme};

@@ -11,6 +11,7 @@ use rumqttc::{LastWill, MqttOptions, Transport};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
+use crate::config::secrets::Vault;
 use crate::config::store::{ConfigFile, ParseError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -63,8 +64,13 @@ pub struct Profile {
     pub random_suffix: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Read from older files only: the password now lives in the credential store (or
+    /// secrets.json) under `password_ref`; see [`Profiles::seal`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
+    /// Where the password is filed in the [`Vault`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_ref: Option<String>,
     #[serde(default = "default_keepalive")]
     pub keepalive_secs: u16,
     /// Clean session (3.1.1) or clean start (5).
@@ -127,6 +133,7 @@ impl Profile {
             random_suffix: true,
             username: None,
             password: None,
+            password_ref: None,
             keepalive_secs: 60,
             clean_session: true,
             session_expiry_secs: None,
@@ -590,14 +597,135 @@ impl ConfigFile for Profiles {
 }
 
 impl Profiles {
-    /// The text *Export* writes: every profile without its password (the file may travel).
+    /// The text *Export* writes: every profile without its password or where it is filed
+    /// (the file may travel).
     pub fn export_text(&self) -> String {
         let mut copy = self.clone();
         for p in &mut copy.profiles {
             p.password = None;
+            p.password_ref = None;
         }
         copy.render()
     }
+
+    /// After loading: each profile's password from the vault. Plain-text passwords an older
+    /// version left in the file stay in memory and move to the vault at the next
+    /// [`Profiles::seal`]. Returns the count of those, and the names of profiles whose
+    /// password the vault no longer has (or could not read), with why.
+    pub fn unseal(&mut self, vault: &Vault) -> Unsealed {
+        let mut out = Unsealed::default();
+        for p in &mut self.profiles {
+            if p.password.as_ref().is_some_and(|s| !s.is_empty()) {
+                out.plain_text += 1;
+                continue;
+            }
+            let Some(id) = &p.password_ref else { continue };
+            match vault.get(id) {
+                Ok(Some(s)) => p.password = Some(s),
+                Ok(None) => out.missing.push((p.name.clone(), None)),
+                Err(e) => out.missing.push((p.name.clone(), Some(e))),
+            }
+        }
+        out
+    }
+
+    /// Before saving: every password into the vault, the returned copy (what the file gets)
+    /// with only `password_ref`s. Profiles sharing an id (a duplicated profile) get their own;
+    /// a password cleared is forgotten. `self` keeps the ids so the next seal reuses them.
+    pub fn seal(&mut self, vault: &mut Vault) -> Result<Profiles, String> {
+        let mut seen = std::collections::HashSet::new();
+        for p in &mut self.profiles {
+            let has = p.password.as_ref().is_some_and(|s| !s.is_empty());
+            if !has {
+                if let Some(id) = p.password_ref.take()
+                    && !seen.contains(&id)
+                {
+                    vault.delete(&id)?;
+                }
+                continue;
+            }
+            let id = match p.password_ref.take() {
+                Some(id) if seen.insert(id.clone()) => id,
+                _ => {
+                    let id = crate::config::secrets::new_id();
+                    seen.insert(id.clone());
+                    id
+                }
+            };
+            if let Some(secret) = &p.password {
+                vault.set(&id, &format!("mpbridge: {}", p.name), secret)?;
+            }
+            p.password_ref = Some(id);
+        }
+        let mut file = self.clone();
+        for p in &mut file.profiles {
+            p.password = None;
+        }
+        Ok(file)
+    }
+
+    /// After loading `file`: [`Profiles::unseal`], then plain-text passwords an older version
+    /// left there move into the vault and the file is rewritten without them (twice, so the
+    /// backup it keeps is clean too). What moved and what is missing.
+    pub fn secure(&mut self, vault: &mut Vault, file: &std::path::Path) -> Secured {
+        let found = self.unseal(vault);
+        let mut moved = 0;
+        if found.plain_text > 0 {
+            let sealed = self.seal(vault).and_then(|sealed| {
+                let save = |_| crate::config::store::save(file, &sealed);
+                save(()).and_then(save).map_err(|e| e.to_string())
+            });
+            match sealed {
+                Ok(()) => moved = found.plain_text,
+                Err(e) => {
+                    tracing::error!("could not move passwords out of {}: {e}", file.display())
+                }
+            }
+        }
+        for (name, why) in &found.missing {
+            tracing::warn!(
+                "the password of profile {name} is not where it was filed{}",
+                why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+            );
+        }
+        Secured {
+            moved,
+            missing: found.missing,
+        }
+    }
+
+    /// A profile removed: its password goes too (unless another profile shares the id).
+    pub fn forget(&self, removed: &Profile, vault: &Vault) -> Result<(), String> {
+        match &removed.password_ref {
+            Some(id)
+                if !self
+                    .profiles
+                    .iter()
+                    .any(|p| p.password_ref.as_ref() == Some(id)) =>
+            {
+                vault.delete(id)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What [`Profiles::secure`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Secured {
+    /// Plain-text passwords moved from the file into the vault.
+    pub moved: usize,
+    /// Profiles whose password the vault does not have, and the error if reading failed.
+    pub missing: Vec<(String, Option<String>)>,
+}
+
+/// What [`Profiles::unseal`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unsealed {
+    /// Passwords still in plain text in the file (an older version's), to move.
+    pub plain_text: usize,
+    /// Profiles whose password the vault does not have, and the error if reading failed.
+    pub missing: Vec<(String, Option<String>)>,
 }
 
 /// What *Import* reads: our own export (an object with `"profiles"`), judged as our own
@@ -612,7 +740,14 @@ pub fn import(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
     };
     if ours {
         return Profiles::parse(text)
-            .map(|p| (p.profiles, Vec::new()))
+            .map(|p| {
+                // Where another computer filed a password means nothing here.
+                let mut list = p.profiles;
+                for p in &mut list {
+                    p.password_ref = None;
+                }
+                (list, Vec::new())
+            })
             .map_err(|e| match e.line {
                 Some(line) => format!("line {line}: {}", e.message),
                 None => e.message,
@@ -837,5 +972,68 @@ mod tests {
         assert!(!format!("{file:?}").contains("hunter2"));
         let e = Profiles::parse("{\"profiles\": [ {\"name\": 1} ]}").unwrap_err();
         assert_eq!(e.line, Some(1));
+    }
+
+    /// Passwords go to the vault, the file gets references; a duplicated profile gets its own
+    /// entry; a cleared password and a removed profile are forgotten; exports and imports
+    /// carry no reference.
+    #[test]
+    fn sealing_files_passwords_apart_and_forgets_them() {
+        use crate::config::secrets::{FileWhy, Vault};
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::file_only(dir.path().join("secrets.json"), FileWhy::Asked);
+        let with = |name: &str, pw: &str| {
+            let mut p = Profile::new(name, "mqtt://a:1");
+            p.username = Some("u".into());
+            p.password = Some(Secret::new(pw));
+            p
+        };
+        let mut all = Profiles {
+            profiles: vec![with("a", "one"), with("b", "two")],
+        };
+        let file = all.seal(&mut vault).unwrap();
+        let text = file.render();
+        assert!(!text.contains("one") && !text.contains("two"), "{text}");
+        let ids: Vec<_> = all
+            .profiles
+            .iter()
+            .map(|p| p.password_ref.clone().unwrap())
+            .collect();
+        assert_ne!(ids[0], ids[1]);
+
+        // Read back from the file's text: the passwords come from the vault.
+        let mut back = Profiles::parse(&text).unwrap();
+        assert_eq!(back.unseal(&vault), Unsealed::default());
+        assert_eq!(back.profiles[1].password.as_ref().unwrap().expose(), "two");
+
+        // A duplicate shares the id until sealed, then has its own; editing it leaves "a".
+        let mut copy = back.profiles[0].clone();
+        copy.name = "a (2)".into();
+        copy.password = Some(Secret::new("three"));
+        back.profiles.push(copy);
+        back.seal(&mut vault).unwrap();
+        assert_ne!(back.profiles[2].password_ref, back.profiles[0].password_ref);
+        assert_eq!(vault.get(&ids[0]).unwrap().unwrap().expose(), "one");
+
+        // Cleared: forgotten. Removed: forgotten.
+        back.profiles[1].password = None;
+        back.seal(&mut vault).unwrap();
+        assert_eq!(vault.get(&ids[1]).unwrap(), None);
+        assert_eq!(back.profiles[1].password_ref, None);
+        let gone = back.profiles.remove(0);
+        back.forget(&gone, &vault).unwrap();
+        assert_eq!(vault.get(&ids[0]).unwrap(), None);
+
+        // Exports carry neither passwords nor references; imports drop foreign references.
+        let exported = back.export_text();
+        assert!(!exported.contains("password"), "{exported}");
+        let (imported, _) = import(&file.render()).unwrap();
+        assert!(imported.iter().all(|p| p.password_ref.is_none()));
+
+        // A reference whose password is gone is named.
+        let mut stale = Profiles::parse(&file.render()).unwrap();
+        let found = stale.unseal(&vault);
+        assert_eq!(found.missing.len(), 2, "{found:?}");
+        assert_eq!(found.missing[0].0, "a");
     }
 }

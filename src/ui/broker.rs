@@ -9,6 +9,7 @@ use super::tokens;
 use crate::app::{Action, LiveModel};
 use crate::backend::{Command, Requested};
 use crate::config::Secret;
+use crate::config::secrets::{FileWhy, OsStore, VaultKind};
 use crate::mqtt::ConnState;
 use crate::mqtt::profile::{MqttVersion, Profile, Profiles, TrustChoice, Will};
 
@@ -129,6 +130,7 @@ impl BrokerPanel {
         ui: &mut egui::Ui,
         t: &Tr,
         profiles: &Profiles,
+        vault: &VaultKind,
         live: &LiveModel,
         actions: &mut Vec<Action>,
     ) {
@@ -139,6 +141,7 @@ impl BrokerPanel {
         }
         ui.heading(t.nav_broker);
         ui.label(RichText::new(t.broker_intro).color(tokens::MUTED));
+        vault_ui(ui, t, vault);
         // The connection now.
         ui.horizontal_wrapped(|ui| {
             let (text, color) = super::conn_state(t, &live.status.broker);
@@ -596,4 +599,38 @@ fn sandbox_profile(info: &crate::sandbox::SandboxInfo, mqtt5: bool) -> Profile {
         p.version = crate::mqtt::profile::MqttVersion::V5;
     }
     p
+}
+
+/// The store's name as a sentence needs it: the OS store's name, or the file's path.
+pub fn vault_name(t: &Tr, kind: &VaultKind) -> String {
+    match kind {
+        VaultKind::Os(OsStore::SecretService) => t.vault_secret_service.to_owned(),
+        VaultKind::Os(OsStore::CredentialManager) => t.vault_credential_manager.to_owned(),
+        VaultKind::Os(OsStore::Keychain) => t.vault_keychain.to_owned(),
+        VaultKind::File { path, .. } => path.display().to_string(),
+    }
+}
+
+/// One line under the intro: where passwords are kept, and why when it is the file.
+fn vault_ui(ui: &mut egui::Ui, t: &Tr, kind: &VaultKind) {
+    let name = vault_name(t, kind);
+    match kind {
+        VaultKind::Os(_) => {
+            ui.label(RichText::new(fill(t.broker_vault_os, &[&name])).color(tokens::OK));
+        }
+        VaultKind::File { why, .. } => {
+            let (reason, detail) = match why {
+                FileWhy::Asked => (t.broker_vault_asked, None),
+                FileWhy::Unreachable(e) => (t.broker_vault_unreachable, Some(e)),
+                FileWhy::Refused(e) => (t.broker_vault_refused, Some(e)),
+                FileWhy::Unsupported => (t.broker_vault_unsupported, None),
+            };
+            let r = ui.label(
+                RichText::new(fill(t.broker_vault_file, &[&name, &reason])).color(tokens::WARN),
+            );
+            if let Some(d) = detail {
+                r.on_hover_text(d.as_str());
+            }
+        }
+    }
 }

@@ -173,7 +173,7 @@ pub fn shell_ui(
         Tab::Broker => state
             .panels
             .broker
-            .ui(ui, t, &state.profiles, live, actions),
+            .ui(ui, t, &state.profiles, &state.vault, live, actions),
         Tab::Certs => {
             state
                 .panels
