@@ -14,10 +14,12 @@ pub mod check_cli;
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod devices;
 #[cfg(test)]
 mod fuzz_smoke;
 pub mod logging;
+pub mod model;
 pub mod mqtt;
 pub mod profiles_cli;
 pub mod relay;

@@ -2,94 +2,21 @@
 //! drains backend events in `logic()` on a time budget, and lets panels draw in `ui()`.
 //! Panels never touch the backend: they push [`Action`]s, applied once per frame.
 
-pub mod live;
 pub mod screenshot;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::{BackendHandle, Command};
-use crate::config::{ConsoleConfig, Language, LogLevel, Paths, Problem, Theme, store};
-use crate::logging::LogControl;
+use crate::backend::BackendHandle;
+use crate::config::{ConsoleConfig, Language, Paths, Problem, Theme, store};
 use crate::ui::{self, Tab};
 
-pub use live::LiveModel;
+pub use crate::model::{Action, AppEnv, LiveModel, Notices, RosterEdit};
+pub use crate::ui::AppState;
 pub use screenshot::ScreenshotPlan;
 
 /// Time the UI spends draining backend events per frame.
 pub const DRAIN_BUDGET: Duration = Duration::from_millis(8);
-
-/// Something a panel wants done; applied by `ConsoleApp` after the panels have drawn.
-pub enum Action {
-    Backend(Command),
-    SetLanguage(Option<Language>),
-    SetTheme(Theme),
-    SetLogLevel(LogLevel),
-    /// New bounds for the Topics message stores (applied at once, saved).
-    SetStoreBounds(crate::config::StoreBounds),
-    SetDataDir(Option<std::path::PathBuf>),
-    DismissBanner,
-    /// Hide the embedded broker's notice (its English text) until another one comes.
-    DismissBrokerNotice(String),
-    /// Change the roster; it is saved to devices.toml at once.
-    Roster(RosterEdit),
-    /// Change the Topics panel's subscriptions (the backend is told separately).
-    Topics(crate::ui::topics::TopicsEdit),
-    /// Change the saved broker profiles; saved to profiles.json at once.
-    Profiles(crate::ui::broker::ProfilesEdit),
-    /// Change the saved payloads; saved to payloads.json at once.
-    SavedPayloads(crate::ui::topics::SavedEdit),
-}
-
-#[derive(Debug, Clone)]
-pub enum RosterEdit {
-    Add(Box<crate::devices::config::DeviceDef>),
-    /// Several at once: one sync, one save.
-    AddMany(Vec<crate::devices::config::DeviceDef>),
-    Remove(String),
-    /// Replace the device with the same id.
-    Update(Box<crate::devices::config::DeviceDef>),
-    SetDiscovery(String),
-}
-
-/// What the console keeps across frames besides the live model: the open tab, the saved
-/// preferences, panel view state.
-pub struct AppState {
-    pub tab: Tab,
-    pub config: ConsoleConfig,
-    /// Language forced for this run (`--lang`), not saved.
-    pub lang_override: Option<Language>,
-    pub panels: ui::Panels,
-    /// Saved broker profiles (profiles.json).
-    pub profiles: crate::mqtt::profile::Profiles,
-    /// Saved payloads for the publish form (payloads.json).
-    pub saved_payloads: crate::topics::saved::SavedPayloads,
-    /// Where the profiles' passwords are kept (the Broker panel says).
-    pub vault: crate::config::secrets::VaultKind,
-}
-
-impl AppState {
-    pub fn lang(&self) -> Language {
-        self.lang_override
-            .unwrap_or_else(|| self.config.effective_language())
-    }
-}
-
-/// Things that do not change while the console runs.
-pub struct AppEnv {
-    pub paths: Paths,
-    pub log: Option<LogControl>,
-    pub started: Instant,
-}
-
-/// Messages for the user: the config banner, the last transient notice.
-#[derive(Default)]
-pub struct Notices {
-    pub banner: Option<Problem>,
-    pub toast: Option<(String, Instant)>,
-    /// The embedded broker's notice the user dismissed (its English text).
-    pub broker_notice_dismissed: Option<String>,
-}
 
 pub struct ConsoleApp {
     pub state: AppState,
@@ -301,7 +228,7 @@ impl ConsoleApp {
                 Action::Roster(edit) => self.edit_roster(edit),
                 Action::Profiles(edit) => self.edit_profiles(edit),
                 Action::SavedPayloads(edit) => {
-                    use crate::ui::topics::SavedEdit;
+                    use crate::model::SavedEdit;
                     let items = &mut self.state.saved_payloads.items;
                     match edit {
                         SavedEdit::Add(p) => {
@@ -319,7 +246,7 @@ impl ConsoleApp {
                     self.notices.toast = Some((text, Instant::now()));
                 }
                 Action::Topics(edit) => {
-                    use crate::ui::topics::TopicsEdit;
+                    use crate::model::TopicsEdit;
                     let topics = match &edit {
                         TopicsEdit::Replace(id, _, _) => self.live.store_of(*id),
                         _ => &mut self.live.topics,
@@ -356,8 +283,8 @@ impl ConsoleApp {
         }
     }
 
-    fn edit_profiles(&mut self, edit: crate::ui::broker::ProfilesEdit) {
-        use crate::ui::broker::ProfilesEdit;
+    fn edit_profiles(&mut self, edit: crate::model::ProfilesEdit) {
+        use crate::model::ProfilesEdit;
         let t = ui::i18n::tr(self.state.lang());
         let list = &mut self.state.profiles.profiles;
         let mut note = None;

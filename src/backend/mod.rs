@@ -566,7 +566,7 @@ async fn run(
             .url
             .split_once("://")
             .is_some_and(|(_, rest)| rest.split('/').next().unwrap_or("").contains('@'));
-        let shown = crate::checks::url::redact(&c.url);
+        let shown = crate::config::secret::redact_url(&c.url);
         let mqtt = if in_url {
             Err(crate::verdict::L10n::new(
                 format!(
@@ -907,7 +907,7 @@ async fn run(
                         tracing::info!(
                             "connecting to profile \"{}\" ({}, MQTT {})",
                             profile.name,
-                            crate::checks::url::redact(&profile.url),
+                            crate::config::secret::redact_url(&profile.url),
                             if mqtt.protocol() == 5 { "5" } else { "3.1.1" }
                         );
                         let cid = conns.next_id();
@@ -1587,7 +1587,7 @@ impl ConnCtx {
         let info = ConnInfo {
             id,
             label: label.to_owned(),
-            url: crate::checks::url::redact(url),
+            url: crate::config::secret::redact_url(url),
             protocol,
             state: ConnState::Connecting { attempt: 0 },
             insecure,

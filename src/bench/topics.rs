@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::frames::Frames;
-use crate::app::LiveModel;
+use crate::model::LiveModel;
 use crate::ui::topics::TopicsPanel;
 
 pub struct BenchOptions {

@@ -112,7 +112,7 @@ pub async fn fetch_chain(
         ServerName::DnsName(d) => Some(d.as_ref().to_owned()),
         _ => None,
     };
-    let provider = crate::relay::tls::provider();
+    let provider = crate::crypto::provider();
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())?

@@ -56,7 +56,7 @@ pub fn public_of_key(key: &PrivateKeyDer<'_>) -> Result<PublicId, String> {
 }
 
 fn spki_via_ring(key: &PrivateKeyDer<'_>) -> Result<PublicId, String> {
-    let signing = crate::relay::tls::provider()
+    let signing = crate::crypto::provider()
         .key_provider
         .load_private_key(key.clone_key())
         .map_err(|_| {

@@ -791,7 +791,7 @@ fn os_verify(
             )
         })?;
     let name = ServerName::try_from(name).map_err(|e| L10n::same(e.to_string()))?;
-    let verifier = rustls_platform_verifier::Verifier::new(crate::relay::tls::provider())
+    let verifier = rustls_platform_verifier::Verifier::new(crate::crypto::provider())
         .map_err(|e| L10n::same(e.to_string()))?;
     let owned_leaf = CertificateDer::from(leaf.to_vec());
     let owned_int: Vec<CertificateDer<'static>> = intermediates

@@ -295,7 +295,7 @@ fn tls_config(
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = crate::relay::tls::provider();
+    let provider = crate::crypto::provider();
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| e.to_string())?
@@ -594,7 +594,7 @@ fn verify_for_host(
     }
     let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
         Arc::new(roots),
-        crate::relay::tls::provider(),
+        crate::crypto::provider(),
     )
     .build()
     .map_err(|e| e.to_string())?;

@@ -38,17 +38,7 @@ impl Target {
     }
 }
 
-/// The URL without `user:password@`.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.trim().split_once("://") else {
-        return url.trim().to_owned();
-    };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.trim().to_owned(),
-    }
-}
+pub use crate::config::secret::redact_url as redact;
 
 /// Parses `wxs://host[:port]/path`, `wss://…`, `ws://…`, `wx://…`.
 pub fn parse(url: &str) -> Result<Target, String> {

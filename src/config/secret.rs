@@ -34,6 +34,18 @@ impl std::fmt::Display for Secret {
     }
 }
 
+/// The URL without `user:password@`, for logs, titles and reports.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.trim().split_once("://") else {
+        return url.trim().to_owned();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.trim().to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

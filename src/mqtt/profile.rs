@@ -226,7 +226,7 @@ impl Profile {
         let display = self.sni_override().map(|name| {
             format!(
                 "{} (SNI {name})",
-                crate::checks::url::redact(self.url.trim())
+                crate::config::secret::redact_url(self.url.trim())
             )
         });
         Ok(BrokerOptions {
@@ -424,7 +424,7 @@ impl Profile {
     }
 
     fn tls_config(&self) -> Result<rustls::ClientConfig, String> {
-        let provider = crate::relay::tls::provider();
+        let provider = crate::crypto::provider();
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
@@ -543,7 +543,7 @@ fn split_url(url: &str) -> Result<(Scheme, String, u16), String> {
         // Never echo it: the part before the @ is a user name and password.
         return Err(format!(
             "{}: put the user name and password in the profile's fields, not in the address",
-            crate::checks::url::redact(url)
+            crate::config::secret::redact_url(url)
         ));
     }
     let (host, port) = match authority.rsplit_once(':') {

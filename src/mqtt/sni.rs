@@ -227,7 +227,7 @@ mod tests {
                 }
             })
             .expect("thread");
-        let tls = rustls::ClientConfig::builder_with_provider(crate::relay::tls::provider())
+        let tls = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_root_certificates(rustls::RootCertStore::empty())

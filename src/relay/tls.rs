@@ -42,11 +42,6 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// The crypto provider the whole program uses (ring).
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// The certificates of a PEM file, in order, read as nginx reads them (see
 /// [`crate::certs::pem::blocks`]).
 pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -102,7 +97,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = read_chain(cert)?;
     let key_der = read_key(key)?;
-    let signing = provider()
+    let signing = crate::crypto::provider()
         .key_provider
         .load_private_key(key_der)
         .map_err(|_| TlsError::NoKey {
@@ -141,7 +136,7 @@ pub fn server_config(
     default: Arc<CertifiedKey>,
     sni: Vec<(String, Arc<CertifiedKey>)>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+    let mut cfg = rustls::ServerConfig::builder_with_provider(crate::crypto::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver {
@@ -160,10 +155,12 @@ pub fn client_config_with_roots(ca_pems: &[&Path]) -> Result<rustls::ClientConfi
             roots.add(c)?;
         }
     }
-    Ok(rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 /// What the console shows next to a certificate path: whose it is and how long it lasts.

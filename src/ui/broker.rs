@@ -6,22 +6,12 @@ use egui::RichText;
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::app::{Action, LiveModel};
 use crate::backend::{Command, Requested};
 use crate::config::Secret;
 use crate::config::secrets::{FileWhy, OsStore, VaultKind};
+use crate::model::{Action, LiveModel, ProfilesEdit};
 use crate::mqtt::ConnState;
 use crate::mqtt::profile::{MqttVersion, Profile, Profiles, TrustChoice, Will};
-
-/// Changes to the saved profiles, applied (and saved) by the app.
-#[derive(Debug, Clone)]
-pub enum ProfilesEdit {
-    /// Insert or replace the profile at this index (`None`: append).
-    Put(Option<usize>, Box<Profile>),
-    Delete(usize),
-    /// Import a file (our `profiles.json` or an MQTTX export).
-    Import(std::path::PathBuf),
-}
 
 /// The form's text fields for a profile being edited.
 #[derive(Default)]
@@ -175,7 +165,7 @@ impl BrokerPanel {
                 Some(Some(Ok((conn, id)))) => {
                     // Accepted: that connection's store lists this profile's subscriptions.
                     if let Some((subs, qos)) = self.pending_subs.take() {
-                        actions.push(Action::Topics(super::topics::TopicsEdit::Replace(
+                        actions.push(Action::Topics(crate::model::TopicsEdit::Replace(
                             *conn, subs, qos,
                         )));
                     }

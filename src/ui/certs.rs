@@ -9,10 +9,10 @@ use egui::RichText;
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::app::{Action, LiveModel};
 use crate::backend::{CertJob, Command, RepairDone, Requested};
 use crate::certs::{ChainEntry, IssuerFound, RepairPlan, Report, Role};
 use crate::config::Secret;
+use crate::model::{Action, LiveModel};
 use crate::verdict::Status;
 
 #[derive(Default)]

@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::app::{Action, LiveModel};
 use crate::backend::{ChecksJob, Command, Requested};
 use crate::checks::{Check, CheckStatus, Report};
 use crate::config::Secret;
+use crate::model::{Action, LiveModel};
 
 /// A run in progress.
 struct Running {

@@ -10,12 +10,12 @@ use egui_plot::{Line, Plot, PlotPoints};
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::app::{Action, LiveModel, RosterEdit};
 use crate::backend::{Command, Requested};
 use crate::devices::commands::{self, Outcome};
 use crate::devices::config::DeviceDef;
 use crate::devices::flow::FlowStep;
 use crate::devices::roster::Roster;
+use crate::model::{Action, LiveModel, RosterEdit};
 
 /// Commands kept in the log.
 const LOG_KEEP: usize = 200;

@@ -4,8 +4,8 @@ use egui::RichText;
 
 use super::i18n::{Tr, fill};
 use super::tokens;
-use crate::app::AppEnv;
 use crate::config::LogLevel;
+use crate::model::AppEnv;
 
 pub struct LogPanel {
     pub min_level: LogLevel,

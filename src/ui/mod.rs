@@ -16,10 +16,33 @@ pub mod topics;
 
 use egui::RichText;
 
-use crate::app::{Action, AppEnv, AppState, LiveModel, Notices};
 use crate::backend::SandboxState;
+use crate::model::{Action, AppEnv, LiveModel, Notices};
 use crate::mqtt::ConnState;
 use i18n::{Tr, fill, tr};
+
+/// What the console keeps across frames besides the live model: the open tab, the saved
+/// preferences, panel view state.
+pub struct AppState {
+    pub tab: Tab,
+    pub config: crate::config::ConsoleConfig,
+    /// Language forced for this run (`--lang`), not saved.
+    pub lang_override: Option<crate::config::Language>,
+    pub panels: Panels,
+    /// Saved broker profiles (profiles.json).
+    pub profiles: crate::mqtt::profile::Profiles,
+    /// Saved payloads for the publish form (payloads.json).
+    pub saved_payloads: crate::topics::saved::SavedPayloads,
+    /// Where the profiles' passwords are kept (the Broker panel says).
+    pub vault: crate::config::secrets::VaultKind,
+}
+
+impl AppState {
+    pub fn lang(&self) -> crate::config::Language {
+        self.lang_override
+            .unwrap_or_else(|| self.config.effective_language())
+    }
+}
 
 /// The panels in the left navigation. A panel appears here only once it works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

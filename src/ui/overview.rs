@@ -5,10 +5,10 @@ use egui_plot::{Line, Plot};
 
 use super::i18n::{Tr, fill};
 use super::tokens;
-use crate::app::live::{DEVICE_PREFIX, DeviceView};
-use crate::app::{Action, LiveModel};
 use crate::backend::{Command, SandboxState};
 use crate::devices::DeviceTopics;
+use crate::model::live::{DEVICE_PREFIX, DeviceView};
+use crate::model::{Action, LiveModel};
 
 #[derive(Default)]
 pub struct OverviewPanel {}

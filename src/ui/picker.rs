@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::app::Action;
 use crate::backend::{Command, Requested};
+use crate::model::Action;
 
 /// Repaints this UI's context when a `Requested` is answered.
 pub fn waker(ui: &egui::Ui) -> Option<crate::backend::Waker> {

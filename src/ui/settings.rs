@@ -4,9 +4,9 @@ use egui::RichText;
 
 use super::i18n::{Tr, fill};
 use super::tokens;
-use crate::app::{Action, AppEnv};
 use crate::backend::{Command, FolderReport, Requested};
 use crate::config::{ConsoleConfig, Language, LogLevel, Theme};
+use crate::model::{Action, AppEnv};
 
 #[derive(Default)]
 pub struct SettingsPanel {

@@ -8,8 +8,8 @@ use egui_plot::{Line, Plot, PlotPoints};
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::app::{Action, LiveModel};
 use crate::backend::{Command, Requested};
+use crate::model::{Action, LiveModel, SavedEdit, TopicsEdit};
 use crate::topics::view::{self, DiffLine, Format};
 use crate::topics::{Topics, Tree};
 
@@ -1234,25 +1234,6 @@ impl TopicsPanel {
                 });
             });
     }
-}
-
-/// Changes to the Topics model's subscriptions, applied by the app.
-#[derive(Debug, Clone)]
-pub enum TopicsEdit {
-    Subscribe(String, u8),
-    /// A connection was opened: these are its subscriptions.
-    Replace(crate::backend::ConnId, Vec<String>, u8),
-    Enable(String, bool),
-    /// A colour picked for a subscription.
-    Color(String, [u8; 3]),
-    Remove(String),
-}
-
-/// Changes to the saved payloads, applied (and saved) by the app.
-#[derive(Debug, Clone)]
-pub enum SavedEdit {
-    Add(crate::topics::saved::SavedPayload),
-    Remove(usize),
 }
 
 #[cfg(test)]

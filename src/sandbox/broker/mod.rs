@@ -236,7 +236,7 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-/// Set by the `mpbridge` binary's `main` (through [`crate::cli::main`]): this process is
+/// Set by the `mpbridge` binary's `main` (through `cli::main`): this process is
 /// mpbridge itself, whatever its file is called (`mpbridge-0.1.0-windows-x86_64.exe`, or
 /// `mpbridge (1).exe` after a second download), so it can run `mpbridge broker` as itself.
 static THIS_IS_MPBRIDGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
