@@ -619,6 +619,7 @@ fn gui(rt: &tokio::runtime::Runtime, args: GuiArgs) -> anyhow::Result<ExitCode> 
                 paths,
                 log: Some(args.log),
                 started: args.started,
+                secrets_in_file: false,
             };
             let mut app =
                 ConsoleApp::new(backend, env, args.config, args.banner).with_language(args.lang);

@@ -55,7 +55,6 @@ pub fn run(paths: &Paths, json: bool) -> ExitCode {
             }),
         ),
     };
-    let missing: Vec<&str> = secured.missing.iter().map(|(n, _)| n.as_str()).collect();
     let report = Report {
         store,
         file: path,
@@ -69,7 +68,7 @@ pub fn run(paths: &Paths, json: bool) -> ExitCode {
                 name: &p.name,
                 url: &p.url,
                 username: p.username.as_deref(),
-                password: if missing.contains(&p.name.as_str()) {
+                password: if p.password_unread {
                     "missing"
                 } else if p.password.as_ref().is_some_and(|s| !s.is_empty()) {
                     "kept"
@@ -79,6 +78,12 @@ pub fn run(paths: &Paths, json: bool) -> ExitCode {
             })
             .collect(),
     };
+    if let Some(e) = &secured.error {
+        eprintln!(
+            "mpbridge: plain-text passwords stay in {}: {e}",
+            file.display()
+        );
+    }
     if json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
@@ -103,7 +108,7 @@ pub fn run(paths: &Paths, json: bool) -> ExitCode {
             );
         }
     }
-    if missing.is_empty() {
+    if secured.missing.is_empty() && secured.error.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -53,6 +53,7 @@ fn console_cfg(
         paths,
         log: None,
         started: Instant::now(),
+        secrets_in_file: true,
     };
     let mut app = ConsoleApp::new(backend, env, config, banner);
     if let Some(c) = &connect {
@@ -1748,9 +1749,9 @@ fn settings_about_lists_version_licence_and_components() {
     h.get_by_label(&format!("开源组件（{}）", crates.lines().count()));
 }
 
-/// A password typed in the Broker panel never reaches profiles.json: it goes to the credential
-/// store (or, with none reachable, the private secrets.json), the panel says which in English
-/// and Chinese, and a console started again on the same folder has it back.
+/// A password typed in the Broker panel never reaches profiles.json: it goes to the vault
+/// (here the private secrets.json; tests/secrets.rs covers the Secret Service), the panel says
+/// which in English and Chinese, and a console started again on the same folder has it back.
 #[test]
 fn broker_panel_keeps_passwords_out_of_profiles_json_and_says_where() {
     let rt = common::runtime();
@@ -1767,7 +1768,8 @@ fn broker_panel_keeps_passwords_out_of_profiles_json_and_says_where() {
             )
         });
         h.run_steps(2);
-        h.get_by_label_contains("Passwords are kept in");
+        // Tests keep passwords in the file (never in a developer's keyring); the panel says so.
+        h.get_by_label_contains("secrets.json, readable by you alone");
         h.get_by_label("New profile").click();
         h.run_steps(2);
         h.get_by_label("User name").click();
@@ -1787,10 +1789,22 @@ fn broker_panel_keeps_passwords_out_of_profiles_json_and_says_where() {
             h.state().notices.toast
         );
         assert!(text.contains("field-tech"), "{text}");
-        // Not in any file but the vault's own (secrets.json when no store answers).
+        // In secrets.json (0600), in no other file.
+        let secrets = profiles_file.with_file_name("secrets.json");
+        assert!(
+            std::fs::read_to_string(&secrets)
+                .unwrap()
+                .contains("s3cret-Pa55")
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
         for f in std::fs::read_dir(profiles_file.parent().unwrap()).unwrap() {
             let f = f.unwrap().path();
-            if f.file_name().is_some_and(|n| n == "secrets.json") {
+            if f == secrets {
                 continue;
             }
             let text = std::fs::read_to_string(&f).unwrap_or_default();

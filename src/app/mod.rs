@@ -41,6 +41,9 @@ fn secure_profiles(
 ) -> Option<String> {
     let found = profiles.secure(vault, file);
     let mut said = Vec::new();
+    if let Some(e) = &found.error {
+        said.push(ui::i18n::fill(t.save_failed, &[e]));
+    }
     if found.moved > 0 {
         said.push(ui::i18n::fill(
             t.passwords_moved,
@@ -83,7 +86,14 @@ impl ConsoleApp {
         let profiles_file = env.paths.config_dir.join("profiles.json");
         let mut profiles =
             crate::config::store::load::<crate::mqtt::profile::Profiles>(&profiles_file);
-        let mut vault = crate::config::secrets::Vault::open(&env.paths.config_dir);
+        let mut vault = if env.secrets_in_file {
+            crate::config::secrets::Vault::file_only(
+                env.paths.config_dir.join(crate::config::secrets::FILE_NAME),
+                crate::config::secrets::FileWhy::Asked,
+            )
+        } else {
+            crate::config::secrets::Vault::open(&env.paths.config_dir)
+        };
         let passwords = secure_profiles(
             ui::i18n::tr(config.effective_language()),
             &mut profiles.value,
@@ -296,6 +306,7 @@ impl ConsoleApp {
                     let gone = list.remove(i);
                     if let Err(e) = self.state.profiles.forget(&gone, &self.vault) {
                         tracing::warn!("could not forget the password of {}: {e}", gone.name);
+                        note = Some(ui::i18n::fill(t.save_failed, &[&e]));
                     }
                 }
             }
@@ -307,7 +318,8 @@ impl ConsoleApp {
                 };
                 let parsed = text.and_then(|text| crate::mqtt::profile::import(&text));
                 match parsed {
-                    Ok((found, notes)) => {
+                    Ok((mut found, notes)) => {
+                        crate::mqtt::profile::Profiles::adopt(&mut found, &self.vault);
                         let n = found.len();
                         list.extend(found);
                         let mut msg = ui::i18n::fill(t.broker_imported, &[&n, &path.display()]);

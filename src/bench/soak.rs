@@ -138,6 +138,12 @@ impl RelaySoak {
                 self.lost_near_restart
             ));
         }
+        if self.sessions_lost > 0 {
+            v.push(format!(
+                "{} persistent sessions were lost across restarts",
+                self.sessions_lost
+            ));
+        }
         if self.published == 0 || self.churn_done == 0 {
             v.push("no traffic or no churn got through".into());
         }
@@ -311,8 +317,9 @@ struct Stats {
     refused_down: AtomicU64,
     refused_up: AtomicU64,
     first_refusal: std::sync::Mutex<Option<String>>,
-    /// Set from before mosquitto is stopped until some seconds after it listens again.
-    upstream_down: AtomicBool,
+    /// Set from before mosquitto is stopped until some seconds after it listens again (a
+    /// count: the grace of one restart may overlap the next).
+    upstream_down: AtomicUsize,
     /// When each outage began and ended.
     outages: std::sync::Mutex<Vec<(Instant, Option<Instant>)>>,
     stop_load: AtomicBool,
@@ -329,7 +336,7 @@ impl Stats {
             self.tls_failed.fetch_add(1, Ordering::Relaxed);
             let mut first = self.first_refusal.lock().unwrap_or_else(|p| p.into_inner());
             first.get_or_insert(message);
-        } else if began_down || self.upstream_down.load(Ordering::Relaxed) {
+        } else if began_down || self.upstream_down.load(Ordering::Relaxed) > 0 {
             self.refused_down.fetch_add(1, Ordering::Relaxed);
         } else {
             self.refused_up.fetch_add(1, Ordering::Relaxed);
@@ -384,7 +391,7 @@ async fn session(
 async fn live(i: usize, addr: SocketAddr, tls: Arc<rustls::ClientConfig>, stats: Arc<Stats>) {
     let id = format!("soak-live-{i}");
     while !stats.stop_all.load(Ordering::Relaxed) {
-        let began_down = stats.upstream_down.load(Ordering::Relaxed);
+        let began_down = stats.upstream_down.load(Ordering::Relaxed) > 0;
         match session(addr, source(i), tls.clone(), &id).await {
             Ok(mut ws) => {
                 stats.live.fetch_add(1, Ordering::Relaxed);
@@ -436,7 +443,7 @@ async fn churn(per_s: f64, addr: SocketAddr, tls: Arc<rustls::ClientConfig>, sta
         let (tls, stats) = (tls.clone(), stats.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let began_down = stats.upstream_down.load(Ordering::Relaxed);
+            let began_down = stats.upstream_down.load(Ordering::Relaxed) > 0;
             match session(addr, source(n), tls, &format!("soak-churn-{n}")).await {
                 Ok(mut ws) => {
                     ws.send(Message::Binary(vec![0xe0, 0].into())).await.ok();
@@ -455,6 +462,8 @@ async fn churn(per_s: f64, addr: SocketAddr, tls: Arc<rustls::ClientConfig>, sta
 /// subscribed to it, and records every number that comes back.
 struct Traffic {
     client: rumqttc::AsyncClient,
+    /// The broker granted the subscription: publishing may start.
+    subscribed: AtomicBool,
     sent_at: std::sync::Mutex<Vec<Instant>>,
     seen: std::sync::Mutex<Vec<u32>>,
     sessions_lost: AtomicU64,
@@ -488,6 +497,7 @@ fn start_traffic(
     let (client, mut events) = rumqttc::AsyncClient::new(opts, 1000);
     let t = Arc::new(Traffic {
         client,
+        subscribed: AtomicBool::new(false),
         sent_at: Default::default(),
         seen: Default::default(),
         sessions_lost: AtomicU64::new(0),
@@ -508,6 +518,9 @@ fn start_traffic(
                             t.client.try_subscribe(&topic, QoS::AtLeastOnce).ok();
                         }
                         connected_once = true;
+                    }
+                    Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                        t.subscribed.store(true, Ordering::Relaxed);
                     }
                     Ok(Ok(Event::Incoming(Packet::Publish(m)))) => {
                         if let Some(b) = m.payload.get(..8) {
@@ -531,8 +544,13 @@ fn start_traffic(
     {
         let (t, stats) = (t.clone(), stats.clone());
         tokio::spawn(async move {
-            // Publishing starts once the subscription is in place.
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            // Publishing starts once the broker granted the subscription.
+            while !t.subscribed.load(Ordering::Relaxed) {
+                if stats.stop_load.load(Ordering::Relaxed) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
             let mut seq = 0u64;
             while !stats.stop_load.load(Ordering::Relaxed) {
@@ -668,7 +686,6 @@ pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     let stats = Arc::new(Stats::default());
-    let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..opts.connections {
         tasks.push(tokio::spawn(live(i, addr, tls.clone(), stats.clone())));
@@ -689,10 +706,13 @@ pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
         .map(|i| start_traffic(i, &url, &pki.ca, opts.rate, stats.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let churner = tokio::spawn(churn(opts.churn, addr, tls.clone(), stats.clone()));
+    // The first sample under the full load (live sessions, churn, traffic), as the last one is.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_start = rss_kib(relay_pid);
     let fds_start = fds(relay_pid);
     let mut rss_max = rss_start;
+    // The schedule counts from here, once everything runs.
+    let started = Instant::now();
 
     // The schedule: reloads, restarts, samples, until the time is up.
     let soak_for = Duration::from_secs_f64(opts.secs.max(10.0));
@@ -719,13 +739,13 @@ pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
         } else if now >= next_restart {
             next_restart += restart_every;
             restarts += 1;
-            stats.upstream_down.store(true, Ordering::Relaxed);
+            stats.upstream_down.fetch_add(1, Ordering::Relaxed);
             let from = Instant::now();
-            stats
-                .outages
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((from, None));
+            let index = {
+                let mut outages = stats.outages.lock().unwrap_or_else(|p| p.into_inner());
+                outages.push((from, None));
+                outages.len() - 1
+            };
             let conf = conf.clone();
             mosq = tokio::task::spawn_blocking(move || {
                 restart(&mut mosq, &conf, ws_port).map(|()| mosq)
@@ -736,15 +756,15 @@ pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
             let stats2 = stats.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                if let Some(last) = stats2
+                if let Some(this) = stats2
                     .outages
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .last_mut()
+                    .get_mut(index)
                 {
-                    last.1 = Some(Instant::now());
+                    this.1 = Some(Instant::now());
                 }
-                stats2.upstream_down.store(false, Ordering::Relaxed);
+                stats2.upstream_down.fetch_sub(1, Ordering::Relaxed);
             });
         } else {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -765,17 +785,19 @@ pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
         }
     }
 
-    // The end: load stops, every live session back, then the figures.
-    stats.stop_load.store(true, Ordering::Relaxed);
-    churner.await.ok();
-    while stats.upstream_down.load(Ordering::Relaxed) {
+    // The end: the last outage over and every live session back, the last sample under the
+    // same load as the first, then the load stops.
+    while stats.upstream_down.load(Ordering::Relaxed) > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let live_end = wait_live(&stats, opts.connections, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_end = rss_kib(relay_pid);
     let fds_end = fds(relay_pid);
     rss_max = rss_max.max(rss_end);
+    let secs = started.elapsed().as_secs_f64();
+    stats.stop_load.store(true, Ordering::Relaxed);
+    churner.await.ok();
 
     // Every QoS 1 message published must come back (30 s to drain).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -783,7 +805,7 @@ pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut r = RelaySoak {
-        secs: started.elapsed().as_secs_f64(),
+        secs,
         connections: opts.connections,
         live_start,
         live_end,

@@ -70,6 +70,12 @@ impl ConsoleSoak {
                 self.devices_online_end, self.devices
             ));
         }
+        if self.dropped > 0 {
+            v.push(format!(
+                "{} messages were dropped by a full queue (the console fell behind)",
+                self.dropped
+            ));
+        }
         if self.ingested == 0 {
             v.push("the console received no messages".into());
         }
@@ -132,6 +138,7 @@ pub(super) fn run(opts: &SoakOptions, rt: &tokio::runtime::Runtime) -> anyhow::R
         paths,
         log: None,
         started: Instant::now(),
+        secrets_in_file: true,
     };
     let mut app = ConsoleApp::new(backend, env, config, None).with_tab(crate::ui::Tab::Topics);
     let ctx = egui::Context::default();

@@ -154,6 +154,11 @@ impl Vault {
 
     /// The password filed under `id`, if any.
     pub fn get(&self, id: &str) -> Result<Option<Secret>, String> {
+        // The file first: a password lands there only when the store refused it, so a copy
+        // there is newer than any the store still holds.
+        if let Some(s) = self.read_file()?.remove(id) {
+            return Ok(Some(Secret::new(s)));
+        }
         if let Some(entry) = self.entry(id, None) {
             match entry.and_then(|e| e.get_password()) {
                 Ok(p) => return Ok(Some(Secret::new(p))),
@@ -161,7 +166,7 @@ impl Vault {
                 Err(e) => return Err(one_line(&e)),
             }
         }
-        Ok(self.read_file()?.remove(id).map(Secret::new))
+        Ok(None)
     }
 
     /// Files `value` under `id`; `label` names it in the store's own manager (Seahorse).
@@ -221,14 +226,9 @@ impl Vault {
 
     fn write_file(&self, all: &BTreeMap<String, String>) -> Result<(), String> {
         let text = serde_json::to_string_pretty(all).unwrap_or_default();
-        super::store::save_atomic(&self.file, &text)
-            .map_err(|e| format!("cannot write {}: {e}", self.file.display()))?;
-        // The backup save_atomic keeps would hold the passwords just removed.
-        let bak = super::store::backup_path(&self.file);
-        if bak.exists() {
-            std::fs::remove_file(&bak).ok();
-        }
-        Ok(())
+        // No backup: it would keep the passwords just removed.
+        super::store::write_atomic(&self.file, &text, false)
+            .map_err(|e| format!("cannot write {}: {e}", self.file.display()))
     }
 }
 

@@ -172,6 +172,11 @@ pub fn backup_path(path: &Path) -> PathBuf {
 /// the temp file are 0600 from their first byte, and a folder this creates is 0700; an
 /// existing folder open to others is closed to them too.
 pub fn save_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
+    write_atomic(path, contents, true)
+}
+
+/// [`save_atomic`], keeping the previous version as `NAME.bak` only when `keep_backup`.
+pub fn write_atomic(path: &Path, contents: &str, keep_backup: bool) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -183,7 +188,7 @@ pub fn save_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
         f.write_all(contents.as_bytes())?;
         f.sync_all()?;
     }
-    if path.exists() {
+    if keep_backup && path.exists() {
         // Not fs::copy: it would carry an older file's 0644 over to the backup.
         let old = fs::read(path)?;
         let bak = backup_path(path);

@@ -51,6 +51,9 @@ pub struct AppEnv {
     pub paths: Paths,
     pub log: Option<LogControl>,
     pub started: Instant,
+    /// Keep broker passwords in secrets.json even where a credential store answers (tests,
+    /// so they never write into a developer's keyring; `MPBRIDGE_SECRETS=file` for a run).
+    pub secrets_in_file: bool,
 }
 
 /// Messages for the user: the config banner, the last transient notice.

@@ -71,6 +71,14 @@ pub struct Profile {
     /// Where the password is filed in the [`Vault`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_ref: Option<String>,
+    /// What is filed under `password_ref` now, so a save files only a changed password (each
+    /// write may raise the store's unlock prompt). In memory only.
+    #[serde(skip)]
+    pub password_filed: Option<Secret>,
+    /// The vault did not give the password back at load (locked, away, deleted): the
+    /// reference is kept untouched until a new password is typed. In memory only.
+    #[serde(skip)]
+    pub password_unread: bool,
     #[serde(default = "default_keepalive")]
     pub keepalive_secs: u16,
     /// Clean session (3.1.1) or clean start (5).
@@ -134,6 +142,8 @@ impl Profile {
             username: None,
             password: None,
             password_ref: None,
+            password_filed: None,
+            password_unread: false,
             keepalive_secs: 60,
             clean_session: true,
             session_expiry_secs: None,
@@ -611,7 +621,8 @@ impl Profiles {
     /// After loading: each profile's password from the vault. Plain-text passwords an older
     /// version left in the file stay in memory and move to the vault at the next
     /// [`Profiles::seal`]. Returns the count of those, and the names of profiles whose
-    /// password the vault no longer has (or could not read), with why.
+    /// password the vault did not give back (gone, or unreadable now), with why; those keep
+    /// their reference (`password_unread`) so a later save cannot lose the entry.
     pub fn unseal(&mut self, vault: &Vault) -> Unsealed {
         let mut out = Unsealed::default();
         for p in &mut self.profiles {
@@ -621,41 +632,65 @@ impl Profiles {
             }
             let Some(id) = &p.password_ref else { continue };
             match vault.get(id) {
-                Ok(Some(s)) => p.password = Some(s),
-                Ok(None) => out.missing.push((p.name.clone(), None)),
-                Err(e) => out.missing.push((p.name.clone(), Some(e))),
+                Ok(Some(s)) => {
+                    p.password_filed = Some(s.clone());
+                    p.password = Some(s);
+                }
+                Ok(None) => {
+                    p.password_unread = true;
+                    out.missing.push((p.name.clone(), None));
+                }
+                Err(e) => {
+                    p.password_unread = true;
+                    out.missing.push((p.name.clone(), Some(e)));
+                }
             }
         }
         out
     }
 
-    /// Before saving: every password into the vault, the returned copy (what the file gets)
-    /// with only `password_ref`s. Profiles sharing an id (a duplicated profile) get their own;
-    /// a password cleared is forgotten. `self` keeps the ids so the next seal reuses them.
+    /// Before saving: new and changed passwords into the vault, and the copy the file gets,
+    /// with only `password_ref`s. A duplicated profile gets its own entry; a password cleared
+    /// is forgotten (unless another profile still uses the entry); a profile whose password
+    /// could not be read keeps its reference as it was. A profile's fields change only after
+    /// the vault took the write, so a failure loses nothing.
     pub fn seal(&mut self, vault: &mut Vault) -> Result<Profiles, String> {
+        let has = |p: &Profile| p.password.as_ref().is_some_and(|s| !s.is_empty());
+        let still_used: std::collections::HashSet<String> = self
+            .profiles
+            .iter()
+            .filter(|p| has(p) || p.password_unread)
+            .filter_map(|p| p.password_ref.clone())
+            .collect();
         let mut seen = std::collections::HashSet::new();
         for p in &mut self.profiles {
-            let has = p.password.as_ref().is_some_and(|s| !s.is_empty());
-            if !has {
-                if let Some(id) = p.password_ref.take()
-                    && !seen.contains(&id)
-                {
-                    vault.delete(&id)?;
+            if !has(p) {
+                if p.password_unread {
+                    seen.extend(p.password_ref.clone());
+                    continue;
                 }
+                if let Some(id) = &p.password_ref
+                    && !still_used.contains(id)
+                {
+                    vault.delete(id)?;
+                }
+                p.password_ref = None;
+                p.password_filed = None;
                 continue;
             }
-            let id = match p.password_ref.take() {
-                Some(id) if seen.insert(id.clone()) => id,
-                _ => {
-                    let id = crate::config::secrets::new_id();
-                    seen.insert(id.clone());
-                    id
-                }
+            let (id, fresh) = match &p.password_ref {
+                Some(id) if !seen.contains(id) => (id.clone(), false),
+                _ => (crate::config::secrets::new_id(), true),
             };
-            if let Some(secret) = &p.password {
+            if let Some(secret) = &p.password
+                && (fresh || p.password_filed.as_ref() != Some(secret))
+            {
                 vault.set(&id, &format!("mpbridge: {}", p.name), secret)?;
             }
+            seen.insert(id.clone());
             p.password_ref = Some(id);
+            p.password_filed = p.password.clone();
+            p.password_unread = false;
         }
         let mut file = self.clone();
         for p in &mut file.profiles {
@@ -664,34 +699,52 @@ impl Profiles {
         Ok(file)
     }
 
+    /// Profiles read from a file (an import): a reference this vault knows brings its
+    /// password along (restoring a profiles.json backup); any other is foreign and dropped.
+    pub fn adopt(list: &mut [Profile], vault: &Vault) {
+        for p in list {
+            p.password_filed = None;
+            p.password_unread = false;
+            if p.password.as_ref().is_some_and(|s| !s.is_empty()) {
+                p.password_ref = None;
+                continue;
+            }
+            match p.password_ref.as_deref().map(|id| vault.get(id)) {
+                Some(Ok(Some(s))) => p.password = Some(s),
+                _ => p.password_ref = None,
+            }
+        }
+    }
+
     /// After loading `file`: [`Profiles::unseal`], then plain-text passwords an older version
     /// left there move into the vault and the file is rewritten without them (twice, so the
     /// backup it keeps is clean too). What moved and what is missing.
     pub fn secure(&mut self, vault: &mut Vault, file: &std::path::Path) -> Secured {
         let found = self.unseal(vault);
-        let mut moved = 0;
+        let mut out = Secured {
+            missing: found.missing,
+            ..Secured::default()
+        };
         if found.plain_text > 0 {
             let sealed = self.seal(vault).and_then(|sealed| {
                 let save = |_| crate::config::store::save(file, &sealed);
                 save(()).and_then(save).map_err(|e| e.to_string())
             });
             match sealed {
-                Ok(()) => moved = found.plain_text,
+                Ok(()) => out.moved = found.plain_text,
                 Err(e) => {
-                    tracing::error!("could not move passwords out of {}: {e}", file.display())
+                    tracing::error!("could not move passwords out of {}: {e}", file.display());
+                    out.error = Some(e);
                 }
             }
         }
-        for (name, why) in &found.missing {
+        for (name, why) in &out.missing {
             tracing::warn!(
                 "the password of profile {name} is not where it was filed{}",
                 why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
             );
         }
-        Secured {
-            moved,
-            missing: found.missing,
-        }
+        out
     }
 
     /// A profile removed: its password goes too (unless another profile shares the id).
@@ -715,6 +768,8 @@ impl Profiles {
 pub struct Secured {
     /// Plain-text passwords moved from the file into the vault.
     pub moved: usize,
+    /// Why plain-text passwords could not be moved (they stay in the file, 0600).
+    pub error: Option<String>,
     /// Profiles whose password the vault does not have, and the error if reading failed.
     pub missing: Vec<(String, Option<String>)>,
 }
@@ -740,14 +795,8 @@ pub fn import(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
     };
     if ours {
         return Profiles::parse(text)
-            .map(|p| {
-                // Where another computer filed a password means nothing here.
-                let mut list = p.profiles;
-                for p in &mut list {
-                    p.password_ref = None;
-                }
-                (list, Vec::new())
-            })
+            // `password_ref`s stay: [`Profiles::adopt`] keeps those this vault knows.
+            .map(|p| (p.profiles, Vec::new()))
             .map_err(|e| match e.line {
                 Some(line) => format!("line {line}: {}", e.message),
                 None => e.message,
@@ -1024,16 +1073,60 @@ mod tests {
         back.forget(&gone, &vault).unwrap();
         assert_eq!(vault.get(&ids[0]).unwrap(), None);
 
-        // Exports carry neither passwords nor references; imports drop foreign references.
+        // Exports carry neither passwords nor references. An imported profiles.json keeps the
+        // references this vault knows (a restored backup) and drops the others.
         let exported = back.export_text();
         assert!(!exported.contains("password"), "{exported}");
-        let (imported, _) = import(&file.render()).unwrap();
+        let (mut imported, _) = import(&file.render()).unwrap();
+        Profiles::adopt(&mut imported, &vault);
         assert!(imported.iter().all(|p| p.password_ref.is_none()));
+        let current = back.seal(&mut vault).unwrap().render();
+        let (mut restored, _) = import(&current).unwrap();
+        Profiles::adopt(&mut restored, &vault);
+        let copy = restored.iter().find(|p| p.name == "a (2)").unwrap();
+        assert_eq!(copy.password.as_ref().unwrap().expose(), "three");
 
         // A reference whose password is gone is named.
         let mut stale = Profiles::parse(&file.render()).unwrap();
         let found = stale.unseal(&vault);
         assert_eq!(found.missing.len(), 2, "{found:?}");
         assert_eq!(found.missing[0].0, "a");
+    }
+
+    /// A password the vault does not give back at load (locked, or the store away this run)
+    /// keeps its reference through any later save: nothing is deleted or orphaned, and it is
+    /// found again once the store answers.
+    #[test]
+    fn an_unreadable_password_survives_saves() {
+        use crate::config::secrets::{FileWhy, Vault};
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::file_only(dir.path().join("secrets.json"), FileWhy::Asked);
+        let mut p = Profile::new("prod", "mqtt://a:1");
+        p.username = Some("u".into());
+        p.password = Some(Secret::new("hunter2"));
+        let mut all = Profiles {
+            profiles: vec![p, Profile::new("lab", "mqtt://b:1")],
+        };
+        let text = all.seal(&mut vault).unwrap().render();
+        let id = all.profiles[0].password_ref.clone().unwrap();
+
+        // This run the password's store is away: an empty vault elsewhere.
+        let mut away = Vault::file_only(dir.path().join("elsewhere.json"), FileWhy::Asked);
+        let mut loaded = Profiles::parse(&text).unwrap();
+        let found = loaded.unseal(&away);
+        assert_eq!(found.missing.len(), 1);
+        assert!(loaded.profiles[0].password_unread);
+        // Another profile is edited and everything saved, twice.
+        loaded.profiles[1].client_id = "edited".into();
+        let saved = loaded.seal(&mut away).unwrap();
+        loaded.seal(&mut away).unwrap();
+        assert_eq!(saved.profiles[0].password_ref.as_deref(), Some(id.as_str()));
+        // The store is back: the password is there, under the same reference.
+        let mut again = Profiles::parse(&saved.render()).unwrap();
+        assert_eq!(again.unseal(&vault), Unsealed::default());
+        assert_eq!(
+            again.profiles[0].password.as_ref().unwrap().expose(),
+            "hunter2"
+        );
     }
 }
