@@ -136,7 +136,7 @@ fn overview_shows_live_sandbox_and_device_obeys_a_click() {
     );
     h.get_by_label("Devices online");
 
-    // Clicking "Toggle LED" publishes a command; the simulated device answers with its state.
+    // Clicking "Toggle LED" sends the LED command; the simulated device answers with its state.
     h.get_by_label("Toggle LED").click();
     step_until(&mut h, 30, "device answer shown", |h| {
         h.state()
@@ -147,6 +147,11 @@ fn overview_shows_live_sandbox_and_device_obeys_a_click() {
             .is_some_and(|s| s.contains(r#""led":"on""#))
     });
     h.get_by_label("Last answer");
+    // The card sent it as the Devices panel does: the roster's LED template, its
+    // acknowledgement awaited and shown.
+    step_until(&mut h, 10, "the acknowledgement on the card", |h| {
+        h.query_by_label_contains("acknowledged in").is_some()
+    });
     // The state answer (only it has `interval_ms`) is drawn: on the card and in the list.
     assert!(
         h.query_all_by_label_contains(r#""interval_ms":1000,"led":"on""#)

@@ -196,6 +196,34 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Answers the command's reply, if it has one, with `why` instead of running it.
+    pub fn refuse(self, why: &str) {
+        match self {
+            Command::InspectFolder { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::RelayApply { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::NginxExport { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::InspectCert { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::CertInspect { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::CertFetch { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::CertRepair { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::PickFiles { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::RunChecks { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::ChecksHistory { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::FindRetained { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::ClearRetained { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::ExportMessages { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::ExportText { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::ConnectProfile { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::DeviceSend { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::RunFlow { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::SimulateStart { reply, .. } => reply.send(Err(why.to_owned())),
+            Command::SaveCheckReport { reply, .. } => reply.send(Err(why.to_owned())),
+            _ => {}
+        }
+    }
+}
+
 /// What the Checks panel asks for.
 #[derive(Debug, Clone, Default)]
 pub struct ChecksJob {
@@ -325,8 +353,21 @@ pub struct Busy;
 
 impl BackendHandle {
     /// Queues a command without blocking.
+    /// Queues `cmd`. A full queue (or a stopped backend) answers the command's reply at once
+    /// with why, so the panel that waits says "busy" rather than a vague "no answer".
     pub fn send(&self, cmd: Command) -> Result<(), Busy> {
-        self.commands.try_send(cmd).map_err(|_| Busy)
+        use tokio::sync::mpsc::error::TrySendError;
+        match self.commands.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(cmd)) => {
+                cmd.refuse("the backend is busy with earlier requests; try again in a moment");
+                Err(Busy)
+            }
+            Err(TrySendError::Closed(cmd)) => {
+                cmd.refuse("the backend has stopped");
+                Err(Busy)
+            }
+        }
     }
 
     /// Drains queued events until the queue is empty or `budget` is spent. Returns whether
@@ -1722,4 +1763,43 @@ pub fn inspect_folder(path: &Path) -> Result<FolderReport, String> {
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full command queue is said as busy to the panel waiting for the answer; a stopped
+    /// backend as stopped.
+    #[test]
+    fn a_full_queue_answers_busy_and_a_closed_one_stopped() {
+        let (tx, rx) = mpsc::channel(1);
+        let (_ev_tx, ev_rx) = mpsc::channel(1);
+        let (_st_tx, st_rx) = watch::channel(BackendStatus::default());
+        let handle = BackendHandle::from_parts(tx, ev_rx, st_rx);
+        handle.send(Command::RelayStop).unwrap();
+        let (mut req, reply) = Requested::<Vec<String>, String>::new(None);
+        assert!(
+            handle
+                .send(Command::SimulateStart { count: 1, reply })
+                .is_err()
+        );
+        let said = req.poll().cloned();
+        assert!(
+            matches!(&said, Some(Err(e)) if e.contains("busy")),
+            "{said:?}"
+        );
+        drop(rx);
+        let (mut req, reply) = Requested::<Vec<String>, String>::new(None);
+        assert!(
+            handle
+                .send(Command::SimulateStart { count: 1, reply })
+                .is_err()
+        );
+        let said = req.poll().cloned();
+        assert!(
+            matches!(&said, Some(Err(e)) if e.contains("stopped")),
+            "{said:?}"
+        );
+    }
 }

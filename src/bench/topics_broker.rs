@@ -16,7 +16,7 @@ pub(super) async fn start(
     dropped: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let (host, port) = crate::simulate_cli::broker_target(url).map_err(|e| anyhow::anyhow!(e))?;
+    let (host, port) = crate::mqtt::broker_target(url).map_err(|e| anyhow::anyhow!(e))?;
     // The subscriber is the console's own MQTT worker, with a sink like the backend's: every
     // message goes to the bounded queue or is counted as dropped, never waited for.
     let (state, mut connected) = tokio::sync::watch::channel(crate::mqtt::ConnState::Idle);

@@ -166,6 +166,29 @@ pub fn describe_error(target: &str, e: &rumqttc::ConnectionError) -> L10n {
     }
 }
 
+/// `mqtt://host:port`, `tcp://host:port` or `host:port` (port 1883 when left out).
+pub fn broker_target(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .trim()
+        .strip_prefix("mqtt://")
+        .or_else(|| url.trim().strip_prefix("tcp://"))
+        .unwrap_or(url.trim());
+    if url.contains("://") && !(url.starts_with("mqtt://") || url.starts_with("tcp://")) {
+        return Err(format!(
+            "{url}: the simulator speaks plain MQTT over TCP like PubSubClient (mqtt://HOST:PORT)"
+        ));
+    }
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((h, p)) => Ok((
+            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            p.parse().map_err(|_| format!("{url}: bad port {p}"))?,
+        )),
+        None if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
+        None => Err(format!("{url}: no host")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -494,31 +494,7 @@ impl DevicesPanel {
                         .color(tokens::MUTED),
                 );
                 ui.label(RichText::new(&e.what).monospace());
-                match e.outcome.poll() {
-                    None => {
-                        ui.spinner();
-                        ui.label(t.devices_pending);
-                    }
-                    Some(Ok(Outcome::Acknowledged { latency, payload })) => {
-                        ui.colored_label(
-                            tokens::OK,
-                            fill(t.devices_acked, &[&latency.as_millis()]),
-                        )
-                        .on_hover_text(payload.as_str());
-                    }
-                    Some(Ok(Outcome::TimedOut { after })) => {
-                        ui.colored_label(
-                            tokens::BAD,
-                            fill(t.devices_timed_out, &[&after.as_secs()]),
-                        );
-                    }
-                    Some(Ok(Outcome::Sent)) => {
-                        ui.label(t.devices_sent);
-                    }
-                    Some(Err(err)) => {
-                        ui.colored_label(tokens::BAD, err.as_str());
-                    }
-                }
+                outcome_ui(ui, t, &mut e.outcome);
             });
         }
         if shown == 0 {
@@ -688,6 +664,29 @@ impl DevicesPanel {
                 ui.colored_label(tokens::BAD, e.as_str());
             }
             None => {}
+        }
+    }
+}
+
+/// How a device command went: waiting, acknowledged (how fast), timed out, sent, refused.
+pub(super) fn outcome_ui(ui: &mut egui::Ui, t: &Tr, outcome: &mut Requested<Outcome, String>) {
+    match outcome.poll() {
+        None => {
+            ui.spinner();
+            ui.label(t.devices_pending);
+        }
+        Some(Ok(Outcome::Acknowledged { latency, payload })) => {
+            ui.colored_label(tokens::OK, fill(t.devices_acked, &[&latency.as_millis()]))
+                .on_hover_text(payload.as_str());
+        }
+        Some(Ok(Outcome::TimedOut { after })) => {
+            ui.colored_label(tokens::BAD, fill(t.devices_timed_out, &[&after.as_secs()]));
+        }
+        Some(Ok(Outcome::Sent)) => {
+            ui.label(t.devices_sent);
+        }
+        Some(Err(err)) => {
+            ui.colored_label(tokens::BAD, err.as_str());
         }
     }
 }

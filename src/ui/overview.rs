@@ -5,13 +5,16 @@ use egui_plot::{Line, Plot};
 
 use super::i18n::{Tr, fill};
 use super::tokens;
-use crate::backend::{Command, SandboxState};
-use crate::devices::DeviceTopics;
+use crate::backend::{Command, Requested, SandboxState};
+use crate::devices::commands::Outcome;
 use crate::model::live::{DEVICE_PREFIX, DeviceView};
 use crate::model::{Action, LiveModel};
 
 #[derive(Default)]
-pub struct OverviewPanel {}
+pub struct OverviewPanel {
+    /// Per device: the last command its card sent and how it went.
+    last: std::collections::BTreeMap<String, (&'static str, Requested<Outcome, String>)>,
+}
 
 impl OverviewPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec<Action>) {
@@ -80,7 +83,10 @@ impl OverviewPanel {
 
         ui.horizontal_wrapped(|ui| {
             for (id, dev) in &live.devices {
-                device_card_ui(ui, t, id, dev, actions);
+                let last = self.last.get_mut(id);
+                if let Some(sent) = device_card_ui(ui, t, id, dev, live, last, actions) {
+                    self.last.insert(id.clone(), sent);
+                }
             }
         });
         ui.add_space(6.0);
@@ -119,13 +125,19 @@ fn stat_ui(ui: &mut egui::Ui, label: &str, value: &str) {
     });
 }
 
+/// A device's card; its buttons send the roster's templates (the built-in ESP8266 ones for
+/// a device not in the roster) through the same path as the Devices panel, acknowledgement
+/// awaited. Returns the command just sent, to remember.
 fn device_card_ui(
     ui: &mut egui::Ui,
     t: &Tr,
     id: &str,
     dev: &DeviceView,
+    live: &LiveModel,
+    last: Option<&mut (&'static str, Requested<Outcome, String>)>,
     actions: &mut Vec<Action>,
-) {
+) -> Option<(&'static str, Requested<Outcome, String>)> {
+    let mut sent = None;
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.set_width(tokens::CARD_WIDTH * 1.6);
         ui.vertical(|ui| {
@@ -176,32 +188,68 @@ fn device_card_ui(
                 });
             }
             ui.horizontal(|ui| {
-                let topics = DeviceTopics::new(DEVICE_PREFIX, id);
-                let mut send = |payload: &str| {
-                    actions.push(Action::Backend(Command::Publish {
-                        topic: topics.cmd.clone(),
-                        payload: payload.as_bytes().to_vec(),
-                        qos: rumqttc::QoS::AtLeastOnce,
-                        retain: false,
-                        props: None,
-                    }));
-                };
                 let online = dev.online == Some(true);
+                let mut clicked = None;
                 if ui
                     .add_enabled(online, egui::Button::new(t.led_toggle))
                     .clicked()
                 {
-                    send(r#"{"led":"toggle"}"#);
+                    clicked = Some((t.led_toggle, "LED", vec![("state", "toggle")]));
                 }
                 if ui
                     .add_enabled(online, egui::Button::new(t.reboot))
                     .clicked()
                 {
-                    send(r#"{"reboot":true}"#);
+                    clicked = Some((t.reboot, "Reboot", Vec::new()));
+                }
+                if let Some((label, template, values)) = clicked {
+                    let values = values
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect();
+                    sent = Some(match device_command(live, id, template, &values) {
+                        Ok(cmd) => {
+                            let (req, reply) = Requested::new(super::picker::waker(ui));
+                            actions.push(Action::Backend(Command::DeviceSend {
+                                cmd: Box::new(cmd),
+                                reply,
+                            }));
+                            (label, req)
+                        }
+                        Err(e) => (label, Requested::Done(Err(e))),
+                    });
+                }
+                if let Some((label, outcome)) = last {
+                    ui.label(RichText::new(*label).color(tokens::MUTED));
+                    super::devices::outcome_ui(ui, t, outcome);
                 }
             });
         });
     });
+    sent
+}
+
+/// The roster's template `name` for this device (the built-in ESP8266 one when the device or
+/// the template is not in the roster), filled.
+fn device_command(
+    live: &LiveModel,
+    id: &str,
+    name: &str,
+    values: &std::collections::BTreeMap<String, String>,
+) -> Result<crate::devices::commands::Prepared, String> {
+    use crate::devices::config::{DeviceDef, esp8266_templates};
+    let config = &live.roster.config;
+    let def = config
+        .device(id)
+        .cloned()
+        .unwrap_or_else(|| DeviceDef::esp8266(id, DEVICE_PREFIX));
+    let builtin = esp8266_templates();
+    let template = config
+        .templates_for(&def.kind)
+        .find(|t| t.name == name)
+        .or_else(|| builtin.iter().find(|t| t.name == name))
+        .ok_or_else(|| format!("no \"{name}\" command for {id}"))?;
+    crate::devices::commands::prepare(template, &def, values)
 }
 
 fn recent_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel) {

@@ -1,5 +1,11 @@
 //! Command line: `mpbridge` opens the console; subcommands run headless.
 
+pub mod cert;
+pub mod check;
+pub mod profiles;
+pub mod relay;
+pub mod simulate;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,12 +100,12 @@ pub enum Cmd {
     #[command(subcommand)]
     Bench(BenchCmd),
     /// Simulated ESP8266 devices (PubSubClient behaviour) against a broker.
-    Simulate(crate::simulate_cli::SimulateArgs),
+    Simulate(simulate::SimulateArgs),
     /// Mini Program compliance checks: probe an endpoint as WeChat would.
-    Check(crate::check_cli::CheckArgs),
+    Check(check::CheckArgs),
     /// Certificates: inspect files, fetch a server's chain, repair a fullchain.
     #[command(subcommand)]
-    Cert(crate::cert_cli::CertCmd),
+    Cert(cert::CertCmd),
     /// The saved broker profiles and where their passwords are kept; moves plain-text
     /// passwords an older version left in profiles.json into the credential store.
     Profiles {
@@ -321,7 +327,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             worker_on,
         }) => {
             let _log = crate::logging::init(config.log_level, Some(&paths.log_dir()), true);
-            let code = rt.block_on(crate::relay_cli::run(&file, workers, worker_on))?;
+            let code = rt.block_on(relay::run(&file, workers, worker_on))?;
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
@@ -422,14 +428,14 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         }
         Some(Cmd::Simulate(args)) => {
             let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
-            let code = crate::simulate_cli::run(args, &rt);
+            let code = simulate::run(args, &rt);
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
         Some(Cmd::Check(args)) => {
             let zh =
                 lang.unwrap_or(config.language.unwrap_or_else(Language::from_os)) == Language::ZhCn;
-            let code = crate::check_cli::run(args, zh, &rt);
+            let code = check::run(args, zh, &rt);
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
@@ -438,7 +444,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             // lines would only repeat CERT-TRUST.
             let zh =
                 lang.unwrap_or(config.language.unwrap_or_else(Language::from_os)) == Language::ZhCn;
-            let code = crate::cert_cli::run(cmd, zh, &rt);
+            let code = cert::run(cmd, zh, &rt);
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
@@ -464,7 +470,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Cmd::Broker(_)) => Ok(ExitCode::from(2)),
-        Some(Cmd::Profiles { json }) => Ok(crate::profiles_cli::run(&paths, json)),
+        Some(Cmd::Profiles { json }) => Ok(profiles::run(&paths, json)),
         Some(Cmd::NginxConfig { config: file }) => {
             let cfg = crate::relay::RelayConfig::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
             print!("{}", crate::relay::nginx::render(&cfg));
@@ -558,7 +564,7 @@ async fn terminated() {
 
 /// The window's icon (the packages install the same picture for the desktop).
 fn window_icon() -> egui::IconData {
-    eframe::icon_data::from_png_bytes(include_bytes!("../assets/icons/mpbridge-128.png"))
+    eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icons/mpbridge-128.png"))
         .unwrap_or_default()
 }
 

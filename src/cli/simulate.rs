@@ -38,29 +38,6 @@ pub struct SimulateArgs {
     json: bool,
 }
 
-/// `mqtt://host:port`, `tcp://host:port` or `host:port` (port 1883 when left out).
-pub fn broker_target(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .trim()
-        .strip_prefix("mqtt://")
-        .or_else(|| url.trim().strip_prefix("tcp://"))
-        .unwrap_or(url.trim());
-    if url.contains("://") && !(url.starts_with("mqtt://") || url.starts_with("tcp://")) {
-        return Err(format!(
-            "{url}: the simulator speaks plain MQTT over TCP like PubSubClient (mqtt://HOST:PORT)"
-        ));
-    }
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((h, p)) => Ok((
-            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-            p.parse().map_err(|_| format!("{url}: bad port {p}"))?,
-        )),
-        None if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
-        None => Err(format!("{url}: no host")),
-    }
-}
-
 pub fn run(args: SimulateArgs, rt: &tokio::runtime::Runtime) -> ExitCode {
     match rt.block_on(run_inner(args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,7 +60,7 @@ async fn run_inner(a: SimulateArgs) -> Result<(), String> {
             return Err(format!("{name} must be a number of seconds"));
         }
     }
-    let (host, port) = broker_target(&a.broker)?;
+    let (host, port) = crate::mqtt::broker_target(&a.broker)?;
     let addr = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
@@ -146,19 +123,18 @@ async fn run_inner(a: SimulateArgs) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::broker_target;
 
     #[test]
     fn targets() {
         assert_eq!(
-            broker_target("mqtt://127.0.0.1:1883"),
+            crate::mqtt::broker_target("mqtt://127.0.0.1:1883"),
             Ok(("127.0.0.1".into(), 1883))
         );
         assert_eq!(
-            broker_target("broker.local"),
+            crate::mqtt::broker_target("broker.local"),
             Ok(("broker.local".into(), 1883))
         );
-        assert!(broker_target("wss://a:1/mqtt").is_err());
-        assert!(broker_target("mqtt://a:x").is_err());
+        assert!(crate::mqtt::broker_target("wss://a:1/mqtt").is_err());
+        assert!(crate::mqtt::broker_target("mqtt://a:x").is_err());
     }
 }
