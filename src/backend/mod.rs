@@ -1778,28 +1778,17 @@ mod tests {
         let (_st_tx, st_rx) = watch::channel(BackendStatus::default());
         let handle = BackendHandle::from_parts(tx, ev_rx, st_rx);
         handle.send(Command::RelayStop).unwrap();
-        let (mut req, reply) = Requested::<Vec<String>, String>::new(None);
-        assert!(
-            handle
-                .send(Command::SimulateStart { count: 1, reply })
-                .is_err()
-        );
-        let said = req.poll().cloned();
-        assert!(
-            matches!(&said, Some(Err(e)) if e.contains("busy")),
-            "{said:?}"
-        );
+        let answer = |handle: &BackendHandle| {
+            let (mut req, reply) = Requested::<Vec<String>, String>::new(None);
+            let sent = handle.send(Command::SimulateStart { count: 1, reply });
+            assert!(sent.is_err());
+            match req.poll() {
+                Some(Err(e)) => e.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(answer(&handle).contains("busy"));
         drop(rx);
-        let (mut req, reply) = Requested::<Vec<String>, String>::new(None);
-        assert!(
-            handle
-                .send(Command::SimulateStart { count: 1, reply })
-                .is_err()
-        );
-        let said = req.poll().cloned();
-        assert!(
-            matches!(&said, Some(Err(e)) if e.contains("stopped")),
-            "{said:?}"
-        );
+        assert!(answer(&handle).contains("stopped"));
     }
 }

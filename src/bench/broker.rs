@@ -94,17 +94,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             pid: mosq.child.id(),
         },
     ];
-    let version = Command::new(program("mosquitto"))
-        .arg("-h")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
+    let version = super::procs::mosquitto_version();
     println!(
         "embedded = mpbridge broker (rmqtt, pid {}) · reference = {version} (pid {})",
         targets[0].pid, targets[1].pid

@@ -68,6 +68,37 @@ pub(super) fn require_mosquitto() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first line of `mosquitto -h` ("mosquitto version 2.0.11"); empty when it is absent.
+pub(super) fn mosquitto_version() -> String {
+    Command::new(program("mosquitto"))
+        .arg("-h")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(|l| l.trim().to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// A throwaway CA for a bench: its certificate in `dir/ca.pem`, and the issuer for leaves.
+pub(super) fn test_ca(
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<(std::path::PathBuf, rcgen::Issuer<'static, rcgen::KeyPair>)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key)?;
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, cert.pem())?;
+    Ok((path, Issuer::new(params, key)))
+}
+
 pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

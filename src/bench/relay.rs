@@ -60,24 +60,16 @@ struct Pki {
 }
 
 fn make_pki(dir: &Path) -> anyhow::Result<Pki> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "mpbridge bench CA");
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    use rcgen::{CertificateParams, KeyPair};
+    let (ca, issuer) = super::procs::test_ca(dir, "mpbridge bench CA")?;
     let key = KeyPair::generate()?;
     let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?
         .signed_by(&key, &issuer)?;
     let p = Pki {
-        ca: dir.join("ca.pem"),
+        ca,
         chain: dir.join("chain.pem"),
         key: dir.join("key.pem"),
     };
-    std::fs::write(&p.ca, ca_cert.pem())?;
     std::fs::write(&p.chain, leaf.pem())?;
     std::fs::write(&p.key, key.serialize_pem())?;
     Ok(p)
@@ -589,18 +581,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         bail!("no target left to measure (--targets relay-ws,relay-tcp,nginx,direct)");
     }
 
-    let mosq_version = Command::new(program("mosquitto"))
-        .arg("-h")
-        .output()
-        .ok()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_owned()
-        })
-        .unwrap_or_default();
+    let mosq_version = super::procs::mosquitto_version();
     println!(
         "mpbridge bench relay — {} cores · {} · nginx {} · {:.0} s per measurement",
         std::thread::available_parallelism()

@@ -268,21 +268,12 @@ struct Pki {
 
 impl Pki {
     fn new(dir: &Path) -> anyhow::Result<Self> {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-        let ca_key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "mpbridge soak CA");
-        let ca_cert = params.self_signed(&ca_key)?;
-        let ca = dir.join("ca.pem");
-        std::fs::write(&ca, ca_cert.pem())?;
+        let (ca, issuer) = super::procs::test_ca(dir, "mpbridge soak CA")?;
         let mut pki = Pki {
             ca,
             chain: dir.join("chain.pem"),
             key: dir.join("key.pem"),
-            issuer: Issuer::new(params, ca_key),
+            issuer,
             serial: 0,
         };
         pki.rotate()?;
@@ -853,17 +844,7 @@ pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    r.broker = Command::new(program("mosquitto"))
-        .arg("-h")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .map(|l| l.trim().to_owned())
-        })
-        .unwrap_or_else(|| "mosquitto".into());
+    r.broker = super::procs::mosquitto_version();
     drop(mosq);
     Ok(r)
 }
