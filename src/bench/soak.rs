@@ -625,192 +625,136 @@ async fn wait_live(stats: &Stats, n: usize, within: Duration) -> usize {
     stats.live.load(Ordering::Relaxed)
 }
 
-pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
-    require_mosquitto()?;
-    let dir = tempfile::tempdir()?;
-    let mut pki = Pki::new(dir.path())?;
-    let tls = Arc::new(crate::relay::tls::client_config_with_roots(&[&pki.ca])?);
+/// What the relay part runs: mosquitto (sessions on disk), the relay in front of it with its
+/// default limits, and the certificate files it serves.
+struct Rig {
+    pki: Pki,
+    tls: Arc<rustls::ClientConfig>,
+    conf: PathBuf,
+    ws_port: u16,
+    /// `None` only while it restarts.
+    mosq: Option<Proc>,
+    _relay: Proc,
+    relay_pid: u32,
+    addr: SocketAddr,
+    /// Last, so the processes are gone before their folder is.
+    _dir: tempfile::TempDir,
+}
 
-    // mosquitto: plain WebSockets for the relay, sessions kept on disk across restarts
-    // (`user root` keeps a root run from dropping to a user who cannot write the folder; it
-    // means nothing otherwise). mosquitto 2.0 will not start a WebSocket listener alone, so a
-    // TCP one comes first.
-    let (tcp_port, ws_port) = (free_port()?, free_port()?);
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "user root\nper_listener_settings false\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 100000\nset_tcp_nodelay true\nlog_dest none\nlistener {tcp_port} 127.0.0.1\nlistener {ws_port} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n",
-            dir.path().display()
-        ),
-    )?;
-    let mut mosq = mosquitto(&conf)?;
-    wait_listening(ws_port, "mosquitto")?;
+impl Rig {
+    fn start() -> anyhow::Result<Rig> {
+        require_mosquitto()?;
+        let dir = tempfile::tempdir()?;
+        let pki = Pki::new(dir.path())?;
+        let tls = Arc::new(crate::relay::tls::client_config_with_roots(&[&pki.ca])?);
 
-    // The relay with its default limits; only addresses, files and the route are set.
-    let port = free_port()?;
-    let relay_conf = dir.path().join("relay.toml");
-    std::fs::write(
-        &relay_conf,
-        format!(
-            "[listen]\naddr = \"127.0.0.1:{port}\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"ws://127.0.0.1:{ws_port}/mqtt\"]\n",
-            pki.chain.display(),
-            pki.key.display()
-        ),
-    )?;
-    let child = Command::new(std::env::current_exe()?)
-        .args(["relay", "--config"])
-        .arg(&relay_conf)
-        .env("MPBRIDGE_LOG", "warn")
-        .env("MPBRIDGE_DATA_DIR", dir.path().join("data"))
-        .env("MPBRIDGE_CONFIG_DIR", dir.path().join("config"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let relay_pid = child.id();
-    let _relay = Proc {
-        name: "relay",
-        child,
-        stop: None,
-    };
-    wait_listening(port, "the relay")?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // mosquitto: plain WebSockets for the relay, sessions kept on disk across restarts
+        // (`user root` keeps a root run from dropping to a user who cannot write the folder;
+        // it means nothing otherwise). mosquitto 2.0 will not start a WebSocket listener
+        // alone, so a TCP one comes first.
+        let (tcp_port, ws_port) = (free_port()?, free_port()?);
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "user root\nper_listener_settings false\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 100000\nset_tcp_nodelay true\nlog_dest none\nlistener {tcp_port} 127.0.0.1\nlistener {ws_port} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n",
+                dir.path().display()
+            ),
+        )?;
+        let mosq = mosquitto(&conf)?;
+        wait_listening(ws_port, "mosquitto")?;
 
-    let stats = Arc::new(Stats::default());
-    let mut tasks = Vec::new();
-    for i in 0..opts.connections {
-        tasks.push(tokio::spawn(live(i, addr, tls.clone(), stats.clone())));
-        if i % 100 == 99 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // The relay with its default limits; only addresses, files and the route are set.
+        let port = free_port()?;
+        let relay_conf = dir.path().join("relay.toml");
+        std::fs::write(
+            &relay_conf,
+            format!(
+                "[listen]\naddr = \"127.0.0.1:{port}\"\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/mqtt\"\nupstream = [\"ws://127.0.0.1:{ws_port}/mqtt\"]\n",
+                pki.chain.display(),
+                pki.key.display()
+            ),
+        )?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(["relay", "--config"])
+            .arg(&relay_conf)
+            .env("MPBRIDGE_LOG", "warn")
+            .env("MPBRIDGE_DATA_DIR", dir.path().join("data"))
+            .env("MPBRIDGE_CONFIG_DIR", dir.path().join("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let relay_pid = child.id();
+        let relay = Proc {
+            name: "relay",
+            child,
+            stop: None,
+        };
+        wait_listening(port, "the relay")?;
+        Ok(Rig {
+            pki,
+            tls,
+            conf,
+            ws_port,
+            mosq: Some(mosq),
+            _relay: relay,
+            relay_pid,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        })
     }
-    let live_start = wait_live(&stats, opts.connections, Duration::from_secs(120)).await;
-    if live_start < opts.connections {
-        stats.stop_all.store(true, Ordering::Relaxed);
-        bail!(
-            "only {live_start} of {} live sessions opened within 120 s",
-            opts.connections
-        );
-    }
-    let url = format!("wss://127.0.0.1:{port}/mqtt");
-    let traffic = (0..opts.traffic)
-        .map(|i| start_traffic(i, &url, &pki.ca, opts.rate, stats.clone()))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let churner = tokio::spawn(churn(opts.churn, addr, tls.clone(), stats.clone()));
-    // The first sample under the full load (live sessions, churn, traffic), as the last one is.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_start = rss_kib(relay_pid);
-    let fds_start = fds(relay_pid);
-    let mut rss_max = rss_start;
-    // The schedule counts from here, once everything runs.
-    let started = Instant::now();
 
-    // The schedule: reloads, restarts, samples, until the time is up.
-    let soak_for = Duration::from_secs_f64(opts.secs.max(10.0));
-    let reload_every = Duration::from_secs_f64(opts.reload_every.max(1.0));
-    let restart_every = Duration::from_secs_f64(opts.restart_every.max(5.0));
-    let (mut next_reload, mut next_restart) = (started + reload_every, started + restart_every);
-    let (mut reloads_made, mut reloads_served, mut restarts) = (0u64, 0u64, 0u64);
-    let mut last_print = Instant::now();
-    while started.elapsed() < soak_for {
-        let now = Instant::now();
-        if now >= next_reload {
-            next_reload += reload_every;
-            reloads_made += 1;
-            let leaf = pki.rotate()?;
-            // The relay looks at its files every 2 s.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if served_leaf(addr, tls.clone()).await.as_deref() == Some(&leaf[..]) {
-                    reloads_served += 1;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    /// A new certificate on disk; whether the next handshakes serve it within 10 s (the relay
+    /// looks at its files every 2 s).
+    async fn reload(&mut self) -> anyhow::Result<bool> {
+        let leaf = self.pki.rotate()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if served_leaf(self.addr, self.tls.clone()).await.as_deref() == Some(&leaf[..]) {
+                return Ok(true);
             }
-        } else if now >= next_restart {
-            next_restart += restart_every;
-            restarts += 1;
-            stats.upstream_down.fetch_add(1, Ordering::Relaxed);
-            let from = Instant::now();
-            let index = {
-                let mut outages = stats.outages.lock().unwrap_or_else(|p| p.into_inner());
-                outages.push((from, None));
-                outages.len() - 1
-            };
-            let conf = conf.clone();
-            mosq = tokio::task::spawn_blocking(move || {
-                restart(&mut mosq, &conf, ws_port).map(|()| mosq)
-            })
-            .await??;
-            // Every session reconnects at once now; refusals in the next seconds still
-            // belong to the outage.
-            let stats2 = stats.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                if let Some(this) = stats2
-                    .outages
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_mut(index)
-                {
-                    this.1 = Some(Instant::now());
-                }
-                stats2.upstream_down.fetch_sub(1, Ordering::Relaxed);
-            });
-        } else {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        rss_max = rss_max.max(rss_kib(relay_pid));
-        if !opts.json && last_print.elapsed() >= Duration::from_secs(60) {
-            last_print = Instant::now();
-            eprintln!(
-                "  {:>5.0} s: {} live, relay {:.1} MiB, {} descriptors, {} churned, {} reloads, {} restarts",
-                started.elapsed().as_secs_f64(),
-                stats.live.load(Ordering::Relaxed),
-                rss_kib(relay_pid) as f64 / 1024.0,
-                fds(relay_pid),
-                stats.churn_done.load(Ordering::Relaxed),
-                reloads_made,
-                restarts
-            );
-        }
+        Ok(false)
     }
 
-    // The end: the last outage over and every live session back, the last sample under the
-    // same load as the first, then the load stops.
-    while stats.upstream_down.load(Ordering::Relaxed) > 0 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    /// mosquitto stopped and started again, the outage recorded; refusals in the 10 s after it
+    /// listens again still belong to it (every session reconnects at once).
+    async fn restart_upstream(&mut self, stats: &Arc<Stats>) -> anyhow::Result<()> {
+        stats.upstream_down.fetch_add(1, Ordering::Relaxed);
+        let index = {
+            let mut outages = stats.outages.lock().unwrap_or_else(|p| p.into_inner());
+            outages.push((Instant::now(), None));
+            outages.len() - 1
+        };
+        let (conf, port) = (self.conf.clone(), self.ws_port);
+        let Some(mut mosq) = self.mosq.take() else {
+            bail!("mosquitto is already restarting");
+        };
+        self.mosq = Some(
+            tokio::task::spawn_blocking(move || restart(&mut mosq, &conf, port).map(|()| mosq))
+                .await??,
+        );
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            if let Some(this) = stats
+                .outages
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(index)
+            {
+                this.1 = Some(Instant::now());
+            }
+            stats.upstream_down.fetch_sub(1, Ordering::Relaxed);
+        });
+        Ok(())
     }
-    let live_end = wait_live(&stats, opts.connections, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_end = rss_kib(relay_pid);
-    let fds_end = fds(relay_pid);
-    rss_max = rss_max.max(rss_end);
-    let secs = started.elapsed().as_secs_f64();
-    stats.stop_load.store(true, Ordering::Relaxed);
-    churner.await.ok();
+}
 
-    // Every QoS 1 message published must come back (30 s to drain).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline && !traffic.iter().all(|t| t.delivered_all()) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut r = RelaySoak {
-        secs,
-        connections: opts.connections,
-        live_start,
-        live_end,
-        rss_start_kib: rss_start,
-        rss_end_kib: rss_end,
-        rss_max_kib: rss_max,
-        fds_start,
-        fds_end,
-        reloads_made,
-        reloads_served,
-        restarts,
-        ..Default::default()
-    };
-    for t in &traffic {
+/// Every QoS 1 number published, found back or lost (and where), and the counters.
+fn tally(r: &mut RelaySoak, traffic: &[Arc<Traffic>], stats: &Stats) {
+    for t in traffic {
         let sent = t.sent_at.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let seen = t.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         r.published += sent.len() as u64;
@@ -827,11 +771,6 @@ pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
                 }
             }
         }
-        t.client.try_disconnect().ok();
-    }
-    stats.stop_all.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     r.churn_attempted = stats.churn_attempted.load(Ordering::Relaxed);
     r.churn_done = stats.churn_done.load(Ordering::Relaxed);
@@ -844,7 +783,106 @@ pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+}
+
+pub async fn relay(opts: &SoakOptions) -> anyhow::Result<RelaySoak> {
+    let mut rig = Rig::start()?;
+    let (addr, tls, relay_pid) = (rig.addr, rig.tls.clone(), rig.relay_pid);
+    let stats = Arc::new(Stats::default());
+    let mut tasks = Vec::new();
+    for i in 0..opts.connections {
+        tasks.push(tokio::spawn(live(i, addr, tls.clone(), stats.clone())));
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let live_start = wait_live(&stats, opts.connections, Duration::from_secs(120)).await;
+    if live_start < opts.connections {
+        stats.stop_all.store(true, Ordering::Relaxed);
+        bail!(
+            "only {live_start} of {} live sessions opened within 120 s",
+            opts.connections
+        );
+    }
+    let url = format!("wss://127.0.0.1:{}/mqtt", addr.port());
+    let traffic = (0..opts.traffic)
+        .map(|i| start_traffic(i, &url, &rig.pki.ca, opts.rate, stats.clone()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let churner = tokio::spawn(churn(opts.churn, addr, tls.clone(), stats.clone()));
+    // The first sample under the full load (live sessions, churn, traffic), as the last one is.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut r = RelaySoak {
+        connections: opts.connections,
+        live_start,
+        rss_start_kib: rss_kib(relay_pid),
+        fds_start: fds(relay_pid),
+        ..Default::default()
+    };
+    r.rss_max_kib = r.rss_start_kib;
+
+    // The schedule counts from here, once everything runs: reloads, restarts, samples.
+    let started = Instant::now();
+    let soak_for = Duration::from_secs_f64(opts.secs.max(10.0));
+    let reload_every = Duration::from_secs_f64(opts.reload_every.max(1.0));
+    let restart_every = Duration::from_secs_f64(opts.restart_every.max(5.0));
+    let (mut next_reload, mut next_restart) = (started + reload_every, started + restart_every);
+    let mut last_print = Instant::now();
+    while started.elapsed() < soak_for {
+        let now = Instant::now();
+        if now >= next_reload {
+            next_reload += reload_every;
+            r.reloads_made += 1;
+            r.reloads_served += u64::from(rig.reload().await?);
+        } else if now >= next_restart {
+            next_restart += restart_every;
+            r.restarts += 1;
+            rig.restart_upstream(&stats).await?;
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        r.rss_max_kib = r.rss_max_kib.max(rss_kib(relay_pid));
+        if !opts.json && last_print.elapsed() >= Duration::from_secs(60) {
+            last_print = Instant::now();
+            eprintln!(
+                "  {:>5.0} s: {} live, relay {:.1} MiB, {} descriptors, {} churned, {} reloads, {} restarts",
+                started.elapsed().as_secs_f64(),
+                stats.live.load(Ordering::Relaxed),
+                rss_kib(relay_pid) as f64 / 1024.0,
+                fds(relay_pid),
+                stats.churn_done.load(Ordering::Relaxed),
+                r.reloads_made,
+                r.restarts
+            );
+        }
+    }
+
+    // The end: the last outage over and every live session back, the last sample under the
+    // same load as the first, then the load stops.
+    while stats.upstream_down.load(Ordering::Relaxed) > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    r.live_end = wait_live(&stats, opts.connections, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    r.rss_end_kib = rss_kib(relay_pid);
+    r.fds_end = fds(relay_pid);
+    r.rss_max_kib = r.rss_max_kib.max(r.rss_end_kib);
+    r.secs = started.elapsed().as_secs_f64();
+    stats.stop_load.store(true, Ordering::Relaxed);
+    churner.await.ok();
+
+    // Every QoS 1 message published must come back (30 s to drain).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !traffic.iter().all(|t| t.delivered_all()) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tally(&mut r, &traffic, &stats);
+    for t in &traffic {
+        t.client.try_disconnect().ok();
+    }
+    stats.stop_all.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
     r.broker = super::procs::mosquitto_version();
-    drop(mosq);
     Ok(r)
 }
