@@ -779,6 +779,9 @@ fn cli_inspect_json_exit_codes_language_and_repair() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        // The folder it made for the key is private too.
+        let mode = std::fs::metadata(&out_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
     let r = inspect(
         &[out_dir.join("fullchain.pem")],

@@ -46,13 +46,22 @@ pub fn fullchain_pem(opened: &Opened, order: &[usize]) -> String {
 }
 
 /// Writes `fullchain.pem` and, when the plan has the leaf's key, `privkey.pem` (mode 0600)
-/// into `dir`, each atomically.
+/// into `dir` (created 0700 when it holds a key), each atomically.
 pub fn write(opened: &Opened, plan: &RepairPlan, dir: &Path) -> Result<Written, String> {
     let (order, key) = match plan {
         RepairPlan::Ready { order, key, .. } => (order, key),
         RepairPlan::Impossible { reason } => return Err(reason.en.clone()),
     };
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // A folder this creates for a private key is the user's alone (0700); an existing one is
+    // the user's choice and left as it is.
+    let created = if dir.exists() {
+        Ok(())
+    } else if key.is_some() {
+        crate::config::store::private_dir(dir)
+    } else {
+        std::fs::create_dir_all(dir)
+    };
+    created.map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let fullchain = dir.join("fullchain.pem");
     write_atomic(&fullchain, fullchain_pem(opened, order).as_bytes(), false)?;
     let key_path = match key.and_then(|k| opened.keys.get(k)) {
