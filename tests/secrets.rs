@@ -24,12 +24,7 @@ impl SecretService {
     fn start() -> Self {
         for tool in ["dbus-daemon", "gnome-keyring-daemon", "secret-tool"] {
             assert!(
-                Command::new("sh")
-                    .args(["-c", &format!("command -v {tool}")])
-                    .stdout(Stdio::null())
-                    .status()
-                    .unwrap()
-                    .success(),
+                mpbridge::bench::program(tool).is_absolute(),
                 "{tool} is not installed (.ci/install-deps installs dbus, gnome-keyring and libsecret-tools)"
             );
         }

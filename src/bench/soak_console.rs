@@ -146,7 +146,7 @@ pub(super) fn run(opts: &SoakOptions, rt: &tokio::runtime::Runtime) -> anyhow::R
     let started = Instant::now();
     let frame = |app: &mut ConsoleApp, frames: &mut Frames| {
         frames.draw(started, |ui| {
-            app.pump(&ui.ctx().clone());
+            app.pump(ui.ctx());
             app.frame_ui(ui);
         });
     };
