@@ -949,7 +949,7 @@ fn qos1_and_qos2_published_while_the_broker_is_down_arrive_after_it_returns() {
     ] {
         h.state()
             .backend()
-            .send(mpbridge::backend::Command::Publish {
+            .send(mpbridge::backend::ConnCmd::Publish {
                 topic: "queue/job".into(),
                 payload: payload.as_bytes().to_vec(),
                 qos,

@@ -2,8 +2,8 @@
 //! the Topics and Devices panels publish through and show). Switching the active connection
 //! keeps the others running; their messages keep arriving, tagged with their id.
 
+use super::connections::Route;
 use crate::mqtt::ConnState;
-use crate::mqtt::profile::Profile;
 use crate::mqtt::worker::Worker;
 
 /// Names one connection for the life of the console (never reused).
@@ -30,9 +30,8 @@ pub(super) struct Conn {
     pub id: ConnId,
     pub label: String,
     pub worker: Worker,
-    /// The sandbox connection's transport (for second connections to the same place).
-    pub target: Option<super::Target>,
-    pub profile: Option<Profile>,
+    /// Where a second connection to the same broker goes.
+    pub route: Route,
 }
 
 #[derive(Default)]

@@ -50,6 +50,17 @@ impl<T, E> Requested<T, E> {
             Requested::Pending(_) => None,
         }
     }
+
+    /// Waits for the answer (for the backend's own tasks and tests; the UI polls).
+    pub async fn wait(self) -> Result<T, E>
+    where
+        E: From<Abandoned>,
+    {
+        match self {
+            Requested::Pending(rx) => rx.await.unwrap_or_else(|_| Err(E::from(Abandoned))),
+            Requested::Done(r) => r,
+        }
+    }
 }
 
 /// The backend dropped the request without answering (it is shutting down).

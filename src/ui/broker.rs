@@ -6,7 +6,7 @@ use egui::RichText;
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::backend::{Command, Requested};
+use crate::backend::{ConnCmd, FileCmd, Requested};
 use crate::config::Secret;
 use crate::config::secrets::{FileWhy, OsStore, VaultKind};
 use crate::model::{Action, LiveModel, ProfilesEdit};
@@ -149,7 +149,7 @@ impl BrokerPanel {
                 ui.colored_label(tokens::BAD, error.get(t.zh()));
             }
             if ui.button(t.broker_disconnect).clicked() {
-                actions.push(Action::Backend(Command::DisconnectBroker));
+                actions.push(Action::Backend(ConnCmd::Disconnect.into()));
             }
             let sandbox = matches!(
                 live.status.sandbox,
@@ -159,7 +159,7 @@ impl BrokerPanel {
                 .add_enabled(sandbox, egui::Button::new(t.broker_sandbox))
                 .clicked()
             {
-                actions.push(Action::Backend(Command::ConnectSandbox));
+                actions.push(Action::Backend(ConnCmd::ConnectSandbox.into()));
             }
             match self.connecting.as_mut().map(|r| r.poll()) {
                 Some(Some(Ok((conn, id)))) => {
@@ -234,11 +234,14 @@ impl BrokerPanel {
                     if ui.button(t.broker_export).clicked() {
                         let (req, reply) = Requested::new(waker(ui));
                         self.export = Some(req);
-                        actions.push(Action::Backend(Command::ExportText {
-                            file_name: "profiles.json".into(),
-                            text: profiles.export_text(),
-                            reply,
-                        }));
+                        actions.push(Action::Backend(
+                            FileCmd::ExportText {
+                                file_name: "profiles.json".into(),
+                                text: profiles.export_text(),
+                                reply,
+                            }
+                            .into(),
+                        ));
                     }
                 });
                 match self.export.as_mut().map(|r| r.poll()) {
@@ -317,12 +320,15 @@ impl BrokerPanel {
                     let (req, reply) = Requested::new(waker(ui));
                     self.connecting = Some(req);
                     self.pending_subs = Some((p.subscriptions.clone(), p.subscribe_qos));
-                    actions.push(Action::Backend(Command::ConnectProfile {
-                        profile: Box::new(p),
-                        reply,
-                    }));
+                    actions.push(Action::Backend(
+                        ConnCmd::ConnectProfile {
+                            profile: Box::new(p),
+                            reply,
+                        }
+                        .into(),
+                    ));
                 } else {
-                    actions.push(Action::Backend(Command::ConnectSandbox));
+                    actions.push(Action::Backend(ConnCmd::ConnectSandbox.into()));
                 }
             }
             if ui.button(t.broker_sandbox_copy).clicked() {
@@ -490,10 +496,13 @@ impl BrokerPanel {
                 let (req, reply) = Requested::new(waker(ui));
                 self.connecting = Some(req);
                 self.pending_subs = Some((p.subscriptions.clone(), p.subscribe_qos));
-                actions.push(Action::Backend(Command::ConnectProfile {
-                    profile: Box::new(p),
-                    reply,
-                }));
+                actions.push(Action::Backend(
+                    ConnCmd::ConnectProfile {
+                        profile: Box::new(p),
+                        reply,
+                    }
+                    .into(),
+                ));
             }
             if let Some(i) = self.form.index {
                 if ui.button(t.broker_duplicate).clicked()
@@ -556,10 +565,10 @@ fn connections_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec
                 if active {
                     ui.label(RichText::new("●").color(tokens::OK));
                 } else if ui.button(t.broker_show).on_hover_text(&c.label).clicked() {
-                    actions.push(Action::Backend(Command::ActivateConnection { id: c.id }));
+                    actions.push(Action::Backend(ConnCmd::Activate { id: c.id }.into()));
                 }
                 if ui.button(t.broker_close).on_hover_text(&c.label).clicked() {
-                    actions.push(Action::Backend(Command::CloseConnection { id: c.id }));
+                    actions.push(Action::Backend(ConnCmd::Close { id: c.id }.into()));
                 }
                 ui.end_row();
                 if let ConnState::Disconnected { error, .. } = &c.state

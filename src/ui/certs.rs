@@ -9,7 +9,7 @@ use egui::RichText;
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::backend::{CertJob, Command, RepairDone, Requested};
+use crate::backend::{CertCmd, CertJob, RepairDone, Requested};
 use crate::certs::{ChainEntry, IssuerFound, RepairPlan, Report, Role};
 use crate::config::Secret;
 use crate::model::{Action, LiveModel};
@@ -64,10 +64,13 @@ impl CertsPanel {
         let (req, reply) = Requested::new(waker(ui));
         self.report = Some(req);
         self.repair = None;
-        actions.push(Action::Backend(Command::CertInspect {
-            job: self.job(),
-            reply,
-        }));
+        actions.push(Action::Backend(
+            CertCmd::Inspect {
+                job: self.job(),
+                reply,
+            }
+            .into(),
+        ));
     }
 
     fn fetch(&mut self, ui: &egui::Ui, actions: &mut Vec<Action>) {
@@ -78,11 +81,14 @@ impl CertsPanel {
         let (req, reply) = Requested::new(waker(ui));
         self.report = Some(req);
         self.repair = None;
-        actions.push(Action::Backend(Command::CertFetch {
-            target,
-            sni: Some(self.sni.trim().to_owned()).filter(|s| !s.is_empty()),
-            reply,
-        }));
+        actions.push(Action::Backend(
+            CertCmd::Fetch {
+                target,
+                sni: Some(self.sni.trim().to_owned()).filter(|s| !s.is_empty()),
+                reply,
+            }
+            .into(),
+        ));
     }
 
     fn add_files(&mut self, paths: impl IntoIterator<Item = PathBuf>) -> bool {
@@ -403,11 +409,14 @@ impl CertsPanel {
                         {
                             let (req, reply) = Requested::new(waker(ui));
                             self.repair = Some(req);
-                            actions.push(Action::Backend(Command::CertRepair {
-                                job: self.job(),
-                                use_for_relay,
-                                reply,
-                            }));
+                            actions.push(Action::Backend(
+                                CertCmd::Repair {
+                                    job: self.job(),
+                                    use_for_relay,
+                                    reply,
+                                }
+                                .into(),
+                            ));
                         }
                     }
                 });

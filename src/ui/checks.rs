@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::backend::{ChecksJob, Command, Requested};
+use crate::backend::{ChecksCmd, ChecksJob, Requested};
 use crate::checks::{Check, CheckStatus, Report};
 use crate::config::Secret;
 use crate::model::{Action, LiveModel};
@@ -81,25 +81,29 @@ impl ChecksPanel {
         self.error = None;
         self.saved = None;
         self.expanded.clear();
-        actions.push(Action::Backend(Command::RunChecks {
-            job: ChecksJob {
-                url: self.url.trim().to_owned(),
-                username: Some(self.username.trim().to_owned()).filter(|u| !u.is_empty()),
-                password: (!self.password.is_empty()).then(|| Secret::new(self.password.clone())),
-                keepalive_test: self.keepalive_test,
-                project: Some(PathBuf::from(self.project.trim()))
-                    .filter(|p| !p.as_os_str().is_empty()),
-            },
-            progress: tx,
-            cancel,
-            reply,
-        }));
+        actions.push(Action::Backend(
+            ChecksCmd::Run {
+                job: ChecksJob {
+                    url: self.url.trim().to_owned(),
+                    username: Some(self.username.trim().to_owned()).filter(|u| !u.is_empty()),
+                    password: (!self.password.is_empty())
+                        .then(|| Secret::new(self.password.clone())),
+                    keepalive_test: self.keepalive_test,
+                    project: Some(PathBuf::from(self.project.trim()))
+                        .filter(|p| !p.as_os_str().is_empty()),
+                },
+                progress: tx,
+                cancel,
+                reply,
+            }
+            .into(),
+        ));
     }
 
     fn load_history(&mut self, ui: &egui::Ui, actions: &mut Vec<Action>) {
         let (req, reply) = Requested::new(waker(ui));
         self.history = Some(req);
-        actions.push(Action::Backend(Command::ChecksHistory { reply }));
+        actions.push(Action::Backend(ChecksCmd::History { reply }.into()));
     }
 
     pub fn ui(
@@ -338,12 +342,15 @@ impl ChecksPanel {
                 if ui.button(label).clicked() {
                     let (req, reply) = Requested::new(waker(ui));
                     self.saved = Some(req);
-                    actions.push(Action::Backend(Command::SaveCheckReport {
-                        report: r.clone(),
-                        markdown,
-                        zh,
-                        reply,
-                    }));
+                    actions.push(Action::Backend(
+                        ChecksCmd::SaveReport {
+                            report: r.clone(),
+                            markdown,
+                            zh,
+                            reply,
+                        }
+                        .into(),
+                    ));
                 }
             }
             if let Some(req) = self.saved.as_mut() {

@@ -10,7 +10,7 @@ use egui_plot::{Line, Plot, PlotPoints};
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::backend::{Command, Requested};
+use crate::backend::{DeviceCmd, Requested};
 use crate::devices::commands::{self, Outcome};
 use crate::devices::config::DeviceDef;
 use crate::devices::flow::FlowStep;
@@ -144,14 +144,17 @@ impl DevicesPanel {
             if ui.button(t.devices_sim_start).clicked() {
                 let (req, reply) = Requested::new(waker(ui));
                 self.sim = Some(req);
-                actions.push(Action::Backend(Command::SimulateStart {
-                    count: self.sim_count,
-                    reply,
-                }));
+                actions.push(Action::Backend(
+                    DeviceCmd::SimulateStart {
+                        count: self.sim_count,
+                        reply,
+                    }
+                    .into(),
+                ));
             }
             if running && ui.button(t.devices_sim_stop).clicked() {
                 self.sim = None;
-                actions.push(Action::Backend(Command::SimulateStop));
+                actions.push(Action::Backend(DeviceCmd::SimulateStop.into()));
             }
             match self.sim.as_mut().map(|r| r.poll()) {
                 Some(Some(Ok(ids))) => {
@@ -596,10 +599,13 @@ impl DevicesPanel {
                             if self.log.len() > LOG_KEEP {
                                 self.log.pop_front();
                             }
-                            actions.push(Action::Backend(Command::DeviceSend {
-                                cmd: Box::new(cmd),
-                                reply,
-                            }));
+                            actions.push(Action::Backend(
+                                DeviceCmd::Send {
+                                    cmd: Box::new(cmd),
+                                    reply,
+                                }
+                                .into(),
+                            ));
                         }
                     }
                 }
@@ -627,10 +633,13 @@ impl DevicesPanel {
             {
                 let (req, reply) = Requested::new(waker(ui));
                 self.flow = Some(req);
-                actions.push(Action::Backend(Command::RunFlow {
-                    device: Box::new(def.clone()),
-                    reply,
-                }));
+                actions.push(Action::Backend(
+                    DeviceCmd::RunFlow {
+                        device: Box::new(def.clone()),
+                        reply,
+                    }
+                    .into(),
+                ));
             }
         });
         ui.label(

@@ -5,7 +5,7 @@ use egui_plot::{Line, Plot};
 
 use super::i18n::{Tr, fill};
 use super::tokens;
-use crate::backend::{Command, Requested, SandboxState};
+use crate::backend::{DeviceCmd, Requested, SandboxState};
 use crate::devices::commands::Outcome;
 use crate::model::live::{DEVICE_PREFIX, DeviceView};
 use crate::model::{Action, LiveModel};
@@ -210,10 +210,13 @@ fn device_card_ui(
                     sent = Some(match device_command(live, id, template, &values) {
                         Ok(cmd) => {
                             let (req, reply) = Requested::new(super::picker::waker(ui));
-                            actions.push(Action::Backend(Command::DeviceSend {
-                                cmd: Box::new(cmd),
-                                reply,
-                            }));
+                            actions.push(Action::Backend(
+                                DeviceCmd::Send {
+                                    cmd: Box::new(cmd),
+                                    reply,
+                                }
+                                .into(),
+                            ));
                             (label, req)
                         }
                         Err(e) => (label, Requested::Done(Err(e))),

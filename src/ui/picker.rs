@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::backend::{Command, Requested};
+use crate::backend::{FileCmd, Requested};
 use crate::model::Action;
 
 /// Repaints this UI's context when a `Requested` is answered.
@@ -30,7 +30,7 @@ impl Picker {
         if ui.add_enabled(!open, egui::Button::new(label)).clicked() {
             let (req, reply) = Requested::new(waker(ui));
             self.req = Some(req);
-            actions.push(Action::Backend(Command::PickFiles { folder, reply }));
+            actions.push(Action::Backend(FileCmd::PickFiles { folder, reply }.into()));
         }
     }
 

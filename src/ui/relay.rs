@@ -12,7 +12,7 @@ use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::settings::human_bytes;
 use super::tokens;
-use crate::backend::{Command, Requested};
+use crate::backend::{CertCmd, RelayCmd, Requested};
 use crate::model::{Action, LiveModel};
 use crate::relay::RelayPhase;
 use crate::relay::stats::ConnRecord;
@@ -286,7 +286,7 @@ impl RelayPanel {
             let running = matches!(status.phase, RelayPhase::Running { .. });
             if running {
                 if ui.button(t.relay_stop).clicked() {
-                    actions.push(Action::Backend(Command::RelayStop));
+                    actions.push(Action::Backend(RelayCmd::Stop.into()));
                 }
             } else if ui
                 .add_enabled(
@@ -295,7 +295,7 @@ impl RelayPanel {
                 )
                 .clicked()
             {
-                actions.push(Action::Backend(Command::RelayStart));
+                actions.push(Action::Backend(RelayCmd::Start.into()));
             }
             if ui.button(t.relay_export_nginx).clicked()
                 && let Some(form) = &self.form
@@ -304,10 +304,13 @@ impl RelayPanel {
                     let (req, reply) = Requested::new(waker(ui));
                     self.nginx = Some(req);
                     self.nginx_open = true;
-                    actions.push(Action::Backend(Command::NginxExport {
-                        toml: form.to_toml(),
-                        reply,
-                    }));
+                    actions.push(Action::Backend(
+                        RelayCmd::NginxExport {
+                            toml: form.to_toml(),
+                            reply,
+                        }
+                        .into(),
+                    ));
                 }
             }
         });
@@ -418,10 +421,13 @@ impl RelayPanel {
                             {
                                 let (req, reply) = Requested::new(waker(ui));
                                 self.cert_check = Some((path.clone(), req));
-                                actions.push(Action::Backend(Command::InspectCert {
-                                    path: PathBuf::from(path),
-                                    reply,
-                                }));
+                                actions.push(Action::Backend(
+                                    CertCmd::Brief {
+                                        path: PathBuf::from(path),
+                                        reply,
+                                    }
+                                    .into(),
+                                ));
                             }
                             match self.cert_check.as_mut().map(|(_, r)| r.poll()) {
                                 Some(Some(Ok(c))) => cert_line_ui(ui, t, c),
@@ -512,10 +518,13 @@ impl RelayPanel {
             {
                 let (req, reply) = Requested::new(waker(ui));
                 self.apply = Some(req);
-                actions.push(Action::Backend(Command::RelayApply {
-                    toml: form.to_toml(),
-                    reply,
-                }));
+                actions.push(Action::Backend(
+                    RelayCmd::Apply {
+                        toml: form.to_toml(),
+                        reply,
+                    }
+                    .into(),
+                ));
             }
             match self.apply.as_mut().map(|r| r.poll()) {
                 Some(None) => {
@@ -681,7 +690,7 @@ impl RelayPanel {
                     if closable {
                         row.col(|ui| {
                             if ui.small_button(t.close).clicked() {
-                                actions.push(Action::Backend(Command::RelayClose { id: r.id }));
+                                actions.push(Action::Backend(RelayCmd::Close { id: r.id }.into()));
                             }
                         });
                     } else {

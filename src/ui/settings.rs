@@ -4,7 +4,7 @@ use egui::RichText;
 
 use super::i18n::{Tr, fill};
 use super::tokens;
-use crate::backend::{Command, FolderReport, Requested};
+use crate::backend::{FileCmd, FolderReport, Requested};
 use crate::config::{ConsoleConfig, Language, LogLevel, Theme};
 use crate::model::{Action, AppEnv};
 
@@ -175,10 +175,13 @@ impl SettingsPanel {
                     move || ctx.request_repaint()
                 })));
                 self.folder_check = Some(req);
-                actions.push(Action::Backend(Command::InspectFolder {
-                    path: env.paths.data_dir.clone(),
-                    reply,
-                }));
+                actions.push(Action::Backend(
+                    FileCmd::InspectFolder {
+                        path: env.paths.data_dir.clone(),
+                        reply,
+                    }
+                    .into(),
+                ));
             }
             match self.folder_check.as_mut().map(|r| r.poll()) {
                 Some(None) => {

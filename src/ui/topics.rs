@@ -8,7 +8,7 @@ use egui_plot::{Line, Plot, PlotPoints};
 use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
-use crate::backend::{Command, Requested};
+use crate::backend::{ConnCmd, FileCmd, Requested};
 use crate::model::{Action, LiveModel, SavedEdit, TopicsEdit};
 use crate::topics::view::{self, DiffLine, Format};
 use crate::topics::{Topics, Tree};
@@ -301,7 +301,7 @@ impl TopicsPanel {
                     let (_, color) = super::conn_state(t, &c.state);
                     ui.label(RichText::new("●").color(color));
                     if ui.selectable_label(active, &c.label).clicked() && !active {
-                        actions.push(Action::Backend(Command::ActivateConnection { id: c.id }));
+                        actions.push(Action::Backend(ConnCmd::Activate { id: c.id }.into()));
                     }
                 }
             });
@@ -397,21 +397,26 @@ impl TopicsPanel {
                 if ui.small_button(label).clicked() {
                     actions.push(Action::Topics(TopicsEdit::Enable(s.filter.clone(), enable)));
                     actions.push(Action::Backend(if enable {
-                        Command::Subscribe {
+                        ConnCmd::Subscribe {
                             filter: s.filter.clone(),
                             qos: crate::mqtt::qos(s.qos),
                         }
+                        .into()
                     } else {
-                        Command::Unsubscribe {
+                        ConnCmd::Unsubscribe {
                             filter: s.filter.clone(),
                         }
+                        .into()
                     }));
                 }
                 if ui.small_button(t.topics_remove_sub).clicked() {
                     actions.push(Action::Topics(TopicsEdit::Remove(s.filter.clone())));
-                    actions.push(Action::Backend(Command::Unsubscribe {
-                        filter: s.filter.clone(),
-                    }));
+                    actions.push(Action::Backend(
+                        ConnCmd::Unsubscribe {
+                            filter: s.filter.clone(),
+                        }
+                        .into(),
+                    ));
                 }
                 ui.separator();
             }
@@ -433,10 +438,13 @@ impl TopicsPanel {
                     f.clone(),
                     self.new_qos,
                 )));
-                actions.push(Action::Backend(Command::Subscribe {
-                    filter: f,
-                    qos: crate::mqtt::qos(self.new_qos),
-                }));
+                actions.push(Action::Backend(
+                    ConnCmd::Subscribe {
+                        filter: f,
+                        qos: crate::mqtt::qos(self.new_qos),
+                    }
+                    .into(),
+                ));
                 self.new_filter.clear();
             }
         });
@@ -517,11 +525,14 @@ impl TopicsPanel {
                     let messages = self.shown(topics);
                     let (req, reply) = Requested::new(waker(ui));
                     self.export = Some(req);
-                    actions.push(Action::Backend(Command::ExportMessages {
-                        messages,
-                        csv,
-                        reply,
-                    }));
+                    actions.push(Action::Backend(
+                        FileCmd::ExportMessages {
+                            messages,
+                            csv,
+                            reply,
+                        }
+                        .into(),
+                    ));
                 }
             }
             match self.export.as_mut().map(|r| r.poll()) {
@@ -1043,13 +1054,16 @@ impl TopicsPanel {
                         .clicked()
                         && let (Ok(payload), Ok(props)) = (&bytes, &props)
                     {
-                        actions.push(Action::Backend(Command::Publish {
-                            topic: topic.clone(),
-                            payload: payload.clone(),
-                            qos: crate::mqtt::qos(self.pub_qos),
-                            retain: self.pub_retain,
-                            props: props.clone().map(Box::new),
-                        }));
+                        actions.push(Action::Backend(
+                            ConnCmd::Publish {
+                                topic: topic.clone(),
+                                payload: payload.clone(),
+                                qos: crate::mqtt::qos(self.pub_qos),
+                                retain: self.pub_retain,
+                                props: props.clone().map(Box::new),
+                            }
+                            .into(),
+                        ));
                         let entry = (
                             topic.clone(),
                             self.pub_payload.clone(),
@@ -1167,10 +1181,13 @@ impl TopicsPanel {
                         let (req, reply) = Requested::new(waker(ui));
                         self.clear_preview = Some(req);
                         self.clearing = None;
-                        actions.push(Action::Backend(Command::FindRetained {
-                            prefix: self.clear_prefix.trim().to_owned(),
-                            reply,
-                        }));
+                        actions.push(Action::Backend(
+                            ConnCmd::FindRetained {
+                                prefix: self.clear_prefix.trim().to_owned(),
+                                reply,
+                            }
+                            .into(),
+                        ));
                     }
                     let mut send = None;
                     match self.clear_preview.as_mut().map(|r| r.poll()) {
@@ -1194,12 +1211,15 @@ impl TopicsPanel {
                         let (req, reply) = Requested::new(waker(ui));
                         let (progress, seen) = tokio::sync::watch::channel((0, list.len()));
                         self.clearing = Some((req, seen));
-                        actions.push(Action::Backend(Command::ClearRetained {
-                            prefix: self.clear_prefix.trim().to_owned(),
-                            topics: list,
-                            progress,
-                            reply,
-                        }));
+                        actions.push(Action::Backend(
+                            ConnCmd::ClearRetained {
+                                prefix: self.clear_prefix.trim().to_owned(),
+                                topics: list,
+                                progress,
+                                reply,
+                            }
+                            .into(),
+                        ));
                         self.clear_preview = None;
                     }
                     if let Some((req, seen)) = self.clearing.as_mut() {

@@ -1,0 +1,409 @@
+//! The relay service: owns the console's relay and its configuration in force, applies new
+//! configurations (reload in place, or stop and start on a new address), saves `relay.toml`,
+//! and refreshes the Relay panel's view of live connections twice a second.
+//!
+//! Its commands run one at a time: an apply that moves the relay waits for the old one to
+//! drain, and holds up only other relay commands.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::shared::Shared;
+use super::{RELAY_VIEW_EVERY, RELAY_VIEW_HISTORY, RelayView, Reply};
+use crate::relay::{Relay, RelayConfig, RelayPhase};
+
+/// What the Relay panel (and the certificate repair) ask of the relay.
+pub enum RelayCmd {
+    /// Validate a relay configuration (TOML) and apply it: reload the running relay when the
+    /// listen address is unchanged, otherwise stop it and start a new one. Saved to
+    /// `relay.toml` in the config folder when it works.
+    Apply {
+        toml: String,
+        reply: Reply<String, String>,
+    },
+    Stop,
+    /// Start the relay again with its last configuration.
+    Start,
+    /// Close one live relayed connection.
+    Close {
+        id: u64,
+    },
+    /// The nginx `server {}` block for a relay configuration (TOML).
+    NginxExport {
+        toml: String,
+        reply: Reply<String, String>,
+    },
+    /// Serve this certificate and key from now on (the rest of the configuration in force
+    /// unchanged), saved to `relay.toml`.
+    UseCert {
+        cert: PathBuf,
+        key: PathBuf,
+        reply: Reply<String, String>,
+    },
+}
+
+impl RelayCmd {
+    pub(super) fn refuse(self, why: &str) {
+        let why = why.to_owned();
+        match self {
+            RelayCmd::Apply { reply, .. }
+            | RelayCmd::NginxExport { reply, .. }
+            | RelayCmd::UseCert { reply, .. } => reply.send(Err(why)),
+            RelayCmd::Stop | RelayCmd::Start | RelayCmd::Close { .. } => {}
+        }
+    }
+}
+
+pub(super) struct RelayService {
+    shared: Shared,
+    relay: Option<Relay>,
+    /// The configuration in force; the checks read its idle timeout.
+    config: watch::Sender<Option<Arc<RelayConfig>>>,
+    view: watch::Sender<Arc<RelayView>>,
+    seq: u64,
+}
+
+impl RelayService {
+    /// `relay` is the sandbox's relay, when the sandbox runs.
+    pub fn new(shared: Shared, relay: Option<Relay>, view: watch::Sender<Arc<RelayView>>) -> Self {
+        let (config, _) = watch::channel(relay.as_ref().map(|r| Arc::new(r.config())));
+        Self {
+            shared,
+            relay,
+            config,
+            view,
+            seq: 0,
+        }
+    }
+
+    /// The configuration in force, as it changes.
+    pub fn config(&self) -> watch::Receiver<Option<Arc<RelayConfig>>> {
+        self.config.subscribe()
+    }
+
+    /// A saved `relay.toml` takes over from the sandbox's relay.
+    pub async fn load_saved(&mut self) {
+        let saved = self.shared.paths.config_dir.join("relay.toml");
+        if saved.is_file() {
+            let text = tokio::fs::read_to_string(&saved).await.unwrap_or_default();
+            if let Err(e) = self.apply(&text, false).await {
+                tracing::error!("relay.toml: {e}");
+                self.shared.set_status(|s| s.relay.error = Some(e));
+            }
+        }
+        self.publish();
+    }
+
+    /// Handles commands, refreshes the view and follows the relay's phase until the backend
+    /// stops; then stops the relay.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<RelayCmd>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(RELAY_VIEW_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut phase = self.relay.as_ref().map(Relay::phase);
+        loop {
+            let phase_changed = async {
+                match phase.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = tick.tick() => self.refresh_view(),
+                ok = phase_changed => {
+                    if !ok {
+                        phase = None;
+                    }
+                    self.publish();
+                }
+                c = commands.recv() => {
+                    let Some(c) = c else { break };
+                    self.handle(c).await;
+                    // An apply may have replaced the relay.
+                    phase = self.relay.as_ref().map(Relay::phase);
+                }
+            }
+        }
+        if let Some(r) = self.relay.take() {
+            r.stop().await;
+        }
+    }
+
+    pub async fn handle(&mut self, cmd: RelayCmd) {
+        match cmd {
+            RelayCmd::Apply { toml, reply } => reply.send(self.apply_and_publish(&toml).await),
+            RelayCmd::UseCert { cert, key, reply } => {
+                let result = match self.config.borrow().clone() {
+                    None => Err("the relay has no configuration yet".to_owned()),
+                    Some(cfg) => Ok(with_relay_cert(&cfg.render_toml(), &cert, &key)),
+                };
+                let result = match result {
+                    Ok(toml) => self.apply_and_publish(&toml).await,
+                    Err(e) => Err(e),
+                };
+                reply.send(result);
+            }
+            RelayCmd::NginxExport { toml, reply } => {
+                let base = self.shared.paths.config_dir.clone();
+                self.shared.handle.spawn_blocking(move || {
+                    reply.send(
+                        RelayConfig::parse(&toml, &base)
+                            .map(|c| crate::relay::nginx::render(&c))
+                            .map_err(|e| e.to_string()),
+                    )
+                });
+            }
+            RelayCmd::Stop => {
+                if let Some(r) = self.relay.clone() {
+                    // Draining may take the configured drain time; the phase watch reports
+                    // its end.
+                    self.shared.handle.spawn(async move { r.stop().await });
+                }
+            }
+            RelayCmd::Start => self.start_again().await,
+            RelayCmd::Close { id } => {
+                if let Some(r) = &self.relay {
+                    r.close_connection(id);
+                }
+            }
+        }
+    }
+
+    async fn apply_and_publish(&mut self, toml: &str) -> Result<String, String> {
+        let result = self.apply(toml, true).await;
+        let error = result.as_ref().err().cloned();
+        self.shared.set_status(|s| s.relay.error = error);
+        self.publish();
+        result
+    }
+
+    async fn start_again(&mut self) {
+        let running = self
+            .relay
+            .as_ref()
+            .is_some_and(|r| !matches!(*r.phase().borrow(), RelayPhase::Stopped));
+        let Some(cfg) = self.config.borrow().clone() else {
+            return;
+        };
+        if running {
+            return;
+        }
+        match Relay::start((*cfg).clone(), &self.shared.handle).await {
+            Ok(r) => {
+                self.relay = Some(r);
+                self.shared.set_status(|s| s.relay.error = None);
+            }
+            Err(e) => self
+                .shared
+                .set_status(|s| s.relay.error = Some(e.to_string())),
+        }
+        self.publish();
+    }
+
+    /// Validates `toml` and applies it (reload in place when the listen address is the same,
+    /// otherwise stop and start); with `save`, writes it to `relay.toml`.
+    async fn apply(&mut self, toml: &str, save: bool) -> Result<String, String> {
+        let base = self.shared.paths.config_dir.clone();
+        let text = toml.to_owned();
+        let cfg = tokio::task::spawn_blocking(move || RelayConfig::parse(&text, &base))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("relay.toml: {e}"))?;
+        let running = self
+            .relay
+            .as_ref()
+            .filter(|r| matches!(*r.phase().borrow(), RelayPhase::Running { .. }));
+        let same_listen = self
+            .config
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.listen == cfg.listen);
+        let message = match running {
+            Some(r) if same_listen => {
+                r.reload(cfg.clone()).map_err(|e| e.to_string())?;
+                "reloaded: new connections use the new configuration; live ones stay".to_owned()
+            }
+            _ => {
+                if let Some(r) = self.relay.take() {
+                    r.stop().await;
+                }
+                let r = Relay::start(cfg.clone(), &self.shared.handle)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let msg = format!("started on {}", r.addr());
+                self.relay = Some(r);
+                msg
+            }
+        };
+        self.config.send_replace(Some(Arc::new(cfg)));
+        if save {
+            let path = self.shared.paths.config_dir.join("relay.toml");
+            let text = toml.to_owned();
+            tokio::task::spawn_blocking(move || crate::config::store::save_atomic(&path, &text))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("applied, but relay.toml could not be saved: {e}"))?;
+        }
+        Ok(message)
+    }
+
+    /// Mirrors the relay's phase, address, certificate and configuration into the status.
+    fn publish(&self) {
+        let phase = self
+            .relay
+            .as_ref()
+            .map(|r| r.phase().borrow().clone())
+            .unwrap_or(RelayPhase::Stopped);
+        let cfg = self.config.borrow().clone();
+        let url = match (&phase, &cfg) {
+            (RelayPhase::Running { addr }, Some(c)) => {
+                let path = c.routes.first().map_or("/mqtt", |r| r.path.as_str());
+                let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else {
+                    addr.ip().to_string()
+                };
+                Some(format!("wss://{host}:{}{path}", addr.port()))
+            }
+            _ => None,
+        };
+        let cert = cfg
+            .as_ref()
+            .and_then(|c| crate::relay::tls::cert_brief(&c.certs.cert).ok());
+        let config_toml = cfg.as_deref().map(RelayConfig::render_toml);
+        self.shared.set_status(|s| {
+            s.relay.phase = phase;
+            s.relay.url = url;
+            s.relay.cert = cert;
+            s.relay.config_toml = config_toml;
+        });
+    }
+
+    /// Publishes the live connections when they changed: a quiet relay costs the UI nothing.
+    fn refresh_view(&mut self) {
+        let Some(r) = self
+            .relay
+            .as_ref()
+            .filter(|r| matches!(*r.phase().borrow(), RelayPhase::Running { .. }))
+        else {
+            return;
+        };
+        let snapshot = r.snapshot(RELAY_VIEW_HISTORY);
+        if self.view.borrow().snapshot != snapshot {
+            self.seq += 1;
+            self.view.send_replace(Arc::new(RelayView {
+                seq: self.seq,
+                taken: Some(Instant::now()),
+                snapshot,
+            }));
+            self.shared.wake();
+        }
+    }
+}
+
+/// The relay configuration with another certificate and key in `[listen]`.
+fn with_relay_cert(toml_text: &str, cert: &Path, key: &Path) -> String {
+    let mut table: toml::Table = toml_text.parse().unwrap_or_default();
+    let listen = table
+        .entry("listen")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(l) = listen {
+        l.insert("cert".into(), cert.display().to_string().into());
+        l.insert("key".into(), key.display().to_string().into());
+    }
+    toml::to_string(&table).unwrap_or_else(|_| toml_text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Requested;
+    use crate::relay::config::Upstream;
+
+    async fn apply(relay: &mut RelayService, toml: String) -> Result<String, String> {
+        let (req, reply) = Requested::new(None);
+        relay.handle(RelayCmd::Apply { toml, reply }).await;
+        req.wait().await
+    }
+
+    /// Bad TOML is refused with the file named and the relay untouched; a good one starts the
+    /// relay and is saved; the same address again reloads in place; a new certificate from
+    /// the repair keeps the rest of the configuration.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn apply_starts_reloads_saves_and_takes_a_new_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::config::Paths {
+            config_dir: dir.path().join("config"),
+            data_dir: dir.path().join("data"),
+        };
+        std::fs::create_dir_all(&paths.config_dir).unwrap();
+        let (shared, _, status) = Shared::for_test(paths.clone());
+        let (view, _) = watch::channel(Arc::default());
+        let mut relay = RelayService::new(shared, None, view);
+        let config = relay.config();
+
+        let e = apply(&mut relay, "listen = [".into()).await.unwrap_err();
+        assert!(e.starts_with("relay.toml:"), "{e}");
+        assert_eq!(status.borrow().relay.error.as_deref(), Some(e.as_str()));
+        assert!(relay.relay.is_none() && config.borrow().is_none());
+
+        let ca = crate::sandbox::devca::ensure(&dir.path().join("ca")).unwrap();
+        let mut cfg = RelayConfig::simple(
+            "127.0.0.1:0".parse().unwrap(),
+            &ca.leaf_chain,
+            &ca.leaf_key,
+            "/mqtt",
+            Upstream::parse("tcp://127.0.0.1:9").unwrap(),
+        )
+        .unwrap();
+        let started = apply(&mut relay, cfg.render_toml()).await.unwrap();
+        assert!(started.starts_with("started on 127.0.0.1:"), "{started}");
+        assert!(matches!(
+            status.borrow().relay.phase,
+            RelayPhase::Running { .. }
+        ));
+        assert!(status.borrow().relay.error.is_none());
+        let saved = paths.config_dir.join("relay.toml");
+        assert_eq!(std::fs::read_to_string(&saved).unwrap(), cfg.render_toml());
+
+        cfg.limits.idle_timeout = std::time::Duration::from_secs(77);
+        let reloaded = apply(&mut relay, cfg.render_toml()).await.unwrap();
+        assert!(reloaded.starts_with("reloaded"), "{reloaded}");
+        let idle = config.borrow().as_ref().unwrap().limits.idle_timeout;
+        assert_eq!(idle.as_secs(), 77);
+
+        let other = crate::sandbox::devca::ensure(&dir.path().join("other")).unwrap();
+        let (req, reply) = Requested::new(None);
+        relay
+            .handle(RelayCmd::UseCert {
+                cert: other.leaf_chain.clone(),
+                key: other.leaf_key.clone(),
+                reply,
+            })
+            .await;
+        assert!(req.wait().await.unwrap().starts_with("reloaded"));
+        let now = config.borrow().clone().unwrap();
+        assert_eq!(now.certs.cert, other.leaf_chain);
+        assert_eq!(now.limits.idle_timeout.as_secs(), 77, "the rest is kept");
+        assert!(
+            std::fs::read_to_string(&saved)
+                .unwrap()
+                .contains(&*other.leaf_chain.to_string_lossy())
+        );
+
+        relay.handle(RelayCmd::Stop).await;
+        let r = relay.relay.clone().unwrap();
+        let mut phase = r.phase();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            phase.wait_for(|p| matches!(p, RelayPhase::Stopped)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+}
