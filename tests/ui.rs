@@ -59,7 +59,7 @@ fn console_cfg(
     if let Some(c) = &connect {
         app = app.with_subscriptions(c.filters());
     }
-    Harness::builder()
+    let mut h = Harness::builder()
         .with_size([1200.0, 800.0])
         .build_ui_state(
             |ui, app: &mut ConsoleApp| {
@@ -67,7 +67,14 @@ fn console_cfg(
                 app.frame_ui(ui);
             },
             app,
-        )
+        );
+    settle(&mut h);
+    h
+}
+
+/// Steps frames until the keeper (profiles, settings files) has answered everything asked.
+fn settle(h: &mut Harness<'_, ConsoleApp>) {
+    step_until(h, 20, "the keeper answered", |h| h.state().keeper_idle());
 }
 
 /// A console that has imported `mqttx` (an MQTTX connection export) in the Broker panel.
@@ -89,6 +96,7 @@ fn console_with_mqttx_import(
     });
     h.get_by_label("Import").click();
     h.run_steps(2);
+    settle(&mut h);
     assert!(
         !h.state().state.profiles.profiles.is_empty(),
         "nothing imported: {:?}",
@@ -195,6 +203,7 @@ fn every_panel_opens_and_language_switches_live() {
         h.query_by_label("Theme").is_none(),
         "English left on screen"
     );
+    settle(&mut h);
     let saved = std::fs::read_to_string(Paths::under(dir.path()).console_file()).unwrap();
     assert!(saved.contains("language = \"zh-CN\""), "{saved}");
 
@@ -511,6 +520,7 @@ fn devices_panel_commands_flow_simulator_and_discovery() {
     step_until(&mut h, 20, "four devices online", |h| {
         h.state().live.roster.online_count() == 4
     });
+    settle(&mut h);
     let saved =
         std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("devices.toml")).unwrap();
     assert!(saved.contains("id = \"sim-0003\""), "{saved}");
@@ -526,6 +536,7 @@ fn devices_panel_commands_flow_simulator_and_discovery() {
     h.run_steps(2);
     h.get_by_label("Save").click();
     h.run_steps(2);
+    settle(&mut h);
     let saved =
         std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("devices.toml")).unwrap();
     assert!(
@@ -589,6 +600,7 @@ fn topics_panel_subscribe_publish_views_clear_retained_and_export() {
     h.state_mut().state.panels.topics.save_name = "second".into();
     h.get_by_label("Save payload").click();
     h.run_steps(2);
+    settle(&mut h);
     let saved =
         std::fs::read_to_string(Paths::under(dir.path()).config_dir.join("payloads.json")).unwrap();
     assert!(
@@ -1539,6 +1551,7 @@ fn broker_panel_creates_edits_duplicates_removes_and_offers_the_sandbox_as_a_pro
     h.run_steps(2);
     h.get_by_label("Save").click();
     h.run_steps(2);
+    settle(&mut h);
     let text = saved();
     assert!(text.contains("\"name\": \"new broker (lab)\""), "{text}");
     assert!(
@@ -1556,6 +1569,7 @@ fn broker_panel_creates_edits_duplicates_removes_and_offers_the_sandbox_as_a_pro
     h.run_steps(1);
     h.get_by_label("Save").click();
     h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().state.profiles.profiles.len(), 1);
     assert_eq!(
         h.state().state.profiles.profiles[0].name,
@@ -1566,6 +1580,7 @@ fn broker_panel_creates_edits_duplicates_removes_and_offers_the_sandbox_as_a_pro
     h.run_steps(2);
     h.get_by_label("Duplicate").click();
     h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().state.profiles.profiles.len(), 2);
     assert_eq!(
         h.state().state.profiles.profiles[1].name,
@@ -1575,6 +1590,7 @@ fn broker_panel_creates_edits_duplicates_removes_and_offers_the_sandbox_as_a_pro
     h.run_steps(2);
     h.get_by_label("Remove").click();
     h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().state.profiles.profiles.len(), 1);
     assert!(!saved().contains("v2 (2)"));
 
@@ -1603,6 +1619,7 @@ fn broker_panel_creates_edits_duplicates_removes_and_offers_the_sandbox_as_a_pro
     h.run_steps(2);
     h.get_by_label("Save").click();
     h.run_steps(2);
+    settle(&mut h);
     let copy = h
         .state()
         .state
@@ -1787,6 +1804,7 @@ fn broker_panel_keeps_passwords_out_of_profiles_json_and_says_where() {
         h.run_steps(1);
         h.get_by_label("Save").click();
         h.run_steps(2);
+        settle(&mut h);
         let text = std::fs::read_to_string(&profiles_file).unwrap();
         assert!(
             text.contains("\"password_ref\""),

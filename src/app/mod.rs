@@ -7,8 +7,10 @@ pub mod screenshot;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::BackendHandle;
-use crate::config::{ConsoleConfig, Language, Paths, Problem, Theme, store};
+use crate::backend::keeper::{ProfilesDone, ProfilesError};
+use crate::backend::{BackendHandle, Requested};
+use crate::config::store::ConfigFile as _;
+use crate::config::{ConsoleConfig, Language, Paths, Problem, Theme};
 use crate::ui::{self, Tab};
 
 pub use crate::model::{Action, AppEnv, LiveModel, Notices, RosterEdit};
@@ -26,20 +28,25 @@ pub struct ConsoleApp {
     pub notices: Notices,
     screenshot: Option<ScreenshotPlan>,
     frames: u64,
-    /// The profiles' passwords.
-    vault: crate::config::secrets::Vault,
+    /// Owns the profiles and their vault, writes every settings file.
+    keeper: crate::backend::keeper::Keeper,
+    /// Saves and profile edits the keeper has not answered yet; each becomes a toast.
+    pending: Vec<Pending>,
 }
 
-/// After loading profiles: passwords from the vault, plain-text ones moved into it
-/// ([`Profiles::secure`](crate::mqtt::profile::Profiles::secure)); a sentence for the user
-/// when something moved or is missing.
-fn secure_profiles(
+/// A keeper job whose answer becomes a toast.
+enum Pending {
+    Save(Requested<std::path::PathBuf, String>),
+    Profiles(Requested<ProfilesDone, ProfilesError>),
+}
+
+/// After the keeper loaded the profiles: a sentence for the user when passwords moved into the
+/// vault, could not be moved, or are missing from it.
+fn secured_notice(
     t: &ui::i18n::Tr,
-    profiles: &mut crate::mqtt::profile::Profiles,
-    vault: &mut crate::config::secrets::Vault,
-    file: &std::path::Path,
+    found: &crate::mqtt::profile::Secured,
+    vault: &crate::config::secrets::VaultKind,
 ) -> Option<String> {
-    let found = profiles.secure(vault, file);
     let mut said = Vec::new();
     if let Some(e) = &found.error {
         said.push(ui::i18n::fill(t.save_failed, &[e]));
@@ -47,28 +54,44 @@ fn secure_profiles(
     if found.moved > 0 {
         said.push(ui::i18n::fill(
             t.passwords_moved,
-            &[&found.moved, &ui::broker::vault_name(t, vault.kind())],
+            &[&found.moved, &ui::broker::vault_name(t, vault)],
         ));
     }
     if !found.missing.is_empty() {
         let names: Vec<&str> = found.missing.iter().map(|(n, _)| n.as_str()).collect();
         said.push(ui::i18n::fill(
             t.passwords_missing,
-            &[&names.join(", "), &ui::broker::vault_name(t, vault.kind())],
+            &[&names.join(", "), &ui::broker::vault_name(t, vault)],
         ));
     }
     (!said.is_empty()).then(|| said.join(" "))
 }
 
-/// Saves a settings file and says how it went, in the UI language.
-fn save_notice<T: store::ConfigFile>(lang: Language, path: &std::path::Path, value: &T) -> String {
-    let t = ui::i18n::tr(lang);
-    match store::save(path, value) {
-        Ok(()) => ui::i18n::fill(t.saved, &[&path.display()]),
-        Err(e) => {
-            tracing::error!("could not save {}: {e}", path.display());
-            ui::i18n::fill(t.save_failed, &[&e])
+/// A keeper's answer, said in the UI language.
+fn pending_notice(t: &ui::i18n::Tr, answer: Result<String, String>) -> String {
+    match answer {
+        Ok(s) => s,
+        Err(e) => ui::i18n::fill(t.save_failed, &[&e]),
+    }
+}
+
+fn profiles_notice(t: &ui::i18n::Tr, r: &Result<ProfilesDone, ProfilesError>) -> String {
+    match r {
+        Ok(ProfilesDone::Saved {
+            not_forgotten: Some(e),
+            ..
+        }) => ui::i18n::fill(t.save_failed, &[e]),
+        Ok(ProfilesDone::Saved { file, .. }) => ui::i18n::fill(t.saved, &[&file.display()]),
+        Ok(ProfilesDone::Imported { count, from, notes }) => {
+            let mut msg = ui::i18n::fill(t.broker_imported, &[count, &from.display()]);
+            for x in notes {
+                msg.push_str("; ");
+                msg.push_str(x);
+            }
+            msg
         }
+        Err(e @ ProfilesError::Import { .. }) => e.to_string(),
+        Err(e) => ui::i18n::fill(t.save_failed, &[e]),
     }
 }
 
@@ -83,30 +106,13 @@ impl ConsoleApp {
         let devices = crate::config::store::load::<crate::devices::config::DevicesConfig>(
             &env.paths.config_dir.join("devices.toml"),
         );
-        let profiles_file = env.paths.config_dir.join("profiles.json");
-        let mut profiles =
-            crate::config::store::load::<crate::mqtt::profile::Profiles>(&profiles_file);
-        let mut vault = if env.secrets_in_file {
-            crate::config::secrets::Vault::file_only(
-                env.paths.config_dir.join(crate::config::secrets::FILE_NAME),
-                crate::config::secrets::FileWhy::Asked,
-            )
-        } else {
-            crate::config::secrets::Vault::open(&env.paths.config_dir)
-        };
-        let passwords = secure_profiles(
-            ui::i18n::tr(config.effective_language()),
-            &mut profiles.value,
-            &mut vault,
-            &profiles_file,
-        );
+        let keeper =
+            crate::backend::keeper::Keeper::spawn(&env.paths, env.secrets_in_file, backend.waker())
+                .expect("the keeper thread starts");
         let saved = crate::config::store::load::<crate::topics::saved::SavedPayloads>(
             &env.paths.config_dir.join("payloads.json"),
         );
-        let banner = banner
-            .or(devices.problem)
-            .or(profiles.problem)
-            .or(saved.problem);
+        let banner = banner.or(devices.problem).or(saved.problem);
         let limits = crate::topics::Limits::from(config.store);
         let mut live = LiveModel {
             roster: crate::devices::roster::Roster::new(devices.value),
@@ -122,21 +128,22 @@ impl ConsoleApp {
                 config,
                 lang_override: None,
                 panels: ui::Panels::default(),
-                profiles: profiles.value,
+                profiles: Arc::default(),
                 saved_payloads: saved.value,
-                vault: vault.kind().clone(),
+                vault: None,
             },
             live,
             backend,
             env,
             notices: Notices {
                 banner,
-                toast: passwords.map(|n| (n, Instant::now())),
+                toast: None,
                 broker_notice_dismissed: None,
             },
             screenshot: None,
             frames: 0,
-            vault,
+            keeper,
+            pending: Vec::new(),
         }
     }
 
@@ -176,6 +183,11 @@ impl ConsoleApp {
         self
     }
 
+    /// The keeper has read the profiles and answered every save and edit asked so far.
+    pub fn keeper_idle(&self) -> bool {
+        self.state.vault.is_some() && self.pending.is_empty()
+    }
+
     pub fn paths(&self) -> &Paths {
         &self.env.paths
     }
@@ -192,8 +204,51 @@ impl ConsoleApp {
         live.sync_active();
         live.set_relay_view(self.backend.relay_view());
         live.dropped = self.backend.dropped();
+        self.take_keeper_news();
         if more {
             ctx.request_repaint();
+        }
+    }
+
+    /// The profiles the keeper last saved, and the answers it gave, as toasts.
+    fn take_keeper_news(&mut self) {
+        let t = ui::i18n::tr(self.state.lang());
+        let first = self.state.vault.is_none();
+        {
+            let view = self.keeper.view();
+            if view.loaded && !Arc::ptr_eq(&view.profiles, &self.state.profiles) {
+                self.state.profiles = view.profiles.clone();
+                self.state.vault = view.vault.clone();
+                if first {
+                    if self.notices.banner.is_none() {
+                        self.notices.banner = view.problem.clone();
+                    }
+                    if let Some(vault) = &view.vault
+                        && let Some(n) = secured_notice(t, &view.secured, vault)
+                    {
+                        self.notices.toast = Some((n, Instant::now()));
+                    }
+                }
+            }
+        }
+        let mut said = None;
+        self.pending.retain_mut(|p| {
+            let text = match p {
+                Pending::Save(r) => r.poll().map(|r| {
+                    pending_notice(
+                        t,
+                        r.clone()
+                            .map(|path| ui::i18n::fill(t.saved, &[&path.display()])),
+                    )
+                }),
+                Pending::Profiles(r) => r.poll().map(|r| profiles_notice(t, r)),
+            };
+            let done = text.is_some();
+            said = text.or(said.take());
+            !done
+        });
+        if let Some(text) = said {
+            self.notices.toast = Some((text, Instant::now()));
         }
     }
 
@@ -252,8 +307,8 @@ impl ConsoleApp {
                         }
                     }
                     let file = self.env.paths.config_dir.join("payloads.json");
-                    let text = save_notice(self.state.lang(), &file, &self.state.saved_payloads);
-                    self.notices.toast = Some((text, Instant::now()));
+                    let job = self.keeper.save(file, self.state.saved_payloads.render());
+                    self.pending.push(Pending::Save(job));
                 }
                 Action::Topics(edit) => {
                     use crate::model::TopicsEdit;
@@ -293,61 +348,11 @@ impl ConsoleApp {
         }
     }
 
+    /// The keeper applies it, keeps the passwords and writes profiles.json; the panel shows
+    /// the list it answers with.
     fn edit_profiles(&mut self, edit: crate::model::ProfilesEdit) {
-        use crate::model::ProfilesEdit;
-        let t = ui::i18n::tr(self.state.lang());
-        let list = &mut self.state.profiles.profiles;
-        let mut note = None;
-        match edit {
-            ProfilesEdit::Put(Some(i), p) if i < list.len() => list[i] = *p,
-            ProfilesEdit::Put(_, p) => list.push(*p),
-            ProfilesEdit::Delete(i) => {
-                if i < list.len() {
-                    let gone = list.remove(i);
-                    if let Err(e) = self.state.profiles.forget(&gone, &self.vault) {
-                        tracing::warn!("could not forget the password of {}: {e}", gone.name);
-                        note = Some(ui::i18n::fill(t.save_failed, &[&e]));
-                    }
-                }
-            }
-            ProfilesEdit::Import(path) => {
-                let text = match std::fs::metadata(&path) {
-                    Ok(m) if m.len() > 16 * 1024 * 1024 => Err("larger than 16 MB".to_owned()),
-                    Ok(_) => std::fs::read_to_string(&path).map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                let parsed = text.and_then(|text| crate::mqtt::profile::import(&text));
-                match parsed {
-                    Ok((mut found, notes)) => {
-                        crate::mqtt::profile::Profiles::adopt(&mut found, &self.vault);
-                        let n = found.len();
-                        list.extend(found);
-                        let mut msg = ui::i18n::fill(t.broker_imported, &[&n, &path.display()]);
-                        for x in notes {
-                            msg.push_str("; ");
-                            msg.push_str(&x);
-                        }
-                        note = Some(msg);
-                    }
-                    Err(e) => {
-                        self.notices.toast =
-                            Some((format!("{}: {e}", path.display()), Instant::now()));
-                        return;
-                    }
-                }
-            }
-        }
-        let file = self.env.paths.config_dir.join("profiles.json");
-        let saved = match self.state.profiles.seal(&mut self.vault) {
-            Ok(sealed) => save_notice(self.state.lang(), &file, &sealed),
-            Err(e) => {
-                // Nothing written: the file never gets a password the vault did not take.
-                tracing::error!("could not keep a password: {e}");
-                ui::i18n::fill(t.save_failed, &[&e])
-            }
-        };
-        self.state.vault = self.vault.kind().clone();
-        self.notices.toast = Some((note.unwrap_or(saved), Instant::now()));
+        let job = self.keeper.edit_profiles(edit);
+        self.pending.push(Pending::Profiles(job));
     }
 
     fn edit_roster(&mut self, edit: RosterEdit) {
@@ -374,14 +379,15 @@ impl ConsoleApp {
             }
         }
         let path = self.env.paths.config_dir.join("devices.toml");
-        let text = save_notice(self.state.lang(), &path, &self.live.roster.config);
-        self.notices.toast = Some((text, Instant::now()));
+        let job = self.keeper.save(path, self.live.roster.config.render());
+        self.pending.push(Pending::Save(job));
     }
 
     fn save_config(&mut self) {
-        let path = self.env.paths.console_file();
-        let text = save_notice(self.state.lang(), &path, &self.state.config);
-        self.notices.toast = Some((text, Instant::now()));
+        let job = self
+            .keeper
+            .save(self.env.paths.console_file(), self.state.config.render());
+        self.pending.push(Pending::Save(job));
     }
 
     /// Draws one frame. Split from `eframe::App` so tests can drive it with kittest.

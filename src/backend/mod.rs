@@ -14,6 +14,7 @@ pub mod connections;
 pub mod conns;
 pub mod devices;
 pub mod files;
+pub mod keeper;
 pub mod relay;
 pub mod requested;
 mod retained;

@@ -84,12 +84,4 @@ pub enum SavedEdit {
     Remove(usize),
 }
 
-/// Changes to the saved profiles, applied (and saved) by the app.
-#[derive(Debug, Clone)]
-pub enum ProfilesEdit {
-    /// Insert or replace the profile at this index (`None`: append).
-    Put(Option<usize>, Box<crate::mqtt::profile::Profile>),
-    Delete(usize),
-    /// Import a file (our `profiles.json` or an MQTTX export).
-    Import(std::path::PathBuf),
-}
+pub use crate::backend::keeper::ProfilesEdit;

@@ -764,7 +764,7 @@ impl Profiles {
 }
 
 /// What [`Profiles::secure`] did.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Secured {
     /// Plain-text passwords moved from the file into the vault.
     pub moved: usize,

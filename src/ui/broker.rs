@@ -120,7 +120,7 @@ impl BrokerPanel {
         ui: &mut egui::Ui,
         t: &Tr,
         profiles: &Profiles,
-        vault: &VaultKind,
+        vault: Option<&VaultKind>,
         live: &LiveModel,
         actions: &mut Vec<Action>,
     ) {
@@ -131,7 +131,9 @@ impl BrokerPanel {
         }
         ui.heading(t.nav_broker);
         ui.label(RichText::new(t.broker_intro).color(tokens::MUTED));
-        vault_ui(ui, t, vault);
+        if let Some(vault) = vault {
+            vault_ui(ui, t, vault);
+        }
         // The connection now.
         ui.horizontal_wrapped(|ui| {
             let (text, color) = super::conn_state(t, &live.status.broker);

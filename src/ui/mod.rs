@@ -29,12 +29,12 @@ pub struct AppState {
     /// Language forced for this run (`--lang`), not saved.
     pub lang_override: Option<crate::config::Language>,
     pub panels: Panels,
-    /// Saved broker profiles (profiles.json).
-    pub profiles: crate::mqtt::profile::Profiles,
+    /// Saved broker profiles (profiles.json), as the keeper last saved them.
+    pub profiles: std::sync::Arc<crate::mqtt::profile::Profiles>,
     /// Saved payloads for the publish form (payloads.json).
     pub saved_payloads: crate::topics::saved::SavedPayloads,
-    /// Where the profiles' passwords are kept (the Broker panel says).
-    pub vault: crate::config::secrets::VaultKind,
+    /// Where the profiles' passwords are kept (the Broker panel says), once known.
+    pub vault: Option<crate::config::secrets::VaultKind>,
 }
 
 impl AppState {
@@ -193,10 +193,12 @@ pub fn shell_ui(
             .panels
             .topics
             .ui(ui, t, live, &state.saved_payloads, actions),
-        Tab::Broker => state
-            .panels
-            .broker
-            .ui(ui, t, &state.profiles, &state.vault, live, actions),
+        Tab::Broker => {
+            state
+                .panels
+                .broker
+                .ui(ui, t, &state.profiles, state.vault.as_ref(), live, actions)
+        }
         Tab::Certs => {
             state
                 .panels
