@@ -253,7 +253,18 @@ async fn every_rejection_path_has_its_status_and_sentence() {
     assert!(r.starts_with("HTTP/1.1 200") && r.ends_with("ok\n"), "{r}");
 
     let r = raw(a, &pki, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    assert!(r.contains("mpbridge_relay_rejected_total 6"), "{r}");
+    // Each refusal is counted under its reason; every reason is listed, zeros included.
+    for (reason, n) in [
+        ("no_route", 1),
+        ("not_websocket", 2),
+        ("subprotocol", 2),
+        ("not_allowed", 1),
+        ("tls_failed", 0),
+        ("per_ip_limit", 0),
+    ] {
+        let line = format!("mpbridge_relay_rejected_total{{reason=\"{reason}\"}} {n}\n");
+        assert!(r.contains(&line), "{line} in {r}");
+    }
 
     let r = raw(a, &pki, "\u{1}\u{2}garbage that is not http\r\n\r\n").await;
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
@@ -279,6 +290,17 @@ async fn every_rejection_path_has_its_status_and_sentence() {
     let statuses: Vec<_> = snap.rejected.iter().filter_map(|r| r.status).collect();
     for s in [404, 426, 400, 403] {
         assert!(statuses.contains(&s), "{s} recorded: {statuses:?}");
+    }
+    use mpbridge::relay::RejectKind;
+    let kinds: Vec<_> = snap.rejected.iter().map(|r| r.kind).collect();
+    for k in [
+        RejectKind::NoRoute,
+        RejectKind::NotWebSocket,
+        RejectKind::Subprotocol,
+        RejectKind::NotAllowed,
+        RejectKind::BadRequest,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} recorded: {kinds:?}");
     }
     relay.stop().await;
 }
@@ -581,7 +603,10 @@ async fn garbage_and_half_open_handshakes_never_block_new_clients() {
             let n = s
                 .rejected
                 .iter()
-                .filter(|r| r.reason.contains("within 1 s"))
+                .filter(|r| {
+                    r.reason.contains("within 1 s")
+                        && r.kind == mpbridge::relay::RejectKind::TlsTimeout
+                })
                 .count();
             if n >= 300 {
                 return n;
@@ -633,7 +658,8 @@ async fn limits_per_ip_and_idle_timeout() {
             .snapshot(10)
             .rejected
             .iter()
-            .any(|r| r.reason.contains("max_connections_per_ip (2)"))
+            .any(|r| r.reason.contains("max_connections_per_ip (2)")
+                && r.kind == mpbridge::relay::RejectKind::PerIpLimit)
     );
     // Idle for more than a second: the relay closes with 1001.
     let (code, reason) = within(5, "idle close", next_close(&mut a)).await;

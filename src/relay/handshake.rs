@@ -109,13 +109,15 @@ pub fn accept_key(key: &str) -> String {
 /// Why an upgrade request is refused (the status and a one-line body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    pub kind: super::RejectKind,
     pub status: u16,
     pub reason: String,
 }
 
 impl Refusal {
-    pub fn new(status: u16, reason: impl Into<String>) -> Self {
+    pub fn new(kind: super::RejectKind, status: u16, reason: impl Into<String>) -> Self {
         Self {
+            kind,
             status,
             reason: reason.into(),
         }
@@ -137,6 +139,7 @@ pub fn check_upgrade(req: &Request, require_subprotocol: bool) -> Result<Upgrade
         req.has_token("Upgrade", "websocket") && req.has_token("Connection", "upgrade");
     if !is_upgrade {
         return Err(Refusal::new(
+            super::RejectKind::NotWebSocket,
             426,
             format!(
                 "{} is a WebSocket endpoint: send GET with Upgrade: websocket and Connection: Upgrade (an nginx in front needs proxy_http_version 1.1 and both headers)",
@@ -146,12 +149,14 @@ pub fn check_upgrade(req: &Request, require_subprotocol: bool) -> Result<Upgrade
     }
     if req.method != "GET" {
         return Err(Refusal::new(
+            super::RejectKind::NotWebSocket,
             405,
             format!("a WebSocket upgrade must be GET, not {}", req.method),
         ));
     }
     if req.header("Sec-WebSocket-Version").map(str::trim) != Some("13") {
         return Err(Refusal::new(
+            super::RejectKind::NotWebSocket,
             400,
             "Sec-WebSocket-Version must be 13 (RFC 6455)",
         ));
@@ -162,6 +167,7 @@ pub fn check_upgrade(req: &Request, require_subprotocol: bool) -> Result<Upgrade
         .is_ok_and(|k| k.len() == 16);
     if !key_ok {
         return Err(Refusal::new(
+            super::RejectKind::NotWebSocket,
             400,
             "Sec-WebSocket-Key must be 16 random bytes in base64",
         ));
@@ -174,6 +180,7 @@ pub fn check_upgrade(req: &Request, require_subprotocol: bool) -> Result<Upgrade
     if subprotocol.is_none() {
         if !offered.is_empty() {
             return Err(Refusal::new(
+                super::RejectKind::Subprotocol,
                 400,
                 format!(
                     "none of the offered subprotocols ({}) is supported; offer `mqtt`",
@@ -183,6 +190,7 @@ pub fn check_upgrade(req: &Request, require_subprotocol: bool) -> Result<Upgrade
         }
         if require_subprotocol {
             return Err(Refusal::new(
+                super::RejectKind::Subprotocol,
                 400,
                 "no Sec-WebSocket-Protocol offered; MQTT over WebSocket needs `mqtt` (mqtt.js sends it; a raw wx.connectSocket needs protocols: ['mqtt'])",
             ));

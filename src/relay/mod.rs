@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{RelayConfig, Upstream};
-pub use stats::{ConnRecord, Rejection, RelaySnapshot};
+pub use stats::{ConnRecord, RejectKind, Rejection, RelaySnapshot};
 
 /// Where the relay is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -264,7 +264,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Ok(slot) => {
                 tokio::spawn(session::serve(tcp, peer, active, shared.ctx.clone(), slot));
             }
-            Err(reason) => {
+            Err((kind, reason)) => {
                 drop(tcp);
                 registry.reject(Rejection {
                     time: chrono::Local::now(),
@@ -272,6 +272,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     sni: None,
                     path: None,
                     status: None,
+                    kind,
                     reason,
                 });
             }

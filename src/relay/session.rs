@@ -22,7 +22,9 @@ use super::Active;
 use super::frames::{self, FrameObserver, Seen};
 use super::handshake::{self, Refusal, Request};
 use super::inspect::{Captured, PacketStream, connack_text, parse_connack, parse_connect};
-use super::stats::{CloseInfo, ConnRecord, Counters, LiveConn, Registry, Rejection, Side, Slot};
+use super::stats::{
+    CloseInfo, ConnRecord, Counters, LiveConn, Registry, RejectKind, Rejection, Side, Slot,
+};
 use super::upstream::{self, Forwarded, UpstreamConn};
 
 /// Shared by every session of a relay.
@@ -58,27 +60,40 @@ pub async fn serve(
     tcp.set_nodelay(true).ok();
     let limits = &active.config.limits;
     let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
-    let reject =
-        |sni: Option<String>, path: Option<String>, status: Option<u16>, reason: String| {
-            ctx.registry.reject(Rejection {
-                time: chrono::Local::now(),
-                peer,
-                sni,
-                path,
-                status,
-                reason,
-            });
-        };
+    let reject = |sni: Option<String>,
+                  path: Option<String>,
+                  status: Option<u16>,
+                  kind: RejectKind,
+                  reason: String| {
+        ctx.registry.reject(Rejection {
+            time: chrono::Local::now(),
+            peer,
+            sni,
+            path,
+            status,
+            kind,
+            reason,
+        });
+    };
 
     let acceptor = tokio_rustls::TlsAcceptor::from(active.config.tls.clone());
     let mut tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return reject(None, None, None, format!("TLS handshake failed: {e}")),
+        Ok(Err(e)) => {
+            return reject(
+                None,
+                None,
+                None,
+                RejectKind::TlsFailed,
+                format!("TLS handshake failed: {e}"),
+            );
+        }
         Err(_) => {
             return reject(
                 None,
                 None,
                 None,
+                RejectKind::TlsTimeout,
                 format!(
                     "TLS handshake not finished within {} s",
                     limits.handshake_timeout.as_secs()
@@ -109,6 +124,7 @@ pub async fn serve(
                     sni,
                     None,
                     None,
+                    RejectKind::ClosedEarly,
                     "closed before sending an HTTP request".into(),
                 );
             }
@@ -118,6 +134,7 @@ pub async fn serve(
                     sni,
                     None,
                     None,
+                    RejectKind::ClosedEarly,
                     format!("read error before the request: {e}"),
                 );
             }
@@ -126,6 +143,7 @@ pub async fn serve(
                     sni,
                     None,
                     None,
+                    RejectKind::RequestTimeout,
                     format!(
                         "no complete HTTP request within {} s",
                         limits.handshake_timeout.as_secs()
@@ -144,7 +162,13 @@ pub async fn serve(
                     400
                 };
                 respond(&mut tls, status, &e.to_string()).await;
-                return reject(sni, None, Some(status), e.to_string());
+                return reject(
+                    sni,
+                    None,
+                    Some(status),
+                    RejectKind::BadRequest,
+                    e.to_string(),
+                );
             }
         }
     };
@@ -177,6 +201,7 @@ pub async fn serve(
                 .map(|r| r.path.as_str())
                 .collect();
             Err(Refusal::new(
+                RejectKind::NoRoute,
                 404,
                 format!(
                     "no route for {}; this relay serves {}",
@@ -199,7 +224,13 @@ pub async fn serve(
                 r.reason.as_str()
             };
             respond(&mut tls, r.status, wire).await;
-            return reject(sni, Some(req.path.clone()), Some(r.status), r.reason);
+            return reject(
+                sni,
+                Some(req.path.clone()),
+                Some(r.status),
+                r.kind,
+                r.reason,
+            );
         }
     };
 
@@ -236,6 +267,7 @@ pub async fn serve(
             sni,
             Some(req.path.clone()),
             Some(101),
+            RejectKind::ClientLeft,
             format!("client left during the upgrade: {e}"),
         );
     }
@@ -370,6 +402,7 @@ fn allowed(req: &Request, route: &super::config::Route) -> Result<(), Refusal> {
         {
             if !route.allowed_origins.iter().any(|o| o == origin) {
                 return Err(Refusal::new(
+                    RejectKind::NotAllowed,
                     403,
                     format!("Origin {origin} is not allowed on {}", route.path),
                 ));
@@ -382,12 +415,14 @@ fn allowed(req: &Request, route: &super::config::Route) -> Result<(), Refusal> {
             Some(m) if route.allowed_appids.contains(&m.appid) => {}
             Some(m) => {
                 return Err(Refusal::new(
+                    RejectKind::NotAllowed,
                     403,
                     format!("Mini Program {} is not allowed on {}", m.appid, route.path),
                 ));
             }
             None => {
                 return Err(Refusal::new(
+                    RejectKind::NotAllowed,
                     403,
                     format!(
                         "{} accepts only listed Mini Programs (Referer https://servicewechat.com/<appid>/…)",

@@ -109,6 +109,71 @@ impl From<ConnectInfo> for ConnectRecord {
     }
 }
 
+/// Why a connection or handshake was refused. Labels `mpbridge_relay_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectKind {
+    /// `max_connections` reached.
+    ConnectionLimit,
+    /// `max_connections_per_ip` reached for the client's address.
+    PerIpLimit,
+    /// The TLS handshake failed (no shared version or cipher, a bad certificate, not TLS).
+    TlsFailed,
+    /// The TLS handshake did not finish within `handshake_timeout`.
+    TlsTimeout,
+    /// The client closed, or the read failed, before a whole HTTP request came.
+    ClosedEarly,
+    /// No whole HTTP request within `handshake_timeout`.
+    RequestTimeout,
+    /// Not HTTP, or a head too large (400, 431).
+    BadRequest,
+    /// No route for the path (404).
+    NoRoute,
+    /// Not a valid RFC 6455 upgrade (426, 405, 400).
+    NotWebSocket,
+    /// No supported WebSocket subprotocol offered (400).
+    Subprotocol,
+    /// Refused by a route's Origin or Mini Program allowlist (403).
+    NotAllowed,
+    /// The client left while the upgrade was being answered.
+    ClientLeft,
+}
+
+impl RejectKind {
+    pub const ALL: [RejectKind; 12] = [
+        RejectKind::ConnectionLimit,
+        RejectKind::PerIpLimit,
+        RejectKind::TlsFailed,
+        RejectKind::TlsTimeout,
+        RejectKind::ClosedEarly,
+        RejectKind::RequestTimeout,
+        RejectKind::BadRequest,
+        RejectKind::NoRoute,
+        RejectKind::NotWebSocket,
+        RejectKind::Subprotocol,
+        RejectKind::NotAllowed,
+        RejectKind::ClientLeft,
+    ];
+
+    /// The Prometheus label value (also the JSON form).
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectKind::ConnectionLimit => "connection_limit",
+            RejectKind::PerIpLimit => "per_ip_limit",
+            RejectKind::TlsFailed => "tls_failed",
+            RejectKind::TlsTimeout => "tls_timeout",
+            RejectKind::ClosedEarly => "closed_early",
+            RejectKind::RequestTimeout => "request_timeout",
+            RejectKind::BadRequest => "bad_request",
+            RejectKind::NoRoute => "no_route",
+            RejectKind::NotWebSocket => "not_websocket",
+            RejectKind::Subprotocol => "subprotocol",
+            RejectKind::NotAllowed => "not_allowed",
+            RejectKind::ClientLeft => "client_left",
+        }
+    }
+}
+
 /// A refused connection or handshake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
@@ -118,6 +183,8 @@ pub struct Rejection {
     pub path: Option<String>,
     /// The HTTP status sent; `None` when the connection was dropped before HTTP (TLS, limits).
     pub status: Option<u16>,
+    pub kind: RejectKind,
+    /// The whole story, for the log and the console.
     pub reason: String,
 }
 
@@ -160,6 +227,8 @@ pub struct Totals {
     pub accepted: u64,
     pub upgraded: u64,
     pub rejected: u64,
+    /// Rejections by kind, in [`RejectKind::ALL`]'s order.
+    pub rejected_by: [u64; RejectKind::ALL.len()],
     pub closed: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -184,6 +253,7 @@ pub struct Registry {
     accepted: AtomicU64,
     upgraded: AtomicU64,
     rejected_total: AtomicU64,
+    rejected_by: [AtomicU64; RejectKind::ALL.len()],
     closed_total: AtomicU64,
     /// Bytes of connections already closed (live ones are summed at snapshot time).
     bytes_in_closed: AtomicU64,
@@ -224,18 +294,21 @@ impl Registry {
         ip: IpAddr,
         max_total: usize,
         max_per_ip: usize,
-    ) -> Result<Slot, String> {
-        let mut s = self
-            .slots
-            .lock()
-            .map_err(|_| "relay state poisoned".to_owned())?;
+    ) -> Result<Slot, (RejectKind, String)> {
+        let Ok(mut s) = self.slots.lock() else {
+            return Err((RejectKind::ConnectionLimit, "relay state poisoned".into()));
+        };
         if s.total >= max_total {
-            return Err(format!("max_connections ({max_total}) reached"));
+            return Err((
+                RejectKind::ConnectionLimit,
+                format!("max_connections ({max_total}) reached"),
+            ));
         }
         let n = s.per_ip.entry(ip).or_insert(0);
         if *n >= max_per_ip {
-            return Err(format!(
-                "max_connections_per_ip ({max_per_ip}) reached for {ip}"
+            return Err((
+                RejectKind::PerIpLimit,
+                format!("max_connections_per_ip ({max_per_ip}) reached for {ip}"),
             ));
         }
         *n += 1;
@@ -258,8 +331,10 @@ impl Registry {
 
     pub fn reject(&self, r: Rejection) {
         self.rejected_total.fetch_add(1, Ordering::Relaxed);
+        self.rejected_by[r.kind as usize].fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             peer = %r.peer,
+            kind = r.kind.label(),
             status = r.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
             path = r.path.as_deref().unwrap_or("-"),
             "rejected: {}",
@@ -321,6 +396,7 @@ impl Registry {
             accepted: self.accepted.load(Ordering::Relaxed),
             upgraded: self.upgraded.load(Ordering::Relaxed),
             rejected: self.rejected_total.load(Ordering::Relaxed),
+            rejected_by: std::array::from_fn(|i| self.rejected_by[i].load(Ordering::Relaxed)),
             closed: self.closed_total.load(Ordering::Relaxed),
             bytes_in: self.bytes_in_closed.load(Ordering::Relaxed)
                 + live.iter().map(|r| r.bytes_in).sum::<u64>(),
@@ -340,48 +416,58 @@ impl Registry {
         let s = self.snapshot(0);
         let t = &s.totals;
         let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
+        fn metric(out: &mut String, name: &str, kind: &str, help: &str, v: u64) {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
             ));
-        };
+        }
         metric(
+            &mut out,
             "mpbridge_relay_connections",
             "gauge",
             "Relayed WebSocket connections open now.",
             s.live.len() as u64,
         );
         metric(
+            &mut out,
             "mpbridge_relay_accepted_total",
             "counter",
             "TCP connections accepted.",
             t.accepted,
         );
         metric(
+            &mut out,
             "mpbridge_relay_upgraded_total",
             "counter",
             "WebSocket upgrades completed.",
             t.upgraded,
         );
-        metric(
-            "mpbridge_relay_rejected_total",
-            "counter",
-            "Connections or handshakes refused.",
-            t.rejected,
+        out.push_str(
+            "# HELP mpbridge_relay_rejected_total Connections or handshakes refused, by reason.\n\
+             # TYPE mpbridge_relay_rejected_total counter\n",
         );
+        for (kind, n) in RejectKind::ALL.iter().zip(t.rejected_by) {
+            out.push_str(&format!(
+                "mpbridge_relay_rejected_total{{reason=\"{}\"}} {n}\n",
+                kind.label()
+            ));
+        }
         metric(
+            &mut out,
             "mpbridge_relay_closed_total",
             "counter",
             "Relayed connections closed.",
             t.closed,
         );
         metric(
+            &mut out,
             "mpbridge_relay_bytes_in_total",
             "counter",
             "Bytes from clients to upstreams.",
             t.bytes_in,
         );
         metric(
+            &mut out,
             "mpbridge_relay_bytes_out_total",
             "counter",
             "Bytes from upstreams to clients.",
