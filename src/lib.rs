@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod devices;
+pub mod i18n;
 #[cfg(test)]
 mod fuzz_smoke;
 pub mod logging;

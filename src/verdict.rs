@@ -25,38 +25,7 @@ impl Status {
     }
 }
 
-/// A sentence in both languages the product speaks.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct L10n {
-    pub en: String,
-    pub zh: String,
-}
-
-impl L10n {
-    pub fn new(en: impl Into<String>, zh: impl Into<String>) -> Self {
-        L10n {
-            en: en.into(),
-            zh: zh.into(),
-        }
-    }
-
-    /// The same text in both languages (names, paths, numbers).
-    pub fn same(s: impl Into<String>) -> Self {
-        let s = s.into();
-        L10n {
-            en: s.clone(),
-            zh: s,
-        }
-    }
-
-    pub fn get(&self, zh: bool) -> &str {
-        if zh { &self.zh } else { &self.en }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.en.is_empty()
-    }
-}
+pub use crate::i18n::L10n;
 
 /// One verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]

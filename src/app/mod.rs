@@ -49,20 +49,16 @@ fn secured_notice(
 ) -> Option<String> {
     let mut said = Vec::new();
     if let Some(e) = &found.error {
-        said.push(ui::i18n::fill(t.save_failed, &[e]));
+        said.push(ui::i18n::fill(t.save_failed, &[("error", e)]));
     }
     if found.moved > 0 {
         said.push(ui::i18n::fill(
-            t.passwords_moved,
-            &[&found.moved, &ui::broker::vault_name(t, vault)],
-        ));
+            t.passwords_moved, &[("n", &found.moved), ("store", &ui::broker::vault_name(t, vault))]));
     }
     if !found.missing.is_empty() {
         let names: Vec<&str> = found.missing.iter().map(|(n, _)| n.as_str()).collect();
         said.push(ui::i18n::fill(
-            t.passwords_missing,
-            &[&names.join(", "), &ui::broker::vault_name(t, vault)],
-        ));
+            t.passwords_missing, &[("names", &names.join(", ")), ("store", &ui::broker::vault_name(t, vault))]));
     }
     (!said.is_empty()).then(|| said.join(" "))
 }
@@ -71,7 +67,7 @@ fn secured_notice(
 fn pending_notice(t: &ui::i18n::Tr, answer: Result<String, String>) -> String {
     match answer {
         Ok(s) => s,
-        Err(e) => ui::i18n::fill(t.save_failed, &[&e]),
+        Err(e) => ui::i18n::fill(t.save_failed, &[("error", &e)]),
     }
 }
 
@@ -80,10 +76,10 @@ fn profiles_notice(t: &ui::i18n::Tr, r: &Result<ProfilesDone, ProfilesError>) ->
         Ok(ProfilesDone::Saved {
             not_forgotten: Some(e),
             ..
-        }) => ui::i18n::fill(t.save_failed, &[e]),
-        Ok(ProfilesDone::Saved { file, .. }) => ui::i18n::fill(t.saved, &[&file.display()]),
+        }) => ui::i18n::fill(t.save_failed, &[("error", e)]),
+        Ok(ProfilesDone::Saved { file, .. }) => ui::i18n::fill(t.saved, &[("path", &file.display())]),
         Ok(ProfilesDone::Imported { count, from, notes }) => {
-            let mut msg = ui::i18n::fill(t.broker_imported, &[count, &from.display()]);
+            let mut msg = ui::i18n::fill(t.broker_imported, &[("n", count), ("path", &from.display())]);
             for x in notes {
                 msg.push_str("; ");
                 msg.push_str(x);
@@ -91,7 +87,7 @@ fn profiles_notice(t: &ui::i18n::Tr, r: &Result<ProfilesDone, ProfilesError>) ->
             msg
         }
         Err(e @ ProfilesError::Import { .. }) => e.to_string(),
-        Err(e) => ui::i18n::fill(t.save_failed, &[e]),
+        Err(e) => ui::i18n::fill(t.save_failed, &[("error", e)]),
     }
 }
 
@@ -238,7 +234,7 @@ impl ConsoleApp {
                     pending_notice(
                         t,
                         r.clone()
-                            .map(|path| ui::i18n::fill(t.saved, &[&path.display()])),
+                            .map(|path| ui::i18n::fill(t.saved, &[("path", &path.display())])),
                     )
                 }),
                 Pending::Profiles(r) => r.poll().map(|r| profiles_notice(t, r)),
@@ -371,7 +367,7 @@ impl ConsoleApp {
                 if !crate::mqtt::topic::valid_filter(&p) || !p.contains('+') {
                     let t = ui::i18n::tr(self.state.lang());
                     self.notices.toast =
-                        Some((ui::i18n::fill(t.devices_bad_pattern, &[&p]), Instant::now()));
+                        Some((ui::i18n::fill(t.devices_bad_pattern, &[("pattern", &p)]), Instant::now()));
                     return;
                 }
                 roster.config.discovery.pattern = p;

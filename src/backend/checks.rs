@@ -11,6 +11,7 @@ use super::Reply;
 use super::files::{stamp, write_into};
 use super::shared::{Service, Shared};
 use crate::relay::RelayConfig;
+use crate::i18n::Language;
 
 /// What the Checks panel asks for.
 pub enum ChecksCmd {
@@ -30,7 +31,7 @@ pub enum ChecksCmd {
     SaveReport {
         report: Arc<crate::checks::Report>,
         markdown: bool,
-        zh: bool,
+        lang: Language,
         reply: Reply<PathBuf, String>,
     },
 }
@@ -158,7 +159,7 @@ impl Service for ChecksService {
             ChecksCmd::SaveReport {
                 report,
                 markdown,
-                zh,
+                lang,
                 reply,
             } => {
                 let dir = self.shared.paths.data_dir.join("checks");
@@ -166,7 +167,7 @@ impl Service for ChecksService {
                     let (name, text) = if markdown {
                         (
                             format!("report-{}.md", stamp()),
-                            crate::checks::report::markdown(&report, zh),
+                            crate::checks::report::markdown(&report, lang),
                         )
                     } else {
                         (
@@ -240,7 +241,7 @@ mod tests {
             .handle(ChecksCmd::SaveReport {
                 report,
                 markdown: false,
-                zh: false,
+                lang: Language::En,
                 reply,
             })
             .await;

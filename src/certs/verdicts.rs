@@ -12,13 +12,10 @@ use super::{
     judging_time, signs,
 };
 use crate::verdict::{Finding, L10n};
+use crate::i18n::l;
 
 /// Days before expiry from which CERT-DATES warns.
 pub const EXPIRY_WARN_DAYS: i64 = 30;
-
-fn l(en: impl Into<String>, zh: impl Into<String>) -> L10n {
-    L10n::new(en, zh)
-}
 
 fn label(i: usize, info: &CertInfo) -> String {
     format!("#{} “{}”", i + 1, info.common_name)

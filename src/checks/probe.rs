@@ -19,10 +19,7 @@ use super::url::{self, Target};
 use super::{CATALOGUE, Check, CheckStatus, Options, Report};
 use crate::mqtt::wire;
 use crate::verdict::{L10n, Status};
-
-fn l(en: impl Into<String>, zh: impl Into<String>) -> L10n {
-    L10n::new(en, zh)
-}
+use crate::i18n::l;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}

@@ -5,13 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::{Check, CheckStatus};
 use crate::verdict::L10n;
+use crate::i18n::l;
 
 const MAX_FILES: usize = 20_000;
 const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
-
-fn l(en: impl Into<String>, zh: impl Into<String>) -> L10n {
-    L10n::new(en, zh)
-}
 
 fn check(
     id: &'static str,

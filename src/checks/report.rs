@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{CheckStatus, Report};
+use crate::i18n::Language;
 
 fn tag(s: CheckStatus) -> &'static str {
     match s {
@@ -15,7 +16,7 @@ fn tag(s: CheckStatus) -> &'static str {
 }
 
 /// One check as terminal lines (printed live as the run goes).
-pub fn line(c: &super::Check, zh: bool) -> String {
+pub fn line(c: &super::Check, lang: Language) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -23,39 +24,39 @@ pub fn line(c: &super::Check, zh: bool) -> String {
         tag(c.status),
         c.id,
         c.elapsed_ms,
-        c.detail.get(zh)
+        c.detail.get(lang)
     );
     if let Some(s) = &c.source {
         let _ = writeln!(o, "       {:<22}            {s}", "");
     }
     if !c.remedy.is_empty() && c.status != CheckStatus::Pass {
-        let _ = writeln!(o, "       {:<22}            → {}", "", c.remedy.get(zh));
+        let _ = writeln!(o, "       {:<22}            → {}", "", c.remedy.get(lang));
     }
     o
 }
 
-pub fn header(target: &str, zh: bool) -> String {
-    format!("{} {target}\n", if zh { "检查" } else { "Checking" })
+pub fn header(target: &str, lang: Language) -> String {
+    format!("{} {target}\n", crate::i18n::pick(lang, "Checking", "检查"))
 }
 
 /// The whole report as text.
-pub fn text(r: &Report, zh: bool) -> String {
-    let mut o = header(&r.target, zh);
+pub fn text(r: &Report, lang: Language) -> String {
+    let mut o = header(&r.target, lang);
     for c in &r.checks {
-        o.push_str(&line(c, zh));
+        o.push_str(&line(c, lang));
     }
-    o.push_str(&footer(r, zh));
+    o.push_str(&footer(r, lang));
     o
 }
 
 /// The summary and the snippet.
-pub fn footer(r: &Report, zh: bool) -> String {
+pub fn footer(r: &Report, lang: Language) -> String {
     let mut o = String::new();
     let s = &r.summary;
     let _ = writeln!(
         o,
         "{}: {} pass, {} warn, {} fail, {} manual, {} skipped",
-        if zh { "合计" } else { "Summary" },
+        crate::i18n::pick(lang, "Summary", "合计"),
         s.pass,
         s.warn,
         s.fail,
@@ -66,11 +67,7 @@ pub fn footer(r: &Report, zh: bool) -> String {
         let _ = writeln!(
             o,
             "\n{}\n{sn}",
-            if zh {
-                "小程序代码："
-            } else {
-                "For the Mini Program:"
-            }
+            crate::i18n::pick(lang, "For the Mini Program:", "小程序代码：")
         );
     }
     o
@@ -80,17 +77,13 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-pub fn markdown(r: &Report, zh: bool) -> String {
+pub fn markdown(r: &Report, lang: Language) -> String {
     let mut o = String::new();
     let s = &r.summary;
     let _ = writeln!(
         o,
         "# {} {}\n",
-        if zh {
-            "小程序合规检查："
-        } else {
-            "Mini Program compliance:"
-        },
+        crate::i18n::pick(lang, "Mini Program compliance:", "小程序合规检查："),
         r.target
     );
     let _ = writeln!(
@@ -101,24 +94,24 @@ pub fn markdown(r: &Report, zh: bool) -> String {
     let _ = writeln!(
         o,
         "| {} | id | {} | {} | {} | ms |\n|---|---|---|---|---|---|",
-        if zh { "结果" } else { "status" },
-        if zh { "规则" } else { "rule" },
-        if zh { "详情" } else { "detail" },
-        if zh { "修复" } else { "fix" },
+        crate::i18n::pick(lang, "status", "结果"),
+        crate::i18n::pick(lang, "rule", "规则"),
+        crate::i18n::pick(lang, "detail", "详情"),
+        crate::i18n::pick(lang, "fix", "修复"),
     );
     for c in &r.checks {
         let detail = match &c.source {
-            Some(src) => format!("{} (`{src}`)", c.detail.get(zh)),
-            None => c.detail.get(zh).to_owned(),
+            Some(src) => format!("{} (`{src}`)", c.detail.get(lang)),
+            None => c.detail.get(lang).to_owned(),
         };
         let _ = writeln!(
             o,
             "| {} | `{}` | {} | {} | {} | {} |",
             c.status.as_str(),
             c.id,
-            cell(c.title.get(zh)),
+            cell(c.title.get(lang)),
             cell(&detail),
-            cell(c.remedy.get(zh)),
+            cell(c.remedy.get(lang)),
             c.elapsed_ms
         );
     }
@@ -126,11 +119,7 @@ pub fn markdown(r: &Report, zh: bool) -> String {
         let _ = writeln!(
             o,
             "\n{}`{w}`",
-            if zh {
-                "socket合法域名："
-            } else {
-                "socket合法域名 entry:"
-            }
+            crate::i18n::pick(lang, "socket合法域名 entry:", "socket合法域名：")
         );
     }
     if let Some(sn) = &r.snippet {

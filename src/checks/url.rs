@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use crate::verdict::L10n;
 
 use super::{Check, CheckStatus};
+use crate::i18n::l;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -103,10 +104,6 @@ pub fn parse(url: &str) -> Result<Target, String> {
 
 fn check(id: &'static str, status: CheckStatus, detail: L10n, remedy: L10n) -> Check {
     Check::new(id, status, detail, remedy)
-}
-
-fn l(en: impl Into<String>, zh: impl Into<String>) -> L10n {
-    L10n::new(en, zh)
 }
 
 pub fn scheme_check(t: &Target) -> Check {

@@ -10,6 +10,7 @@ use clap::Subcommand;
 
 use crate::certs::{self, ChainEntry, IssuerFound, RepairPlan, Report, Request, Trust};
 use crate::verdict::Status;
+use crate::i18n::Language;
 
 #[derive(Debug, Subcommand)]
 pub enum CertCmd {
@@ -100,8 +101,8 @@ impl Common {
     }
 }
 
-pub fn run(cmd: CertCmd, zh: bool, rt: &tokio::runtime::Runtime) -> ExitCode {
-    match run_inner(cmd, zh, rt) {
+pub fn run(cmd: CertCmd, lang: Language, rt: &tokio::runtime::Runtime) -> ExitCode {
+    match run_inner(cmd, lang, rt) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mpbridge: {e}");
@@ -110,12 +111,12 @@ pub fn run(cmd: CertCmd, zh: bool, rt: &tokio::runtime::Runtime) -> ExitCode {
     }
 }
 
-fn run_inner(cmd: CertCmd, zh: bool, rt: &tokio::runtime::Runtime) -> Result<ExitCode, String> {
+fn run_inner(cmd: CertCmd, lang: Language, rt: &tokio::runtime::Runtime) -> Result<ExitCode, String> {
     match cmd {
         CertCmd::Inspect { files, key, common } => {
             let (req, password) = common.request()?;
             let (_, report) = certs::inspect_paths(&files, &key, password.as_deref(), &req);
-            emit(&report, common.json, zh)?;
+            emit(&report, common.json, lang)?;
             Ok(ExitCode::from(report.exit_code()))
         }
         CertCmd::Fetch {
@@ -135,7 +136,7 @@ fn run_inner(cmd: CertCmd, zh: bool, rt: &tokio::runtime::Runtime) -> Result<Exi
                 req,
                 timeout,
             ))?;
-            emit(&report, common.json, zh)?;
+            emit(&report, common.json, lang)?;
             Ok(ExitCode::from(report.exit_code()))
         }
         CertCmd::Repair {
@@ -147,7 +148,7 @@ fn run_inner(cmd: CertCmd, zh: bool, rt: &tokio::runtime::Runtime) -> Result<Exi
             let (req, password) = common.request()?;
             let (opened, report) = certs::inspect_paths(&files, &key, password.as_deref(), &req);
             if report.chain.is_empty() {
-                emit(&report, common.json, zh)?;
+                emit(&report, common.json, lang)?;
                 return Ok(ExitCode::from(2));
             }
             let written = certs::repair::write(&opened, &report.repair, &out);
@@ -164,14 +165,14 @@ fn run_inner(cmd: CertCmd, zh: bool, rt: &tokio::runtime::Runtime) -> Result<Exi
             } else {
                 match &written {
                     Ok(w) => {
-                        println!("{}", if zh { "已写入：" } else { "Written:" });
+                        println!("{}", crate::i18n::pick(lang, "Written:", "已写入："));
                         println!("  {}", w.fullchain.display());
                         if let Some(k) = &w.key {
                             println!("  {}", k.display());
                         }
                         if let RepairPlan::Ready { changes, .. } = &report.repair {
                             for c in changes {
-                                println!("  - {}", c.get(zh));
+                                println!("  - {}", c.get(lang));
                             }
                         }
                     }
@@ -187,35 +188,32 @@ fn run_inner(cmd: CertCmd, zh: bool, rt: &tokio::runtime::Runtime) -> Result<Exi
     }
 }
 
-fn emit(report: &Report, json: bool, zh: bool) -> Result<(), String> {
+fn emit(report: &Report, json: bool, lang: Language) -> Result<(), String> {
     if json {
         let s = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
         println!("{s}");
     } else {
-        print!("{}", render_text(report, zh));
+        print!("{}", render_text(report, lang));
     }
     Ok(())
 }
 
-fn role_name(e: &ChainEntry, zh: bool) -> &'static str {
+fn role_name(e: &ChainEntry, lang: Language) -> &'static str {
     use certs::Role::*;
-    match (e.role, zh) {
-        (Leaf, false) => "leaf",
-        (Intermediate, false) => "intermediate",
-        (Root, false) => "root",
-        (Unrelated, false) => "unrelated",
-        (Leaf, true) => "叶子",
-        (Intermediate, true) => "中间",
-        (Root, true) => "根",
-        (Unrelated, true) => "无关",
-    }
+    let (en, zh) = match e.role {
+        Leaf => ("leaf", "叶子"),
+        Intermediate => ("intermediate", "中间"),
+        Root => ("root", "根"),
+        Unrelated => ("unrelated", "无关"),
+    };
+    crate::i18n::pick(lang, en, zh)
 }
 
 /// The human-readable report.
-pub fn render_text(r: &Report, zh: bool) -> String {
+pub fn render_text(r: &Report, lang: Language) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
-    let t = |en: &'static str, cn: &'static str| if zh { cn } else { en };
+    let t = |en: &'static str, cn: &'static str| crate::i18n::pick(lang, en, cn);
     if let Some(s) = &r.served {
         let _ = writeln!(
             o,
@@ -242,7 +240,7 @@ pub fn render_text(r: &Report, zh: bool) -> String {
             o,
             "  #{} [{}] {}",
             e.index + 1,
-            role_name(e, zh),
+            role_name(e, lang),
             c.common_name
         );
         let rows: Vec<(&str, String)> = vec![
@@ -310,7 +308,7 @@ pub fn render_text(r: &Report, zh: bool) -> String {
         }
     }
     for n in &r.notes {
-        let _ = writeln!(o, "{} {}", t("note:", "说明："), n.get(zh));
+        let _ = writeln!(o, "{} {}", t("note:", "说明："), n.get(lang));
     }
     let _ = writeln!(o, "{}:", t("Verdicts", "检查结果"));
     for f in &r.findings {
@@ -320,9 +318,9 @@ pub fn render_text(r: &Report, zh: bool) -> String {
             Status::Fail => "FAIL",
             Status::Skip => "SKIP",
         };
-        let _ = writeln!(o, "  {tag} {:<20} {}", f.id, f.detail.get(zh));
+        let _ = writeln!(o, "  {tag} {:<20} {}", f.id, f.detail.get(lang));
         if !f.remedy.is_empty() {
-            let _ = writeln!(o, "       {:<20} → {}", "", f.remedy.get(zh));
+            let _ = writeln!(o, "       {:<20} → {}", "", f.remedy.get(lang));
         }
     }
     match &r.repair {
@@ -335,13 +333,13 @@ pub fn render_text(r: &Report, zh: bool) -> String {
                 list.join(" + "),
                 changes
                     .iter()
-                    .map(|c| c.get(zh).to_owned())
+                    .map(|c| c.get(lang).to_owned())
                     .collect::<Vec<_>>()
                     .join("; ")
             );
         }
         RepairPlan::Impossible { reason } if !r.chain.is_empty() => {
-            let _ = writeln!(o, "{} {}", t("Repair:", "修复："), reason.get(zh));
+            let _ = writeln!(o, "{} {}", t("Repair:", "修复："), reason.get(lang));
         }
         _ => {}
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::checks::{self, Options};
 use crate::config::Secret;
+use crate::i18n::Language;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -110,7 +111,7 @@ fn options(a: &CheckArgs) -> Result<Options, String> {
     })
 }
 
-pub fn run(args: CheckArgs, zh: bool, rt: &tokio::runtime::Runtime) -> ExitCode {
+pub fn run(args: CheckArgs, lang: Language, rt: &tokio::runtime::Runtime) -> ExitCode {
     let opts = match options(&args) {
         Ok(o) if o.send_credentials_anyway && o.username.is_some() => {
             eprintln!(
@@ -134,7 +135,7 @@ pub fn run(args: CheckArgs, zh: bool, rt: &tokio::runtime::Runtime) -> ExitCode 
     // Text output is printed check by check as the run goes.
     let live = !args.json && !args.markdown;
     if live {
-        print!("{}", checks::report::header(&args.url, zh));
+        print!("{}", checks::report::header(&args.url, lang));
     }
     let report = rt.block_on(checks::run(
         &args.url,
@@ -142,14 +143,14 @@ pub fn run(args: CheckArgs, zh: bool, rt: &tokio::runtime::Runtime) -> ExitCode 
         |c| {
             if live {
                 use std::io::Write as _;
-                print!("{}", checks::report::line(c, zh));
+                print!("{}", checks::report::line(c, lang));
                 std::io::stdout().flush().ok();
             }
         },
         cancel,
     ));
     if live {
-        print!("{}", checks::report::footer(&report, zh));
+        print!("{}", checks::report::footer(&report, lang));
     } else if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
@@ -159,7 +160,7 @@ pub fn run(args: CheckArgs, zh: bool, rt: &tokio::runtime::Runtime) -> ExitCode 
             }
         }
     } else {
-        print!("{}", checks::report::markdown(&report, zh));
+        print!("{}", checks::report::markdown(&report, lang));
     }
     ExitCode::from(report.exit_code())
 }

@@ -433,18 +433,16 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             Ok(code)
         }
         Some(Cmd::Check(args)) => {
-            let zh =
-                lang.unwrap_or(config.language.unwrap_or_else(Language::from_os)) == Language::ZhCn;
-            let code = check::run(args, zh, &rt);
+            let lang = lang.unwrap_or(config.language.unwrap_or_else(Language::from_os));
+            let code = check::run(args, lang, &rt);
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
         Some(Cmd::Cert(cmd)) => {
             // No logging: every problem is in the report, and the OS verifier's own error
             // lines would only repeat CERT-TRUST.
-            let zh =
-                lang.unwrap_or(config.language.unwrap_or_else(Language::from_os)) == Language::ZhCn;
-            let code = cert::run(cmd, zh, &rt);
+            let lang = lang.unwrap_or(config.language.unwrap_or_else(Language::from_os));
+            let code = cert::run(cmd, lang, &rt);
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }

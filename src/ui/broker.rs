@@ -148,7 +148,7 @@ impl BrokerPanel {
                 ui.label(RichText::new(&c.label).strong());
             }
             if let ConnState::Disconnected { error, .. } = &live.status.broker {
-                ui.colored_label(tokens::BAD, error.get(t.zh()));
+                ui.colored_label(tokens::BAD, error.get(t.lang()));
             }
             if ui.button(t.broker_disconnect).clicked() {
                 actions.push(Action::Backend(ConnCmd::Disconnect.into()));
@@ -172,7 +172,7 @@ impl BrokerPanel {
                         )));
                     }
                     ui.label(
-                        RichText::new(fill(t.broker_client_id_used, &[id])).color(tokens::MUTED),
+                        RichText::new(fill(t.broker_client_id_used, &[("client_id", id)])).color(tokens::MUTED),
                     );
                 }
                 Some(Some(Err(e))) => {
@@ -248,7 +248,7 @@ impl BrokerPanel {
                 });
                 match self.export.as_mut().map(|r| r.poll()) {
                     Some(Some(Ok(p))) => {
-                        ui.colored_label(tokens::OK, fill(t.certs_written, &[&p.display()]));
+                        ui.colored_label(tokens::OK, fill(t.certs_written, &[("path", &p.display())]));
                     }
                     Some(Some(Err(e))) => {
                         ui.colored_label(tokens::BAD, e.as_str());
@@ -577,7 +577,7 @@ fn connections_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec
                     && !active
                 {
                     ui.label("");
-                    ui.colored_label(tokens::BAD, error.get(t.zh()));
+                    ui.colored_label(tokens::BAD, error.get(t.lang()));
                     ui.end_row();
                 }
             }
@@ -617,7 +617,7 @@ fn vault_ui(ui: &mut egui::Ui, t: &Tr, kind: &VaultKind) {
     let name = vault_name(t, kind);
     match kind {
         VaultKind::Os(_) => {
-            ui.label(RichText::new(fill(t.broker_vault_os, &[&name])).color(tokens::OK));
+            ui.label(RichText::new(fill(t.broker_vault_os, &[("store", &name)])).color(tokens::OK));
         }
         VaultKind::File { why, .. } => {
             let (reason, detail) = match why {
@@ -627,7 +627,7 @@ fn vault_ui(ui: &mut egui::Ui, t: &Tr, kind: &VaultKind) {
                 FileWhy::Unsupported => (t.broker_vault_unsupported, None),
             };
             let r = ui.label(
-                RichText::new(fill(t.broker_vault_file, &[&name, &reason])).color(tokens::WARN),
+                RichText::new(fill(t.broker_vault_file, &[("store", &name), ("reason", &reason)])).color(tokens::WARN),
             );
             if let Some(d) = detail {
                 r.on_hover_text(d.as_str());

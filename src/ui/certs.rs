@@ -14,6 +14,7 @@ use crate::certs::{ChainEntry, IssuerFound, RepairPlan, Report, Role};
 use crate::config::Secret;
 use crate::model::{Action, LiveModel};
 use crate::verdict::Status;
+use crate::i18n::Language;
 
 #[derive(Default)]
 pub struct CertsPanel {
@@ -106,7 +107,7 @@ impl CertsPanel {
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
-        zh: bool,
+        lang: Language,
         live: &LiveModel,
         actions: &mut Vec<Action>,
     ) {
@@ -170,7 +171,7 @@ impl CertsPanel {
             .id_salt("certs-report")
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                self.report_ui(ui, t, zh, &report, actions);
+                self.report_ui(ui, t, lang, &report, actions);
             });
     }
 
@@ -295,33 +296,19 @@ impl CertsPanel {
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
-        zh: bool,
+        lang: Language,
         r: &Report,
         actions: &mut Vec<Action>,
     ) {
         if let Some(s) = &r.served {
             ui.label(fill(
-                t.certs_served,
-                &[
-                    &s.target,
-                    &s.tls_version,
-                    &s.cipher,
-                    &s.alpn.as_deref().unwrap_or("-"),
-                ],
-            ));
+                t.certs_served, &[("host", &s.target), ("version", &s.tls_version), ("cipher", &s.cipher), ("alpn", &s.alpn.as_deref().unwrap_or("-"))]));
         }
         let count = |st: Status| r.findings.iter().filter(|f| f.status == st).count();
         ui.horizontal(|ui| {
             ui.label(status_chip(t, r.worst()));
             ui.label(fill(
-                t.certs_summary,
-                &[
-                    &count(Status::Pass),
-                    &count(Status::Warn),
-                    &count(Status::Fail),
-                    &count(Status::Skip),
-                ],
-            ));
+                t.certs_summary, &[("pass", &count(Status::Pass)), ("warn", &count(Status::Warn)), ("fail", &count(Status::Fail)), ("skipped", &count(Status::Skip))]));
         });
         ui.add_space(4.0);
         ui.label(RichText::new(t.certs_findings).strong());
@@ -339,11 +326,11 @@ impl CertsPanel {
                     ui.monospace(f.id);
                     ui.vertical(|ui| {
                         ui.set_max_width(ui.available_width().max(400.0));
-                        ui.add(egui::Label::new(f.detail.get(zh)).wrap());
+                        ui.add(egui::Label::new(f.detail.get(lang)).wrap());
                         if !f.remedy.is_empty() {
                             ui.add(
                                 egui::Label::new(
-                                    RichText::new(format!("→ {}", f.remedy.get(zh)))
+                                    RichText::new(format!("→ {}", f.remedy.get(lang)))
                                         .color(tokens::ACCENT),
                                 )
                                 .wrap(),
@@ -356,13 +343,13 @@ impl CertsPanel {
         // The fix comes right after the verdicts, before the details.
         if r.served.is_none() && !r.chain.is_empty() {
             ui.add_space(6.0);
-            self.repair_ui(ui, t, zh, r, actions);
+            self.repair_ui(ui, t, lang, r, actions);
         }
         if !r.notes.is_empty() {
             ui.add_space(4.0);
             ui.label(RichText::new(t.certs_notes).strong());
             for n in &r.notes {
-                ui.label(RichText::new(n.get(zh)).color(tokens::MUTED));
+                ui.label(RichText::new(n.get(lang)).color(tokens::MUTED));
             }
         }
         if !r.chain.is_empty() {
@@ -378,24 +365,22 @@ impl CertsPanel {
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
-        zh: bool,
+        lang: Language,
         r: &Report,
         actions: &mut Vec<Action>,
     ) {
         ui.label(RichText::new(t.certs_repair_title).strong());
         match &r.repair {
             RepairPlan::Impossible { reason } => {
-                ui.colored_label(tokens::BAD, reason.get(zh));
+                ui.colored_label(tokens::BAD, reason.get(lang));
             }
             RepairPlan::Ready { changes, key, .. } => {
                 if changes.is_empty() {
                     ui.label(t.certs_repair_fine);
                 } else {
-                    let list: Vec<&str> = changes.iter().map(|c| c.get(zh)).collect();
+                    let list: Vec<&str> = changes.iter().map(|c| c.get(lang)).collect();
                     ui.label(fill(
-                        t.certs_repair_ready,
-                        &[&list.join(if zh { "；" } else { "; " })],
-                    ));
+                        t.certs_repair_ready, &[("changes", &list.join(crate::i18n::pick(lang, "; ", "；")))]));
                 }
                 let busy = matches!(self.repair, Some(Requested::Pending(_)));
                 ui.horizontal(|ui| {
@@ -432,9 +417,9 @@ impl CertsPanel {
                     if let Some(k) = &done.key {
                         files.push_str(&format!(", {}", k.display()));
                     }
-                    ui.colored_label(tokens::OK, fill(t.certs_written, &[&files]));
+                    ui.colored_label(tokens::OK, fill(t.certs_written, &[("path", &files)]));
                     if let Some(msg) = &done.relay {
-                        ui.colored_label(tokens::OK, fill(t.certs_relay_done, &[msg]));
+                        ui.colored_label(tokens::OK, fill(t.certs_relay_done, &[("message", msg)]));
                     }
                 }
                 Some(Err(e)) => {
@@ -456,7 +441,7 @@ fn role_text(t: &Tr, role: Role) -> &'static str {
 
 fn chain_entry_ui(ui: &mut egui::Ui, t: &Tr, e: &ChainEntry) {
     let c = &e.info;
-    let days = fill(t.certs_days_left, &[&c.days_left]);
+    let days = fill(t.certs_days_left, &[("days", &c.days_left)]);
     let color = if c.days_left < 0 {
         tokens::BAD
     } else if c.days_left < 30 {
@@ -477,8 +462,8 @@ fn chain_entry_ui(ui: &mut egui::Ui, t: &Tr, e: &ChainEntry) {
             let signed_by = match (&e.signed_by, &e.issuer_found) {
                 (Some(i), _) => format!("#{}", i + 1),
                 (None, IssuerFound::Itself) => t.certs_signed_itself.to_owned(),
-                (None, IssuerFound::PublicRoot(n)) => fill(t.certs_signed_public, &[n]),
-                (None, IssuerFound::SuppliedCa(n)) => fill(t.certs_signed_supplied, &[n]),
+                (None, IssuerFound::PublicRoot(n)) => fill(t.certs_signed_public, &[("name", n)]),
+                (None, IssuerFound::SuppliedCa(n)) => fill(t.certs_signed_supplied, &[("name", n)]),
                 (None, _) => t.certs_signed_missing.to_owned(),
             };
             let dash = |v: &[String]| {

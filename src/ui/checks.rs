@@ -17,6 +17,7 @@ use crate::backend::{ChecksCmd, ChecksJob, Requested};
 use crate::checks::{Check, CheckStatus, Report};
 use crate::config::Secret;
 use crate::model::{Action, LiveModel};
+use crate::i18n::Language;
 
 /// A run in progress.
 struct Running {
@@ -110,7 +111,7 @@ impl ChecksPanel {
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
-        zh: bool,
+        lang: Language,
         live: &LiveModel,
         actions: &mut Vec<Action>,
     ) {
@@ -175,13 +176,11 @@ impl ChecksPanel {
                     ui.horizontal(|ui| {
                         ui.spinner();
                         ui.label(fill(
-                            t.checks_progress,
-                            &[&rows.len(), &crate::checks::CATALOGUE.len()],
-                        ));
+                            t.checks_progress, &[("done", &rows.len()), ("total", &crate::checks::CATALOGUE.len())]));
                     });
-                    self.rows_ui(ui, t, zh, &rows);
+                    self.rows_ui(ui, t, lang, &rows);
                 } else if let Some(r) = self.shown.clone() {
-                    self.report_ui(ui, t, zh, &r, actions);
+                    self.report_ui(ui, t, lang, &r, actions);
                 } else {
                     ui.label(RichText::new(t.checks_nothing).color(tokens::MUTED));
                 }
@@ -250,7 +249,7 @@ impl ChecksPanel {
             });
     }
 
-    fn rows_ui(&mut self, ui: &mut egui::Ui, t: &Tr, zh: bool, rows: &[Check]) {
+    fn rows_ui(&mut self, ui: &mut egui::Ui, t: &Tr, lang: Language, rows: &[Check]) {
         // Chip, id and time take about 300 points; the text gets the rest.
         let text_width = (ui.available_width() - 310.0).clamp(260.0, 640.0);
         egui::Grid::new("checks-table")
@@ -268,7 +267,7 @@ impl ChecksPanel {
                         } else {
                             t.checks_mark_closed
                         };
-                        let title = format!("{mark} {}", c.title.get(zh));
+                        let title = format!("{mark} {}", c.title.get(lang));
                         if ui
                             .add(egui::Label::new(title).sense(egui::Sense::click()))
                             .on_hover_text(t.checks_expand)
@@ -284,7 +283,7 @@ impl ChecksPanel {
                             ui.set_max_width(text_width);
                             ui.add(
                                 egui::Label::new(
-                                    RichText::new(c.detail.get(zh)).color(tokens::MUTED),
+                                    RichText::new(c.detail.get(lang)).color(tokens::MUTED),
                                 )
                                 .wrap(),
                             );
@@ -294,7 +293,7 @@ impl ChecksPanel {
                             if !c.remedy.is_empty() && c.status != CheckStatus::Pass {
                                 ui.add(
                                     egui::Label::new(
-                                        RichText::new(format!("→ {}", c.remedy.get(zh)))
+                                        RichText::new(format!("→ {}", c.remedy.get(lang)))
                                             .color(tokens::ACCENT),
                                     )
                                     .wrap(),
@@ -312,7 +311,7 @@ impl ChecksPanel {
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
-        zh: bool,
+        lang: Language,
         r: &Arc<Report>,
         actions: &mut Vec<Action>,
     ) {
@@ -321,9 +320,7 @@ impl ChecksPanel {
             ui.label(RichText::new(&r.target).strong());
             ui.label(
                 RichText::new(fill(
-                    t.checks_summary,
-                    &[&s.pass, &s.warn, &s.fail, &s.manual, &s.skipped],
-                ))
+                    t.checks_summary, &[("pass", &s.pass), ("warn", &s.warn), ("fail", &s.fail), ("manual", &s.manual), ("skipped", &s.skipped)]))
                 .color(tokens::MUTED),
             );
             if r.cancelled {
@@ -332,7 +329,7 @@ impl ChecksPanel {
         });
         ui.horizontal(|ui| {
             if ui.button(t.checks_copy_md).clicked() {
-                ui.ctx().copy_text(crate::checks::report::markdown(r, zh));
+                ui.ctx().copy_text(crate::checks::report::markdown(r, lang));
             }
             if ui.button(t.checks_copy_json).clicked() {
                 ui.ctx()
@@ -346,7 +343,7 @@ impl ChecksPanel {
                         ChecksCmd::SaveReport {
                             report: r.clone(),
                             markdown,
-                            zh,
+                            lang,
                             reply,
                         }
                         .into(),
@@ -356,7 +353,7 @@ impl ChecksPanel {
             if let Some(req) = self.saved.as_mut() {
                 match req.poll() {
                     Some(Ok(p)) => {
-                        ui.colored_label(tokens::OK, fill(t.certs_written, &[&p.display()]));
+                        ui.colored_label(tokens::OK, fill(t.certs_written, &[("path", &p.display())]));
                     }
                     Some(Err(e)) => {
                         ui.colored_label(tokens::BAD, e.as_str());
@@ -377,7 +374,7 @@ impl ChecksPanel {
             });
         }
         ui.add_space(4.0);
-        self.rows_ui(ui, t, zh, &r.checks);
+        self.rows_ui(ui, t, lang, &r.checks);
         if let Some(sn) = &r.snippet {
             ui.add_space(6.0);
             ui.horizontal(|ui| {
@@ -426,7 +423,7 @@ impl ChecksPanel {
                         "{}\n{}\n{}",
                         r.target,
                         r.started.replace('T', " ").trim_end_matches('Z'),
-                        fill(t.checks_history_row, &[&s.pass, &s.warn, &s.fail])
+                        fill(t.checks_history_row, &[("pass", &s.pass), ("warn", &s.warn), ("fail", &s.fail)])
                     ))
                     .color(color);
                     if ui.selectable_label(selected, text).clicked() && self.running.is_none() {

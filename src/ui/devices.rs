@@ -16,6 +16,7 @@ use crate::devices::config::DeviceDef;
 use crate::devices::flow::FlowStep;
 use crate::devices::roster::Roster;
 use crate::model::{Action, LiveModel, RosterEdit};
+use crate::i18n::Language;
 
 /// Commands kept in the log.
 const LOG_KEEP: usize = 200;
@@ -70,11 +71,11 @@ fn ago(t: &Tr, now: i64, then: Option<i64>) -> String {
         Some(s) => {
             let d = (now - s).max(0);
             if d < 60 {
-                fill(t.devices_secs_ago, &[&d])
+                fill(t.devices_secs_ago, &[("n", &d)])
             } else if d < 3600 {
-                fill(t.devices_mins_ago, &[&(d / 60)])
+                fill(t.devices_mins_ago, &[("n", &(d / 60))])
             } else {
-                fill(t.devices_hours_ago, &[&(d / 3600)])
+                fill(t.devices_hours_ago, &[("n", &(d / 3600))])
             }
         }
     }
@@ -85,7 +86,7 @@ impl DevicesPanel {
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
-        zh: bool,
+        lang: Language,
         live: &LiveModel,
         actions: &mut Vec<Action>,
     ) {
@@ -115,7 +116,7 @@ impl DevicesPanel {
                     .show(ui, |ui| {
                         if let Some(def) = selected.as_ref().and_then(|id| roster.config.device(id))
                         {
-                            self.detail_ui(ui, t, zh, roster, def, now, actions);
+                            self.detail_ui(ui, t, lang, roster, def, now, actions);
                         }
                     });
             });
@@ -134,9 +135,7 @@ impl DevicesPanel {
     ) {
         ui.horizontal_wrapped(|ui| {
             ui.label(fill(
-                t.devices_count,
-                &[&roster.online_count(), &roster.config.devices.len()],
-            ));
+                t.devices_count, &[("online", &roster.online_count()), ("total", &roster.config.devices.len())]));
             ui.separator();
             ui.label(t.devices_simulate);
             ui.add(egui::DragValue::new(&mut self.sim_count).range(1..=1000));
@@ -159,7 +158,7 @@ impl DevicesPanel {
             match self.sim.as_mut().map(|r| r.poll()) {
                 Some(Some(Ok(ids))) => {
                     ui.label(
-                        RichText::new(fill(t.devices_sim_running, &[&ids.len()])).color(tokens::OK),
+                        RichText::new(fill(t.devices_sim_running, &[("n", &ids.len())])).color(tokens::OK),
                     );
                 }
                 Some(Some(Err(e))) => {
@@ -212,12 +211,12 @@ impl DevicesPanel {
         }
         ui.horizontal_wrapped(|ui| {
             ui.label(
-                RichText::new(fill(t.devices_discovered, &[&roster.proposals.len()]))
+                RichText::new(fill(t.devices_discovered, &[("n", &roster.proposals.len())]))
                     .color(tokens::ACCENT),
             );
             for p in roster.proposals.values().take(12) {
                 if ui
-                    .button(fill(t.devices_add, &[&p.id]))
+                    .button(fill(t.devices_add, &[("n", &p.id)]))
                     .on_hover_text(&p.topic)
                     .clicked()
                 {
@@ -338,7 +337,7 @@ impl DevicesPanel {
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
-        zh: bool,
+        lang: Language,
         roster: &Roster,
         def: &DeviceDef,
         now: i64,
@@ -349,13 +348,7 @@ impl DevicesPanel {
         ui.label(RichText::new(def.label()).heading());
         ui.label(
             RichText::new(fill(
-                t.devices_limits,
-                &[
-                    &def.max_packet,
-                    &def.max_qos,
-                    &if def.mqtt5 { "5" } else { "3.1.1" },
-                ],
-            ))
+                t.devices_limits, &[("bytes", &def.max_packet), ("qos", &def.max_qos), ("version", &if def.mqtt5 { "5" } else { "3.1.1" })]))
             .color(tokens::MUTED),
         );
         ui.monospace(format!(
@@ -476,9 +469,9 @@ impl DevicesPanel {
                 });
         }
         ui.separator();
-        self.command_ui(ui, t, zh, roster, def, actions);
+        self.command_ui(ui, t, lang, roster, def, actions);
         ui.separator();
-        self.flow_ui(ui, t, zh, def, actions);
+        self.flow_ui(ui, t, lang, def, actions);
         ui.separator();
         ui.label(RichText::new(t.devices_log).strong());
         let mut shown = 0;
@@ -509,7 +502,7 @@ impl DevicesPanel {
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
-        zh: bool,
+        lang: Language,
         roster: &Roster,
         def: &DeviceDef,
         actions: &mut Vec<Action>,
@@ -568,7 +561,7 @@ impl DevicesPanel {
                 ui.monospace(format!("{} ← {}", p.topic, p.payload));
                 let warnings = commands::warnings(p, tpl, def);
                 for w in &warnings {
-                    ui.colored_label(tokens::WARN, format!("⚠ {}", w.get(zh)));
+                    ui.colored_label(tokens::WARN, format!("⚠ {}", w.get(lang)));
                 }
                 let key = format!("{}|{}|{}", p.topic, p.payload, targets.len());
                 let confirmed = self.confirmed.as_deref() == Some(key.as_str());
@@ -579,7 +572,7 @@ impl DevicesPanel {
                 } else {
                     t.devices_send
                 };
-                let label = fill(label, &[&targets.len()]);
+                let label = fill(label, &[("n", &targets.len())]);
                 if ui.button(label).clicked() {
                     if !warnings.is_empty() && !confirmed {
                         self.confirmed = Some(key);
@@ -620,7 +613,7 @@ impl DevicesPanel {
         &mut self,
         ui: &mut egui::Ui,
         t: &Tr,
-        zh: bool,
+        lang: Language,
         def: &DeviceDef,
         actions: &mut Vec<Action>,
     ) {
@@ -660,9 +653,9 @@ impl DevicesPanel {
                             (t.devices_step_failed, tokens::BAD)
                         };
                         ui.colored_label(color, mark);
-                        ui.label(s.name.get(zh));
+                        ui.label(s.name.get(lang));
                         ui.label(
-                            RichText::new(format!("{} · {} ms", s.detail.get(zh), s.elapsed_ms))
+                            RichText::new(format!("{} · {} ms", s.detail.get(lang), s.elapsed_ms))
                                 .small()
                                 .color(tokens::MUTED),
                         );
@@ -685,11 +678,11 @@ pub(super) fn outcome_ui(ui: &mut egui::Ui, t: &Tr, outcome: &mut Requested<Outc
             ui.label(t.devices_pending);
         }
         Some(Ok(Outcome::Acknowledged { latency, payload })) => {
-            ui.colored_label(tokens::OK, fill(t.devices_acked, &[&latency.as_millis()]))
+            ui.colored_label(tokens::OK, fill(t.devices_acked, &[("ms", &latency.as_millis())]))
                 .on_hover_text(payload.as_str());
         }
         Some(Ok(Outcome::TimedOut { after })) => {
-            ui.colored_label(tokens::BAD, fill(t.devices_timed_out, &[&after.as_secs()]));
+            ui.colored_label(tokens::BAD, fill(t.devices_timed_out, &[("secs", &after.as_secs())]));
         }
         Some(Ok(Outcome::Sent)) => {
             ui.label(t.devices_sent);

@@ -42,7 +42,7 @@ impl LogPanel {
             ui.checkbox(&mut self.follow, t.log_follow);
         });
         ui.label(
-            RichText::new(fill(t.log_file_in, &[&env.paths.log_dir().display()]))
+            RichText::new(fill(t.log_file_in, &[("path", &env.paths.log_dir().display())]))
                 .color(tokens::MUTED),
         );
         ui.separator();

@@ -137,7 +137,7 @@ pub fn shell_ui(
         egui::Panel::top("config-banner").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.colored_label(tokens::WARN, "⚠");
-                ui.label(fill(t.config_problem, &[problem]));
+                ui.label(fill(t.config_problem, &[("problem", problem)]));
                 if ui.button(t.dismiss).clicked() {
                     actions.push(Action::DismissBanner);
                 }
@@ -159,7 +159,7 @@ pub fn shell_ui(
         egui::Panel::top("broker-banner").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.colored_label(color, "⚠");
-                ui.label(notice.get(t.zh()));
+                ui.label(notice.get(t.lang()));
                 if ui.button(t.dismiss).clicked() {
                     actions.push(Action::DismissBrokerNotice(notice.en.clone()));
                 }
@@ -203,19 +203,19 @@ pub fn shell_ui(
             state
                 .panels
                 .certs
-                .ui(ui, t, lang == crate::config::Language::ZhCn, live, actions)
+                .ui(ui, t, lang, live, actions)
         }
         Tab::Checks => {
             state
                 .panels
                 .checks
-                .ui(ui, t, lang == crate::config::Language::ZhCn, live, actions)
+                .ui(ui, t, lang, live, actions)
         }
         Tab::Devices => {
             state
                 .panels
                 .devices
-                .ui(ui, t, lang == crate::config::Language::ZhCn, live, actions)
+                .ui(ui, t, lang, live, actions)
         }
         Tab::Log => state.panels.log.ui(ui, t, env),
         Tab::Settings => {
@@ -246,7 +246,7 @@ fn status_bar_ui(ui: &mut egui::Ui, t: &Tr, live: &LiveModel, notices: &Notices)
         ui.label(format!("{} {}", live.rate.per_second(now), t.msgs_per_sec));
         if live.dropped > 0 {
             ui.separator();
-            ui.colored_label(tokens::WARN, fill(t.dropped_n, &[&live.dropped]));
+            ui.colored_label(tokens::WARN, fill(t.dropped_n, &[("n", &live.dropped)]));
         }
         if let Some((toast, _)) = &notices.toast {
             ui.separator();

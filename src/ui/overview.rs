@@ -33,7 +33,7 @@ impl OverviewPanel {
                 });
             }
             SandboxState::Failed(e) => {
-                ui.colored_label(tokens::BAD, fill(t.sandbox_failed, &[e]));
+                ui.colored_label(tokens::BAD, fill(t.sandbox_failed, &[("error", e)]));
             }
             SandboxState::Running(info) => {
                 egui::Grid::new("sandbox-facts")
@@ -151,7 +151,7 @@ fn device_card_ui(
                 ui.colored_label(color, format!("● {text}"));
                 if let Some(seen) = dev.last_seen {
                     let ago = (chrono::Local::now() - seen).num_seconds().max(0);
-                    ui.label(RichText::new(fill(t.last_seen_secs, &[&ago])).color(tokens::MUTED));
+                    ui.label(RichText::new(fill(t.last_seen_secs, &[("secs", &ago)])).color(tokens::MUTED));
                 }
             });
             let field = |k: &str| {

@@ -329,20 +329,12 @@ impl RelayPanel {
             cert_line_ui(ui, t, c);
         }
         if let Some(e) = &status.error {
-            ui.colored_label(tokens::BAD, fill(t.relay_apply_failed, &[e]));
+            ui.colored_label(tokens::BAD, fill(t.relay_apply_failed, &[("error", e)]));
         }
         let tot = &live.relay.snapshot.totals;
         ui.label(
             RichText::new(fill(
-                t.totals,
-                &[
-                    &live.relay.snapshot.live.len(),
-                    &tot.upgraded,
-                    &tot.rejected,
-                    &human_bytes(tot.bytes_in),
-                    &human_bytes(tot.bytes_out),
-                ],
-            ))
+                t.totals, &[("live", &live.relay.snapshot.live.len()), ("upgraded", &tot.upgraded), ("rejected", &tot.rejected), ("bytes_in", &human_bytes(tot.bytes_in)), ("bytes_out", &human_bytes(tot.bytes_out))]))
             .color(tokens::MUTED),
         );
     }
@@ -531,10 +523,10 @@ impl RelayPanel {
                     ui.spinner();
                 }
                 Some(Some(Ok(m))) => {
-                    ui.colored_label(tokens::OK, fill(t.relay_applied, &[m]));
+                    ui.colored_label(tokens::OK, fill(t.relay_applied, &[("message", m)]));
                 }
                 Some(Some(Err(e))) => {
-                    ui.colored_label(tokens::BAD, fill(t.relay_apply_failed, &[e]));
+                    ui.colored_label(tokens::BAD, fill(t.relay_apply_failed, &[("error", e)]));
                 }
                 None => {}
             }
@@ -898,7 +890,7 @@ fn cert_line_ui(ui: &mut egui::Ui, t: &Tr, c: &CertBrief) {
     };
     let (text, color) = if c.days_left < 0 {
         (
-            fill(t.relay_cert_expired, &[&who, &-c.days_left]),
+            fill(t.relay_cert_expired, &[("subject", &who), ("days", &-c.days_left)]),
             tokens::BAD,
         )
     } else {
@@ -908,7 +900,7 @@ fn cert_line_ui(ui: &mut egui::Ui, t: &Tr, c: &CertBrief) {
             tokens::OK
         };
         (
-            fill(t.relay_cert_info, &[&who, &c.days_left, &c.chain_len]),
+            fill(t.relay_cert_info, &[("subject", &who), ("days", &c.days_left), ("n", &c.chain_len)]),
             color,
         )
     };

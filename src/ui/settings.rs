@@ -191,11 +191,11 @@ impl SettingsPanel {
                 Some(Some(Ok(r))) => {
                     ui.colored_label(
                         tokens::OK,
-                        fill(t.folder_report, &[&r.files, &human_bytes(r.bytes)]),
+                        fill(t.folder_report, &[("files", &r.files), ("size", &human_bytes(r.bytes))]),
                     );
                 }
                 Some(Some(Err(e))) => {
-                    ui.colored_label(tokens::BAD, fill(t.folder_not_writable, &[e]));
+                    ui.colored_label(tokens::BAD, fill(t.folder_not_writable, &[("error", e)]));
                 }
                 None => {}
             }
@@ -228,7 +228,7 @@ fn about_ui(ui: &mut egui::Ui, t: &Tr) {
             ui.end_row();
         });
     let count = CRATES.lines().count();
-    egui::CollapsingHeader::new(fill(t.about_third_party, &[&count]))
+    egui::CollapsingHeader::new(fill(t.about_third_party, &[("n", &count)]))
         .id_salt("about-crates")
         .show(ui, |ui| {
             ui.label(

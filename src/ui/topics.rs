@@ -376,9 +376,7 @@ impl TopicsPanel {
                     actions.push(Action::Topics(TopicsEdit::Color(s.filter.clone(), rgb)));
                 }
                 let text = RichText::new(fill(
-                    t.topics_sub_chip,
-                    &[&s.filter, &s.qos, &s.count, &s.rate.per_second(now)],
-                ))
+                    t.topics_sub_chip, &[("filter", &s.filter), ("qos", &s.qos), ("n", &s.count), ("rate", &s.rate.per_second(now))]))
                 .color(if s.enabled {
                     color(s.color)
                 } else {
@@ -387,7 +385,7 @@ impl TopicsPanel {
                 ui.label(text);
                 if let Some(why) = topics.refused.get(&s.filter) {
                     ui.colored_label(tokens::BAD, t.topics_sub_refused)
-                        .on_hover_text(why.get(t.zh()));
+                        .on_hover_text(why.get(t.lang()));
                 }
                 let (label, enable) = if s.enabled {
                     (t.topics_pause_sub, false)
@@ -477,7 +475,7 @@ impl TopicsPanel {
             if let Some(done) = self.search_pending {
                 ui.spinner();
                 ui.label(
-                    RichText::new(fill(t.topics_searching, &[&format!("{:.0}", done * 100.0)]))
+                    RichText::new(fill(t.topics_searching, &[("percent", &format!("{:.0}", done * 100.0))]))
                         .color(tokens::MUTED),
                 );
                 ui.ctx().request_repaint();
@@ -502,14 +500,7 @@ impl TopicsPanel {
             }
             ui.label(
                 RichText::new(fill(
-                    t.topics_counts,
-                    &[
-                        &topics.store.len(),
-                        &topics.tree.len(),
-                        &human(topics.store.bytes()),
-                        &topics.store.dropped,
-                    ],
-                ))
+                    t.topics_counts, &[("messages", &topics.store.len()), ("topics", &topics.tree.len()), ("size", &human(topics.store.bytes())), ("dropped", &topics.store.dropped)]))
                 .color(if topics.store.dropped > 0 {
                     tokens::WARN
                 } else {
@@ -537,7 +528,7 @@ impl TopicsPanel {
             }
             match self.export.as_mut().map(|r| r.poll()) {
                 Some(Some(Ok(p))) => {
-                    ui.colored_label(tokens::OK, fill(t.certs_written, &[&p.display()]));
+                    ui.colored_label(tokens::OK, fill(t.certs_written, &[("path", &p.display())]));
                 }
                 Some(Some(Err(e))) => {
                     ui.colored_label(tokens::BAD, e.as_str());
@@ -828,16 +819,14 @@ impl TopicsPanel {
         };
         ui.label(RichText::new(&*m.topic).strong().monospace());
         ui.label(
-            RichText::new(fill(t.topics_meta, &[&m.qos, &m.retain, &human(m.size)]))
+            RichText::new(fill(t.topics_meta, &[("qos", &m.qos), ("retained", &m.retain), ("size", &human(m.size))]))
                 .color(tokens::MUTED),
         );
         if m.truncated() {
             ui.colored_label(
                 tokens::WARN,
                 fill(
-                    t.topics_truncated,
-                    &[&human(m.payload.len()), &human(m.size)],
-                ),
+                    t.topics_truncated, &[("kept", &human(m.payload.len())), ("size", &human(m.size))]),
             );
         }
         ui.horizontal(|ui| {
@@ -850,7 +839,7 @@ impl TopicsPanel {
         if shown.len() < m.payload.len() {
             ui.colored_label(
                 tokens::WARN,
-                fill(t.topics_view_limit, &[&human(shown.len()), &human(m.size)]),
+                fill(t.topics_view_limit, &[("shown", &human(shown.len())), ("total", &human(m.size))]),
             );
         }
         // Rendered once per message, format and diff setting, not every frame (a 64 KiB hex
@@ -883,7 +872,7 @@ impl TopicsPanel {
         let picked = r.picked;
         if self.format == Format::Auto {
             ui.label(
-                RichText::new(fill(t.topics_shown_as, &[&picked.name()]))
+                RichText::new(fill(t.topics_shown_as, &[("format", &picked.name())]))
                     .small()
                     .color(tokens::MUTED),
             );
@@ -910,7 +899,7 @@ impl TopicsPanel {
                                             N::ContentType => t.topics_content_type.to_owned(),
                                             N::ResponseTopic => t.topics_response_topic.to_owned(),
                                             N::CorrelationData => t.topics_correlation.to_owned(),
-                                            N::User(key) => fill(t.topics_prop_user, &[&key]),
+                                            N::User(key) => fill(t.topics_prop_user, &[("name", &key)]),
                                             N::SubscriptionIds => t.topics_prop_subids.to_owned(),
                                             N::TopicAlias => t.topics_prop_alias.to_owned(),
                                         };
@@ -1082,7 +1071,7 @@ impl TopicsPanel {
                     {
                         ui.colored_label(
                             tokens::BAD,
-                            fill(t.topics_publish_refused, &[topic, &why.get(t.zh())]),
+                            fill(t.topics_publish_refused, &[("topic", topic), ("why", &why.get(t.lang()))]),
                         );
                     }
                     if let Err(e) = &bytes
@@ -1195,9 +1184,9 @@ impl TopicsPanel {
                             ui.spinner();
                         }
                         Some(Some(Ok(list))) => {
-                            ui.label(fill(t.topics_retained_found, &[&list.len()]));
+                            ui.label(fill(t.topics_retained_found, &[("n", &list.len())]));
                             if !list.is_empty()
-                                && ui.button(fill(t.topics_clear_n, &[&list.len()])).clicked()
+                                && ui.button(fill(t.topics_clear_n, &[("n", &list.len())])).clicked()
                             {
                                 send = Some(list.clone());
                             }
@@ -1229,7 +1218,7 @@ impl TopicsPanel {
                                 ui.add(
                                     egui::ProgressBar::new(done as f32 / total.max(1) as f32)
                                         .desired_width(160.0)
-                                        .text(fill(t.topics_clearing, &[&done, &total])),
+                                        .text(fill(t.topics_clearing, &[("done", &done), ("total", &total)])),
                                 );
                                 // The counts move without a message arriving: keep drawing.
                                 ui.ctx()
@@ -1243,7 +1232,7 @@ impl TopicsPanel {
                                 };
                                 ui.colored_label(
                                     color,
-                                    fill(t.topics_cleared, &[&c.acknowledged, &c.left]),
+                                    fill(t.topics_cleared, &[("n", &c.acknowledged), ("left", &c.left)]),
                                 );
                             }
                             Some(Err(e)) => {
