@@ -14,9 +14,9 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod devices;
-pub mod i18n;
 #[cfg(test)]
 mod fuzz_smoke;
+pub mod i18n;
 pub mod logging;
 pub mod model;
 pub mod mqtt;

@@ -36,7 +36,22 @@ fn req(c: &Corpus, domain: Option<&str>) -> Request {
 }
 
 fn inspect(files: &[PathBuf], keys: &[PathBuf], pw: Option<&str>, r: &Request) -> Report {
-    certs::inspect_paths(files, keys, pw, r).1
+    let r = certs::inspect_paths(files, keys, pw, r).1;
+    chinese_is_chinese(&r);
+    r
+}
+
+/// Every verdict on these broken files reads as Chinese in Chinese: no English sentence from a
+/// lower layer (the PEM, X.509 or PKCS#12 parser) inside it.
+fn chinese_is_chinese(r: &Report) {
+    let texts = r
+        .findings
+        .iter()
+        .flat_map(|f| [&f.detail.zh, &f.remedy.zh])
+        .chain(r.notes.iter().map(|n| &n.zh));
+    for text in texts {
+        assert_eq!(mpbridge::i18n::english_in_chinese(text), None, "{text}");
+    }
 }
 
 fn st(r: &Report, id: &str) -> Status {

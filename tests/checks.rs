@@ -38,11 +38,28 @@ fn opts(c: &Corpus) -> Options {
 }
 
 fn check(rt: &tokio::runtime::Runtime, url: &str, o: &Options) -> Report {
-    rt.block_on(common::within(
+    let r = rt.block_on(common::within(
         120,
         "the checks",
         checks::run(url, o, |_| {}, tokio_util::sync::CancellationToken::new()),
-    ))
+    ));
+    chinese_is_chinese(&r);
+    r
+}
+
+/// Every failure these real servers cause reads as Chinese in Chinese: no English sentence
+/// from a lower layer (an I/O, TLS or WebSocket error) inside it.
+fn chinese_is_chinese(r: &Report) {
+    for c in &r.checks {
+        for text in [&c.title.zh, &c.detail.zh, &c.remedy.zh] {
+            assert_eq!(
+                mpbridge::i18n::english_in_chinese(text),
+                None,
+                "{}: {text}",
+                c.id
+            );
+        }
+    }
 }
 
 fn st(r: &Report, id: &str) -> CheckStatus {

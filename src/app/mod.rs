@@ -53,12 +53,22 @@ fn secured_notice(
     }
     if found.moved > 0 {
         said.push(ui::i18n::fill(
-            t.passwords_moved, &[("n", &found.moved), ("store", &ui::broker::vault_name(t, vault))]));
+            t.passwords_moved,
+            &[
+                ("n", &found.moved),
+                ("store", &ui::broker::vault_name(t, vault)),
+            ],
+        ));
     }
     if !found.missing.is_empty() {
         let names: Vec<&str> = found.missing.iter().map(|(n, _)| n.as_str()).collect();
         said.push(ui::i18n::fill(
-            t.passwords_missing, &[("names", &names.join(", ")), ("store", &ui::broker::vault_name(t, vault))]));
+            t.passwords_missing,
+            &[
+                ("names", &names.join(", ")),
+                ("store", &ui::broker::vault_name(t, vault)),
+            ],
+        ));
     }
     (!said.is_empty()).then(|| said.join(" "))
 }
@@ -77,9 +87,14 @@ fn profiles_notice(t: &ui::i18n::Tr, r: &Result<ProfilesDone, ProfilesError>) ->
             not_forgotten: Some(e),
             ..
         }) => ui::i18n::fill(t.save_failed, &[("error", e)]),
-        Ok(ProfilesDone::Saved { file, .. }) => ui::i18n::fill(t.saved, &[("path", &file.display())]),
+        Ok(ProfilesDone::Saved { file, .. }) => {
+            ui::i18n::fill(t.saved, &[("path", &file.display())])
+        }
         Ok(ProfilesDone::Imported { count, from, notes }) => {
-            let mut msg = ui::i18n::fill(t.broker_imported, &[("n", count), ("path", &from.display())]);
+            let mut msg = ui::i18n::fill(
+                t.broker_imported,
+                &[("n", count), ("path", &from.display())],
+            );
             for x in notes {
                 msg.push_str("; ");
                 msg.push_str(x);
@@ -366,8 +381,10 @@ impl ConsoleApp {
             RosterEdit::SetDiscovery(p) => {
                 if !crate::mqtt::topic::valid_filter(&p) || !p.contains('+') {
                     let t = ui::i18n::tr(self.state.lang());
-                    self.notices.toast =
-                        Some((ui::i18n::fill(t.devices_bad_pattern, &[("pattern", &p)]), Instant::now()));
+                    self.notices.toast = Some((
+                        ui::i18n::fill(t.devices_bad_pattern, &[("pattern", &p)]),
+                        Instant::now(),
+                    ));
                     return;
                 }
                 roster.config.discovery.pattern = p;

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::Reply;
 use super::files::{stamp, write_into};
 use super::shared::{Service, Shared};
-use crate::relay::RelayConfig;
 use crate::i18n::Language;
+use crate::relay::RelayConfig;
 
 /// What the Checks panel asks for.
 pub enum ChecksCmd {

@@ -266,7 +266,7 @@ pub fn analyze(opened: &Opened, req: &Request) -> Report {
             Ok(_) => usable.certs.push(c.clone()),
             Err(e) => usable.errors.push(OpenError::BadCert {
                 name: c.source.clone(),
-                at: String::new(),
+                line: None,
                 reason: e.to_string(),
             }),
         }

@@ -69,26 +69,77 @@ pub enum OpenError {
         "{name} is neither a PEM or DER certificate, a private key, a PKCS#12 file nor a zip of them"
     )]
     NotRecognized { name: String },
-    #[error("{name}: the certificate {at}is not a valid X.509 certificate ({reason})")]
+    #[error("{name}: the certificate {}is not a valid X.509 certificate ({reason})", on_line(.line))]
     BadCert {
         name: String,
-        at: String,
+        /// The PEM block's first line.
+        line: Option<usize>,
         reason: String,
     },
-    #[error("{name}: the private key {at}cannot be read ({reason})")]
+    #[error("{name}: the private key {}cannot be read ({reason})", on_line(.line))]
     BadKey {
         name: String,
-        at: String,
+        line: Option<usize>,
         reason: String,
     },
-    #[error("{name} {what} is password-protected; give its password")]
-    NeedPassword { name: String, what: String },
+    /// An encrypted private key (on `key_line` of a PEM file), or a PKCS#12 file (`None`).
+    #[error("{name} {} is password-protected; give its password", match .key_line {
+        Some(n) => format!("(the private key on line {n} is encrypted and)"),
+        None => "(PKCS#12)".to_owned(),
+    })]
+    NeedPassword {
+        name: String,
+        key_line: Option<usize>,
+    },
     #[error("{name}: the password is wrong")]
     WrongPassword { name: String },
     #[error("{name}: {reason}")]
     Unsupported { name: String, reason: String },
     #[error("{name} is not a readable zip ({reason})")]
     Zip { name: String, reason: String },
+}
+
+/// `on line 3 ` (or nothing), for the messages above.
+fn on_line(line: &Option<usize>) -> String {
+    line.map(|n| format!("on line {n} ")).unwrap_or_default()
+}
+
+fn on_line_zh(line: &Option<usize>) -> String {
+    line.map(|n| format!("第 {n} 行的")).unwrap_or_default()
+}
+
+impl OpenError {
+    /// The error in both languages; a lower layer's own words (`reason`) are quoted in Chinese.
+    pub fn l10n(&self) -> L10n {
+        let zh = match self {
+            OpenError::Read { name, reason } => format!("无法读取 {name}（“{reason}”）"),
+            OpenError::TooLarge { name, size } => {
+                format!("{name} 有 {size} 字节；证书和私钥只有几 KB，所以它不是（上限 10 MB）")
+            }
+            OpenError::Empty { name } => format!("{name} 是空文件"),
+            OpenError::Pem { name, reason } => format!("{name}：PEM 格式错误（“{reason}”）"),
+            OpenError::NotRecognized { name } => {
+                format!("{name} 既不是 PEM 或 DER 证书、私钥、PKCS#12 文件，也不是包含它们的 zip")
+            }
+            OpenError::BadCert { name, line, reason } => {
+                format!(
+                    "{name}：{}证书不是有效的 X.509 证书（“{reason}”）",
+                    on_line_zh(line)
+                )
+            }
+            OpenError::BadKey { name, line, reason } => {
+                format!("{name}：{}私钥无法读取（“{reason}”）", on_line_zh(line))
+            }
+            OpenError::NeedPassword { name, key_line } => match key_line {
+                Some(n) => format!("{name} 第 {n} 行的私钥已加密；请提供密码"),
+                None => format!("{name}（PKCS#12）有密码保护；请提供密码"),
+            },
+            OpenError::WrongPassword { name } => format!("{name}：密码错误"),
+            OpenError::Unsupported { name, reason } => format!("{name}：不支持（“{reason}”）"),
+            OpenError::Zip { name, reason } => format!("{name} 不是可读的 zip（“{reason}”）"),
+        };
+        L10n::new(self.to_string(), zh)
+    }
 }
 
 impl Opened {
@@ -206,7 +257,7 @@ fn open_pem(name: &str, bytes: &[u8], password: Option<&str>, out: &mut Opened) 
         }
     };
     for block in blocks {
-        let at = format!("on line {} ", block.line);
+        let at = Some(block.line);
         let source = format!("{name}:{}", block.line);
         match block.label.as_str() {
             "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
@@ -218,18 +269,18 @@ fn open_pem(name: &str, bytes: &[u8], password: Option<&str>, out: &mut Opened) 
                     }
                     Err(e) => out.errors.push(OpenError::BadCert {
                         name: name.to_owned(),
-                        at,
+                        line: at,
                         reason: short_x509_error(&e),
                     }),
                 }
             }
-            "PRIVATE KEY" => key_or_error(name, &at, pkcs8(block.der), source, out),
+            "PRIVATE KEY" => key_or_error(name, at, pkcs8(block.der), source, out),
             "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
                 let der = if is_legacy_encrypted(&block) {
                     let Some(pw) = password else {
                         out.errors.push(OpenError::NeedPassword {
                             name: name.to_owned(),
-                            what: format!("(the private key {at}is encrypted and)"),
+                            key_line: at,
                         });
                         continue;
                     };
@@ -263,10 +314,10 @@ fn open_pem(name: &str, bytes: &[u8], password: Option<&str>, out: &mut Opened) 
                     });
                     continue;
                 }
-                key_or_error(name, &at, key, source, out);
+                key_or_error(name, at, key, source, out);
             }
-            "ENCRYPTED PRIVATE KEY" => match decrypt_pkcs8(name, &block.der, password, &at) {
-                Ok(der) => key_or_error(name, &at, pkcs8(der), source, out),
+            "ENCRYPTED PRIVATE KEY" => match decrypt_pkcs8(name, &block.der, password, at) {
+                Ok(der) => key_or_error(name, at, pkcs8(der), source, out),
                 Err(e) => out.errors.push(e),
             },
             "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => out.notes.push(L10n::new(
@@ -302,7 +353,7 @@ fn pkcs8(der: Vec<u8>) -> PrivateKeyDer<'static> {
 
 fn key_or_error(
     name: &str,
-    at: &str,
+    line: Option<usize>,
     key: PrivateKeyDer<'static>,
     source: String,
     out: &mut Opened,
@@ -311,7 +362,7 @@ fn key_or_error(
         Ok(_) => out.push_key(key, source),
         Err(reason) => out.errors.push(OpenError::BadKey {
             name: name.to_owned(),
-            at: at.to_owned(),
+            line,
             reason,
         }),
     }
@@ -321,17 +372,17 @@ fn decrypt_pkcs8(
     name: &str,
     der: &[u8],
     password: Option<&str>,
-    at: &str,
+    line: Option<usize>,
 ) -> Result<Vec<u8>, OpenError> {
     let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der).map_err(|e| OpenError::BadKey {
         name: name.to_owned(),
-        at: at.to_owned(),
+        line,
         reason: e.to_string(),
     })?;
     let Some(pw) = password else {
         return Err(OpenError::NeedPassword {
             name: name.to_owned(),
-            what: format!("(the private key {at}is encrypted and)"),
+            key_line: line,
         });
     };
     match info.decrypt(pw) {
@@ -363,7 +414,7 @@ fn open_der(name: &str, bytes: &[u8], password: Option<&str>, out: &mut Opened) 
             }
             for (i, k) in archive.keys.iter().enumerate() {
                 let source = format!("{name}#key{}", i + 1);
-                key_or_error(name, "", pkcs8(k.key.as_der().to_vec()), source, out);
+                key_or_error(name, None, pkcs8(k.key.as_der().to_vec()), source, out);
             }
             if archive.certs.is_empty() && archive.keys.is_empty() {
                 out.errors.push(OpenError::Unsupported {
@@ -377,7 +428,7 @@ fn open_der(name: &str, bytes: &[u8], password: Option<&str>, out: &mut Opened) 
             out.errors.push(match password {
                 None => OpenError::NeedPassword {
                     name: name.to_owned(),
-                    what: "(PKCS#12)".into(),
+                    key_line: None,
                 },
                 Some(_) => OpenError::WrongPassword {
                     name: name.to_owned(),
@@ -398,8 +449,8 @@ fn open_der(name: &str, bytes: &[u8], password: Option<&str>, out: &mut Opened) 
         Err(_) => {}
     }
     if pkcs8::EncryptedPrivateKeyInfoRef::try_from(bytes).is_ok() {
-        match decrypt_pkcs8(name, bytes, password, "") {
-            Ok(der) => key_or_error(name, "", pkcs8(der), name.to_owned(), out),
+        match decrypt_pkcs8(name, bytes, password, None) {
+            Ok(der) => key_or_error(name, None, pkcs8(der), name.to_owned(), out),
             Err(e) => out.errors.push(e),
         }
         return;
@@ -418,7 +469,7 @@ fn open_der(name: &str, bytes: &[u8], password: Option<&str>, out: &mut Opened) 
         Err(e) if bytes.len() > 64 && bytes.get(1).is_some_and(|b| *b >= 0x80) => {
             out.errors.push(OpenError::BadCert {
                 name: name.to_owned(),
-                at: String::new(),
+                line: None,
                 reason: short_x509_error(&e),
             })
         }

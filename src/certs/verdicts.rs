@@ -11,8 +11,8 @@ use super::{
     Anchor, ChainEntry, IssuerFound, Node, Opened, RepairPlan, Report, Request, Role, anchor_of,
     judging_time, signs,
 };
-use crate::verdict::{Finding, L10n};
 use crate::i18n::l;
+use crate::verdict::{Finding, L10n};
 
 /// Days before expiry from which CERT-DATES warns.
 pub const EXPIRY_WARN_DAYS: i64 = 30;
@@ -28,6 +28,7 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
 
     // CERT-PARSE.
     let errors: Vec<String> = opened.errors.iter().map(ToString::to_string).collect();
+    let errors_zh: Vec<String> = opened.errors.iter().map(|e| e.l10n().zh).collect();
     if nodes.is_empty() {
         let detail = if !errors.is_empty() {
             errors.join(" ")
@@ -44,7 +45,7 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
         } else if errors.is_empty() {
             "打开的内容中没有证书。".to_owned()
         } else {
-            format!("无法读取：{}", errors.join(" "))
+            format!("无法读取：{}", errors_zh.join("；"))
         };
         findings.push(Finding::fail(
             "CERT-PARSE",
@@ -97,7 +98,7 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
                 format!(
                     "已读取 {} 张证书，但有错误：{}",
                     nodes.len(),
-                    errors.join(" ")
+                    errors_zh.join("；")
                 ),
             ),
             l(

@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use super::tls_probe::{self, Answer};
 use super::url::{self, Target};
 use super::{CATALOGUE, Check, CheckStatus, Options, Report};
+use crate::i18n::l;
+use crate::mqtt::tls_words::{describe, explain};
 use crate::mqtt::wire;
 use crate::verdict::{L10n, Status};
-use crate::i18n::l;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -88,7 +89,7 @@ struct Facts {
     idle_cut: Option<f64>,
     /// Whether the served chain verifies for the host (public roots or the extra roots);
     /// `None` without TLS. Credentials go only where it is `Some(Ok)`.
-    verified: Option<Result<(), String>>,
+    verified: Option<Result<(), L10n>>,
 }
 
 impl Facts {
@@ -100,8 +101,12 @@ impl Facts {
         match &self.verified {
             Some(Ok(())) => None,
             Some(Err(e)) => Some(l(
-                format!("the certificate did not verify for {} ({e})", t.host),
-                format!("证书未能针对 {} 通过验证（{e}）", t.host),
+                format!(
+                    "the certificate did not verify for {} ({e})",
+                    t.host,
+                    e = e.en
+                ),
+                format!("证书未能针对 {} 通过验证（{e}）", t.host, e = e.zh),
             )),
             None => Some(l(
                 "there is no TLS: they would cross the network in clear text",
@@ -132,7 +137,7 @@ pub async fn run(
             run.add(
                 "MP-URL-SCHEME",
                 CheckStatus::Fail,
-                L10n::same(e.clone()),
+                e.clone(),
                 l(
                     "Write the address as wxs://your.domain/mqtt.",
                     "请把地址写成 wxs://你的域名/mqtt。",
@@ -250,7 +255,7 @@ fn snippet(t: &Target, opts: &Options, idle_cut: Option<f64>) -> String {
     )
 }
 
-async fn resolve(t: &Target, opts: &Options) -> Result<Vec<SocketAddr>, String> {
+async fn resolve(t: &Target, opts: &Options) -> Result<Vec<SocketAddr>, L10n> {
     if let Some(ip) = t.ip() {
         return Ok(vec![SocketAddr::new(ip, t.port)]);
     }
@@ -266,11 +271,17 @@ async fn resolve(t: &Target, opts: &Options) -> Result<Vec<SocketAddr>, String> 
         tokio::net::lookup_host((t.host.as_str(), t.port)),
     )
     .await
-    .map_err(|_| format!("no DNS answer within {} s", opts.step_timeout.as_secs()))?
-    .map_err(|e| e.to_string())?;
+    .map_err(|_| {
+        let secs = opts.step_timeout.as_secs();
+        l(
+            format!("no DNS answer within {secs} s"),
+            format!("{secs} 秒内没有 DNS 应答"),
+        )
+    })?
+    .map_err(|e| dns_error(&e))?;
     let addrs: Vec<SocketAddr> = found.collect();
     if addrs.is_empty() {
-        return Err("no address".into());
+        return Err(l("the name has no address", "该域名没有地址"));
     }
     Ok(addrs)
 }
@@ -283,19 +294,35 @@ fn sni(t: &Target) -> Option<&str> {
     }
 }
 
-fn server_name(t: &Target) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(t.host.clone()).map_err(|e| e.to_string())
+fn server_name(t: &Target) -> Result<ServerName<'static>, L10n> {
+    ServerName::try_from(t.host.clone()).map_err(|_| {
+        l(
+            format!("{} is not a valid host name", t.host),
+            format!("{} 不是有效的主机名", t.host),
+        )
+    })
+}
+
+/// A failed DNS lookup: the resolver's words are the system's, so say it plainly.
+fn dns_error(e: &std::io::Error) -> L10n {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut => crate::i18n::io_error(e),
+        _ => l(
+            format!("no DNS record for this name ({e})"),
+            "找不到该域名的 DNS 记录",
+        ),
+    }
 }
 
 /// A rustls client that records instead of judging (the chain is judged by `certs`).
 fn tls_config(
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: &[&[u8]],
-) -> Result<Arc<rustls::ClientConfig>, String> {
+) -> Result<Arc<rustls::ClientConfig>, L10n> {
     let provider = crate::crypto::provider();
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| describe(&e))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(crate::certs::fetch::RecordOnly::new(provider)))
         .with_no_client_auth();
@@ -316,15 +343,17 @@ async fn rustls_handshake(
     t: &Target,
     cfg: Arc<rustls::ClientConfig>,
     timeout: Duration,
-) -> Result<(TlsInfo, tokio_rustls::client::TlsStream<TcpStream>), String> {
+) -> Result<(TlsInfo, tokio_rustls::client::TlsStream<TcpStream>), L10n> {
     let t0 = Instant::now();
     let work = async {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| crate::i18n::io_error(&e))?;
         tcp.set_nodelay(true).ok();
         let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(server_name(t)?, tcp)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| describe(&e))?;
         let (_, c) = tls.get_ref();
         let info = TlsInfo {
             version: match c.protocol_version() {
@@ -345,17 +374,21 @@ async fn rustls_handshake(
                 .unwrap_or_default(),
             elapsed: Duration::ZERO,
         };
-        Ok::<_, String>((info, tls))
+        Ok::<_, L10n>((info, tls))
     };
-    let (mut info, tls) = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| format!("no TLS handshake within {} s", timeout.as_secs()))??;
+    let (mut info, tls) = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        let secs = timeout.as_secs();
+        l(
+            format!("no TLS handshake within {secs} s"),
+            format!("{secs} 秒内没有完成 TLS 握手"),
+        )
+    })??;
     info.elapsed = t0.elapsed();
     Ok((info, tls))
 }
 
 /// Opens a stream ready for the upgrade: TLS with ALPN http/1.1 (as WeChat), or plain TCP.
-async fn open_stream(addr: SocketAddr, t: &Target, timeout: Duration) -> Result<Stream, String> {
+async fn open_stream(addr: SocketAddr, t: &Target, timeout: Duration) -> Result<Stream, L10n> {
     if t.tls {
         let cfg = tls_config(
             &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -366,8 +399,8 @@ async fn open_stream(addr: SocketAddr, t: &Target, timeout: Duration) -> Result<
     } else {
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| "TCP connect timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| l("the TCP connection timed out", "TCP 连接超时"))?
+            .map_err(|e| crate::i18n::io_error(&e))?;
         tcp.set_nodelay(true).ok();
         Ok(Box::new(tcp))
     }
@@ -398,7 +431,7 @@ async fn upgrade(
     t: &Target,
     path: &str,
     opts: &Options,
-) -> Result<UpgradeAnswer, String> {
+) -> Result<UpgradeAnswer, L10n> {
     use base64::Engine as _;
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
     let req = format!(
@@ -411,19 +444,28 @@ async fn upgrade(
         appid = opts.appid,
     );
     let work = async {
-        stream
-            .write_all(req.as_bytes())
-            .await
-            .map_err(|e| format!("sending the upgrade failed: {e}"))?;
+        stream.write_all(req.as_bytes()).await.map_err(|e| {
+            let e = describe(&e);
+            l(
+                format!("sending the upgrade failed: {}", e.en),
+                format!("发送升级请求失败：{}", e.zh),
+            )
+        })?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
-            let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            let n = stream.read(&mut chunk).await.map_err(|e| describe(&e))?;
             if n == 0 {
                 return Err(if buf.is_empty() {
-                    "the server closed the connection without answering the upgrade".to_owned()
+                    l(
+                        "the server closed the connection without answering the upgrade",
+                        "服务器没有回应升级请求就关闭了连接",
+                    )
                 } else {
-                    "the server closed the connection in the middle of its answer".to_owned()
+                    l(
+                        "the server closed the connection in the middle of its answer",
+                        "服务器在回应途中关闭了连接",
+                    )
                 });
             }
             buf.extend_from_slice(&chunk[..n]);
@@ -450,18 +492,27 @@ async fn upgrade(
                 }
                 Ok(httparse::Status::Partial) if buf.len() < 16 * 1024 => {}
                 Ok(httparse::Status::Partial) => {
-                    return Err("the answer's head is longer than 16 KB".to_owned());
+                    return Err(l(
+                        "the answer's head is longer than 16 KB",
+                        "回应的头部超过 16 KB",
+                    ));
                 }
-                Err(e) => return Err(format!("the answer is not HTTP: {e}")),
+                Err(e) => {
+                    return Err(l(
+                        format!("the answer is not HTTP: {e}"),
+                        format!("回应不是 HTTP（“{e}”）"),
+                    ));
+                }
             }
         }
     };
     tokio::time::timeout(opts.step_timeout, work)
         .await
         .map_err(|_| {
-            format!(
-                "no answer to the upgrade within {} s",
-                opts.step_timeout.as_secs()
+            let secs = opts.step_timeout.as_secs();
+            l(
+                format!("no answer to the upgrade within {secs} s"),
+                format!("{secs} 秒内没有回应升级请求"),
             )
         })?
 }
@@ -532,7 +583,7 @@ async fn read_until(
     rd: &mut wire::Reader,
     timeout: Duration,
     mut want: impl FnMut(u8, &[u8]) -> bool,
-) -> Result<(u8, Vec<u8>), String> {
+) -> Result<(u8, Vec<u8>), L10n> {
     let work = async {
         loop {
             while let Some((first, body)) = rd.next_packet() {
@@ -544,23 +595,47 @@ async fn read_until(
                 Some(Ok(Message::Binary(b))) => rd.push(&b),
                 Some(Ok(Message::Close(f))) => {
                     return Err(match f {
-                        Some(f) => format!(
-                            "the server closed the WebSocket: {} {}",
-                            u16::from(f.code),
-                            f.reason
-                        ),
-                        None => "the server closed the WebSocket".to_owned(),
+                        Some(f) => {
+                            let code = u16::from(f.code);
+                            l(
+                                format!("the server closed the WebSocket: {code} {}", f.reason),
+                                format!("服务器关闭了 WebSocket：{code}“{}”", f.reason),
+                            )
+                        }
+                        None => l("the server closed the WebSocket", "服务器关闭了 WebSocket"),
                     });
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.to_string()),
-                None => return Err("the connection closed".to_owned()),
+                Some(Err(e)) => return Err(ws_error(&e)),
+                None => return Err(l("the connection closed", "连接已关闭")),
             }
         }
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| format!("nothing within {} s", timeout.as_secs()))?
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
+        let secs = timeout.as_secs();
+        l(
+            format!("nothing within {secs} s"),
+            format!("{secs} 秒内没有收到任何内容"),
+        )
+    })?
+}
+
+/// A WebSocket failure in plain words.
+fn ws_error(e: &tokio_tungstenite::tungstenite::Error) -> L10n {
+    use tokio_tungstenite::tungstenite::Error as E;
+    match e {
+        E::ConnectionClosed | E::AlreadyClosed => l("the WebSocket was closed", "WebSocket 已关闭"),
+        E::Io(io) => describe(io),
+        E::Capacity(c) => l(
+            format!("a message exceeded the size limit ({c})"),
+            "消息超过了大小限制",
+        ),
+        E::Protocol(p) => l(
+            format!("the WebSocket protocol was broken: {p}"),
+            format!("WebSocket 协议错误（“{p}”）"),
+        ),
+        other => crate::i18n::quoted(&other.to_string()),
+    }
 }
 
 /// CONNECT with the user name and password, or without them when `anonymous`.
@@ -580,22 +655,24 @@ fn verify_for_host(
     t: &Target,
     opts: &Options,
     chain: &[CertificateDer<'static>],
-) -> Result<(), String> {
+) -> Result<(), L10n> {
     use rustls::client::danger::ServerCertVerifier as _;
-    let (leaf, intermediates) = chain.split_first().ok_or("no certificate was served")?;
+    let (leaf, intermediates) = chain
+        .split_first()
+        .ok_or_else(|| l("no certificate was served", "服务器没有发送证书"))?;
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     for r in &opts.extra_roots {
-        roots.add(r.clone()).map_err(|e| e.to_string())?;
+        roots.add(r.clone()).map_err(|e| describe(&e))?;
     }
     let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
         Arc::new(roots),
         crate::crypto::provider(),
     )
     .build()
-    .map_err(|e| e.to_string())?;
-    let name = rustls_pki_types::ServerName::try_from(t.host.clone()).map_err(|e| e.to_string())?;
+    .map_err(|e| crate::i18n::quoted(&e.to_string()))?;
+    let name = server_name(t)?;
     verifier
         .verify_server_cert(
             leaf,
@@ -605,7 +682,7 @@ fn verify_for_host(
             rustls_pki_types::UnixTime::now(),
         )
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| explain(&e))
 }
 
 async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts) {
@@ -647,8 +724,8 @@ async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts)
                 "MP-DNS",
                 CheckStatus::Fail,
                 l(
-                    format!("{} does not resolve: {e}.", t.host),
-                    format!("{} 无法解析：{e}。", t.host),
+                    format!("{} does not resolve: {e}.", t.host, e = e.en),
+                    format!("{} 无法解析：{e}。", t.host, e = e.zh),
                 ),
                 l(
                     "Add an A/AAAA record for the name at your DNS provider.",
@@ -663,22 +740,34 @@ async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts)
 
     // TCP.
     let t0 = Instant::now();
-    let mut last_err = String::new();
+    let mut last_err = L10n::default();
     for a in &addrs {
         match tokio::time::timeout(opts.step_timeout, TcpStream::connect(a)).await {
             Ok(Ok(_)) => {
                 facts.addr = Some(*a);
                 break;
             }
-            Ok(Err(e)) => last_err = format!("{a}: {e}"),
-            Err(_) => last_err = format!("{a}: no answer within {} s", opts.step_timeout.as_secs()),
+            Ok(Err(e)) => {
+                let e = crate::i18n::io_error(&e);
+                last_err = l(format!("{a}: {}", e.en), format!("{a}：{}", e.zh));
+            }
+            Err(_) => {
+                let secs = opts.step_timeout.as_secs();
+                last_err = l(
+                    format!("{a}: no answer within {secs} s"),
+                    format!("{a}：{secs} 秒内没有应答"),
+                );
+            }
         }
     }
     let Some(addr) = facts.addr else {
         run.add(
             "MP-TCP",
             CheckStatus::Fail,
-            l(format!("Cannot connect: {last_err}."), format!("无法连接：{last_err}。")),
+            l(
+                format!("Cannot connect: {}.", last_err.en),
+                format!("无法连接：{}。", last_err.zh),
+            ),
             l(
                 "Check that the server listens on this port and that firewalls / security groups let it through.",
                 "确认服务器在该端口监听，且防火墙 / 安全组已放行。",
@@ -818,25 +907,27 @@ async fn tls_steps(
         other => {
             let why = match other {
                 Ok(Answer::Refused { alert: Some(a) }) => {
-                    format!("alert {}", tls_probe::alert_name(*a))
+                    L10n::same(format!("alert {}", tls_probe::alert_name(*a)))
                 }
-                Ok(_) => "the connection closed".to_owned(),
+                Ok(_) => l("the connection closed", "连接被关闭"),
                 Err(e) => e.clone(),
             };
             let (en, zh) = match tls13_only.await {
                 Some(i) => (
                     format!(
                         "The server refuses TLS 1.2 ({why}) and accepts only {}: Android before 10 and older WeChat cannot connect.",
-                        i.version
+                        i.version,
+                        why = why.en
                     ),
                     format!(
                         "服务器拒绝 TLS 1.2（{why}），只接受 {}：安卓 10 以下和旧版微信无法连接。",
-                        i.version
+                        i.version,
+                        why = why.zh
                     ),
                 ),
                 None => (
-                    format!("The server refuses a TLS 1.2 handshake ({why})."),
-                    format!("服务器拒绝 TLS 1.2 握手（{why}）。"),
+                    format!("The server refuses a TLS 1.2 handshake ({}).", why.en),
+                    format!("服务器拒绝 TLS 1.2 握手（{}）。", why.zh),
                 ),
             };
             run.add(
@@ -874,9 +965,9 @@ async fn tls_steps(
         other => {
             let why = match &other {
                 Ok(Answer::Refused { alert: Some(a) }) => {
-                    format!("alert {}", tls_probe::alert_name(*a))
+                    L10n::same(format!("alert {}", tls_probe::alert_name(*a)))
                 }
-                Ok(_) => "the connection closed".to_owned(),
+                Ok(_) => l("the connection closed", "连接被关闭"),
                 Err(e) => e.clone(),
             };
             let chose = match &wide {
@@ -896,8 +987,8 @@ async fn tls_steps(
                 "MP-TLS-CIPHER",
                 CheckStatus::Fail,
                 l(
-                    format!("TLS 1.2 with only ECDHE + AES-GCM suites was refused ({why}){chose}: iPhones (App Transport Security) cannot connect."),
-                    format!("只提供 ECDHE + AES-GCM 套件的 TLS 1.2 握手被拒绝（{why}）{chose_zh}：iPhone（ATS）无法连接。"),
+                    format!("TLS 1.2 with only ECDHE + AES-GCM suites was refused ({why}){chose}: iPhones (App Transport Security) cannot connect.", why = why.en),
+                    format!("只提供 ECDHE + AES-GCM 套件的 TLS 1.2 握手被拒绝（{why}）{chose_zh}：iPhone（ATS）无法连接。", why = why.zh),
                 ),
                 l(
                     "Enable ECDHE-ECDSA/RSA-AES128/256-GCM suites (nginx: ssl_ciphers from Mozilla's \"intermediate\" profile).",
@@ -915,7 +1006,7 @@ async fn tls_steps(
     ) {
         Ok(c) => c,
         Err(e) => {
-            run.skip_rest(&L10n::same(e));
+            run.skip_rest(&e);
             return false;
         }
     };
@@ -974,15 +1065,15 @@ async fn tls_steps(
                 "MP-ALPN",
                 CheckStatus::Skipped,
                 l(
-                    format!("a modern TLS handshake failed: {e}"),
-                    format!("常规 TLS 握手失败：{e}"),
+                    format!("a modern TLS handshake failed: {e}", e = e.en),
+                    format!("常规 TLS 握手失败：{e}", e = e.zh),
                 ),
                 L10n::default(),
                 Duration::ZERO,
             );
             run.skip_rest(&l(
-                format!("the TLS handshake failed: {e}"),
-                format!("TLS 握手失败：{e}"),
+                format!("the TLS handshake failed: {e}", e = e.en),
+                format!("TLS 握手失败：{e}", e = e.zh),
             ));
             false
         }
@@ -994,7 +1085,7 @@ fn cert_steps(
     t: &Target,
     opts: &Options,
     chain: &[CertificateDer<'static>],
-    tls_error: Option<&String>,
+    tls_error: Option<&L10n>,
     run: &mut Run<'_>,
 ) {
     let ids = [
@@ -1007,8 +1098,8 @@ fn cert_steps(
     if chain.is_empty() {
         let why = match tls_error {
             Some(e) => l(
-                format!("no certificate was served: {e}"),
-                format!("服务器没有发送证书：{e}"),
+                format!("no certificate was served: {e}", e = e.en),
+                format!("服务器没有发送证书：{e}", e = e.zh),
             ),
             None => l("no certificate was served", "服务器没有发送证书"),
         };
@@ -1122,8 +1213,8 @@ async fn ws_steps(
         Ok(s) => s,
         Err(e) => {
             run.skip_rest(&l(
-                format!("could not open the connection: {e}"),
-                format!("无法建立连接：{e}"),
+                format!("could not open the connection: {e}", e = e.en),
+                format!("无法建立连接：{e}", e = e.zh),
             ));
             return;
         }
@@ -1135,7 +1226,7 @@ async fn ws_steps(
             run.add(
                 "MP-WS-UPGRADE",
                 CheckStatus::Fail,
-                l(format!("GET {} with Upgrade: websocket: {e}.", t.path), format!("GET {}（Upgrade: websocket）：{e}。", t.path)),
+                l(format!("GET {} with Upgrade: websocket: {e}.", t.path, e = e.en), format!("GET {}（Upgrade: websocket）：{e}。", t.path, e = e.en)),
                 l(
                     "Make this URL answer a WebSocket upgrade (is it the broker's WebSocket port, or a proxy in front of it?).",
                     "让该地址响应 WebSocket 升级（是否为代理的 WebSocket 端口，或其前面的代理？）。",
@@ -1372,7 +1463,7 @@ async fn ws_steps(
     let sent = ws.send(Message::Binary(connect.into())).await;
     let ack = match sent {
         Ok(()) => read_until(&mut ws, &mut rd, opts.step_timeout, |f, _| f >> 4 == 2).await,
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(ws_error(&e)),
     };
     let connected = match ack {
         Ok((_, body)) => {
@@ -1451,7 +1542,7 @@ async fn ws_steps(
             run.add(
                 "MP-MQTT-CONNECT",
                 CheckStatus::Fail,
-                l(format!("No CONNACK: {e}."), format!("没有收到 CONNACK：{e}。")),
+                l(format!("No CONNACK: {e}.", e = e.en), format!("没有收到 CONNACK：{e}。", e = e.zh)),
                 l(
                     "Check that the WebSocket reaches an MQTT broker (not another WebSocket service) and that it speaks MQTT 3.1.1.",
                     "确认 WebSocket 连到的是 MQTT 代理（而不是其他 WebSocket 服务），且支持 MQTT 3.1.1。",
@@ -1479,7 +1570,7 @@ async fn ws_steps(
                 })
                 .await
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(ws_error(&e)),
         };
         match res {
             Ok(_) => run.add(
@@ -1496,8 +1587,8 @@ async fn ws_steps(
                 "MP-MQTT-PIGGYBACK",
                 CheckStatus::Fail,
                 l(
-                    format!("SUBSCRIBE + PUBLISH in one message: {} ({e}).", if got_suback { "SUBACK came, the message did not" } else { "no SUBACK" }),
-                    format!("一条消息内 SUBSCRIBE + PUBLISH：{}（{e}）。", if got_suback { "收到 SUBACK，但消息没有回来" } else { "没有 SUBACK" }),
+                    format!("SUBSCRIBE + PUBLISH in one message: {} ({e}).", if got_suback { "SUBACK came, the message did not" } else { "no SUBACK" }, e = e.en),
+                    format!("一条消息内 SUBSCRIBE + PUBLISH：{}（{e}）。", if got_suback { "收到 SUBACK，但消息没有回来" } else { "没有 SUBACK" }, e = e.zh),
                 ),
                 l(
                     "The broker or a proxy must accept several MQTT packets per WebSocket message (mqtt.js sends them so); EMQX: mqtt_piggyback = multiple.",
@@ -1564,16 +1655,16 @@ async fn keepalive(
         let mut s = open_stream(addr, t, opts.step_timeout).await?;
         let a = upgrade(&mut s, t, &t.path, opts).await?;
         if a.status != 101 {
-            return Err(format!("HTTP {}", a.status));
+            return Err(L10n::same(format!("HTTP {}", a.status)));
         }
         let mut ws = websocket(s, a.leftover).await;
         let mut rd = wire::Reader::default();
         let (_, c) = connect_packet(opts, 60, anonymous);
         ws.send(Message::Binary(c.into()))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ws_error(&e))?;
         read_until(&mut ws, &mut rd, opts.step_timeout, |f, _| f >> 4 == 2).await?;
-        Ok::<_, String>((ws, rd))
+        Ok::<_, L10n>((ws, rd))
     };
     let (mut ws, mut rd) = match setup.await {
         Ok(x) => x,
@@ -1582,8 +1673,8 @@ async fn keepalive(
                 "MP-KEEPALIVE",
                 CheckStatus::Skipped,
                 l(
-                    format!("could not connect again: {e}"),
-                    format!("无法再次连接：{e}"),
+                    format!("could not connect again: {e}", e = e.en),
+                    format!("无法再次连接：{e}", e = e.zh),
                 ),
                 L10n::default(),
                 t0.elapsed(),
@@ -1620,7 +1711,7 @@ async fn keepalive(
             let pong = async {
                 ws.send(Message::Binary(wire::pingreq().into()))
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| ws_error(&e))?;
                 read_until(&mut ws, &mut rd, opts.step_timeout, |f, _| f >> 4 == 13).await
             };
             match pong.await {
@@ -1636,10 +1727,15 @@ async fn keepalive(
                 )),
                 Err(e) => Err((
                     format!(
-                        "After {} s idle the connection no longer answers PINGREQ: {e}.",
-                        idle.as_secs()
+                        "After {} s idle the connection no longer answers PINGREQ: {}.",
+                        idle.as_secs(),
+                        e.en
                     ),
-                    format!("空闲 {} 秒后连接不再响应 PINGREQ：{e}。", idle.as_secs()),
+                    format!(
+                        "空闲 {} 秒后连接不再响应 PINGREQ：{}。",
+                        idle.as_secs(),
+                        e.zh
+                    ),
                 )),
             }
         }

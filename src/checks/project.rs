@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{Check, CheckStatus};
-use crate::verdict::L10n;
 use crate::i18n::l;
+use crate::verdict::L10n;
 
 const MAX_FILES: usize = 20_000;
 const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
@@ -358,7 +358,7 @@ fn url_check(c: &ConnectCall) -> Check {
         Err(e) => check(
             "MP-PROJECT-URL",
             CheckStatus::Fail,
-            L10n::same(format!("{url}: {e}")),
+            l(format!("{url}: {}", e.en), format!("{url}：{}", e.zh)),
             l(
                 "Write wxs://your.domain/mqtt.",
                 "请写成 wxs://你的域名/mqtt。",

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::i18n::L10n;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -204,14 +205,14 @@ pub async fn probe(
     sni: Option<&str>,
     suites: &[u16],
     timeout: Duration,
-) -> Result<Answer, String> {
+) -> Result<Answer, L10n> {
     let work = async {
         let mut tcp = TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
+            .map_err(|e| crate::i18n::io_error(&e))?;
         tcp.write_all(&client_hello(sni, suites))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::i18n::io_error(&e))?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 16 * 1024];
         loop {
@@ -224,13 +225,20 @@ pub async fn probe(
                 return Ok(a);
             }
             if buf.len() > 512 * 1024 {
-                return Err("the server's answer is too long".to_owned());
+                return Err(L10n::new(
+                    "the server's answer is too long",
+                    "服务器的回应太长",
+                ));
             }
         }
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| format!("no TLS answer within {} s", timeout.as_secs()))?
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
+        let secs = timeout.as_secs();
+        L10n::new(
+            format!("no TLS answer within {secs} s"),
+            format!("{secs} 秒内没有 TLS 回应"),
+        )
+    })?
 }
 
 #[cfg(test)]

@@ -42,21 +42,34 @@ impl Target {
 pub use crate::config::secret::redact_url as redact;
 
 /// Parses `wxs://host[:port]/path`, `wss://…`, `ws://…`, `wx://…`.
-pub fn parse(url: &str) -> Result<Target, String> {
+pub fn parse(url: &str) -> Result<Target, L10n> {
     let url = url.trim();
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("\"{url}\" is not a URL (expected wxs://host/path)"))?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        l(
+            format!("\"{url}\" is not a URL (expected wxs://host/path)"),
+            format!("“{url}”不是网址（应为 wxs://主机/路径）"),
+        )
+    })?;
     let scheme = scheme.to_ascii_lowercase();
     let tls = match scheme.as_str() {
         "wxs" | "wss" => true,
         "ws" | "wx" => false,
         "https" | "http" | "mqtt" | "mqtts" | "tcp" | "ssl" => {
-            return Err(format!(
-                "{scheme}:// is not a WebSocket URL: a Mini Program connects with wxs:// (mqtt.js) or wss:// (wx.connectSocket)"
+            return Err(l(
+                format!(
+                    "{scheme}:// is not a WebSocket URL: a Mini Program connects with wxs:// (mqtt.js) or wss:// (wx.connectSocket)"
+                ),
+                format!(
+                    "{scheme}:// 不是 WebSocket 地址：小程序用 wxs://（mqtt.js）或 wss://（wx.connectSocket）连接"
+                ),
             ));
         }
-        other => return Err(format!("unknown scheme {other}://")),
+        other => {
+            return Err(l(
+                format!("unknown scheme {other}://"),
+                format!("未知的协议 {other}://"),
+            ));
+        }
     };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], rest[i..].to_owned()),
@@ -69,11 +82,17 @@ pub fn parse(url: &str) -> Result<Target, String> {
     };
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("bad IPv6 address in {url}"))?;
+        let (h, after) = v6.split_once(']').ok_or_else(|| {
+            l(
+                format!("bad IPv6 address in {url}"),
+                format!("{url} 中的 IPv6 地址有误"),
+            )
+        })?;
         let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port in {url}"))?),
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| l(format!("bad port in {url}"), format!("{url} 中的端口有误")))?,
+            ),
             None => None,
         };
         (h.to_owned(), port)
@@ -81,16 +100,21 @@ pub fn parse(url: &str) -> Result<Target, String> {
         match authority.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_owned(),
-                Some(
-                    p.parse::<u16>()
-                        .map_err(|_| format!("bad port \"{p}\" in {url}"))?,
-                ),
+                Some(p.parse::<u16>().map_err(|_| {
+                    l(
+                        format!("bad port \"{p}\" in {url}"),
+                        format!("{url} 中的端口“{p}”有误"),
+                    )
+                })?),
             ),
             None => (authority.to_owned(), None),
         }
     };
     if host.is_empty() {
-        return Err(format!("no host in {url}"));
+        return Err(l(
+            format!("no host in {url}"),
+            format!("{url} 中没有主机名"),
+        ));
     }
     Ok(Target {
         tls,
@@ -258,6 +282,7 @@ mod tests {
         assert!(
             parse("https://a.com")
                 .unwrap_err()
+                .en
                 .contains("not a WebSocket URL")
         );
         assert!(parse("a.com/mqtt").is_err());

@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use crate::certs::{self, ChainEntry, IssuerFound, RepairPlan, Report, Request, Trust};
-use crate::verdict::Status;
 use crate::i18n::Language;
+use crate::verdict::Status;
 
 #[derive(Debug, Subcommand)]
 pub enum CertCmd {
@@ -111,7 +111,11 @@ pub fn run(cmd: CertCmd, lang: Language, rt: &tokio::runtime::Runtime) -> ExitCo
     }
 }
 
-fn run_inner(cmd: CertCmd, lang: Language, rt: &tokio::runtime::Runtime) -> Result<ExitCode, String> {
+fn run_inner(
+    cmd: CertCmd,
+    lang: Language,
+    rt: &tokio::runtime::Runtime,
+) -> Result<ExitCode, String> {
     match cmd {
         CertCmd::Inspect { files, key, common } => {
             let (req, password) = common.request()?;

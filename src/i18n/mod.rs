@@ -56,19 +56,58 @@ impl L10n {
     }
 }
 
-impl std::fmt::Display for L10n {
-    /// English (logs are in English).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.en)
-    }
-}
-
 /// One of two fixed texts, in `lang` (for words that need no [`L10n`] value).
 pub fn pick<'a>(lang: Language, en: &'a str, zh: &'a str) -> &'a str {
     match lang {
         Language::En => en,
         Language::ZhCn => zh,
     }
+}
+
+/// An I/O failure in plain words, by its kind; the OS error code is kept.
+pub fn io_error(e: &std::io::Error) -> L10n {
+    use std::io::ErrorKind as K;
+    let (en, zh) = match e.kind() {
+        K::ConnectionRefused => (
+            "connection refused: nothing listens on that port",
+            "连接被拒绝：该端口没有服务在监听",
+        ),
+        K::ConnectionReset => ("the other side reset the connection", "连接被对方重置"),
+        K::ConnectionAborted => ("the connection was aborted", "连接被中止"),
+        K::NotConnected => ("not connected", "未连接"),
+        K::TimedOut => ("timed out", "超时"),
+        K::UnexpectedEof | K::BrokenPipe => {
+            ("the other side closed the connection", "对方关闭了连接")
+        }
+        K::NotFound => ("no such file or folder", "文件或文件夹不存在"),
+        K::PermissionDenied => ("permission denied", "没有权限"),
+        K::AddrInUse => ("the address is already in use", "地址已被占用"),
+        K::AddrNotAvailable => (
+            "the address is not available on this computer",
+            "本机没有该地址",
+        ),
+        K::HostUnreachable => ("no route to the host", "无法到达该主机"),
+        K::NetworkUnreachable => ("the network is unreachable", "网络不可达"),
+        K::AlreadyExists => ("it already exists", "已经存在"),
+        K::IsADirectory => ("it is a folder, not a file", "这是文件夹，不是文件"),
+        K::NotADirectory => ("it is not a folder", "这不是文件夹"),
+        K::StorageFull => ("the disk is full", "磁盘已满"),
+        K::ReadOnlyFilesystem => ("the file system is read-only", "文件系统是只读的"),
+        K::InvalidData => ("the data is not valid", "数据无效"),
+        _ => return quoted(&e.to_string()),
+    };
+    match e.raw_os_error() {
+        Some(code) => L10n::new(
+            format!("{en} (OS error {code})"),
+            format!("{zh}（系统错误 {code}）"),
+        ),
+        None => L10n::new(en, zh),
+    }
+}
+
+/// A failure we have no words for: the original text, quoted, in both languages.
+pub fn quoted(original: &str) -> L10n {
+    L10n::new(original, format!("出错了：“{original}”"))
 }
 
 /// Shorthand for [`L10n::new`].
@@ -129,11 +168,11 @@ pub fn placeholders(template: &str) -> BTreeSet<&str> {
 
 /// Small English words that make a run of ASCII words a sentence rather than a name.
 const ENGLISH: &[&str] = &[
-    "a", "an", "the", "is", "are", "was", "not", "no", "or", "and", "of", "to", "in", "on",
-    "for", "with", "from", "by", "at", "be", "been", "cannot", "could", "did", "does", "has",
-    "have", "it", "its", "this", "that", "there", "neither", "nor", "failed", "refused",
-    "missing", "invalid", "expected", "found", "unknown", "only", "must", "should", "when",
-    "while", "after", "before", "because", "but", "too", "than", "into", "as", "can", "will",
+    "a", "an", "the", "is", "are", "was", "not", "no", "or", "and", "of", "to", "in", "on", "for",
+    "with", "from", "by", "at", "be", "been", "cannot", "could", "did", "does", "has", "have",
+    "it", "its", "this", "that", "there", "neither", "nor", "failed", "refused", "missing",
+    "invalid", "expected", "found", "unknown", "only", "must", "should", "when", "while", "after",
+    "before", "because", "but", "too", "than", "into", "as", "can", "will",
 ];
 
 /// English that leaked into a Chinese sentence: three or more ASCII words in a row, one of them
@@ -147,9 +186,20 @@ pub fn english_in_chinese(zh: &str) -> Option<String> {
         *small = 0;
         found
     }
+    // Text in “…” is quoted from elsewhere (a server's own words, an unknown error): not ours.
+    let mut ours = String::with_capacity(zh.len());
+    let mut depth = 0usize;
+    for c in zh.chars() {
+        match c {
+            '“' => depth += 1,
+            '”' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => ours.push(c),
+            _ => {}
+        }
+    }
     let mut run: Vec<&str> = Vec::new();
     let mut small = 0;
-    for token in zh.split_whitespace() {
+    for token in ours.split_whitespace() {
         let core = token.trim_start_matches('(');
         let word = core.trim_end_matches([',', ';', ':', '.', ')', '!', '?']);
         let is_word =
@@ -195,7 +245,8 @@ mod tests {
     #[test]
     fn english_sentences_in_chinese_are_found_and_names_are_not() {
         assert_eq!(
-            english_in_chinese("无法读取：garbage.pem is neither a PEM or DER certificate").as_deref(),
+            english_in_chinese("无法读取：garbage.pem is neither a PEM or DER certificate")
+                .as_deref(),
             Some("is neither a PEM or DER certificate")
         );
         assert_eq!(
@@ -209,6 +260,7 @@ mod tests {
             "DigiCert Global Root CA 不在微信信任的根证书中",
             "连接 wss://example.com:443/mqtt 失败",
             "mqtt.js 的 wx 传输",
+            "出错了：“the peer is not happy with the thing”",
         ] {
             assert_eq!(english_in_chinese(fine), None, "{fine}");
         }

@@ -477,9 +477,11 @@ fn suback_refused_v5(
         ),
     };
     let why = reason.map(|r| format!(" — {r}")).unwrap_or_default();
+    // The broker's own reason string is quoted: it is in whatever language the broker speaks.
+    let why_zh = reason.map(|r| format!("——“{r}”")).unwrap_or_default();
     L10n::new(
         format!("the broker refused it: {en} (SUBACK reason 0x{n:02X}){why}"),
-        format!("代理拒绝了该订阅：{zh}（SUBACK 原因码 0x{n:02X}）{why}"),
+        format!("代理拒绝了该订阅：{zh}（SUBACK 原因码 0x{n:02X}）{why_zh}"),
     )
 }
 
@@ -595,10 +597,14 @@ pub fn describe_error_v5(target: &str, e: &rumqttc::v5::ConnectionError) -> L10n
                 .as_ref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
+            let why_zh = reason_string
+                .as_ref()
+                .map(|r| format!("（“{r}”）"))
+                .unwrap_or_default();
             let r = disconnect_reason(*reason_code);
             L10n::new(
                 format!("{target} closed the connection: {}{why}", r.en),
-                format!("{target} 断开了连接：{}{why}", r.zh),
+                format!("{target} 断开了连接：{}{why_zh}", r.zh),
             )
         }
         E::Io(io) if io.kind() == ErrorKind::ConnectionRefused => words::nothing_listens(target),

@@ -115,7 +115,7 @@ pub(crate) mod words {
     pub fn unresolvable(target: &str, io: &std::io::Error) -> L10n {
         L10n::new(
             format!("cannot resolve the host of {target} ({io})"),
-            format!("无法解析 {target} 的主机名（{io}）"),
+            format!("无法解析 {target} 的主机名"),
         )
     }
 
@@ -126,8 +126,9 @@ pub(crate) mod words {
         )
     }
 
-    pub fn other(target: &str, e: impl std::fmt::Display) -> L10n {
-        L10n::new(format!("{target}: {e}"), format!("{target}：{e}"))
+    pub fn other(target: &str, e: &(dyn std::error::Error + 'static)) -> L10n {
+        let d = super::tls_words::describe(e);
+        L10n::new(format!("{target}: {}", d.en), format!("{target}：{}", d.zh))
     }
 
     pub fn is_lookup(io: &std::io::Error) -> bool {

@@ -63,9 +63,10 @@ impl Forward {
         let listener = match tokio::net::TcpListener::from_std(std_listener) {
             Ok(l) => l,
             Err(e) => {
+                let e = crate::i18n::io_error(&e);
                 self.record(L10n::new(
-                    format!("loopback port: {e}"),
-                    format!("本地回环端口：{e}"),
+                    format!("loopback port: {}", e.en),
+                    format!("本地回环端口：{}", e.zh),
                 ));
                 return;
             }
@@ -111,7 +112,7 @@ impl Forward {
                         connector.connect(name, tcp).await.map_err(|e| {
                             match super::tls_words::find_rustls(&e) {
                                 Some(t) => super::tls_failure(&shown, t),
-                                None => super::words::other(&shown, e),
+                                None => super::words::other(&shown, &e),
                             }
                         })
                     };

@@ -28,6 +28,22 @@ pub fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T
     None
 }
 
+/// Any failure in plain words: a TLS failure anywhere in its chain as [`explain`] says it, an
+/// I/O failure by its kind, anything else quoted.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> L10n {
+    if let Some(t) = find_rustls(e) {
+        return explain(t);
+    }
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return crate::i18n::io_error(io);
+        }
+        cur = err.source();
+    }
+    crate::i18n::quoted(&e.to_string())
+}
+
 /// What went wrong, for someone who has not read RFC 5280, in both languages.
 pub fn explain(e: &TlsError) -> L10n {
     match e {
@@ -128,7 +144,7 @@ pub fn explain(e: &TlsError) -> L10n {
         TlsError::NoCertificatesPresented => {
             L10n::new("the broker presented no certificate", "代理没有出示证书")
         }
-        other => L10n::same(other.to_string()),
+        other => crate::i18n::quoted(&other.to_string()),
     }
 }
 
@@ -151,5 +167,60 @@ mod tests {
         assert!(s.contains("broker.lab") && s.contains("other.lab"), "{s}");
         let plain = std::io::Error::other("nothing");
         assert!(find_rustls(&plain).is_none());
+    }
+
+    /// Connection failures a user sees in the Broker panel read as Chinese in Chinese: the
+    /// I/O, TLS and MQTT layers' own English stays out (or is quoted as the original).
+    #[test]
+    fn connection_failures_speak_chinese() {
+        use crate::i18n::english_in_chinese;
+        use std::io::{Error as Io, ErrorKind as K};
+        let target = "mqtts://broker.lab:8883";
+        let mut said = Vec::new();
+        for kind in [
+            K::ConnectionRefused,
+            K::ConnectionReset,
+            K::ConnectionAborted,
+            K::TimedOut,
+            K::UnexpectedEof,
+            K::BrokenPipe,
+            K::NotFound,
+            K::PermissionDenied,
+            K::AddrInUse,
+            K::HostUnreachable,
+            K::NetworkUnreachable,
+            K::Other,
+        ] {
+            let e = rumqttc::ConnectionError::Io(Io::new(kind, "the thing failed badly"));
+            said.push(crate::mqtt::describe_error(target, &e));
+            said.push(crate::i18n::io_error(&Io::from(kind)));
+        }
+        said.push(crate::mqtt::describe_error(
+            target,
+            &rumqttc::ConnectionError::NetworkTimeout,
+        ));
+        said.push(crate::mqtt::describe_error(
+            target,
+            &rumqttc::ConnectionError::RequestsDone,
+        ));
+        for tls in [
+            TlsError::InvalidCertificate(CertificateError::UnknownIssuer),
+            TlsError::InvalidCertificate(CertificateError::Expired),
+            TlsError::InvalidCertificate(CertificateError::NotValidForName),
+            TlsError::AlertReceived(AlertDescription::HandshakeFailure),
+            TlsError::AlertReceived(AlertDescription::ProtocolVersion),
+            TlsError::NoCertificatesPresented,
+            TlsError::General("something went quite wrong".into()),
+        ] {
+            let io = Io::new(K::InvalidData, tls);
+            said.push(crate::mqtt::describe_error(
+                target,
+                &rumqttc::ConnectionError::Io(io),
+            ));
+        }
+        for l in said {
+            assert!(!l.en.is_empty() && !l.zh.is_empty());
+            assert_eq!(english_in_chinese(&l.zh), None, "{}", l.zh);
+        }
     }
 }

@@ -172,7 +172,8 @@ impl BrokerPanel {
                         )));
                     }
                     ui.label(
-                        RichText::new(fill(t.broker_client_id_used, &[("client_id", id)])).color(tokens::MUTED),
+                        RichText::new(fill(t.broker_client_id_used, &[("client_id", id)]))
+                            .color(tokens::MUTED),
                     );
                 }
                 Some(Some(Err(e))) => {
@@ -248,7 +249,10 @@ impl BrokerPanel {
                 });
                 match self.export.as_mut().map(|r| r.poll()) {
                     Some(Some(Ok(p))) => {
-                        ui.colored_label(tokens::OK, fill(t.certs_written, &[("path", &p.display())]));
+                        ui.colored_label(
+                            tokens::OK,
+                            fill(t.certs_written, &[("path", &p.display())]),
+                        );
                     }
                     Some(Some(Err(e))) => {
                         ui.colored_label(tokens::BAD, e.as_str());
@@ -627,7 +631,11 @@ fn vault_ui(ui: &mut egui::Ui, t: &Tr, kind: &VaultKind) {
                 FileWhy::Unsupported => (t.broker_vault_unsupported, None),
             };
             let r = ui.label(
-                RichText::new(fill(t.broker_vault_file, &[("store", &name), ("reason", &reason)])).color(tokens::WARN),
+                RichText::new(fill(
+                    t.broker_vault_file,
+                    &[("store", &name), ("reason", &reason)],
+                ))
+                .color(tokens::WARN),
             );
             if let Some(d) = detail {
                 r.on_hover_text(d.as_str());

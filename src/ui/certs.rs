@@ -12,9 +12,9 @@ use super::tokens;
 use crate::backend::{CertCmd, CertJob, RepairDone, Requested};
 use crate::certs::{ChainEntry, IssuerFound, RepairPlan, Report, Role};
 use crate::config::Secret;
+use crate::i18n::Language;
 use crate::model::{Action, LiveModel};
 use crate::verdict::Status;
-use crate::i18n::Language;
 
 #[derive(Default)]
 pub struct CertsPanel {
@@ -302,13 +302,27 @@ impl CertsPanel {
     ) {
         if let Some(s) = &r.served {
             ui.label(fill(
-                t.certs_served, &[("host", &s.target), ("version", &s.tls_version), ("cipher", &s.cipher), ("alpn", &s.alpn.as_deref().unwrap_or("-"))]));
+                t.certs_served,
+                &[
+                    ("host", &s.target),
+                    ("version", &s.tls_version),
+                    ("cipher", &s.cipher),
+                    ("alpn", &s.alpn.as_deref().unwrap_or("-")),
+                ],
+            ));
         }
         let count = |st: Status| r.findings.iter().filter(|f| f.status == st).count();
         ui.horizontal(|ui| {
             ui.label(status_chip(t, r.worst()));
             ui.label(fill(
-                t.certs_summary, &[("pass", &count(Status::Pass)), ("warn", &count(Status::Warn)), ("fail", &count(Status::Fail)), ("skipped", &count(Status::Skip))]));
+                t.certs_summary,
+                &[
+                    ("pass", &count(Status::Pass)),
+                    ("warn", &count(Status::Warn)),
+                    ("fail", &count(Status::Fail)),
+                    ("skipped", &count(Status::Skip)),
+                ],
+            ));
         });
         ui.add_space(4.0);
         ui.label(RichText::new(t.certs_findings).strong());
@@ -380,7 +394,9 @@ impl CertsPanel {
                 } else {
                     let list: Vec<&str> = changes.iter().map(|c| c.get(lang)).collect();
                     ui.label(fill(
-                        t.certs_repair_ready, &[("changes", &list.join(crate::i18n::pick(lang, "; ", "；")))]));
+                        t.certs_repair_ready,
+                        &[("changes", &list.join(crate::i18n::pick(lang, "; ", "；")))],
+                    ));
                 }
                 let busy = matches!(self.repair, Some(Requested::Pending(_)));
                 ui.horizontal(|ui| {

@@ -16,8 +16,8 @@ use super::tokens;
 use crate::backend::{ChecksCmd, ChecksJob, Requested};
 use crate::checks::{Check, CheckStatus, Report};
 use crate::config::Secret;
-use crate::model::{Action, LiveModel};
 use crate::i18n::Language;
+use crate::model::{Action, LiveModel};
 
 /// A run in progress.
 struct Running {
@@ -176,7 +176,12 @@ impl ChecksPanel {
                     ui.horizontal(|ui| {
                         ui.spinner();
                         ui.label(fill(
-                            t.checks_progress, &[("done", &rows.len()), ("total", &crate::checks::CATALOGUE.len())]));
+                            t.checks_progress,
+                            &[
+                                ("done", &rows.len()),
+                                ("total", &crate::checks::CATALOGUE.len()),
+                            ],
+                        ));
                     });
                     self.rows_ui(ui, t, lang, &rows);
                 } else if let Some(r) = self.shown.clone() {
@@ -320,7 +325,15 @@ impl ChecksPanel {
             ui.label(RichText::new(&r.target).strong());
             ui.label(
                 RichText::new(fill(
-                    t.checks_summary, &[("pass", &s.pass), ("warn", &s.warn), ("fail", &s.fail), ("manual", &s.manual), ("skipped", &s.skipped)]))
+                    t.checks_summary,
+                    &[
+                        ("pass", &s.pass),
+                        ("warn", &s.warn),
+                        ("fail", &s.fail),
+                        ("manual", &s.manual),
+                        ("skipped", &s.skipped),
+                    ],
+                ))
                 .color(tokens::MUTED),
             );
             if r.cancelled {
@@ -353,7 +366,10 @@ impl ChecksPanel {
             if let Some(req) = self.saved.as_mut() {
                 match req.poll() {
                     Some(Ok(p)) => {
-                        ui.colored_label(tokens::OK, fill(t.certs_written, &[("path", &p.display())]));
+                        ui.colored_label(
+                            tokens::OK,
+                            fill(t.certs_written, &[("path", &p.display())]),
+                        );
                     }
                     Some(Err(e)) => {
                         ui.colored_label(tokens::BAD, e.as_str());
@@ -423,7 +439,10 @@ impl ChecksPanel {
                         "{}\n{}\n{}",
                         r.target,
                         r.started.replace('T', " ").trim_end_matches('Z'),
-                        fill(t.checks_history_row, &[("pass", &s.pass), ("warn", &s.warn), ("fail", &s.fail)])
+                        fill(
+                            t.checks_history_row,
+                            &[("pass", &s.pass), ("warn", &s.warn), ("fail", &s.fail)]
+                        )
                     ))
                     .color(color);
                     if ui.selectable_label(selected, text).clicked() && self.running.is_none() {

@@ -15,8 +15,8 @@ use crate::devices::commands::{self, Outcome};
 use crate::devices::config::DeviceDef;
 use crate::devices::flow::FlowStep;
 use crate::devices::roster::Roster;
-use crate::model::{Action, LiveModel, RosterEdit};
 use crate::i18n::Language;
+use crate::model::{Action, LiveModel, RosterEdit};
 
 /// Commands kept in the log.
 const LOG_KEEP: usize = 200;
@@ -135,7 +135,12 @@ impl DevicesPanel {
     ) {
         ui.horizontal_wrapped(|ui| {
             ui.label(fill(
-                t.devices_count, &[("online", &roster.online_count()), ("total", &roster.config.devices.len())]));
+                t.devices_count,
+                &[
+                    ("online", &roster.online_count()),
+                    ("total", &roster.config.devices.len()),
+                ],
+            ));
             ui.separator();
             ui.label(t.devices_simulate);
             ui.add(egui::DragValue::new(&mut self.sim_count).range(1..=1000));
@@ -158,7 +163,8 @@ impl DevicesPanel {
             match self.sim.as_mut().map(|r| r.poll()) {
                 Some(Some(Ok(ids))) => {
                     ui.label(
-                        RichText::new(fill(t.devices_sim_running, &[("n", &ids.len())])).color(tokens::OK),
+                        RichText::new(fill(t.devices_sim_running, &[("n", &ids.len())]))
+                            .color(tokens::OK),
                     );
                 }
                 Some(Some(Err(e))) => {
@@ -211,8 +217,11 @@ impl DevicesPanel {
         }
         ui.horizontal_wrapped(|ui| {
             ui.label(
-                RichText::new(fill(t.devices_discovered, &[("n", &roster.proposals.len())]))
-                    .color(tokens::ACCENT),
+                RichText::new(fill(
+                    t.devices_discovered,
+                    &[("n", &roster.proposals.len())],
+                ))
+                .color(tokens::ACCENT),
             );
             for p in roster.proposals.values().take(12) {
                 if ui
@@ -348,7 +357,13 @@ impl DevicesPanel {
         ui.label(RichText::new(def.label()).heading());
         ui.label(
             RichText::new(fill(
-                t.devices_limits, &[("bytes", &def.max_packet), ("qos", &def.max_qos), ("version", &if def.mqtt5 { "5" } else { "3.1.1" })]))
+                t.devices_limits,
+                &[
+                    ("bytes", &def.max_packet),
+                    ("qos", &def.max_qos),
+                    ("version", &if def.mqtt5 { "5" } else { "3.1.1" }),
+                ],
+            ))
             .color(tokens::MUTED),
         );
         ui.monospace(format!(
@@ -678,11 +693,17 @@ pub(super) fn outcome_ui(ui: &mut egui::Ui, t: &Tr, outcome: &mut Requested<Outc
             ui.label(t.devices_pending);
         }
         Some(Ok(Outcome::Acknowledged { latency, payload })) => {
-            ui.colored_label(tokens::OK, fill(t.devices_acked, &[("ms", &latency.as_millis())]))
-                .on_hover_text(payload.as_str());
+            ui.colored_label(
+                tokens::OK,
+                fill(t.devices_acked, &[("ms", &latency.as_millis())]),
+            )
+            .on_hover_text(payload.as_str());
         }
         Some(Ok(Outcome::TimedOut { after })) => {
-            ui.colored_label(tokens::BAD, fill(t.devices_timed_out, &[("secs", &after.as_secs())]));
+            ui.colored_label(
+                tokens::BAD,
+                fill(t.devices_timed_out, &[("secs", &after.as_secs())]),
+            );
         }
         Some(Ok(Outcome::Sent)) => {
             ui.label(t.devices_sent);

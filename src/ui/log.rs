@@ -42,8 +42,11 @@ impl LogPanel {
             ui.checkbox(&mut self.follow, t.log_follow);
         });
         ui.label(
-            RichText::new(fill(t.log_file_in, &[("path", &env.paths.log_dir().display())]))
-                .color(tokens::MUTED),
+            RichText::new(fill(
+                t.log_file_in,
+                &[("path", &env.paths.log_dir().display())],
+            ))
+            .color(tokens::MUTED),
         );
         ui.separator();
 

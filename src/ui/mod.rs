@@ -199,24 +199,9 @@ pub fn shell_ui(
                 .broker
                 .ui(ui, t, &state.profiles, state.vault.as_ref(), live, actions)
         }
-        Tab::Certs => {
-            state
-                .panels
-                .certs
-                .ui(ui, t, lang, live, actions)
-        }
-        Tab::Checks => {
-            state
-                .panels
-                .checks
-                .ui(ui, t, lang, live, actions)
-        }
-        Tab::Devices => {
-            state
-                .panels
-                .devices
-                .ui(ui, t, lang, live, actions)
-        }
+        Tab::Certs => state.panels.certs.ui(ui, t, lang, live, actions),
+        Tab::Checks => state.panels.checks.ui(ui, t, lang, live, actions),
+        Tab::Devices => state.panels.devices.ui(ui, t, lang, live, actions),
         Tab::Log => state.panels.log.ui(ui, t, env),
         Tab::Settings => {
             egui::ScrollArea::vertical()

@@ -151,7 +151,10 @@ fn device_card_ui(
                 ui.colored_label(color, format!("● {text}"));
                 if let Some(seen) = dev.last_seen {
                     let ago = (chrono::Local::now() - seen).num_seconds().max(0);
-                    ui.label(RichText::new(fill(t.last_seen_secs, &[("secs", &ago)])).color(tokens::MUTED));
+                    ui.label(
+                        RichText::new(fill(t.last_seen_secs, &[("secs", &ago)]))
+                            .color(tokens::MUTED),
+                    );
                 }
             });
             let field = |k: &str| {

@@ -334,7 +334,15 @@ impl RelayPanel {
         let tot = &live.relay.snapshot.totals;
         ui.label(
             RichText::new(fill(
-                t.totals, &[("live", &live.relay.snapshot.live.len()), ("upgraded", &tot.upgraded), ("rejected", &tot.rejected), ("bytes_in", &human_bytes(tot.bytes_in)), ("bytes_out", &human_bytes(tot.bytes_out))]))
+                t.totals,
+                &[
+                    ("live", &live.relay.snapshot.live.len()),
+                    ("upgraded", &tot.upgraded),
+                    ("rejected", &tot.rejected),
+                    ("bytes_in", &human_bytes(tot.bytes_in)),
+                    ("bytes_out", &human_bytes(tot.bytes_out)),
+                ],
+            ))
             .color(tokens::MUTED),
         );
     }
@@ -890,7 +898,10 @@ fn cert_line_ui(ui: &mut egui::Ui, t: &Tr, c: &CertBrief) {
     };
     let (text, color) = if c.days_left < 0 {
         (
-            fill(t.relay_cert_expired, &[("subject", &who), ("days", &-c.days_left)]),
+            fill(
+                t.relay_cert_expired,
+                &[("subject", &who), ("days", &-c.days_left)],
+            ),
             tokens::BAD,
         )
     } else {
@@ -900,7 +911,14 @@ fn cert_line_ui(ui: &mut egui::Ui, t: &Tr, c: &CertBrief) {
             tokens::OK
         };
         (
-            fill(t.relay_cert_info, &[("subject", &who), ("days", &c.days_left), ("n", &c.chain_len)]),
+            fill(
+                t.relay_cert_info,
+                &[
+                    ("subject", &who),
+                    ("days", &c.days_left),
+                    ("n", &c.chain_len),
+                ],
+            ),
             color,
         )
     };

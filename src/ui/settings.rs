@@ -191,7 +191,10 @@ impl SettingsPanel {
                 Some(Some(Ok(r))) => {
                     ui.colored_label(
                         tokens::OK,
-                        fill(t.folder_report, &[("files", &r.files), ("size", &human_bytes(r.bytes))]),
+                        fill(
+                            t.folder_report,
+                            &[("files", &r.files), ("size", &human_bytes(r.bytes))],
+                        ),
                     );
                 }
                 Some(Some(Err(e))) => {

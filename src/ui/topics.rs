@@ -376,7 +376,14 @@ impl TopicsPanel {
                     actions.push(Action::Topics(TopicsEdit::Color(s.filter.clone(), rgb)));
                 }
                 let text = RichText::new(fill(
-                    t.topics_sub_chip, &[("filter", &s.filter), ("qos", &s.qos), ("n", &s.count), ("rate", &s.rate.per_second(now))]))
+                    t.topics_sub_chip,
+                    &[
+                        ("filter", &s.filter),
+                        ("qos", &s.qos),
+                        ("n", &s.count),
+                        ("rate", &s.rate.per_second(now)),
+                    ],
+                ))
                 .color(if s.enabled {
                     color(s.color)
                 } else {
@@ -475,8 +482,11 @@ impl TopicsPanel {
             if let Some(done) = self.search_pending {
                 ui.spinner();
                 ui.label(
-                    RichText::new(fill(t.topics_searching, &[("percent", &format!("{:.0}", done * 100.0))]))
-                        .color(tokens::MUTED),
+                    RichText::new(fill(
+                        t.topics_searching,
+                        &[("percent", &format!("{:.0}", done * 100.0))],
+                    ))
+                    .color(tokens::MUTED),
                 );
                 ui.ctx().request_repaint();
             }
@@ -500,7 +510,14 @@ impl TopicsPanel {
             }
             ui.label(
                 RichText::new(fill(
-                    t.topics_counts, &[("messages", &topics.store.len()), ("topics", &topics.tree.len()), ("size", &human(topics.store.bytes())), ("dropped", &topics.store.dropped)]))
+                    t.topics_counts,
+                    &[
+                        ("messages", &topics.store.len()),
+                        ("topics", &topics.tree.len()),
+                        ("size", &human(topics.store.bytes())),
+                        ("dropped", &topics.store.dropped),
+                    ],
+                ))
                 .color(if topics.store.dropped > 0 {
                     tokens::WARN
                 } else {
@@ -819,14 +836,23 @@ impl TopicsPanel {
         };
         ui.label(RichText::new(&*m.topic).strong().monospace());
         ui.label(
-            RichText::new(fill(t.topics_meta, &[("qos", &m.qos), ("retained", &m.retain), ("size", &human(m.size))]))
-                .color(tokens::MUTED),
+            RichText::new(fill(
+                t.topics_meta,
+                &[
+                    ("qos", &m.qos),
+                    ("retained", &m.retain),
+                    ("size", &human(m.size)),
+                ],
+            ))
+            .color(tokens::MUTED),
         );
         if m.truncated() {
             ui.colored_label(
                 tokens::WARN,
                 fill(
-                    t.topics_truncated, &[("kept", &human(m.payload.len())), ("size", &human(m.size))]),
+                    t.topics_truncated,
+                    &[("kept", &human(m.payload.len())), ("size", &human(m.size))],
+                ),
             );
         }
         ui.horizontal(|ui| {
@@ -839,7 +865,10 @@ impl TopicsPanel {
         if shown.len() < m.payload.len() {
             ui.colored_label(
                 tokens::WARN,
-                fill(t.topics_view_limit, &[("shown", &human(shown.len())), ("total", &human(m.size))]),
+                fill(
+                    t.topics_view_limit,
+                    &[("shown", &human(shown.len())), ("total", &human(m.size))],
+                ),
             );
         }
         // Rendered once per message, format and diff setting, not every frame (a 64 KiB hex
@@ -899,7 +928,9 @@ impl TopicsPanel {
                                             N::ContentType => t.topics_content_type.to_owned(),
                                             N::ResponseTopic => t.topics_response_topic.to_owned(),
                                             N::CorrelationData => t.topics_correlation.to_owned(),
-                                            N::User(key) => fill(t.topics_prop_user, &[("name", &key)]),
+                                            N::User(key) => {
+                                                fill(t.topics_prop_user, &[("name", &key)])
+                                            }
                                             N::SubscriptionIds => t.topics_prop_subids.to_owned(),
                                             N::TopicAlias => t.topics_prop_alias.to_owned(),
                                         };
@@ -1071,7 +1102,10 @@ impl TopicsPanel {
                     {
                         ui.colored_label(
                             tokens::BAD,
-                            fill(t.topics_publish_refused, &[("topic", topic), ("why", &why.get(t.lang()))]),
+                            fill(
+                                t.topics_publish_refused,
+                                &[("topic", topic), ("why", &why.get(t.lang()))],
+                            ),
                         );
                     }
                     if let Err(e) = &bytes
@@ -1186,7 +1220,9 @@ impl TopicsPanel {
                         Some(Some(Ok(list))) => {
                             ui.label(fill(t.topics_retained_found, &[("n", &list.len())]));
                             if !list.is_empty()
-                                && ui.button(fill(t.topics_clear_n, &[("n", &list.len())])).clicked()
+                                && ui
+                                    .button(fill(t.topics_clear_n, &[("n", &list.len())]))
+                                    .clicked()
                             {
                                 send = Some(list.clone());
                             }
@@ -1218,7 +1254,10 @@ impl TopicsPanel {
                                 ui.add(
                                     egui::ProgressBar::new(done as f32 / total.max(1) as f32)
                                         .desired_width(160.0)
-                                        .text(fill(t.topics_clearing, &[("done", &done), ("total", &total)])),
+                                        .text(fill(
+                                            t.topics_clearing,
+                                            &[("done", &done), ("total", &total)],
+                                        )),
                                 );
                                 // The counts move without a message arriving: keep drawing.
                                 ui.ctx()
@@ -1232,7 +1271,10 @@ impl TopicsPanel {
                                 };
                                 ui.colored_label(
                                     color,
-                                    fill(t.topics_cleared, &[("n", &c.acknowledged), ("left", &c.left)]),
+                                    fill(
+                                        t.topics_cleared,
+                                        &[("n", &c.acknowledged), ("left", &c.left)],
+                                    ),
                                 );
                             }
                             Some(Err(e)) => {

@@ -430,7 +430,7 @@ fn store_notice(store: &StoreState) -> Option<L10n> {
                 moved_to.display()
             ),
             format!(
-                "代理的存储无法读取（{why}），已移到 {}，代理以空存储启动。",
+                "代理的存储无法读取（“{why}”），已移到 {}，代理以空存储启动。",
                 moved_to.display()
             ),
         )),
@@ -604,6 +604,6 @@ fn why_zh(why: &str) -> String {
     } else if let Some(rest) = why.strip_prefix("exited with status ") {
         format!("意外退出（状态 {rest}）")
     } else {
-        format!("意外停止（{why}）")
+        format!("意外停止（“{why}”）")
     }
 }
