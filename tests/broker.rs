@@ -40,7 +40,9 @@ fn mqttx_export_is_imported() {
     // Subscription QoS is kept (one per profile: the highest), and the mix is said.
     assert_eq!(a.subscribe_qos, 1);
     assert!(
-        notes.iter().any(|n| n.contains("all are made with QoS 1")),
+        notes
+            .iter()
+            .any(|n| n.en.contains("all are made with QoS 1")),
         "{notes:?}"
     );
     let b = &profiles[1];
@@ -53,12 +55,12 @@ fn mqttx_export_is_imported() {
     );
     assert_eq!(b.version, MqttVersion::V5);
     assert_eq!(b.session_expiry_secs, Some(3600));
-    assert!(notes.iter().any(|n| n.contains("No host")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.en.contains("No host")), "{notes:?}");
     assert!(
-        notes.iter().any(|n| n.contains("verification is off")),
+        notes.iter().any(|n| n.en.contains("verification is off")),
         "{notes:?}"
     );
-    assert!(from_mqttx("not json").unwrap_err().contains("not JSON"));
+    assert!(from_mqttx("not json").unwrap_err().en.contains("not JSON"));
 }
 
 #[test]
@@ -115,15 +117,18 @@ fn profiles_export_and_import_round_trip() {
     // Ours, but a profile in it is wrong: our words for it, with the profile's name.
     let err = profile::import(r#"{"profiles":[{"name":"x","url":"http://a"}]}"#).unwrap_err();
     assert!(
-        err.contains("profile \"x\"") && err.contains("not a broker address"),
-        "{err}"
+        err.en.contains("profile \"x\"") && err.en.contains("not a broker address"),
+        "{err:?}"
     );
     let err = profile::import("{\"profiles\": [ {\"name\": 5} ]}").unwrap_err();
-    assert!(err.starts_with("line 1:"), "{err}");
+    assert!(err.en.starts_with("line 1:"), "{err:?}");
     // A damaged export of ours (cut short): still our words, with the line.
     let cut = &text[..text.len() / 2];
     let err = profile::import(cut).unwrap_err();
-    assert!(err.starts_with("line ") && !err.contains("MQTTX"), "{err}");
+    assert!(
+        err.en.starts_with("line ") && !err.en.contains("MQTTX"),
+        "{err:?}"
+    );
     // MQTTX's export still goes to the MQTTX reader.
     let (mqttx, _) = profile::import(r#"[{"name":"m","host":"10.0.0.1","port":1883}]"#).unwrap();
     assert_eq!(mqttx[0].url, "mqtt://10.0.0.1:1883");
@@ -131,7 +136,7 @@ fn profiles_export_and_import_round_trip() {
 
 /// Connects with the profile, subscribes, publishes, and gets the message back.
 async fn round_trip(p: &Profile) -> Result<(), String> {
-    let (c, mut ev) = AsyncClient::new(p.mqtt_options()?, 10);
+    let (c, mut ev) = AsyncClient::new(p.mqtt_options().map_err(|e| e.en)?, 10);
     let topic = format!("profile/{}", rand::random::<u32>());
     let work = async {
         loop {
@@ -754,7 +759,7 @@ fn server_name_override_connects_by_address_to_a_named_certificate() {
         Some(common::corpus::DOMAIN),
         MqttVersion::V311,
     );
-    assert!(p.validate().unwrap_err().contains("mqtts:// or wss://"));
+    assert!(p.validate().unwrap_err().en.contains("mqtts:// or wss://"));
 }
 
 /// The relay on a free port with `pki`'s certificate, `/mqtt` → mosquitto's TCP port.

@@ -7,7 +7,7 @@ pub mod screenshot;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::keeper::{ProfilesDone, ProfilesError};
+use crate::backend::keeper::ProfilesDone;
 use crate::backend::{BackendHandle, Requested};
 use crate::config::store::ConfigFile as _;
 use crate::config::{ConsoleConfig, Language, Paths, Problem, Theme};
@@ -36,8 +36,8 @@ pub struct ConsoleApp {
 
 /// A keeper job whose answer becomes a toast.
 enum Pending {
-    Save(Requested<std::path::PathBuf, String>),
-    Profiles(Requested<ProfilesDone, ProfilesError>),
+    Save(Requested<std::path::PathBuf, crate::i18n::L10n>),
+    Profiles(Requested<ProfilesDone, crate::i18n::L10n>),
 }
 
 /// After the keeper loaded the profiles: a sentence for the user when passwords moved into the
@@ -73,20 +73,13 @@ fn secured_notice(
     (!said.is_empty()).then(|| said.join(" "))
 }
 
-/// A keeper's answer, said in the UI language.
-fn pending_notice(t: &ui::i18n::Tr, answer: Result<String, String>) -> String {
-    match answer {
-        Ok(s) => s,
-        Err(e) => ui::i18n::fill(t.save_failed, &[("error", &e)]),
-    }
-}
-
-fn profiles_notice(t: &ui::i18n::Tr, r: &Result<ProfilesDone, ProfilesError>) -> String {
+fn profiles_notice(t: &ui::i18n::Tr, r: &Result<ProfilesDone, crate::i18n::L10n>) -> String {
+    let lang = t.lang();
     match r {
         Ok(ProfilesDone::Saved {
             not_forgotten: Some(e),
             ..
-        }) => ui::i18n::fill(t.save_failed, &[("error", e)]),
+        }) => ui::i18n::fill(t.save_failed, &[("error", &e.get(lang))]),
         Ok(ProfilesDone::Saved { file, .. }) => {
             ui::i18n::fill(t.saved, &[("path", &file.display())])
         }
@@ -96,13 +89,12 @@ fn profiles_notice(t: &ui::i18n::Tr, r: &Result<ProfilesDone, ProfilesError>) ->
                 &[("n", count), ("path", &from.display())],
             );
             for x in notes {
-                msg.push_str("; ");
-                msg.push_str(x);
+                msg.push_str(crate::i18n::pick(lang, "; ", "；"));
+                msg.push_str(x.get(lang));
             }
             msg
         }
-        Err(e @ ProfilesError::Import { .. }) => e.to_string(),
-        Err(e) => ui::i18n::fill(t.save_failed, &[("error", e)]),
+        Err(e) => ui::i18n::fill(t.save_failed, &[("error", &e.get(lang))]),
     }
 }
 
@@ -245,12 +237,9 @@ impl ConsoleApp {
         let mut said = None;
         self.pending.retain_mut(|p| {
             let text = match p {
-                Pending::Save(r) => r.poll().map(|r| {
-                    pending_notice(
-                        t,
-                        r.clone()
-                            .map(|path| ui::i18n::fill(t.saved, &[("path", &path.display())])),
-                    )
+                Pending::Save(r) => r.poll().map(|r| match r {
+                    Ok(path) => ui::i18n::fill(t.saved, &[("path", &path.display())]),
+                    Err(e) => ui::i18n::fill(t.save_failed, &[("error", &e.get(t.lang()))]),
                 }),
                 Pending::Profiles(r) => r.poll().map(|r| profiles_notice(t, r)),
             };

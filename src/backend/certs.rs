@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::relay::RelayCmd;
 use super::shared::{Service, Shared};
 use super::{Reply, Requested};
+use crate::i18n::{L10n, l};
 use crate::relay::tls::CertBrief;
 
 /// What the Certificates and Relay panels ask about certificates.
@@ -17,31 +18,31 @@ pub enum CertCmd {
     /// Name and expiry of a certificate file.
     Brief {
         path: PathBuf,
-        reply: Reply<CertBrief, String>,
+        reply: Reply<CertBrief, L10n>,
     },
     /// Open certificate files (and keys) and judge them (Certificates panel).
     Inspect {
         job: CertJob,
-        reply: Reply<Arc<crate::certs::Report>, String>,
+        reply: Reply<Arc<crate::certs::Report>, L10n>,
     },
     /// Fetch and judge the chain a TLS server presents.
     Fetch {
         target: String,
         sni: Option<String>,
-        reply: Reply<Arc<crate::certs::Report>, String>,
+        reply: Reply<Arc<crate::certs::Report>, L10n>,
     },
     /// Build fullchain.pem + privkey.pem from the files into `<data>/certs/<name>/`, and with
     /// `use_for_relay` make them the relay's certificate (saved to relay.toml).
     Repair {
         job: CertJob,
         use_for_relay: bool,
-        reply: Reply<RepairDone, String>,
+        reply: Reply<RepairDone, L10n>,
     },
 }
 
 impl CertCmd {
-    pub(super) fn refuse(self, why: &str) {
-        let why = why.to_owned();
+    pub(super) fn refuse(self, why: &L10n) {
+        let why = why.clone();
         match self {
             CertCmd::Brief { reply, .. } => reply.send(Err(why)),
             CertCmd::Inspect { reply, .. } | CertCmd::Fetch { reply, .. } => reply.send(Err(why)),
@@ -64,7 +65,7 @@ pub struct RepairDone {
     pub key: Option<PathBuf>,
     pub changes: Vec<crate::verdict::L10n>,
     /// With `use_for_relay`: what the relay said.
-    pub relay: Option<String>,
+    pub relay: Option<L10n>,
 }
 
 pub(super) struct CertsService {
@@ -152,7 +153,7 @@ impl Service for CertsService {
                     let written =
                         tokio::task::spawn_blocking(move || repair_files(&job, &req, &data))
                             .await
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| crate::i18n::quoted(&e.to_string()))
                             .and_then(|r| r);
                     reply.send(match (written, relay) {
                         (Ok(done), Some(relay)) => hand_to_relay(done, &relay).await,
@@ -168,9 +169,12 @@ impl Service for CertsService {
 async fn hand_to_relay(
     mut done: RepairDone,
     relay: &mpsc::Sender<RelayCmd>,
-) -> Result<RepairDone, String> {
+) -> Result<RepairDone, L10n> {
     let Some(key) = done.key.clone() else {
-        return Err("open the private key too: the relay needs the certificate's key".to_owned());
+        return Err(l(
+            "open the private key too: the relay needs the certificate's key",
+            "请同时打开私钥：中继需要证书对应的私钥",
+        ));
     };
     let (answer, reply) = Requested::new(None);
     let cmd = RelayCmd::UseCert {
@@ -181,7 +185,7 @@ async fn hand_to_relay(
     relay
         .send(cmd)
         .await
-        .map_err(|_| "the relay service has stopped".to_owned())?;
+        .map_err(|_| l("the relay service has stopped", "中继服务已停止"))?;
     done.relay = Some(answer.wait().await?);
     Ok(done)
 }
@@ -191,14 +195,14 @@ fn repair_files(
     job: &CertJob,
     req: &crate::certs::Request,
     certs_dir: &Path,
-) -> Result<RepairDone, String> {
+) -> Result<RepairDone, L10n> {
     let password = job.password.as_ref().map(|p| p.expose().to_owned());
     let (opened, report) = crate::certs::inspect_paths(&job.files, &[], password.as_deref(), req);
     let leaf = report
         .chain
         .iter()
         .find(|e| e.role == crate::certs::Role::Leaf)
-        .ok_or_else(|| "no certificate was opened".to_owned())?;
+        .ok_or_else(|| l("no certificate was opened", "没有打开任何证书"))?;
     let name: String = leaf
         .info
         .common_name
@@ -262,7 +266,7 @@ mod tests {
         let relay = tokio::spawn(async move {
             match relay_rx.recv().await {
                 Some(RelayCmd::UseCert { cert, key, reply }) => {
-                    reply.send(Ok("reloaded".into()));
+                    reply.send(Ok(L10n::same("reloaded")));
                     (cert, key)
                 }
                 _ => panic!("the relay was not asked to use the certificate"),
@@ -273,7 +277,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let (cert, key) = relay.await.unwrap();
-        assert_eq!(done.relay.as_deref(), Some("reloaded"));
+        assert_eq!(done.relay.map(|r| r.en).as_deref(), Some("reloaded"));
         assert_eq!(cert, done.fullchain);
         assert_eq!(Some(key), done.key);
         assert!(
@@ -294,6 +298,9 @@ mod tests {
             })
             .await;
         let e = req.wait().await.unwrap_err();
-        assert!(e.contains("private key"), "{e}");
+        assert!(
+            e.en.contains("private key") && e.zh.contains("私钥"),
+            "{e:?}"
+        );
     }
 }

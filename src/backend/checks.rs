@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Reply;
 use super::files::{stamp, write_into};
 use super::shared::{Service, Shared};
-use crate::i18n::Language;
+use crate::i18n::{L10n, Language};
 use crate::relay::RelayConfig;
 
 /// What the Checks panel asks for.
@@ -21,24 +21,24 @@ pub enum ChecksCmd {
         job: ChecksJob,
         progress: watch::Sender<Vec<crate::checks::Check>>,
         cancel: CancellationToken,
-        reply: Reply<Arc<crate::checks::Report>, String>,
+        reply: Reply<Arc<crate::checks::Report>, L10n>,
     },
     /// The saved runs, newest first.
     History {
-        reply: Reply<Vec<Arc<crate::checks::Report>>, String>,
+        reply: Reply<Vec<Arc<crate::checks::Report>>, L10n>,
     },
     /// Write a report as Markdown or JSON into `<data>/checks/`.
     SaveReport {
         report: Arc<crate::checks::Report>,
         markdown: bool,
         lang: Language,
-        reply: Reply<PathBuf, String>,
+        reply: Reply<PathBuf, L10n>,
     },
 }
 
 impl ChecksCmd {
-    pub(super) fn refuse(self, why: &str) {
-        let why = why.to_owned();
+    pub(super) fn refuse(self, why: &L10n) {
+        let why = why.clone();
         match self {
             ChecksCmd::Run { reply, .. } => reply.send(Err(why)),
             ChecksCmd::History { reply } => reply.send(Err(why)),

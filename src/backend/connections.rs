@@ -39,7 +39,7 @@ pub enum ConnCmd {
     /// Answers the connection's id and the client id used.
     ConnectProfile {
         profile: Box<Profile>,
-        reply: Reply<(ConnId, String), String>,
+        reply: Reply<(ConnId, String), L10n>,
     },
     /// Close the active connection (the most recent other one becomes active).
     Disconnect,
@@ -65,7 +65,7 @@ pub enum ConnCmd {
     /// subscription gets them (with the retain flag), live forwarding would not.
     FindRetained {
         prefix: String,
-        reply: Reply<Vec<String>, String>,
+        reply: Reply<Vec<String>, L10n>,
     },
     /// Publish an empty retained message on each topic (clears what the broker keeps), on a
     /// second connection at QoS 1 so every clear is acknowledged; `progress` counts the
@@ -74,18 +74,20 @@ pub enum ConnCmd {
         prefix: String,
         topics: Vec<String>,
         progress: watch::Sender<(usize, usize)>,
-        reply: Reply<Cleared, String>,
+        reply: Reply<Cleared, L10n>,
     },
 }
 
 impl ConnCmd {
-    pub(super) fn refuse(self, why: &str) {
-        let why = why.to_owned();
+    pub(super) fn refuse(self, why: &L10n) {
+        let why = why.clone();
         match self {
             ConnCmd::ConnectProfile { reply, .. } => reply.send(Err(why)),
             ConnCmd::FindRetained { reply, .. } => reply.send(Err(why)),
             ConnCmd::ClearRetained { reply, .. } => reply.send(Err(why)),
-            ConnCmd::Publish { topic, .. } => tracing::warn!("nothing published to {topic}: {why}"),
+            ConnCmd::Publish { topic, .. } => {
+                tracing::warn!("nothing published to {topic}: {}", why.en)
+            }
             _ => {}
         }
     }
@@ -195,7 +197,7 @@ impl ConnectionsService {
                 format!("{shown}：请把用户名和密码写在代理配置中，而不是写在地址里"),
             ))
         } else {
-            profile.options().map_err(L10n::same)
+            profile.options()
         };
         match mqtt {
             Ok(mqtt) => {
@@ -238,12 +240,13 @@ impl ConnectionsService {
         }
     }
 
-    fn connect_profile(&mut self, profile: Profile) -> Result<(ConnId, String), String> {
+    fn connect_profile(&mut self, profile: Profile) -> Result<(ConnId, String), L10n> {
         // The same profile connected again replaces its old connection.
         let same = self.conns.find_label(&profile.name);
         if same.is_none() && self.conns.len() >= MAX_CONNECTIONS {
-            return Err(format!(
-                "at most {MAX_CONNECTIONS} connections at once: close one first"
+            return Err(L10n::new(
+                format!("at most {MAX_CONNECTIONS} connections at once: close one first"),
+                format!("最多同时打开 {MAX_CONNECTIONS} 个连接：请先关闭一个"),
             ));
         }
         let mqtt = profile.options()?;
@@ -484,7 +487,7 @@ impl Service for ConnectionsService {
                             c.acknowledged,
                             c.left
                         ),
-                        Err(e) => tracing::warn!("clearing retained messages: {e}"),
+                        Err(e) => tracing::warn!("clearing retained messages: {}", e.en),
                     }
                     done
                 });
@@ -527,7 +530,7 @@ mod tests {
         conns: &mut ConnectionsService,
         name: &str,
         url: &str,
-    ) -> Result<(ConnId, String), String> {
+    ) -> Result<(ConnId, String), L10n> {
         let (req, reply) = Requested::new(None);
         let profile = Box::new(Profile::new(name, url));
         conns
@@ -565,7 +568,10 @@ mod tests {
                 reply,
             })
             .await;
-        assert_eq!(req.wait().await.unwrap_err(), "not connected to a broker");
+        assert_eq!(
+            req.wait().await.unwrap_err().en,
+            "not connected to a broker"
+        );
         conns.handle(ConnCmd::ConnectSandbox).await;
         assert!(
             conns.link().borrow().is_none(),
@@ -602,7 +608,8 @@ mod tests {
         let e = connect(&mut conns, "one more", "mqtt://127.0.0.1:9")
             .await
             .unwrap_err();
-        assert!(e.contains("at most 6 connections"), "{e}");
+        assert!(e.en.contains("at most 6 connections"), "{e:?}");
+        assert!(e.zh.contains("最多同时打开 6 个连接"), "{e:?}");
         assert_eq!(status.borrow().connections.len(), MAX_CONNECTIONS);
 
         let before = status.borrow().connections[MAX_CONNECTIONS - 2].id;
@@ -615,7 +622,8 @@ mod tests {
         assert_eq!(status.borrow().connections[0].label, "p0");
 
         let e = connect(&mut conns, "bad", "http://x").await.unwrap_err();
-        assert!(!e.contains('\n') && e.contains("http"), "{e}");
+        assert!(!e.en.contains('\n') && e.en.contains("http"), "{e:?}");
+        assert_eq!(crate::i18n::english_in_chinese(&e.zh), None, "{e:?}");
         conns.stop().await;
     }
 }

@@ -13,31 +13,32 @@ use super::connections::Link;
 use super::retained::on_second_connection;
 use super::shared::{Service, Shared};
 use crate::devices::commands::{AckTracker, Outcome, Prepared};
+use crate::i18n::{L10n, l};
 
 /// What the Devices and Overview panels ask of the devices.
 pub enum DeviceCmd {
     /// Publish a device command through the active connection and wait for its answer.
     Send {
         cmd: Box<Prepared>,
-        reply: Reply<Outcome, String>,
+        reply: Reply<Outcome, L10n>,
     },
     /// Run the Mini Program demo flow for a device on its own connection, over the same
     /// transport as the active connection.
     RunFlow {
         device: Box<crate::devices::config::DeviceDef>,
-        reply: Reply<Vec<crate::devices::flow::FlowStep>, String>,
+        reply: Reply<Vec<crate::devices::flow::FlowStep>, L10n>,
     },
     /// Start simulated devices on the sandbox broker (replacing any running); their ids.
     SimulateStart {
         count: usize,
-        reply: Reply<Vec<String>, String>,
+        reply: Reply<Vec<String>, L10n>,
     },
     SimulateStop,
 }
 
 impl DeviceCmd {
-    pub(super) fn refuse(self, why: &str) {
-        let why = why.to_owned();
+    pub(super) fn refuse(self, why: &L10n) {
+        let why = why.clone();
         match self {
             DeviceCmd::Send { reply, .. } => reply.send(Err(why)),
             DeviceCmd::RunFlow { reply, .. } => reply.send(Err(why)),
@@ -49,6 +50,11 @@ impl DeviceCmd {
 
 /// The most simulated devices at once.
 pub const MAX_SIMULATED: usize = 1000;
+
+/// Said when a job needs a broker connection and there is none.
+pub(super) fn not_connected() -> L10n {
+    l("not connected to a broker", "未连接到代理")
+}
 
 pub(super) struct DevicesService {
     shared: Shared,
@@ -75,9 +81,9 @@ impl DevicesService {
         }
     }
 
-    fn send(&self, cmd: Prepared, reply: Reply<Outcome, String>) {
+    fn send(&self, cmd: Prepared, reply: Reply<Outcome, L10n>) {
         let Some(link) = self.link.borrow().clone() else {
-            reply.send(Err("not connected to a broker".into()));
+            reply.send(Err(not_connected()));
             return;
         };
         let qos = crate::mqtt::qos(cmd.qos);
@@ -90,7 +96,11 @@ impl DevicesService {
             .client
             .try_publish(&cmd.topic, qos, cmd.retain, payload, None)
         {
-            reply.send(Err(format!("could not publish to {}: {e}", cmd.topic)));
+            let why = crate::mqtt::client::publish_refusal(e.to_string());
+            reply.send(Err(l(
+                format!("could not publish to {}: {}", cmd.topic, why.en),
+                format!("无法发布到 {}：{}", cmd.topic, why.zh),
+            )));
             return;
         }
         tracing::info!("command to {}: {} {}", cmd.device, cmd.topic, cmd.payload);
@@ -104,10 +114,13 @@ impl DevicesService {
         });
     }
 
-    fn simulate(&mut self, count: usize) -> Result<Vec<String>, String> {
+    fn simulate(&mut self, count: usize) -> Result<Vec<String>, L10n> {
         self.stop_simulation();
         let Some(broker) = self.sandbox_broker else {
-            return Err("the simulator runs on the sandbox broker, which is not running".into());
+            return Err(l(
+                "the simulator runs on the sandbox broker, which is not running",
+                "模拟器运行在沙盒代理上，而沙盒代理没有运行",
+            ));
         };
         let token = self.shared.cancel.child_token();
         let mut base = crate::devices::sim::SimOptions::demo("", broker);
@@ -190,7 +203,7 @@ mod tests {
                 reply,
             })
             .await;
-        assert_eq!(req.wait().await.unwrap_err(), "not connected to a broker");
+        assert_eq!(req.wait().await.unwrap_err(), not_connected());
 
         let (req, reply) = Requested::new(None);
         devices
@@ -199,12 +212,12 @@ mod tests {
                 reply,
             })
             .await;
-        assert_eq!(req.wait().await.unwrap_err(), "not connected to a broker");
+        assert_eq!(req.wait().await.unwrap_err(), not_connected());
 
         let (req, reply) = Requested::new(None);
         devices
             .handle(DeviceCmd::SimulateStart { count: 3, reply })
             .await;
-        assert!(req.wait().await.unwrap_err().contains("sandbox broker"));
+        assert!(req.wait().await.unwrap_err().en.contains("sandbox broker"));
     }
 }

@@ -5,38 +5,39 @@ use std::path::{Path, PathBuf};
 
 use super::Reply;
 use super::shared::{Service, Shared};
+use crate::i18n::{L10n, l};
 
 /// What the Settings, Topics and picker widgets ask of the disk.
 pub enum FileCmd {
     /// Count files and bytes in a folder and check it is writable.
     InspectFolder {
         path: PathBuf,
-        reply: Reply<FolderReport, String>,
+        reply: Reply<FolderReport, L10n>,
     },
     /// The native file dialog (xdg portal or zenity on Linux): the files picked, none when
     /// cancelled, an error when no dialog is available.
     PickFiles {
         /// Pick one folder instead of files.
         folder: bool,
-        reply: Reply<Vec<PathBuf>, String>,
+        reply: Reply<Vec<PathBuf>, L10n>,
     },
     /// Write messages as JSONL or CSV into `<data>/exports/` (serialised off the UI thread).
     ExportMessages {
         messages: Vec<crate::topics::Stored>,
         csv: bool,
-        reply: Reply<PathBuf, String>,
+        reply: Reply<PathBuf, L10n>,
     },
     /// Write text into `<data>/exports/NAME` (only the last component of NAME is used).
     ExportText {
         file_name: String,
         text: String,
-        reply: Reply<PathBuf, String>,
+        reply: Reply<PathBuf, L10n>,
     },
 }
 
 impl FileCmd {
-    pub(super) fn refuse(self, why: &str) {
-        let why = why.to_owned();
+    pub(super) fn refuse(self, why: &L10n) {
+        let why = why.clone();
         match self {
             FileCmd::InspectFolder { reply, .. } => reply.send(Err(why)),
             FileCmd::PickFiles { reply, .. } => reply.send(Err(why)),
@@ -120,17 +121,29 @@ pub(super) fn stamp() -> String {
 }
 
 /// Writes `text` to `dir/name` atomically, creating `dir`.
-pub(super) fn write_into(dir: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
+pub(super) fn write_into(dir: &Path, name: &str, text: &str) -> Result<PathBuf, L10n> {
     let path = dir.join(name);
     std::fs::create_dir_all(dir)
         .and_then(|_| crate::config::store::save_atomic(&path, text))
         .map(|_| path.clone())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| cannot_write(&path, &e))
 }
 
-fn pick(folder: bool) -> Result<Vec<PathBuf>, String> {
+/// `cannot write PATH: why`, in both languages.
+pub fn cannot_write(path: &Path, e: &std::io::Error) -> L10n {
+    let e = crate::i18n::io_error(e);
+    l(
+        format!("cannot write {}: {}", path.display(), e.en),
+        format!("无法写入 {}：{}", path.display(), e.zh),
+    )
+}
+
+fn pick(folder: bool) -> Result<Vec<PathBuf>, L10n> {
     if !file_dialog_available() {
-        return Err("no file dialog on this system (it needs xdg-desktop-portal or zenity): drop the files on the panel or type a path".into());
+        return Err(l(
+            "no file dialog on this system (it needs xdg-desktop-portal or zenity): drop the files on the panel or type a path",
+            "本系统没有文件对话框（需要 xdg-desktop-portal 或 zenity）：请把文件拖到面板上，或输入路径",
+        ));
     }
     let picked = if folder {
         rfd::FileDialog::new().pick_folder().map(|f| vec![f])
@@ -159,10 +172,17 @@ fn file_dialog_available() -> bool {
 }
 
 /// Walks a folder (bounded: 100 000 entries) and tries to create a file in it.
-pub fn inspect_folder(path: &Path) -> Result<FolderReport, String> {
-    std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn inspect_folder(path: &Path) -> Result<FolderReport, L10n> {
+    let named = |e: std::io::Error| {
+        let e = crate::i18n::io_error(&e);
+        l(
+            format!("{}: {}", path.display(), e.en),
+            format!("{}：{}", path.display(), e.zh),
+        )
+    };
+    std::fs::create_dir_all(path).map_err(named)?;
     let probe = path.join(format!(".mpbridge-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"ok").map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(&probe, b"ok").map_err(named)?;
     std::fs::remove_file(&probe).ok();
     let mut report = FolderReport { files: 0, bytes: 0 };
     let mut stack = vec![path.to_path_buf()];
@@ -246,6 +266,10 @@ mod tests {
             })
             .await;
         let e = req.wait().await.unwrap_err();
-        assert!(e.contains("file/sub"), "{e}");
+        assert!(e.en.contains("file/sub"), "{e:?}");
+        assert!(
+            e.zh.contains("file/sub") && e.zh.contains("不是文件夹"),
+            "{e:?}"
+        );
     }
 }

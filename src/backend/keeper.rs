@@ -18,6 +18,7 @@ use super::{Requested, Waker};
 use crate::config::Paths;
 use crate::config::secrets::{FILE_NAME, FileWhy, Vault, VaultKind};
 use crate::config::store::{self, Problem};
+use crate::i18n::L10n;
 use crate::mqtt::profile::{Profile, Profiles, Secured};
 
 /// Jobs waiting for the keeper at most.
@@ -41,36 +42,22 @@ pub enum ProfilesDone {
     Saved {
         file: PathBuf,
         /// A deleted profile's password could not be removed from the vault.
-        not_forgotten: Option<String>,
+        not_forgotten: Option<L10n>,
     },
     Imported {
         count: usize,
         from: PathBuf,
         /// What the importer said about the file (skipped entries, guessed fields).
-        notes: Vec<String>,
+        notes: Vec<L10n>,
     },
 }
 
-/// Why a profiles edit did not happen.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProfilesError {
-    #[error("{}: {why}", .file.display())]
-    Import { file: PathBuf, why: String },
-    /// The vault did not take a password; nothing was written.
-    #[error("{0}")]
-    Vault(String),
-    #[error("cannot write {}: {why}", .file.display())]
-    Save { file: PathBuf, why: String },
-    #[error("the profiles are still being read")]
-    NotLoaded,
-    #[error("{0}")]
-    Stopped(String),
-}
-
-impl From<super::Abandoned> for ProfilesError {
-    fn from(a: super::Abandoned) -> Self {
-        ProfilesError::Stopped(a.to_string())
-    }
+/// The vault refused: nothing was written.
+fn vault_refused(e: &str) -> L10n {
+    L10n::new(
+        format!("the password store refused: {e}"),
+        format!("密码存储拒绝了该操作（“{e}”）"),
+    )
 }
 
 /// The profiles as the UI shows them.
@@ -91,11 +78,11 @@ enum Job {
     Save {
         path: PathBuf,
         text: String,
-        reply: super::Reply<PathBuf, String>,
+        reply: super::Reply<PathBuf, L10n>,
     },
     Profiles {
         edit: ProfilesEdit,
-        reply: super::Reply<ProfilesDone, ProfilesError>,
+        reply: super::Reply<ProfilesDone, L10n>,
     },
 }
 
@@ -135,14 +122,14 @@ impl Keeper {
     }
 
     /// Writes `text` to `path` (atomically, with a backup); answers the path written.
-    pub fn save(&self, path: PathBuf, text: String) -> Requested<PathBuf, String> {
+    pub fn save(&self, path: PathBuf, text: String) -> Requested<PathBuf, L10n> {
         let (req, reply) = Requested::new(Some(self.waker.clone()));
         self.queue(Job::Save { path, text, reply });
         req
     }
 
     /// Applies an edit to the profiles, the vault and `profiles.json`.
-    pub fn edit_profiles(&self, edit: ProfilesEdit) -> Requested<ProfilesDone, ProfilesError> {
+    pub fn edit_profiles(&self, edit: ProfilesEdit) -> Requested<ProfilesDone, L10n> {
         let (req, reply) = Requested::new(Some(self.waker.clone()));
         self.queue(Job::Profiles { edit, reply });
         req
@@ -152,8 +139,8 @@ impl Keeper {
         let Some(jobs) = &self.jobs else { return };
         match jobs.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(job)) => job.refuse(super::BUSY),
-            Err(TrySendError::Disconnected(job)) => job.refuse(super::STOPPED),
+            Err(TrySendError::Full(job)) => job.refuse(super::busy()),
+            Err(TrySendError::Disconnected(job)) => job.refuse(super::stopped()),
         }
     }
 }
@@ -171,10 +158,10 @@ impl Drop for Keeper {
 }
 
 impl Job {
-    fn refuse(self, why: &str) {
+    fn refuse(self, why: L10n) {
         match self {
-            Job::Save { reply, .. } => reply.send(Err(why.to_owned())),
-            Job::Profiles { reply, .. } => reply.send(Err(ProfilesError::Stopped(why.to_owned()))),
+            Job::Save { reply, .. } => reply.send(Err(why)),
+            Job::Profiles { reply, .. } => reply.send(Err(why)),
         }
     }
 }
@@ -218,7 +205,7 @@ impl State {
         }
     }
 
-    fn edit(&mut self, edit: ProfilesEdit) -> Result<ProfilesDone, ProfilesError> {
+    fn edit(&mut self, edit: ProfilesEdit) -> Result<ProfilesDone, L10n> {
         let list = &mut self.profiles.profiles;
         let mut not_forgotten = None;
         let mut imported = None;
@@ -230,16 +217,17 @@ impl State {
                     let gone = list.remove(i);
                     if let Err(e) = self.profiles.forget(&gone, &self.vault) {
                         tracing::warn!("could not forget the password of {}: {e}", gone.name);
-                        not_forgotten = Some(e);
+                        not_forgotten = Some(vault_refused(&e));
                     }
                 }
             }
             ProfilesEdit::Import(from) => {
-                let (mut found, notes) =
-                    read_import(&from).map_err(|why| ProfilesError::Import {
-                        file: from.clone(),
-                        why,
-                    })?;
+                let (mut found, notes) = read_import(&from).map_err(|why| {
+                    L10n::new(
+                        format!("{}: {}", from.display(), why.en),
+                        format!("{}：{}", from.display(), why.zh),
+                    )
+                })?;
                 Profiles::adopt(&mut found, &self.vault);
                 imported = Some((found.len(), from, notes));
                 list.extend(found);
@@ -249,12 +237,9 @@ impl State {
         // vault did not take.
         let sealed = self.profiles.seal(&mut self.vault).map_err(|e| {
             tracing::error!("could not keep a password: {e}");
-            ProfilesError::Vault(e)
+            vault_refused(&e)
         })?;
-        store::save(&self.file, &sealed).map_err(|e| ProfilesError::Save {
-            file: self.file.clone(),
-            why: e.to_string(),
-        })?;
+        store::save(&self.file, &sealed).map_err(|e| super::files::cannot_write(&self.file, &e))?;
         Ok(match imported {
             Some((count, from, notes)) => ProfilesDone::Imported { count, from, notes },
             None => ProfilesDone::Saved {
@@ -266,11 +251,13 @@ impl State {
 }
 
 /// Our export or MQTTX's, at most 16 MB.
-fn read_import(path: &Path) -> Result<(Vec<Profile>, Vec<String>), String> {
+fn read_import(path: &Path) -> Result<(Vec<Profile>, Vec<L10n>), L10n> {
     let text = match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_IMPORT_BYTES => Err("larger than 16 MB".to_owned()),
-        Ok(_) => std::fs::read_to_string(path).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(m) if m.len() > MAX_IMPORT_BYTES => {
+            Err(L10n::new("larger than 16 MB", "文件超过 16 MB"))
+        }
+        Ok(_) => std::fs::read_to_string(path).map_err(|e| crate::i18n::io_error(&e)),
+        Err(e) => Err(crate::i18n::io_error(&e)),
     }?;
     crate::mqtt::profile::import(&text)
 }
@@ -289,7 +276,7 @@ fn run(mut state: State, jobs: Receiver<Job>, view: watch::Sender<ProfilesView>,
                 last.insert(path.clone(), i);
             }
         }
-        let mut waiting: Vec<(PathBuf, super::Reply<PathBuf, String>)> = Vec::new();
+        let mut waiting: Vec<(PathBuf, super::Reply<PathBuf, L10n>)> = Vec::new();
         for (i, job) in batch.into_iter().enumerate() {
             match job {
                 Job::Save { path, reply, .. } if last.get(&path) != Some(&i) => {
@@ -298,9 +285,9 @@ fn run(mut state: State, jobs: Receiver<Job>, view: watch::Sender<ProfilesView>,
                 Job::Save { path, text, reply } => {
                     let result = store::save_atomic(&path, &text)
                         .map(|()| path.clone())
-                        .map_err(|e| format!("cannot write {}: {e}", path.display()));
+                        .map_err(|e| super::files::cannot_write(&path, &e));
                     if let Err(e) = &result {
-                        tracing::error!("{e}");
+                        tracing::error!("{}", e.en);
                     }
                     let (same, other): (Vec<_>, Vec<_>) =
                         waiting.into_iter().partition(|(p, _)| *p == path);
@@ -404,7 +391,10 @@ mod tests {
 
         let missing = dir.path().join("nope.json");
         match wait(k.edit_profiles(ProfilesEdit::Import(missing.clone()))) {
-            Err(ProfilesError::Import { file, .. }) => assert_eq!(file, missing),
+            Err(e) => {
+                assert!(e.en.starts_with(&*missing.to_string_lossy()), "{e:?}");
+                assert!(e.zh.contains("文件或文件夹不存在"), "{e:?}");
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(k.view().profiles.profiles.len(), 2);

@@ -39,6 +39,7 @@ pub use requested::{Abandoned, Reply, Requested};
 pub use retained::Cleared;
 
 use crate::config::Paths;
+use crate::i18n::L10n;
 use crate::mqtt::{ConnState, MqttMessage};
 use crate::relay::tls::CertBrief;
 use crate::relay::{RelayPhase, RelaySnapshot};
@@ -83,7 +84,7 @@ command_from!(
 
 impl Command {
     /// Answers the command's reply, if it has one, with `why` instead of running it.
-    pub fn refuse(self, why: &str) {
+    pub fn refuse(self, why: &L10n) {
         match self {
             Command::Relay(c) => c.refuse(why),
             Command::Conn(c) => c.refuse(why),
@@ -96,9 +97,17 @@ impl Command {
 }
 
 /// Said to a panel whose command found a full queue.
-const BUSY: &str = "the backend is busy with earlier requests; try again in a moment";
+fn busy() -> L10n {
+    L10n::new(
+        "the backend is busy with earlier requests; try again in a moment",
+        "后台正忙于之前的请求；请稍后再试",
+    )
+}
+
 /// Said to a panel whose command came after the backend stopped.
-const STOPPED: &str = "the backend has stopped";
+fn stopped() -> L10n {
+    L10n::new("the backend has stopped", "后台已停止")
+}
 
 /// What the backend tells the UI, in order.
 #[derive(Debug, Clone)]
@@ -138,7 +147,7 @@ pub struct RelayStatus {
     pub config_toml: Option<String>,
     pub cert: Option<CertBrief>,
     /// The last start or apply failure.
-    pub error: Option<String>,
+    pub error: Option<L10n>,
 }
 
 /// The latest state of everything long-lived.
@@ -203,11 +212,11 @@ impl BackendHandle {
         match self.commands.try_send(cmd.into()) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(cmd)) => {
-                cmd.refuse(BUSY);
+                cmd.refuse(&busy());
                 Err(Busy)
             }
             Err(TrySendError::Closed(cmd)) => {
-                cmd.refuse(STOPPED);
+                cmd.refuse(&stopped());
                 Err(Busy)
             }
         }
@@ -434,8 +443,8 @@ impl Routes {
             use tokio::sync::mpsc::error::TrySendError;
             match tx.try_send(c) {
                 Ok(()) => {}
-                Err(TrySendError::Full(c)) => c.into().refuse(BUSY),
-                Err(TrySendError::Closed(c)) => c.into().refuse(STOPPED),
+                Err(TrySendError::Full(c)) => c.into().refuse(&busy()),
+                Err(TrySendError::Closed(c)) => c.into().refuse(&stopped()),
             }
         }
         match cmd {
@@ -463,7 +472,7 @@ mod tests {
         let handle = BackendHandle::from_parts(tx, ev_rx, st_rx);
         handle.send(RelayCmd::Stop).unwrap();
         let answer = |handle: &BackendHandle| {
-            let (mut req, reply) = Requested::<Vec<String>, String>::new(None);
+            let (mut req, reply) = Requested::<Vec<String>, L10n>::new(None);
             let sent = handle.send(DeviceCmd::SimulateStart { count: 1, reply });
             assert!(sent.is_err());
             match req.poll() {
@@ -471,8 +480,8 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         };
-        assert!(answer(&handle).contains("busy"));
+        assert_eq!(answer(&handle), busy());
         drop(rx);
-        assert!(answer(&handle).contains("stopped"));
+        assert_eq!(answer(&handle), stopped());
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::shared::Shared;
 use super::{RELAY_VIEW_EVERY, RELAY_VIEW_HISTORY, RelayView, Reply};
+use crate::i18n::{L10n, l};
 use crate::relay::{Relay, RelayConfig, RelayPhase};
 
 /// What the Relay panel (and the certificate repair) ask of the relay.
@@ -23,7 +24,7 @@ pub enum RelayCmd {
     /// `relay.toml` in the config folder when it works.
     Apply {
         toml: String,
-        reply: Reply<String, String>,
+        reply: Reply<L10n, L10n>,
     },
     Stop,
     /// Start the relay again with its last configuration.
@@ -35,24 +36,23 @@ pub enum RelayCmd {
     /// The nginx `server {}` block for a relay configuration (TOML).
     NginxExport {
         toml: String,
-        reply: Reply<String, String>,
+        reply: Reply<String, L10n>,
     },
     /// Serve this certificate and key from now on (the rest of the configuration in force
     /// unchanged), saved to `relay.toml`.
     UseCert {
         cert: PathBuf,
         key: PathBuf,
-        reply: Reply<String, String>,
+        reply: Reply<L10n, L10n>,
     },
 }
 
 impl RelayCmd {
-    pub(super) fn refuse(self, why: &str) {
-        let why = why.to_owned();
+    pub(super) fn refuse(self, why: &L10n) {
+        let why = why.clone();
         match self {
-            RelayCmd::Apply { reply, .. }
-            | RelayCmd::NginxExport { reply, .. }
-            | RelayCmd::UseCert { reply, .. } => reply.send(Err(why)),
+            RelayCmd::Apply { reply, .. } | RelayCmd::UseCert { reply, .. } => reply.send(Err(why)),
+            RelayCmd::NginxExport { reply, .. } => reply.send(Err(why)),
             RelayCmd::Stop | RelayCmd::Start | RelayCmd::Close { .. } => {}
         }
     }
@@ -91,7 +91,7 @@ impl RelayService {
         if saved.is_file() {
             let text = tokio::fs::read_to_string(&saved).await.unwrap_or_default();
             if let Err(e) = self.apply(&text, false).await {
-                tracing::error!("relay.toml: {e}");
+                tracing::error!("{}", e.en);
                 self.shared.set_status(|s| s.relay.error = Some(e));
             }
         }
@@ -138,7 +138,7 @@ impl RelayService {
             RelayCmd::Apply { toml, reply } => reply.send(self.apply_and_publish(&toml).await),
             RelayCmd::UseCert { cert, key, reply } => {
                 let result = match self.config.borrow().clone() {
-                    None => Err("the relay has no configuration yet".to_owned()),
+                    None => Err(l("the relay has no configuration yet", "中继还没有配置")),
                     Some(cfg) => Ok(with_relay_cert(&cfg.render_toml(), &cert, &key)),
                 };
                 let result = match result {
@@ -153,7 +153,7 @@ impl RelayService {
                     reply.send(
                         RelayConfig::parse(&toml, &base)
                             .map(|c| crate::relay::nginx::render(&c))
-                            .map_err(|e| e.to_string()),
+                            .map_err(|e| unusable(&e)),
                     )
                 });
             }
@@ -173,7 +173,7 @@ impl RelayService {
         }
     }
 
-    async fn apply_and_publish(&mut self, toml: &str) -> Result<String, String> {
+    async fn apply_and_publish(&mut self, toml: &str) -> Result<L10n, L10n> {
         let result = self.apply(toml, true).await;
         let error = result.as_ref().err().cloned();
         self.shared.set_status(|s| s.relay.error = error);
@@ -199,20 +199,20 @@ impl RelayService {
             }
             Err(e) => self
                 .shared
-                .set_status(|s| s.relay.error = Some(e.to_string())),
+                .set_status(|s| s.relay.error = Some(relay_error(&e))),
         }
         self.publish();
     }
 
     /// Validates `toml` and applies it (reload in place when the listen address is the same,
     /// otherwise stop and start); with `save`, writes it to `relay.toml`.
-    async fn apply(&mut self, toml: &str, save: bool) -> Result<String, String> {
+    async fn apply(&mut self, toml: &str, save: bool) -> Result<L10n, L10n> {
         let base = self.shared.paths.config_dir.clone();
         let text = toml.to_owned();
         let cfg = tokio::task::spawn_blocking(move || RelayConfig::parse(&text, &base))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("relay.toml: {e}"))?;
+            .map_err(|e| crate::i18n::quoted(&e.to_string()))?
+            .map_err(|e| unusable(&e))?;
         let running = self
             .relay
             .as_ref()
@@ -224,8 +224,11 @@ impl RelayService {
             .is_some_and(|c| c.listen == cfg.listen);
         let message = match running {
             Some(r) if same_listen => {
-                r.reload(cfg.clone()).map_err(|e| e.to_string())?;
-                "reloaded: new connections use the new configuration; live ones stay".to_owned()
+                r.reload(cfg.clone()).map_err(|e| relay_error(&e))?;
+                l(
+                    "reloaded: new connections use the new configuration; live ones stay",
+                    "已重新加载：新连接使用新配置，已有连接保持不变",
+                )
             }
             _ => {
                 if let Some(r) = self.relay.take() {
@@ -233,8 +236,11 @@ impl RelayService {
                 }
                 let r = Relay::start(cfg.clone(), &self.shared.handle)
                     .await
-                    .map_err(|e| e.to_string())?;
-                let msg = format!("started on {}", r.addr());
+                    .map_err(|e| relay_error(&e))?;
+                let msg = l(
+                    format!("started on {}", r.addr()),
+                    format!("已在 {} 上启动", r.addr()),
+                );
                 self.relay = Some(r);
                 msg
             }
@@ -245,8 +251,14 @@ impl RelayService {
             let text = toml.to_owned();
             tokio::task::spawn_blocking(move || crate::config::store::save_atomic(&path, &text))
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("applied, but relay.toml could not be saved: {e}"))?;
+                .map_err(|e| crate::i18n::quoted(&e.to_string()))?
+                .map_err(|e| {
+                    let e = crate::i18n::io_error(&e);
+                    l(
+                        format!("applied, but relay.toml could not be saved: {}", e.en),
+                        format!("已应用，但无法保存 relay.toml：{}", e.zh),
+                    )
+                })?;
         }
         Ok(message)
     }
@@ -305,6 +317,32 @@ impl RelayService {
     }
 }
 
+/// A relay configuration that cannot be used; the parser's own words (file, line, field) are
+/// quoted.
+fn unusable(e: &impl std::fmt::Display) -> L10n {
+    l(
+        format!("relay.toml: {e}"),
+        format!("relay.toml 无法使用（“{e}”）"),
+    )
+}
+
+/// The relay could not start or reload.
+fn relay_error(e: &crate::relay::RelayError) -> L10n {
+    match e {
+        crate::relay::RelayError::Bind { addr, source } => {
+            let why = crate::i18n::io_error(source);
+            l(
+                format!("cannot listen on {addr}: {}", why.en),
+                format!("无法在 {addr} 上监听：{}", why.zh),
+            )
+        }
+        crate::relay::RelayError::Reload(r) => l(
+            format!("reload refused: {r}"),
+            format!("拒绝重新加载（“{r}”）"),
+        ),
+    }
+}
+
 /// The relay configuration with another certificate and key in `[listen]`.
 fn with_relay_cert(toml_text: &str, cert: &Path, key: &Path) -> String {
     let mut table: toml::Table = toml_text.parse().unwrap_or_default();
@@ -324,7 +362,7 @@ mod tests {
     use crate::backend::Requested;
     use crate::relay::config::Upstream;
 
-    async fn apply(relay: &mut RelayService, toml: String) -> Result<String, String> {
+    async fn apply(relay: &mut RelayService, toml: String) -> Result<L10n, L10n> {
         let (req, reply) = Requested::new(None);
         relay.handle(RelayCmd::Apply { toml, reply }).await;
         req.wait().await
@@ -347,8 +385,9 @@ mod tests {
         let config = relay.config();
 
         let e = apply(&mut relay, "listen = [".into()).await.unwrap_err();
-        assert!(e.starts_with("relay.toml:"), "{e}");
-        assert_eq!(status.borrow().relay.error.as_deref(), Some(e.as_str()));
+        assert!(e.en.starts_with("relay.toml:"), "{e:?}");
+        assert!(e.zh.starts_with("relay.toml 无法使用"), "{e:?}");
+        assert_eq!(status.borrow().relay.error.as_ref(), Some(&e));
         assert!(relay.relay.is_none() && config.borrow().is_none());
 
         let ca = crate::sandbox::devca::ensure(&dir.path().join("ca")).unwrap();
@@ -361,7 +400,10 @@ mod tests {
         )
         .unwrap();
         let started = apply(&mut relay, cfg.render_toml()).await.unwrap();
-        assert!(started.starts_with("started on 127.0.0.1:"), "{started}");
+        assert!(
+            started.en.starts_with("started on 127.0.0.1:"),
+            "{started:?}"
+        );
         assert!(matches!(
             status.borrow().relay.phase,
             RelayPhase::Running { .. }
@@ -372,7 +414,7 @@ mod tests {
 
         cfg.limits.idle_timeout = std::time::Duration::from_secs(77);
         let reloaded = apply(&mut relay, cfg.render_toml()).await.unwrap();
-        assert!(reloaded.starts_with("reloaded"), "{reloaded}");
+        assert!(reloaded.en.starts_with("reloaded"), "{reloaded:?}");
         let idle = config.borrow().as_ref().unwrap().limits.idle_timeout;
         assert_eq!(idle.as_secs(), 77);
 
@@ -385,7 +427,7 @@ mod tests {
                 reply,
             })
             .await;
-        assert!(req.wait().await.unwrap().starts_with("reloaded"));
+        assert!(req.wait().await.unwrap().en.starts_with("reloaded"));
         let now = config.borrow().clone().unwrap();
         assert_eq!(now.certs.cert, other.leaf_chain);
         assert_eq!(now.limits.idle_timeout.as_secs(), 77, "the rest is kept");

@@ -74,6 +74,12 @@ impl From<Abandoned> for String {
     }
 }
 
+impl From<Abandoned> for crate::i18n::L10n {
+    fn from(a: Abandoned) -> Self {
+        crate::i18n::L10n::new(a.to_string(), "后台在回答之前已停止")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

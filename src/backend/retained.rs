@@ -10,6 +10,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::Reply;
 use super::connections::{Route, Target};
 use super::shared::Shared;
+use crate::i18n::{L10n, l};
 use crate::mqtt::client::BrokerOptions;
 
 /// What clearing retained messages did.
@@ -28,7 +29,7 @@ fn second_connection(
     route: Option<&Route>,
     handle: &tokio::runtime::Handle,
     cancel: &CancellationToken,
-) -> Result<(rumqttc::MqttOptions, DropGuard), String> {
+) -> Result<(rumqttc::MqttOptions, DropGuard), L10n> {
     let token = cancel.child_token();
     let opts = match route {
         Some(Route::Sandbox(t)) => BrokerOptions::v4(flow_options(t)),
@@ -42,11 +43,14 @@ fn second_connection(
             p.version = crate::mqtt::profile::MqttVersion::V311;
             p.options()?
         }
-        None => return Err("not connected to a broker".into()),
+        None => return Err(super::devices::not_connected()),
     };
-    let mqtt = opts
-        .into_v4_started(handle, &token)
-        .ok_or("the second connection needs MQTT 3.1.1")?;
+    let mqtt = opts.into_v4_started(handle, &token).ok_or_else(|| {
+        l(
+            "the second connection needs MQTT 3.1.1",
+            "第二个连接需要 MQTT 3.1.1",
+        )
+    })?;
     Ok((mqtt, token.drop_guard()))
 }
 
@@ -54,12 +58,12 @@ fn second_connection(
 pub(super) fn on_second_connection<T, F, Fut>(
     route: Option<&Route>,
     shared: &Shared,
-    reply: Reply<T, String>,
+    reply: Reply<T, L10n>,
     job: F,
 ) where
     T: Send + 'static,
     F: FnOnce(rumqttc::MqttOptions) -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, L10n>> + Send + 'static,
 {
     match second_connection(route, &shared.handle, &shared.cancel) {
         Err(e) => reply.send(Err(e)),
@@ -89,7 +93,7 @@ fn flow_options(target: &Target) -> rumqttc::MqttOptions {
 pub(super) async fn find_retained(
     mut mqtt: rumqttc::MqttOptions,
     prefix: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, L10n> {
     use rumqttc::{Event, Packet};
     mqtt.set_keep_alive(Duration::from_secs(30));
     mqtt.set_max_packet_size(crate::mqtt::MAX_PACKET_BYTES, crate::mqtt::MAX_PACKET_BYTES);
@@ -104,7 +108,7 @@ pub(super) async fn find_retained(
         client
             .subscribe(f.clone(), QoS::AtMostOnce)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::i18n::quoted(&e.to_string()))?;
     }
     let mut found = std::collections::BTreeSet::new();
     let mut acks = 0;
@@ -112,16 +116,25 @@ pub(super) async fn find_retained(
     loop {
         match tokio::time::timeout_at(deadline, ev.poll()).await {
             Err(_) => break,
-            Ok(Err(e)) => return Err(format!("the broker connection failed: {e}")),
+            Ok(Err(e)) => {
+                let e = crate::mqtt::describe_error("", &e);
+                return Err(l(
+                    format!("the broker connection failed{}", e.en),
+                    format!("与代理的连接失败{}", e.zh),
+                ));
+            }
             Ok(Ok(Event::Incoming(Packet::SubAck(a)))) => {
                 if a.return_codes
                     .iter()
                     .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
                 {
                     client.disconnect().await.ok();
-                    return Err(format!(
-                        "the broker refused the subscription to {} (not authorised?)",
-                        filters.join(" and ")
+                    return Err(l(
+                        format!(
+                            "the broker refused the subscription to {} (not authorised?)",
+                            filters.join(" and ")
+                        ),
+                        format!("代理拒绝了对 {} 的订阅（未授权？）", filters.join(" 和 ")),
                     ));
                 }
                 acks += 1;
@@ -140,7 +153,10 @@ pub(super) async fn find_retained(
     }
     client.disconnect().await.ok();
     if acks < filters.len() {
-        return Err("the broker did not acknowledge the subscription within 10 s".into());
+        return Err(l(
+            "the broker did not acknowledge the subscription within 10 s",
+            "代理在 10 秒内没有确认订阅",
+        ));
     }
     Ok(found.into_iter().collect())
 }
@@ -152,7 +168,7 @@ pub(super) async fn clear_retained(
     prefix: &str,
     topics: Vec<String>,
     progress: &watch::Sender<(usize, usize)>,
-) -> Result<Cleared, String> {
+) -> Result<Cleared, L10n> {
     use rumqttc::{Event, Packet};
     let total = topics.len();
     progress.send_replace((0, total));
@@ -181,13 +197,24 @@ pub(super) async fn clear_retained(
         }
         match tokio::time::timeout(Duration::from_secs(10), ev.poll()).await {
             Err(_) => {
-                break Err(format!(
-                    "the broker acknowledged {acknowledged} of {total} clears, then nothing for 10 s"
+                break Err(l(
+                    format!(
+                        "the broker acknowledged {acknowledged} of {total} clears, then nothing for 10 s"
+                    ),
+                    format!("代理确认了 {total} 条清除中的 {acknowledged} 条，之后 10 秒没有回应"),
                 ));
             }
             Ok(Err(e)) => {
-                break Err(format!(
-                    "the broker connection failed after {acknowledged} of {total} clears: {e}"
+                let e = crate::mqtt::describe_error("", &e);
+                break Err(l(
+                    format!(
+                        "the broker connection failed after {acknowledged} of {total} clears{}",
+                        e.en
+                    ),
+                    format!(
+                        "清除了 {total} 条中的 {acknowledged} 条后，与代理的连接失败{}",
+                        e.zh
+                    ),
                 ));
             }
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {

@@ -484,7 +484,7 @@ fn start_traffic(
     p.trust = crate::mqtt::profile::TrustChoice::File;
     p.ca_file = Some(ca.to_owned());
     p.subscriptions.clear();
-    let opts = p.mqtt_options().map_err(|e| anyhow::anyhow!(e))?;
+    let opts = p.mqtt_options().map_err(|e| anyhow::anyhow!(e.en))?;
     let (client, mut events) = rumqttc::AsyncClient::new(opts, 1000);
     let t = Arc::new(Traffic {
         client,

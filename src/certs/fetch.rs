@@ -10,6 +10,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::open::{Opened, OpenedCert};
 use super::{Report, Request, Served};
+use crate::i18n::L10n;
 
 /// Accepts any chain (we judge it afterwards) but still checks the handshake signatures.
 #[derive(Debug)]
@@ -67,13 +68,18 @@ impl ServerCertVerifier for RecordOnly {
 }
 
 /// `host:port`, `[v6]:port`, or a bare host (port 443).
-pub fn split_target(target: &str) -> Result<(String, u16), String> {
+pub fn split_target(target: &str) -> Result<(String, u16), L10n> {
     let t = target
         .trim()
         .trim_start_matches("wss://")
         .trim_start_matches("https://");
     let t = t.split('/').next().unwrap_or(t);
-    let bad = || format!("\"{target}\" is not host:port (for example example.com:443)");
+    let bad = || {
+        L10n::new(
+            format!("\"{target}\" is not host:port (for example example.com:443)"),
+            format!("“{target}”不是 主机:端口 的形式（例如 example.com:443）"),
+        )
+    };
     if let Some(rest) = t.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(bad)?;
         let port = match after.strip_prefix(':') {
@@ -103,11 +109,15 @@ pub async fn fetch_chain(
     target: &str,
     sni: Option<&str>,
     timeout: Duration,
-) -> Result<(Vec<CertificateDer<'static>>, Served), String> {
+) -> Result<(Vec<CertificateDer<'static>>, Served), L10n> {
     let (host, port) = split_target(target)?;
     let name_str = sni.map(str::to_owned).unwrap_or_else(|| host.clone());
-    let server_name = ServerName::try_from(name_str.clone())
-        .map_err(|_| format!("\"{name_str}\" is not a valid server name"))?;
+    let server_name = ServerName::try_from(name_str.clone()).map_err(|_| {
+        L10n::new(
+            format!("\"{name_str}\" is not a valid server name"),
+            format!("“{name_str}”不是有效的服务器名称"),
+        )
+    })?;
     let sent_sni = match &server_name {
         ServerName::DnsName(d) => Some(d.as_ref().to_owned()),
         _ => None,
@@ -115,7 +125,7 @@ pub async fn fetch_chain(
     let provider = crate::crypto::provider();
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
+        .map_err(|e| crate::certs::tls_words::describe(&e))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(RecordOnly(provider)))
         .with_no_client_auth();
@@ -124,11 +134,20 @@ pub async fn fetch_chain(
     let work = async {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
-            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-        let tls = connector
-            .connect(server_name, tcp)
-            .await
-            .map_err(|e| format!("the TLS handshake with {host}:{port} failed: {e}"))?;
+            .map_err(|e| {
+                let e = crate::i18n::io_error(&e);
+                L10n::new(
+                    format!("cannot connect to {host}:{port}: {}", e.en),
+                    format!("无法连接 {host}:{port}：{}", e.zh),
+                )
+            })?;
+        let tls = connector.connect(server_name, tcp).await.map_err(|e| {
+            let e = crate::certs::tls_words::describe(&e);
+            L10n::new(
+                format!("the TLS handshake with {host}:{port} failed: {}", e.en),
+                format!("与 {host}:{port} 的 TLS 握手失败：{}", e.zh),
+            )
+        })?;
         let (_, conn) = tls.get_ref();
         let certs: Vec<CertificateDer<'static>> = conn
             .peer_certificates()
@@ -153,14 +172,17 @@ pub async fn fetch_chain(
                 .alpn_protocol()
                 .map(|a| String::from_utf8_lossy(a).into_owned()),
         };
-        Ok::<_, String>((certs, served))
+        Ok::<_, L10n>((certs, served))
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "{host}:{port} did not complete a TLS handshake within {} s",
-            timeout.as_secs()
-        )),
+        Err(_) => {
+            let secs = timeout.as_secs();
+            Err(L10n::new(
+                format!("{host}:{port} did not complete a TLS handshake within {secs} s"),
+                format!("{host}:{port} 在 {secs} 秒内没有完成 TLS 握手"),
+            ))
+        }
     }
 }
 
@@ -170,10 +192,13 @@ pub async fn fetch_report(
     sni: Option<&str>,
     mut req: Request,
     timeout: Duration,
-) -> Result<Report, String> {
+) -> Result<Report, L10n> {
     let (certs, served) = fetch_chain(target, sni, timeout).await?;
     if certs.is_empty() {
-        return Err(format!("{} presented no certificate", served.target));
+        return Err(L10n::new(
+            format!("{} presented no certificate", served.target),
+            format!("{} 没有出示证书", served.target),
+        ));
     }
     if req.domain.is_none() {
         req.domain = Some(match sni {
@@ -196,7 +221,7 @@ pub async fn fetch_report(
     // Judging reads the OS store and verifies signatures: keep it off the async workers.
     let mut report = tokio::task::spawn_blocking(move || super::analyze(&opened, &req))
         .await
-        .map_err(|e| format!("judging the chain failed: {e}"))?;
+        .map_err(|e| crate::i18n::quoted(&format!("judging the chain failed: {e}")))?;
     report.served = Some(served);
     Ok(report)
 }

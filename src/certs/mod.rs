@@ -15,6 +15,7 @@ pub mod keys;
 pub mod open;
 pub mod pem;
 pub mod repair;
+pub mod tls_words;
 mod verdicts;
 
 use std::time::Duration;

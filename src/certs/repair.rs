@@ -7,6 +7,7 @@ use base64::Engine as _;
 use rustls_pki_types::PrivateKeyDer;
 
 use super::{Opened, RepairPlan};
+use crate::i18n::L10n;
 
 /// A PEM block with 64-column lines.
 pub fn pem_block(label: &str, der: &[u8]) -> String {
@@ -47,10 +48,10 @@ pub fn fullchain_pem(opened: &Opened, order: &[usize]) -> String {
 
 /// Writes `fullchain.pem` and, when the plan has the leaf's key, `privkey.pem` (mode 0600)
 /// into `dir` (created 0700 when it holds a key), each atomically.
-pub fn write(opened: &Opened, plan: &RepairPlan, dir: &Path) -> Result<Written, String> {
+pub fn write(opened: &Opened, plan: &RepairPlan, dir: &Path) -> Result<Written, L10n> {
     let (order, key) = match plan {
         RepairPlan::Ready { order, key, .. } => (order, key),
-        RepairPlan::Impossible { reason } => return Err(reason.en.clone()),
+        RepairPlan::Impossible { reason } => return Err(reason.clone()),
     };
     // A folder this creates for a private key is the user's alone (0700); an existing one is
     // the user's choice and left as it is.
@@ -61,7 +62,13 @@ pub fn write(opened: &Opened, plan: &RepairPlan, dir: &Path) -> Result<Written, 
     } else {
         std::fs::create_dir_all(dir)
     };
-    created.map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    created.map_err(|e| {
+        let e = crate::i18n::io_error(&e);
+        L10n::new(
+            format!("cannot create {}: {}", dir.display(), e.en),
+            format!("无法创建 {}：{}", dir.display(), e.zh),
+        )
+    })?;
     let fullchain = dir.join("fullchain.pem");
     write_atomic(&fullchain, fullchain_pem(opened, order).as_bytes(), false)?;
     let key_path = match key.and_then(|k| opened.keys.get(k)) {
@@ -78,9 +85,15 @@ pub fn write(opened: &Opened, plan: &RepairPlan, dir: &Path) -> Result<Written, 
     })
 }
 
-fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {
+fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), L10n> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let err = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let err = |e: std::io::Error| {
+        let e = crate::i18n::io_error(&e);
+        L10n::new(
+            format!("cannot write {}: {}", path.display(), e.en),
+            format!("无法写入 {}：{}", path.display(), e.zh),
+        )
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
     #[cfg(unix)]
     if secret {

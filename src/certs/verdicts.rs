@@ -26,35 +26,8 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
     let notes = opened.notes.clone();
     let domain = req.domain.as_deref().map(normalize_host);
 
-    // CERT-PARSE.
-    let errors: Vec<String> = opened.errors.iter().map(ToString::to_string).collect();
-    let errors_zh: Vec<String> = opened.errors.iter().map(|e| e.l10n().zh).collect();
+    findings.push(parse_finding(opened, nodes.len()));
     if nodes.is_empty() {
-        let detail = if !errors.is_empty() {
-            errors.join(" ")
-        } else if !opened.keys.is_empty() {
-            format!(
-                "{} holds a private key but no certificate.",
-                opened.keys[0].source
-            )
-        } else {
-            "No certificate was found in what was opened.".to_owned()
-        };
-        let zh = if errors.is_empty() && !opened.keys.is_empty() {
-            format!("{} 中只有私钥，没有证书。", opened.keys[0].source)
-        } else if errors.is_empty() {
-            "打开的内容中没有证书。".to_owned()
-        } else {
-            format!("无法读取：{}", errors_zh.join("；"))
-        };
-        findings.push(Finding::fail(
-            "CERT-PARSE",
-            l(detail, zh),
-            l(
-                "Open the certificate file (PEM such as fullchain.pem or *_bundle.crt, DER, .pfx/.p12 or the provider's zip); give the key separately.",
-                "请打开证书文件（PEM 如 fullchain.pem、*_bundle.crt，DER，.pfx/.p12 或云厂商下载的 zip）；私钥单独提供。",
-            ),
-        ));
         return Report {
             chain: Vec::new(),
             findings,
@@ -69,43 +42,6 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
             },
             domain,
         };
-    }
-    if errors.is_empty() {
-        findings.push(Finding::pass(
-            "CERT-PARSE",
-            l(
-                format!(
-                    "Read {} certificate(s) and {} private key(s).",
-                    nodes.len(),
-                    opened.keys.len()
-                ),
-                format!(
-                    "已读取 {} 张证书和 {} 个私钥。",
-                    nodes.len(),
-                    opened.keys.len()
-                ),
-            ),
-        ));
-    } else {
-        findings.push(Finding::fail(
-            "CERT-PARSE",
-            l(
-                format!(
-                    "Read {} certificate(s), but: {}",
-                    nodes.len(),
-                    errors.join(" ")
-                ),
-                format!(
-                    "已读取 {} 张证书，但有错误：{}",
-                    nodes.len(),
-                    errors_zh.join("；")
-                ),
-            ),
-            l(
-                "Fix or leave out the unreadable input (see the detail): a wrong password, a truncated copy, or a file that is not a certificate.",
-                "修正或去掉无法读取的输入（见详情）：密码错误、复制不完整，或文件并非证书。",
-            ),
-        ));
     }
 
     // Who signed whom inside the set.
@@ -214,110 +150,10 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
     // CERT-KEY-MATCH.
     let leaf_key = key_of(leaf);
     let key_desc = leaf_key.map(|_| leaf_info.key.clone());
-    findings.push(if opened.keys.is_empty() {
-        Finding::skip(
-            "CERT-KEY-MATCH",
-            l(
-                "No private key was opened, so it was not compared.",
-                "未打开私钥，未做比对。",
-            ),
-        )
-    } else if let Some(k) = leaf_key {
-        Finding::pass(
-            "CERT-KEY-MATCH",
-            l(
-                format!(
-                    "The key from {} belongs to the leaf {leaf_label} ({}).",
-                    opened.keys[k].source, leaf_info.key
-                ),
-                format!(
-                    "{} 中的私钥与叶子证书 {leaf_label} 匹配（{}）。",
-                    opened.keys[k].source, leaf_info.key
-                ),
-            ),
-        )
-    } else {
-        let other = (0..n).find(|&i| key_of(i).is_some());
-        let (en, zh) = match other {
-            Some(i) => (
-                format!(
-                    "The key belongs to {}, not to the leaf {leaf_label}.",
-                    label(i, &nodes[i].info)
-                ),
-                format!(
-                    "私钥属于 {}，而不是叶子证书 {leaf_label}。",
-                    label(i, &nodes[i].info)
-                ),
-            ),
-            None => (
-                format!(
-                    "No opened key belongs to the leaf {leaf_label}: the key is for another certificate (an old one, or another domain's)."
-                ),
-                format!(
-                    "打开的私钥都不属于叶子证书 {leaf_label}：该私钥对应的是另一张证书（旧证书或其他域名的）。"
-                ),
-            ),
-        };
-        Finding::fail(
-            "CERT-KEY-MATCH",
-            l(en, zh),
-            l(
-                "Use the .key file that was generated with this certificate's request (same download or same CSR); a renewed certificate may have a new key.",
-                "请使用与该证书同一次申请（同一下载包或同一 CSR）生成的 .key 文件；续期后的证书可能换了新私钥。",
-            ),
-        )
-    });
+    findings.push(key_match(opened, nodes, leaf, &key_of));
 
     // CERT-NAME.
-    let names = if leaf_info.sans.is_empty() {
-        "none".to_owned()
-    } else {
-        leaf_info.sans.join(", ")
-    };
-    findings.push(match &domain {
-        None => Finding::skip(
-            "CERT-NAME",
-            l(
-                format!("No domain given. The leaf covers: {names}."),
-                format!("未指定域名。叶子证书覆盖：{names}。"),
-            ),
-        ),
-        Some(d) if covers(leaf_info, d) => Finding::pass(
-            "CERT-NAME",
-            l(
-                format!("The leaf covers {d} (names: {names})."),
-                format!("叶子证书覆盖 {d}（名称：{names}）。"),
-            ),
-        ),
-        Some(d) => {
-            let cn_only = leaf_info.sans.is_empty() && name_matches(&leaf_info.common_name, d);
-            let (en, zh) = if cn_only {
-                (
-                    format!(
-                        "The leaf names {d} only in its Common Name and has no Subject Alternative Name; clients ignore the CN."
-                    ),
-                    format!("叶子证书只在 CN 中写了 {d}，没有 SAN（使用者可选名称）；客户端不认 CN。"),
-                )
-            } else {
-                (
-                    format!("The leaf does not cover {d}; it covers: {names}."),
-                    format!("叶子证书不覆盖 {d}；它覆盖的是：{names}。"),
-                )
-            };
-            Finding::fail(
-                "CERT-NAME",
-                l(en, zh),
-                l(
-                    format!(
-                        "Get a certificate whose SAN lists {d} (a wildcard *.example.com covers one label only: not example.com, not a.b.example.com), or connect with a name the certificate covers."
-                    ),
-                    format!(
-                        "申请 SAN 中包含 {d} 的证书（通配符 *.example.com 只覆盖一级子域：不含 example.com，也不含 a.b.example.com），或改用证书覆盖的域名连接。"
-                    ),
-                ),
-            )
-        }
-    });
+    findings.push(name_finding(leaf_info, domain.as_ref()));
 
     // CERT-DATES.
     findings.push(dates(nodes, &built, now));
@@ -414,6 +250,185 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
         served: None,
         repair,
         domain,
+    }
+}
+
+/// CERT-KEY-MATCH: the private key opened belongs to the leaf.
+fn key_match(
+    opened: &Opened,
+    nodes: &[Node<'_>],
+    leaf: usize,
+    key_of: &dyn Fn(usize) -> Option<usize>,
+) -> Finding {
+    let n = nodes.len();
+    let leaf_info = &nodes[leaf].info;
+    let leaf_label = label(leaf, leaf_info);
+    let leaf_key = key_of(leaf);
+    if opened.keys.is_empty() {
+        Finding::skip(
+            "CERT-KEY-MATCH",
+            l(
+                "No private key was opened, so it was not compared.",
+                "未打开私钥，未做比对。",
+            ),
+        )
+    } else if let Some(k) = leaf_key {
+        Finding::pass(
+            "CERT-KEY-MATCH",
+            l(
+                format!(
+                    "The key from {} belongs to the leaf {leaf_label} ({}).",
+                    opened.keys[k].source, leaf_info.key
+                ),
+                format!(
+                    "{} 中的私钥与叶子证书 {leaf_label} 匹配（{}）。",
+                    opened.keys[k].source, leaf_info.key
+                ),
+            ),
+        )
+    } else {
+        let other = (0..n).find(|&i| key_of(i).is_some());
+        let (en, zh) = match other {
+            Some(i) => (
+                format!(
+                    "The key belongs to {}, not to the leaf {leaf_label}.",
+                    label(i, &nodes[i].info)
+                ),
+                format!(
+                    "私钥属于 {}，而不是叶子证书 {leaf_label}。",
+                    label(i, &nodes[i].info)
+                ),
+            ),
+            None => (
+                format!(
+                    "No opened key belongs to the leaf {leaf_label}: the key is for another certificate (an old one, or another domain's)."
+                ),
+                format!(
+                    "打开的私钥都不属于叶子证书 {leaf_label}：该私钥对应的是另一张证书（旧证书或其他域名的）。"
+                ),
+            ),
+        };
+        Finding::fail(
+            "CERT-KEY-MATCH",
+            l(en, zh),
+            l(
+                "Use the .key file that was generated with this certificate's request (same download or same CSR); a renewed certificate may have a new key.",
+                "请使用与该证书同一次申请（同一下载包或同一 CSR）生成的 .key 文件；续期后的证书可能换了新私钥。",
+            ),
+        )
+    }
+}
+
+/// CERT-PARSE: what was read, and what could not be.
+fn parse_finding(opened: &Opened, n: usize) -> Finding {
+    let errors: Vec<String> = opened.errors.iter().map(ToString::to_string).collect();
+    let errors_zh: Vec<String> = opened.errors.iter().map(|e| e.l10n().zh).collect();
+    if n == 0 {
+        let detail = if !errors.is_empty() {
+            errors.join(" ")
+        } else if !opened.keys.is_empty() {
+            format!(
+                "{} holds a private key but no certificate.",
+                opened.keys[0].source
+            )
+        } else {
+            "No certificate was found in what was opened.".to_owned()
+        };
+        let zh = if errors.is_empty() && !opened.keys.is_empty() {
+            format!("{} 中只有私钥，没有证书。", opened.keys[0].source)
+        } else if errors.is_empty() {
+            "打开的内容中没有证书。".to_owned()
+        } else {
+            format!("无法读取：{}", errors_zh.join("；"))
+        };
+        return Finding::fail(
+            "CERT-PARSE",
+            l(detail, zh),
+            l(
+                "Open the certificate file (PEM such as fullchain.pem or *_bundle.crt, DER, .pfx/.p12 or the provider's zip); give the key separately.",
+                "请打开证书文件（PEM 如 fullchain.pem、*_bundle.crt，DER，.pfx/.p12 或云厂商下载的 zip）；私钥单独提供。",
+            ),
+        );
+    }
+    if errors.is_empty() {
+        Finding::pass(
+            "CERT-PARSE",
+            l(
+                format!(
+                    "Read {} certificate(s) and {} private key(s).",
+                    n,
+                    opened.keys.len()
+                ),
+                format!("已读取 {} 张证书和 {} 个私钥。", n, opened.keys.len()),
+            ),
+        )
+    } else {
+        Finding::fail(
+            "CERT-PARSE",
+            l(
+                format!("Read {} certificate(s), but: {}", n, errors.join(" ")),
+                format!("已读取 {} 张证书，但有错误：{}", n, errors_zh.join("；")),
+            ),
+            l(
+                "Fix or leave out the unreadable input (see the detail): a wrong password, a truncated copy, or a file that is not a certificate.",
+                "修正或去掉无法读取的输入（见详情）：密码错误、复制不完整，或文件并非证书。",
+            ),
+        )
+    }
+}
+
+/// CERT-NAME: the leaf covers the domain asked about.
+fn name_finding(leaf_info: &CertInfo, domain: Option<&String>) -> Finding {
+    let names = if leaf_info.sans.is_empty() {
+        "none".to_owned()
+    } else {
+        leaf_info.sans.join(", ")
+    };
+    match domain {
+        None => Finding::skip(
+            "CERT-NAME",
+            l(
+                format!("No domain given. The leaf covers: {names}."),
+                format!("未指定域名。叶子证书覆盖：{names}。"),
+            ),
+        ),
+        Some(d) if covers(leaf_info, d) => Finding::pass(
+            "CERT-NAME",
+            l(
+                format!("The leaf covers {d} (names: {names})."),
+                format!("叶子证书覆盖 {d}（名称：{names}）。"),
+            ),
+        ),
+        Some(d) => {
+            let cn_only = leaf_info.sans.is_empty() && name_matches(&leaf_info.common_name, d);
+            let (en, zh) = if cn_only {
+                (
+                    format!(
+                        "The leaf names {d} only in its Common Name and has no Subject Alternative Name; clients ignore the CN."
+                    ),
+                    format!(
+                        "叶子证书只在 CN 中写了 {d}，没有 SAN（使用者可选名称）；客户端不认 CN。"
+                    ),
+                )
+            } else {
+                (
+                    format!("The leaf does not cover {d}; it covers: {names}."),
+                    format!("叶子证书不覆盖 {d}；它覆盖的是：{names}。"),
+                )
+            };
+            Finding::fail(
+                "CERT-NAME",
+                l(en, zh),
+                l(
+                    format!(
+                        "Get a certificate whose SAN lists {d} (a wildcard *.example.com covers one label only: not example.com, not a.b.example.com), or connect with a name the certificate covers."
+                    ),
+                    format!(
+                        "申请 SAN 中包含 {d} 的证书（通配符 *.example.com 只覆盖一级子域：不含 example.com，也不含 a.b.example.com），或改用证书覆盖的域名连接。"
+                    ),
+                ),
+            )
+        }
     }
 }
 

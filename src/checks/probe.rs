@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::tls_probe::{self, Answer};
 use super::url::{self, Target};
 use super::{CATALOGUE, Check, CheckStatus, Options, Report};
+use crate::certs::tls_words::{describe, explain};
 use crate::i18n::l;
-use crate::mqtt::tls_words::{describe, explain};
 use crate::mqtt::wire;
 use crate::verdict::{L10n, Status};
 
@@ -1226,7 +1226,7 @@ async fn ws_steps(
             run.add(
                 "MP-WS-UPGRADE",
                 CheckStatus::Fail,
-                l(format!("GET {} with Upgrade: websocket: {e}.", t.path, e = e.en), format!("GET {}（Upgrade: websocket）：{e}。", t.path, e = e.en)),
+                l(format!("GET {} with Upgrade: websocket: {e}.", t.path, e = e.en), format!("GET {}（Upgrade: websocket）：{e}。", t.path, e = e.zh)),
                 l(
                     "Make this URL answer a WebSocket upgrade (is it the broker's WebSocket port, or a proxy in front of it?).",
                     "让该地址响应 WebSocket 升级（是否为代理的 WebSocket 端口，或其前面的代理？）。",
@@ -1238,13 +1238,45 @@ async fn ws_steps(
         }
     };
     let elapsed = t0.elapsed();
+    let upgraded = upgrade_check(t, &answer, elapsed, run, facts);
+    path_check(t, opts, addr, &answer, upgraded, run).await;
+    subprotocol_check(&answer, run);
+    if answer.status != 101 {
+        run.skip_rest(&l(
+            format!("the upgrade was answered HTTP {}", answer.status),
+            format!("升级请求返回 HTTP {}", answer.status),
+        ));
+        return;
+    }
+    let mut ws = websocket(stream, answer.leftover).await;
+    let mut rd = wire::Reader::default();
+    let connected = mqtt_connect_check(t, opts, &mut ws, &mut rd, run, facts).await;
+    match &connected {
+        Some(client_id) => piggyback_check(opts, &mut ws, &mut rd, client_id, run).await,
+        None => run.add(
+            "MP-MQTT-PIGGYBACK",
+            CheckStatus::Skipped,
+            l("the MQTT connection was refused", "MQTT 连接被拒绝"),
+            L10n::default(),
+            Duration::ZERO,
+        ),
+    }
+    keepalive_step(t, opts, addr, connected.is_some(), run, facts).await;
+}
+
+/// MP-WS-UPGRADE: 101 with the right accept key. Whether the upgrade worked.
+fn upgrade_check(
+    t: &Target,
+    answer: &UpgradeAnswer,
+    elapsed: Duration,
+    run: &mut Run<'_>,
+    facts: &mut Facts,
+) -> bool {
     let server = answer
         .header("Server")
         .map(|s| format!(" (Server: {s})"))
         .unwrap_or_default();
     let status_line = format!("HTTP {} {}{server}", answer.status, answer.reason);
-
-    // MP-WS-UPGRADE.
     let accept_ok = answer
         .header("Sec-WebSocket-Accept")
         .is_some_and(|a| a == crate::relay::handshake::accept_key(&answer.key));
@@ -1322,7 +1354,18 @@ async fn ws_steps(
         );
     }
 
-    // MP-WS-PATH.
+    upgraded
+}
+
+/// MP-WS-PATH: on a 404, which of the usual paths would have answered.
+async fn path_check(
+    t: &Target,
+    opts: &Options,
+    addr: SocketAddr,
+    answer: &UpgradeAnswer,
+    upgraded: bool,
+    run: &mut Run<'_>,
+) {
     if upgraded {
         run.add(
             "MP-WS-PATH",
@@ -1405,8 +1448,10 @@ async fn ws_steps(
             Duration::ZERO,
         );
     }
+}
 
-    // MP-WS-SUBPROTOCOL.
+/// MP-WS-SUBPROTOCOL: the `mqtt` subprotocol echoed.
+fn subprotocol_check(answer: &UpgradeAnswer, run: &mut Run<'_>) {
     if answer.status == 101 {
         match answer.header("Sec-WebSocket-Protocol") {
             Some("mqtt") => run.add(
@@ -1445,24 +1490,23 @@ async fn ws_steps(
             Duration::ZERO,
         );
     }
+}
 
-    if answer.status != 101 {
-        run.skip_rest(&l(
-            format!("the upgrade was answered HTTP {}", answer.status),
-            format!("升级请求返回 HTTP {}", answer.status),
-        ));
-        return;
-    }
-
-    // MP-MQTT-CONNECT.
-    let mut ws = websocket(stream, answer.leftover).await;
-    let mut rd = wire::Reader::default();
+/// MP-MQTT-CONNECT: CONNECT as a Mini Program sends it. The client id when accepted.
+async fn mqtt_connect_check(
+    t: &Target,
+    opts: &Options,
+    ws: &mut Ws,
+    rd: &mut wire::Reader,
+    run: &mut Run<'_>,
+    facts: &mut Facts,
+) -> Option<String> {
     let withheld = facts.withheld(opts, t);
     let (client_id, connect) = connect_packet(opts, 60, withheld.is_some());
     let t0 = Instant::now();
     let sent = ws.send(Message::Binary(connect.into())).await;
     let ack = match sent {
-        Ok(()) => read_until(&mut ws, &mut rd, opts.step_timeout, |f, _| f >> 4 == 2).await,
+        Ok(()) => read_until(ws, rd, opts.step_timeout, |f, _| f >> 4 == 2).await,
         Err(e) => Err(ws_error(&e)),
     };
     let connected = match ack {
@@ -1552,64 +1596,72 @@ async fn ws_steps(
             false
         }
     };
+    connected.then_some(client_id)
+}
 
-    // MP-MQTT-PIGGYBACK: SUBSCRIBE and PUBLISH in one WebSocket message.
-    if connected {
-        let topic = format!("mpbridge/check/{client_id}");
-        let mut frame = wire::subscribe(7, &topic, 0);
-        frame.extend(wire::publish(&topic, 0, 0, b"piggyback"));
-        let t0 = Instant::now();
-        let mut got_suback = false;
-        let res = match ws.send(Message::Binary(frame.into())).await {
-            Ok(()) => {
-                read_until(&mut ws, &mut rd, opts.step_timeout, |f, body| {
-                    if f >> 4 == 9 {
-                        got_suback = true;
-                    }
-                    f >> 4 == 3 && body.ends_with(b"piggyback")
-                })
-                .await
-            }
-            Err(e) => Err(ws_error(&e)),
-        };
-        match res {
-            Ok(_) => run.add(
-                "MP-MQTT-PIGGYBACK",
-                CheckStatus::Pass,
-                l(
-                    "SUBSCRIBE and PUBLISH sent in one WebSocket message: both took effect (SUBACK, then the message came back).",
-                    "在一条 WebSocket 消息中发送 SUBSCRIBE 和 PUBLISH：两者都生效（收到 SUBACK，消息也回来了）。",
-                ),
-                L10n::default(),
-                t0.elapsed(),
-            ),
-            Err(e) => run.add(
-                "MP-MQTT-PIGGYBACK",
-                CheckStatus::Fail,
-                l(
-                    format!("SUBSCRIBE + PUBLISH in one message: {} ({e}).", if got_suback { "SUBACK came, the message did not" } else { "no SUBACK" }, e = e.en),
-                    format!("一条消息内 SUBSCRIBE + PUBLISH：{}（{e}）。", if got_suback { "收到 SUBACK，但消息没有回来" } else { "没有 SUBACK" }, e = e.zh),
-                ),
-                l(
-                    "The broker or a proxy must accept several MQTT packets per WebSocket message (mqtt.js sends them so); EMQX: mqtt_piggyback = multiple.",
-                    "代理或中间件必须接受一条 WebSocket 消息内的多个 MQTT 报文（mqtt.js 会这样发送）；EMQX：mqtt_piggyback = multiple。",
-                ),
-                t0.elapsed(),
-            ),
+/// MP-MQTT-PIGGYBACK: SUBSCRIBE and PUBLISH in one WebSocket message, as mqtt.js sends them.
+async fn piggyback_check(
+    opts: &Options,
+    ws: &mut Ws,
+    rd: &mut wire::Reader,
+    client_id: &str,
+    run: &mut Run<'_>,
+) {
+    let topic = format!("mpbridge/check/{client_id}");
+    let mut frame = wire::subscribe(7, &topic, 0);
+    frame.extend(wire::publish(&topic, 0, 0, b"piggyback"));
+    let t0 = Instant::now();
+    let mut got_suback = false;
+    let res = match ws.send(Message::Binary(frame.into())).await {
+        Ok(()) => {
+            read_until(ws, rd, opts.step_timeout, |f, body| {
+                if f >> 4 == 9 {
+                    got_suback = true;
+                }
+                f >> 4 == 3 && body.ends_with(b"piggyback")
+            })
+            .await
         }
-        ws.send(Message::Binary(vec![0xe0, 0].into())).await.ok();
-        ws.close(None).await.ok();
-    } else {
-        run.add(
+        Err(e) => Err(ws_error(&e)),
+    };
+    match res {
+        Ok(_) => run.add(
             "MP-MQTT-PIGGYBACK",
-            CheckStatus::Skipped,
-            l("the MQTT connection was refused", "MQTT 连接被拒绝"),
+            CheckStatus::Pass,
+            l(
+                "SUBSCRIBE and PUBLISH sent in one WebSocket message: both took effect (SUBACK, then the message came back).",
+                "在一条 WebSocket 消息中发送 SUBSCRIBE 和 PUBLISH：两者都生效（收到 SUBACK，消息也回来了）。",
+            ),
             L10n::default(),
-            Duration::ZERO,
-        );
+            t0.elapsed(),
+        ),
+        Err(e) => run.add(
+            "MP-MQTT-PIGGYBACK",
+            CheckStatus::Fail,
+            l(
+                format!("SUBSCRIBE + PUBLISH in one message: {} ({e}).", if got_suback { "SUBACK came, the message did not" } else { "no SUBACK" }, e = e.en),
+                format!("一条消息内 SUBSCRIBE + PUBLISH：{}（{e}）。", if got_suback { "收到 SUBACK，但消息没有回来" } else { "没有 SUBACK" }, e = e.zh),
+            ),
+            l(
+                "The broker or a proxy must accept several MQTT packets per WebSocket message (mqtt.js sends them so); EMQX: mqtt_piggyback = multiple.",
+                "代理或中间件必须接受一条 WebSocket 消息内的多个 MQTT 报文（mqtt.js 会这样发送）；EMQX：mqtt_piggyback = multiple。",
+            ),
+            t0.elapsed(),
+        ),
     }
+    ws.send(Message::Binary(vec![0xe0, 0].into())).await.ok();
+    ws.close(None).await.ok();
+}
 
-    // MP-KEEPALIVE (opt-in).
+/// MP-KEEPALIVE (opt-in): whether an idle connection survives the proxy's timers.
+async fn keepalive_step(
+    t: &Target,
+    opts: &Options,
+    addr: SocketAddr,
+    connected: bool,
+    run: &mut Run<'_>,
+    facts: &mut Facts,
+) {
     if !opts.keepalive_test {
         run.add(
             "MP-KEEPALIVE",

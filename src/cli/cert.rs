@@ -134,12 +134,14 @@ fn run_inner(
                 return Err("--timeout must be a positive number of seconds".into());
             }
             let timeout = Duration::from_secs_f64(timeout.clamp(0.1, 300.0));
-            let report = rt.block_on(certs::fetch::fetch_report(
-                &target,
-                sni.as_deref(),
-                req,
-                timeout,
-            ))?;
+            let report = rt
+                .block_on(certs::fetch::fetch_report(
+                    &target,
+                    sni.as_deref(),
+                    req,
+                    timeout,
+                ))
+                .map_err(|e| e.get(lang).to_owned())?;
             emit(&report, common.json, lang)?;
             Ok(ExitCode::from(report.exit_code()))
         }
@@ -180,7 +182,7 @@ fn run_inner(
                             }
                         }
                     }
-                    Err(e) => eprintln!("mpbridge: {e}"),
+                    Err(e) => eprintln!("mpbridge: {}", e.get(lang)),
                 }
             }
             Ok(if written.is_ok() {

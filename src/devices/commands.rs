@@ -71,11 +71,11 @@ pub fn prepare(
     t: &Template,
     d: &DeviceDef,
     values: &BTreeMap<String, String>,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, crate::i18n::L10n> {
     for p in &t.params {
-        let v = values
-            .get(&p.name)
-            .ok_or_else(|| format!("{} is missing", p.name))?;
+        let v = values.get(&p.name).ok_or_else(|| {
+            crate::i18n::l(format!("{} is missing", p.name), format!("缺少 {}", p.name))
+        })?;
         p.validate(v)?;
     }
     let fill = |s: &str| fill_params(&d.fill(s), values);
@@ -243,7 +243,7 @@ mod tests {
         assert!(!ack.matches("devices/esp-1/state", br#"{"interval_ms":1000}"#));
         assert!(!ack.matches("devices/esp-2/state", br#"{"interval_ms":500}"#));
         v.insert("interval_ms".to_owned(), "5".to_owned());
-        assert!(prepare(t, &d, &v).unwrap_err().contains("between 200"));
+        assert!(prepare(t, &d, &v).unwrap_err().en.contains("between 200"));
         let reboot = prepare(&esp8266_templates()[2], &d, &BTreeMap::new()).unwrap();
         assert!(
             reboot

@@ -190,25 +190,31 @@ impl Param {
     }
 
     /// Checks a value; the error is one sentence.
-    pub fn validate(&self, v: &str) -> Result<(), String> {
+    pub fn validate(&self, v: &str) -> Result<(), crate::i18n::L10n> {
+        use crate::i18n::l;
+        let name = &self.name;
         if !self.choices.is_empty() {
             if self.choices.iter().any(|c| c == v) {
                 return Ok(());
             }
-            return Err(format!(
-                "{} must be one of {}",
-                self.name,
-                self.choices.join(", ")
+            return Err(l(
+                format!("{name} must be one of {}", self.choices.join(", ")),
+                format!("{name} 必须是以下之一：{}", self.choices.join("、")),
             ));
         }
         if self.is_int() {
-            let n: i64 = v
-                .trim()
-                .parse()
-                .map_err(|_| format!("{} must be a whole number", self.name))?;
+            let n: i64 = v.trim().parse().map_err(|_| {
+                l(
+                    format!("{name} must be a whole number"),
+                    format!("{name} 必须是整数"),
+                )
+            })?;
             let (lo, hi) = (self.min.unwrap_or(i64::MIN), self.max.unwrap_or(i64::MAX));
             if n < lo || n > hi {
-                return Err(format!("{} must be between {lo} and {hi}", self.name));
+                return Err(l(
+                    format!("{name} must be between {lo} and {hi}"),
+                    format!("{name} 必须在 {lo} 到 {hi} 之间"),
+                ));
             }
         }
         Ok(())
@@ -478,6 +484,7 @@ mod tests {
             led.params[0]
                 .validate("blink")
                 .unwrap_err()
+                .en
                 .contains("on, off, toggle")
         );
     }

@@ -2,7 +2,7 @@
 //! Chinese, side by side where it is written:
 //!
 //! - the console's own words are a table in `ui/i18n.rs`, each key with its two languages on
-//!   neighbouring lines ([`crate::ui::i18n::Tr`]);
+//!   neighbouring lines (`ui::i18n::Tr`);
 //! - domain code (verdicts, checks, connection errors) returns an [`L10n`]: one sentence in both
 //!   languages, built where the facts are known, rendered later in the reader's [`Language`].
 //!

@@ -250,7 +250,7 @@ pub struct Failure {
 
 impl Failure {
     fn new(words: L10n, e: &(dyn std::error::Error + 'static)) -> Self {
-        let certificate = super::tls_words::find_rustls(e)
+        let certificate = crate::certs::tls_words::find_rustls(e)
             .is_some_and(|t| matches!(t, rustls::Error::InvalidCertificate(_)));
         Failure { words, certificate }
     }
@@ -545,7 +545,7 @@ pub fn describe_error_v5(target: &str, e: &rumqttc::v5::ConnectionError) -> L10n
     use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as C;
     use rumqttc::v5::{ConnectionError as E, StateError as S};
     use std::io::ErrorKind;
-    if let Some(t) = super::tls_words::find_rustls(e) {
+    if let Some(t) = crate::certs::tls_words::find_rustls(e) {
         return super::tls_failure(target, t);
     }
     let code = |c: &C| -> (u8, &'static str, &'static str) {

@@ -6,7 +6,6 @@ pub mod diagnose;
 pub mod profile;
 pub mod props;
 pub mod sni;
-pub mod tls_words;
 pub mod topic;
 pub mod wire;
 pub mod worker;
@@ -81,7 +80,7 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// A TLS failure named after the certificate verdicts, pointing at the command that shows more.
 pub fn tls_failure(target: &str, e: &rustls::Error) -> L10n {
-    let why = tls_words::explain(e);
+    let why = crate::certs::tls_words::explain(e);
     L10n::new(
         format!(
             "{target}: the TLS handshake failed: {}; `mpbridge cert fetch HOST:PORT` shows the chain it serves",
@@ -127,7 +126,7 @@ pub(crate) mod words {
     }
 
     pub fn other(target: &str, e: &(dyn std::error::Error + 'static)) -> L10n {
-        let d = super::tls_words::describe(e);
+        let d = crate::certs::tls_words::describe(e);
         L10n::new(format!("{target}: {}", d.en), format!("{target}：{}", d.zh))
     }
 
@@ -142,7 +141,7 @@ pub(crate) mod words {
 pub fn describe_error(target: &str, e: &rumqttc::ConnectionError) -> L10n {
     use rumqttc::{ConnectReturnCode as C, ConnectionError as E};
     use std::io::ErrorKind;
-    if let Some(t) = tls_words::find_rustls(e) {
+    if let Some(t) = crate::certs::tls_words::find_rustls(e) {
         return tls_failure(target, t);
     }
     match e {
@@ -206,6 +205,61 @@ mod tests {
                 d >= Duration::from_secs(10) && d <= Duration::from_millis(12_500),
                 "{d:?}"
             );
+        }
+    }
+
+    /// Connection failures a user sees in the Broker panel read as Chinese in Chinese: the
+    /// I/O, TLS and MQTT layers' own English stays out (or is quoted as the original).
+    #[test]
+    fn connection_failures_speak_chinese() {
+        use crate::i18n::english_in_chinese;
+        use std::io::{Error as Io, ErrorKind as K};
+        let target = "mqtts://broker.lab:8883";
+        let mut said = Vec::new();
+        for kind in [
+            K::ConnectionRefused,
+            K::ConnectionReset,
+            K::ConnectionAborted,
+            K::TimedOut,
+            K::UnexpectedEof,
+            K::BrokenPipe,
+            K::NotFound,
+            K::PermissionDenied,
+            K::AddrInUse,
+            K::HostUnreachable,
+            K::NetworkUnreachable,
+            K::Other,
+        ] {
+            let e = rumqttc::ConnectionError::Io(Io::new(kind, "the thing failed badly"));
+            said.push(super::describe_error(target, &e));
+            said.push(crate::i18n::io_error(&Io::from(kind)));
+        }
+        said.push(super::describe_error(
+            target,
+            &rumqttc::ConnectionError::NetworkTimeout,
+        ));
+        said.push(super::describe_error(
+            target,
+            &rumqttc::ConnectionError::RequestsDone,
+        ));
+        for tls in [
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName),
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+            rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion),
+            rustls::Error::NoCertificatesPresented,
+            rustls::Error::General("something went quite wrong".into()),
+        ] {
+            let io = Io::new(K::InvalidData, tls);
+            said.push(super::describe_error(
+                target,
+                &rumqttc::ConnectionError::Io(io),
+            ));
+        }
+        for l in said {
+            assert!(!l.en.is_empty() && !l.zh.is_empty());
+            assert_eq!(english_in_chinese(&l.zh), None, "{}", l.zh);
         }
     }
 }

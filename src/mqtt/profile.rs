@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Secret;
 use crate::config::secrets::Vault;
 use crate::config::store::{ConfigFile, ParseError};
+use crate::i18n::{L10n, l};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,46 +162,70 @@ impl Profile {
     }
 
     /// The problems that keep it from connecting, in one sentence each.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), L10n> {
         if self.name.trim().is_empty() {
-            return Err("a profile needs a name".into());
+            return Err(l("a profile needs a name", "配置需要一个名称"));
         }
         let (scheme, _, _) = split_url(&self.url)?;
         if let Some(name) = self.sni_override() {
             if !matches!(scheme, Scheme::Tls | Scheme::Wss) {
-                return Err("a server name (SNI) override needs mqtts:// or wss://".into());
+                return Err(l(
+                    "a server name (SNI) override needs mqtts:// or wss://",
+                    "指定服务器名称（SNI）需要 mqtts:// 或 wss://",
+                ));
             }
             if rustls::pki_types::ServerName::try_from(name).is_err() {
-                return Err(format!("\"{name}\" is not a valid server name"));
+                return Err(l(
+                    format!("\"{name}\" is not a valid server name"),
+                    format!("“{name}”不是有效的服务器名称"),
+                ));
             }
         }
         if self.client_id.len() > 65_535 {
-            return Err("the client id is too long".into());
+            return Err(l("the client id is too long", "客户端 ID 太长"));
         }
         if self.password.is_some() && self.username.is_none() && self.version == MqttVersion::V311 {
-            return Err("MQTT 3.1.1 sends a password only with a user name".into());
+            return Err(l(
+                "MQTT 3.1.1 sends a password only with a user name",
+                "MQTT 3.1.1 只能在有用户名时发送密码",
+            ));
         }
         if self.session_expiry_secs.is_some() && self.version == MqttVersion::V311 {
-            return Err("session expiry is an MQTT 5 setting: switch to MQTT 5 or clear it".into());
+            return Err(l(
+                "session expiry is an MQTT 5 setting: switch to MQTT 5 or clear it",
+                "会话过期时间是 MQTT 5 的设置：请切换到 MQTT 5 或清空它",
+            ));
         }
         if self.trust == TrustChoice::File && self.ca_file.is_none() {
-            return Err("trust = file needs a CA file".into());
+            return Err(needs_ca_file());
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
-            return Err("a client certificate needs its key, and the other way round".into());
+            return Err(l(
+                "a client certificate needs its key, and the other way round",
+                "客户端证书需要对应的私钥，反之亦然",
+            ));
         }
         if self.subscribe_qos > 2 {
-            return Err("the subscriptions' QoS must be 0, 1 or 2".into());
+            return Err(l(
+                "the subscriptions' QoS must be 0, 1 or 2",
+                "订阅的 QoS 必须是 0、1 或 2",
+            ));
         }
         for f in &self.subscriptions {
             if !super::topic::valid_filter(f) {
-                return Err(format!("\"{f}\" is not a valid topic filter"));
+                return Err(l(
+                    format!("\"{f}\" is not a valid topic filter"),
+                    format!("“{f}”不是有效的主题过滤器"),
+                ));
             }
         }
         if let Some(w) = &self.will
             && (w.topic.is_empty() || w.topic.contains(['+', '#']) || w.qos > 2)
         {
-            return Err("the last will needs a topic without wildcards and a QoS of 0–2".into());
+            return Err(l(
+                "the last will needs a topic without wildcards and a QoS of 0–2",
+                "遗嘱需要一个不含通配符的主题，QoS 为 0–2",
+            ));
         }
         Ok(())
     }
@@ -217,7 +242,7 @@ impl Profile {
     /// Options in the profile's protocol version; reading certificate files happens here.
     /// With a server-name override the loopback forwarder is bound here and started with the
     /// connection ([`super::client::BrokerOptions::start_forward`]).
-    pub fn options(&self) -> Result<super::client::BrokerOptions, String> {
+    pub fn options(&self) -> Result<super::client::BrokerOptions, L10n> {
         use super::client::{BrokerOptions, Mqtt};
         self.validate()?;
         let (_, host, port) = split_url(&self.url)?;
@@ -286,7 +311,7 @@ impl Profile {
     }
 
     /// Where rumqttc dials: the broker, or the loopback end of a server-name forwarder.
-    fn dial(&self, fwd: Option<&super::sni::Forward>) -> Result<Dial, String> {
+    fn dial(&self, fwd: Option<&super::sni::Forward>) -> Result<Dial, L10n> {
         let (scheme, host, port) = split_url(&self.url)?;
         let url = self.url.trim();
         Ok(match (fwd, scheme) {
@@ -325,10 +350,7 @@ impl Profile {
     }
 
     /// MQTT 5 options: clean start, session expiry, and the same transport and credentials.
-    fn v5_via(
-        &self,
-        fwd: Option<&super::sni::Forward>,
-    ) -> Result<rumqttc::v5::MqttOptions, String> {
+    fn v5_via(&self, fwd: Option<&super::sni::Forward>) -> Result<rumqttc::v5::MqttOptions, L10n> {
         use rumqttc::v5::mqttbytes::QoS as Q;
         let d = self.dial(fwd)?;
         let id = self.effective_client_id();
@@ -374,7 +396,7 @@ impl Profile {
         Ok(o)
     }
 
-    fn transport(&self, scheme: Scheme) -> Result<Option<Transport>, String> {
+    fn transport(&self, scheme: Scheme) -> Result<Option<Transport>, L10n> {
         Ok(match scheme {
             Scheme::Tcp => None,
             Scheme::Ws => Some(Transport::Ws),
@@ -385,17 +407,17 @@ impl Profile {
 
     /// MQTT 3.1.1 options for this profile, for a plain rumqttc client. A profile with a
     /// server-name override needs its forwarder: use [`Profile::options`].
-    pub fn mqtt_options(&self) -> Result<MqttOptions, String> {
+    pub fn mqtt_options(&self) -> Result<MqttOptions, L10n> {
         self.validate()?;
         if self.sni_override().is_some() {
-            return Err(
-                "this profile overrides the server name: connect it through options()".into(),
-            );
+            return Err(L10n::same(
+                "this profile overrides the server name: connect it through options()",
+            ));
         }
         self.v4_via(None)
     }
 
-    fn v4_via(&self, fwd: Option<&super::sni::Forward>) -> Result<MqttOptions, String> {
+    fn v4_via(&self, fwd: Option<&super::sni::Forward>) -> Result<MqttOptions, L10n> {
         let d = self.dial(fwd)?;
         let id = self.effective_client_id();
         let mut o = MqttOptions::new(id, d.addr, d.port);
@@ -433,11 +455,11 @@ impl Profile {
         Ok(o)
     }
 
-    fn tls_config(&self) -> Result<rustls::ClientConfig, String> {
+    fn tls_config(&self) -> Result<rustls::ClientConfig, L10n> {
         let provider = crate::crypto::provider();
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::certs::tls_words::describe(&e))?;
         let builder = if self.insecure {
             builder
                 .dangerous()
@@ -448,7 +470,10 @@ impl Profile {
             match self.trust {
                 TrustChoice::System => {
                     let v = rustls_platform_verifier::Verifier::new(provider).map_err(|e| {
-                        format!("cannot load this computer's certificate store: {e}")
+                        l(
+                            format!("cannot load this computer's certificate store: {e}"),
+                            format!("无法加载本机的证书库（“{e}”）"),
+                        )
                     })?;
                     builder
                         .dangerous()
@@ -461,23 +486,31 @@ impl Profile {
                     builder.with_root_certificates(roots)
                 }
                 TrustChoice::File => {
-                    let path = self
-                        .ca_file
-                        .as_ref()
-                        .ok_or("trust = file needs a CA file")?;
+                    let path = self.ca_file.as_ref().ok_or_else(needs_ca_file)?;
                     let mut o = crate::certs::Opened::default();
                     crate::certs::open::open_path(path, None, &mut o);
                     if let Some(e) = o.errors.first() {
-                        return Err(format!("CA file: {e}"));
+                        let e = e.l10n();
+                        return Err(l(
+                            format!("CA file: {}", e.en),
+                            format!("CA 文件：{}", e.zh),
+                        ));
                     }
                     let mut roots = rustls::RootCertStore::empty();
                     for c in o.certs {
-                        roots
-                            .add(c.der)
-                            .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                        roots.add(c.der).map_err(|e| {
+                            let e = crate::certs::tls_words::describe(&e);
+                            l(
+                                format!("CA file {}: {}", path.display(), e.en),
+                                format!("CA 文件 {}：{}", path.display(), e.zh),
+                            )
+                        })?;
                     }
                     if roots.is_empty() {
-                        return Err(format!("{} holds no certificate", path.display()));
+                        return Err(l(
+                            format!("{} holds no certificate", path.display()),
+                            format!("{} 中没有证书", path.display()),
+                        ));
                     }
                     builder.with_root_certificates(roots)
                 }
@@ -488,17 +521,24 @@ impl Profile {
                 let mut o = crate::certs::Opened::default();
                 crate::certs::open::open_path(c, None, &mut o);
                 crate::certs::open::open_path(k, None, &mut o);
+                let client_cert = |e: L10n| {
+                    l(
+                        format!("client certificate: {}", e.en),
+                        format!("客户端证书：{}", e.zh),
+                    )
+                };
                 if let Some(e) = o.errors.first() {
-                    return Err(format!("client certificate: {e}"));
+                    return Err(client_cert(e.l10n()));
                 }
-                let key = o
-                    .keys
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| format!("{} holds no private key", k.display()))?;
+                let key = o.keys.into_iter().next().ok_or_else(|| {
+                    l(
+                        format!("{} holds no private key", k.display()),
+                        format!("{} 中没有私钥", k.display()),
+                    )
+                })?;
                 builder
                     .with_client_auth_cert(o.certs.into_iter().map(|c| c.der).collect(), key.der)
-                    .map_err(|e| format!("client certificate: {e}"))?
+                    .map_err(|e| client_cert(crate::certs::tls_words::describe(&e)))?
             }
             _ => builder.with_no_client_auth(),
         };
@@ -532,42 +572,60 @@ fn authority(host: &str, port: u16) -> String {
     }
 }
 
-fn split_url(url: &str) -> Result<(Scheme, String, u16), String> {
+fn needs_ca_file() -> L10n {
+    l(
+        "trust = file needs a CA file",
+        "信任方式为“文件”时需要 CA 文件",
+    )
+}
+
+fn split_url(url: &str) -> Result<(Scheme, String, u16), L10n> {
     let url = url.trim();
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("{url}: expected mqtt://, mqtts://, ws:// or wss://"))?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        l(
+            format!("{url}: expected mqtt://, mqtts://, ws:// or wss://"),
+            format!("{url}：应以 mqtt://、mqtts://、ws:// 或 wss:// 开头"),
+        )
+    })?;
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "mqtt" | "tcp" => Scheme::Tcp,
         "mqtts" | "ssl" | "tls" => Scheme::Tls,
         "ws" => Scheme::Ws,
         "wss" => Scheme::Wss,
         other => {
-            return Err(format!(
-                "{url}: {other}:// is not a broker address (mqtt://, mqtts://, ws://, wss://)"
+            return Err(l(
+                format!(
+                    "{url}: {other}:// is not a broker address (mqtt://, mqtts://, ws://, wss://)"
+                ),
+                format!("{url}：{other}:// 不是代理地址（mqtt://、mqtts://、ws://、wss://）"),
             ));
         }
     };
     let authority = rest.split('/').next().unwrap_or(rest);
     if authority.contains('@') {
         // Never echo it: the part before the @ is a user name and password.
-        return Err(format!(
-            "{}: put the user name and password in the profile's fields, not in the address",
-            crate::config::secret::redact_url(url)
+        let shown = crate::config::secret::redact_url(url);
+        return Err(l(
+            format!(
+                "{shown}: put the user name and password in the profile's fields, not in the address"
+            ),
+            format!("{shown}：请把用户名和密码填在配置的字段里，而不是写在地址中"),
         ));
     }
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
             h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-            Some(
-                p.parse::<u16>()
-                    .map_err(|_| format!("{url}: bad port \"{p}\""))?,
-            ),
+            Some(p.parse::<u16>().map_err(|_| {
+                l(
+                    format!("{url}: bad port \"{p}\""),
+                    format!("{url}：端口“{p}”有误"),
+                )
+            })?),
         ),
         _ => (authority.to_owned(), None),
     };
     if host.is_empty() {
-        return Err(format!("{url}: no host"));
+        return Err(l(format!("{url}: no host"), format!("{url}：没有主机名")));
     }
     let port = port.unwrap_or(match scheme {
         Scheme::Tcp => 1883,
@@ -595,7 +653,7 @@ impl ConfigFile for Profiles {
         for x in &p.profiles {
             x.validate().map_err(|e| ParseError {
                 line: None,
-                message: format!("profile \"{}\": {e}", x.name),
+                message: format!("profile \"{}\": {}", x.name, e.en),
             })?;
         }
         Ok(p)
@@ -785,7 +843,7 @@ pub struct Unsealed {
 
 /// What *Import* reads: our own export (an object with `"profiles"`), judged as our own
 /// format, its errors named; anything else as MQTTX's connection export.
-pub fn import(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
+pub fn import(text: &str) -> Result<(Vec<Profile>, Vec<L10n>), L10n> {
     let ours = match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(o)) => o.contains_key("profiles"),
         Ok(_) => false,
@@ -798,8 +856,11 @@ pub fn import(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
             // `password_ref`s stay: [`Profiles::adopt`] keeps those this vault knows.
             .map(|p| (p.profiles, Vec::new()))
             .map_err(|e| match e.line {
-                Some(line) => format!("line {line}: {}", e.message),
-                None => e.message,
+                Some(line) => l(
+                    format!("line {line}: {}", e.message),
+                    format!("第 {line} 行：“{}”", e.message),
+                ),
+                None => l(e.message.clone(), format!("“{}”", e.message)),
             });
     }
     from_mqttx(text)
@@ -807,15 +868,21 @@ pub fn import(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
 
 /// MQTTX's connection export (a JSON array, or `{"connections": [...]}`), as profiles.
 /// Unknown fields are ignored; what cannot be carried over is said in the notes.
-pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<L10n>), L10n> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| l(format!("not JSON: {e}"), format!("不是 JSON（“{e}”）")))?;
     let list = match &v {
         serde_json::Value::Array(a) => a.clone(),
         serde_json::Value::Object(o) => match o.get("connections").or_else(|| o.get("data")) {
             Some(serde_json::Value::Array(a)) => a.clone(),
             _ => vec![v.clone()],
         },
-        _ => return Err("expected a list of MQTTX connections".into()),
+        _ => {
+            return Err(l(
+                "expected a list of MQTTX connections",
+                "应为 MQTTX 连接列表",
+            ));
+        }
     };
     let mut out = Vec::new();
     let mut notes = Vec::new();
@@ -823,7 +890,10 @@ pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
         let s = |k: &str| c.get(k).and_then(|x| x.as_str()).map(str::to_owned);
         let name = s("name").unwrap_or_else(|| "imported".into());
         let Some(host) = s("host") else {
-            notes.push(format!("{name}: no host, skipped"));
+            notes.push(l(
+                format!("{name}: no host, skipped"),
+                format!("{name}：没有主机，已跳过"),
+            ));
             continue;
         };
         let proto = s("protocol").unwrap_or_else(|| "mqtt".into());
@@ -868,16 +938,20 @@ pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
         }
         if c.get("rejectUnauthorized").and_then(|x| x.as_bool()) == Some(false) {
             p.insecure = true;
-            notes.push(format!(
-                "{name}: certificate verification is off, as in MQTTX"
+            notes.push(l(
+                format!("{name}: certificate verification is off, as in MQTTX"),
+                format!("{name}：证书验证已关闭，与 MQTTX 中一致"),
             ));
         }
         // MQTTX may hold certificates inline (PEM text) instead of file paths; a profile here
         // names files, so those are left out — and said.
         for k in ["ca", "cert", "key"] {
             if s(k).is_some_and(|x| x.contains("-----BEGIN")) {
-                notes.push(format!(
-                    "{name}: the {k} is PEM text inside the export; save it to a file and pick it in the profile"
+                notes.push(l(
+                    format!(
+                        "{name}: the {k} is PEM text inside the export; save it to a file and pick it in the profile"
+                    ),
+                    format!("{name}：导出文件中的 {k} 是 PEM 文本；请保存为文件，再在配置中选择它"),
                 ));
             }
         }
@@ -930,8 +1004,11 @@ pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
                 // One QoS per profile: the highest asked for, said when they differ.
                 let max = topics.iter().map(|(_, q)| *q).max().unwrap_or(0);
                 if topics.iter().any(|(_, q)| *q != max) {
-                    notes.push(format!(
-                        "{name}: its subscriptions use different QoS levels; all are made with QoS {max}"
+                    notes.push(l(
+                        format!(
+                            "{name}: its subscriptions use different QoS levels; all are made with QoS {max}"
+                        ),
+                        format!("{name}：各订阅的 QoS 不同；全部按 QoS {max} 订阅"),
                     ));
                 }
                 p.subscribe_qos = max;
@@ -949,14 +1026,18 @@ pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<String>), String> {
                 .and_then(|x| x.get("userProperties"))
                 .is_some_and(|x| x.as_object().is_some_and(|o| !o.is_empty()))
             {
-                notes.push(format!(
-                    "{name}: CONNECT user properties are not carried over"
+                notes.push(l(
+                    format!("{name}: CONNECT user properties are not carried over"),
+                    format!("{name}：CONNECT 用户属性没有带过来"),
                 ));
             }
         }
         match p.validate() {
             Ok(()) => out.push(p),
-            Err(e) => notes.push(format!("{name}: {e}; skipped")),
+            Err(e) => notes.push(l(
+                format!("{name}: {}; skipped", e.en),
+                format!("{name}：{}；已跳过", e.zh),
+            )),
         }
     }
     Ok((out, notes))
@@ -984,16 +1065,18 @@ mod tests {
         assert!(split_url("http://a").is_err());
         let e = split_url("mqtt://ops:hunter2@a:1").unwrap_err();
         assert!(
-            e.contains("profile's fields") && !e.contains("hunter2"),
-            "{e}"
+            e.en.contains("profile's fields")
+                && !e.en.contains("hunter2")
+                && !e.zh.contains("hunter2"),
+            "{e:?}"
         );
         let mut p = Profile::new("x", "mqtt://a:1");
         assert!(p.validate().is_ok());
         p.password = Some(Secret::new("s"));
-        assert!(p.validate().unwrap_err().contains("user name"));
+        assert!(p.validate().unwrap_err().en.contains("user name"));
         p.username = Some("u".into());
         p.subscriptions = vec!["a/#/b".into()];
-        assert!(p.validate().unwrap_err().contains("topic filter"));
+        assert!(p.validate().unwrap_err().en.contains("topic filter"));
     }
 
     #[test]
@@ -1005,7 +1088,7 @@ mod tests {
         assert_eq!(profiles.len(), 1);
         assert!(profiles[0].ca_file.is_none());
         assert!(
-            notes.iter().any(|n| n.contains("the ca is PEM text")),
+            notes.iter().any(|n| n.en.contains("the ca is PEM text")),
             "{notes:?}"
         );
     }

@@ -35,15 +35,26 @@ impl Forward {
         upstream: String,
         name: &str,
         tls: rustls::ClientConfig,
-    ) -> Result<Arc<Self>, String> {
-        let name = ServerName::try_from(name.to_owned())
-            .map_err(|_| format!("\"{name}\" is not a valid server name"))?;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| format!("cannot open the loopback port for the server name: {e}"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| format!("loopback port: {e}"))?;
-        let local_port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    ) -> Result<Arc<Self>, L10n> {
+        let name = ServerName::try_from(name.to_owned()).map_err(|_| {
+            L10n::new(
+                format!("\"{name}\" is not a valid server name"),
+                format!("“{name}”不是有效的服务器名称"),
+            )
+        })?;
+        let loopback = |e: std::io::Error| {
+            let e = crate::i18n::io_error(&e);
+            L10n::new(
+                format!(
+                    "cannot open the loopback port for the server name: {}",
+                    e.en
+                ),
+                format!("无法为服务器名称打开本地回环端口：{}", e.zh),
+            )
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(loopback)?;
+        listener.set_nonblocking(true).map_err(loopback)?;
+        let local_port = listener.local_addr().map_err(loopback)?.port();
         Ok(Arc::new(Forward {
             listener: Mutex::new(Some(listener)),
             upstream,
@@ -110,7 +121,7 @@ impl Forward {
                             .map_err(|e| forward_io_error(&upstream, &e))?;
                         tcp.set_nodelay(true).ok();
                         connector.connect(name, tcp).await.map_err(|e| {
-                            match super::tls_words::find_rustls(&e) {
+                            match crate::certs::tls_words::find_rustls(&e) {
                                 Some(t) => super::tls_failure(&shown, t),
                                 None => super::words::other(&shown, &e),
                             }

@@ -176,14 +176,34 @@ pub struct CertBrief {
 }
 
 /// Reads the first certificate of a PEM file.
-pub fn cert_brief(path: &Path) -> Result<CertBrief, String> {
+pub fn cert_brief(path: &Path) -> Result<CertBrief, crate::i18n::L10n> {
+    use crate::i18n::L10n;
     use x509_parser::extensions::GeneralName;
-    let chain = read_chain(path).map_err(|e| e.to_string())?;
-    let first = chain
-        .first()
-        .ok_or_else(|| format!("{} holds no PEM certificate", path.display()))?;
-    let (_, cert) = x509_parser::parse_x509_certificate(first)
-        .map_err(|e| format!("{}: not a valid certificate: {e}", path.display()))?;
+    let chain = read_chain(path).map_err(|e| match &e {
+        TlsError::ReadCert { source, .. } => {
+            let why = crate::i18n::io_error(source);
+            L10n::new(
+                format!("cannot read {}: {}", path.display(), why.en),
+                format!("无法读取 {}：{}", path.display(), why.zh),
+            )
+        }
+        other => L10n::new(
+            other.to_string(),
+            format!("{} 无法使用（“{other}”）", path.display()),
+        ),
+    })?;
+    let first = chain.first().ok_or_else(|| {
+        L10n::new(
+            format!("{} holds no PEM certificate", path.display()),
+            format!("{} 中没有 PEM 证书", path.display()),
+        )
+    })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(first).map_err(|e| {
+        L10n::new(
+            format!("{}: not a valid certificate: {e}", path.display()),
+            format!("{}：不是有效的证书（“{e}”）", path.display()),
+        )
+    })?;
     let subject = cert
         .subject()
         .iter_common_name()

@@ -104,10 +104,10 @@ impl Form {
 pub struct BrokerPanel {
     form: Form,
     pub import_path: String,
-    connecting: Option<Requested<(crate::backend::ConnId, String), String>>,
+    connecting: Option<Requested<(crate::backend::ConnId, String), crate::i18n::L10n>>,
     /// The subscriptions the Topics panel takes once the connection attempt is accepted.
     pending_subs: Option<(Vec<String>, u8)>,
-    export: Option<Requested<std::path::PathBuf, String>>,
+    export: Option<Requested<std::path::PathBuf, crate::i18n::L10n>>,
     /// The built-in sandbox entry is shown instead of a saved profile.
     sandbox_shown: bool,
     /// The protocol the sandbox entry connects with: MQTT 3.1.1 (false) or 5.
@@ -177,7 +177,7 @@ impl BrokerPanel {
                     );
                 }
                 Some(Some(Err(e))) => {
-                    ui.colored_label(tokens::BAD, e.as_str());
+                    ui.colored_label(tokens::BAD, e.get(t.lang()));
                 }
                 _ => {}
             }
@@ -255,7 +255,7 @@ impl BrokerPanel {
                         );
                     }
                     Some(Some(Err(e))) => {
-                        ui.colored_label(tokens::BAD, e.as_str());
+                        ui.colored_label(tokens::BAD, e.get(t.lang()));
                     }
                     _ => {}
                 }
@@ -471,14 +471,15 @@ impl BrokerPanel {
         let expiry = self.form.session_expiry.trim();
         let valid = built.as_ref().map(|p| {
             if !expiry.is_empty() && expiry.parse::<u32>().is_err() {
-                return Err(format!(
-                    "session expiry: \"{expiry}\" is not a number of seconds"
+                return Err(crate::i18n::l(
+                    format!("session expiry: \"{expiry}\" is not a number of seconds"),
+                    format!("会话过期时间：“{expiry}”不是秒数"),
                 ));
             }
             p.validate()
         });
         if let Some(Err(e)) = &valid {
-            ui.colored_label(tokens::WARN, e);
+            ui.colored_label(tokens::WARN, e.get(t.lang()));
         }
         let ok = matches!(valid, Some(Ok(())));
         ui.horizontal(|ui| {

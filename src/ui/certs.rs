@@ -25,9 +25,9 @@ pub struct CertsPanel {
     pub domain: String,
     pub target: String,
     sni: String,
-    report: Option<Requested<Arc<Report>, String>>,
+    report: Option<Requested<Arc<Report>, crate::i18n::L10n>>,
     picker: super::picker::Picker,
-    repair: Option<Requested<RepairDone, String>>,
+    repair: Option<Requested<RepairDone, crate::i18n::L10n>>,
     /// The panel fetched the console's own relay once on first display.
     fetched_relay: bool,
 }
@@ -161,7 +161,7 @@ impl CertsPanel {
                     return;
                 }
                 Some(Err(e)) => {
-                    ui.colored_label(tokens::BAD, e);
+                    ui.colored_label(tokens::BAD, e.get(t.lang()));
                     return;
                 }
                 Some(Ok(r)) => r.clone(),
@@ -435,11 +435,14 @@ impl CertsPanel {
                     }
                     ui.colored_label(tokens::OK, fill(t.certs_written, &[("path", &files)]));
                     if let Some(msg) = &done.relay {
-                        ui.colored_label(tokens::OK, fill(t.certs_relay_done, &[("message", msg)]));
+                        ui.colored_label(
+                            tokens::OK,
+                            fill(t.certs_relay_done, &[("message", &msg.get(t.lang()))]),
+                        );
                     }
                 }
                 Some(Err(e)) => {
-                    ui.colored_label(tokens::BAD, e);
+                    ui.colored_label(tokens::BAD, e.get(t.lang()));
                 }
             }
         }

@@ -23,7 +23,7 @@ use crate::model::{Action, LiveModel};
 struct Running {
     progress: watch::Receiver<Vec<Check>>,
     cancel: CancellationToken,
-    done: Requested<Arc<Report>, String>,
+    done: Requested<Arc<Report>, crate::i18n::L10n>,
 }
 
 #[derive(Default)]
@@ -36,11 +36,11 @@ pub struct ChecksPanel {
     running: Option<Running>,
     /// The report shown (the last run, or one picked from the history).
     shown: Option<Arc<Report>>,
-    error: Option<String>,
+    error: Option<crate::i18n::L10n>,
     expanded: HashSet<&'static str>,
-    history: Option<Requested<Vec<Arc<Report>>, String>>,
+    history: Option<Requested<Vec<Arc<Report>>, crate::i18n::L10n>>,
     picker: super::picker::Picker,
-    saved: Option<Requested<PathBuf, String>>,
+    saved: Option<Requested<PathBuf, crate::i18n::L10n>>,
     /// The URL was filled from the sandbox relay once.
     prefilled: bool,
 }
@@ -169,7 +169,7 @@ impl ChecksPanel {
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 if let Some(e) = &self.error {
-                    ui.colored_label(tokens::BAD, e);
+                    ui.colored_label(tokens::BAD, e.get(t.lang()));
                 }
                 if let Some(run) = &self.running {
                     let rows = run.progress.borrow().clone();
@@ -247,7 +247,7 @@ impl ChecksPanel {
                     .labelled_by(l.id);
                     self.picker.button(ui, t.relay_browse, true, actions);
                     if let Some(e) = self.picker.error() {
-                        ui.colored_label(tokens::WARN, e);
+                        ui.colored_label(tokens::WARN, e.get(t.lang()));
                     }
                 });
                 ui.end_row();
@@ -372,7 +372,7 @@ impl ChecksPanel {
                         );
                     }
                     Some(Err(e)) => {
-                        ui.colored_label(tokens::BAD, e.as_str());
+                        ui.colored_label(tokens::BAD, e.get(t.lang()));
                     }
                     None => {
                         ui.spinner();

@@ -25,7 +25,7 @@ struct LogEntry {
     device: String,
     at: chrono::DateTime<chrono::Local>,
     what: String,
-    outcome: Requested<Outcome, String>,
+    outcome: Requested<Outcome, crate::i18n::L10n>,
 }
 
 pub struct DevicesPanel {
@@ -37,9 +37,9 @@ pub struct DevicesPanel {
     /// Warnings were shown for this exact command; the next click sends it.
     confirmed: Option<String>,
     log: VecDeque<LogEntry>,
-    flow: Option<Requested<Vec<FlowStep>, String>>,
+    flow: Option<Requested<Vec<FlowStep>, crate::i18n::L10n>>,
     pub sim_count: usize,
-    sim: Option<Requested<Vec<String>, String>>,
+    sim: Option<Requested<Vec<String>, crate::i18n::L10n>>,
     pattern: Option<String>,
     /// The device being edited (a working copy) and its plot list as text.
     edit: Option<(DeviceDef, String)>,
@@ -168,7 +168,7 @@ impl DevicesPanel {
                     );
                 }
                 Some(Some(Err(e))) => {
-                    ui.colored_label(tokens::BAD, e.as_str());
+                    ui.colored_label(tokens::BAD, e.get(t.lang()));
                 }
                 _ => {}
             }
@@ -570,7 +570,7 @@ impl DevicesPanel {
         };
         match &prepared {
             Err(e) => {
-                ui.colored_label(tokens::BAD, e);
+                ui.colored_label(tokens::BAD, e.get(t.lang()));
             }
             Ok(p) => {
                 ui.monospace(format!("{} ← {}", p.topic, p.payload));
@@ -678,7 +678,7 @@ impl DevicesPanel {
                 }
             }
             Some(Some(Err(e))) => {
-                ui.colored_label(tokens::BAD, e.as_str());
+                ui.colored_label(tokens::BAD, e.get(t.lang()));
             }
             None => {}
         }
@@ -686,7 +686,11 @@ impl DevicesPanel {
 }
 
 /// How a device command went: waiting, acknowledged (how fast), timed out, sent, refused.
-pub(super) fn outcome_ui(ui: &mut egui::Ui, t: &Tr, outcome: &mut Requested<Outcome, String>) {
+pub(super) fn outcome_ui(
+    ui: &mut egui::Ui,
+    t: &Tr,
+    outcome: &mut Requested<Outcome, crate::i18n::L10n>,
+) {
     match outcome.poll() {
         None => {
             ui.spinner();
@@ -709,7 +713,7 @@ pub(super) fn outcome_ui(ui: &mut egui::Ui, t: &Tr, outcome: &mut Requested<Outc
             ui.label(t.devices_sent);
         }
         Some(Err(err)) => {
-            ui.colored_label(tokens::BAD, err.as_str());
+            ui.colored_label(tokens::BAD, err.get(t.lang()));
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::model::{Action, LiveModel};
 #[derive(Default)]
 pub struct OverviewPanel {
     /// Per device: the last command its card sent and how it went.
-    last: std::collections::BTreeMap<String, (&'static str, Requested<Outcome, String>)>,
+    last: std::collections::BTreeMap<String, (&'static str, Requested<Outcome, crate::i18n::L10n>)>,
 }
 
 impl OverviewPanel {
@@ -134,9 +134,9 @@ fn device_card_ui(
     id: &str,
     dev: &DeviceView,
     live: &LiveModel,
-    last: Option<&mut (&'static str, Requested<Outcome, String>)>,
+    last: Option<&mut (&'static str, Requested<Outcome, crate::i18n::L10n>)>,
     actions: &mut Vec<Action>,
-) -> Option<(&'static str, Requested<Outcome, String>)> {
+) -> Option<(&'static str, Requested<Outcome, crate::i18n::L10n>)> {
     let mut sent = None;
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.set_width(tokens::CARD_WIDTH * 1.6);
@@ -242,7 +242,7 @@ fn device_command(
     id: &str,
     name: &str,
     values: &std::collections::BTreeMap<String, String>,
-) -> Result<crate::devices::commands::Prepared, String> {
+) -> Result<crate::devices::commands::Prepared, crate::i18n::L10n> {
     use crate::devices::config::{DeviceDef, esp8266_templates};
     let config = &live.roster.config;
     let def = config
@@ -254,7 +254,12 @@ fn device_command(
         .templates_for(&def.kind)
         .find(|t| t.name == name)
         .or_else(|| builtin.iter().find(|t| t.name == name))
-        .ok_or_else(|| format!("no \"{name}\" command for {id}"))?;
+        .ok_or_else(|| {
+            crate::i18n::l(
+                format!("no \"{name}\" command for {id}"),
+                format!("{id} 没有“{name}”命令"),
+            )
+        })?;
     crate::devices::commands::prepare(template, &def, values)
 }
 

@@ -14,7 +14,7 @@ pub fn waker(ui: &egui::Ui) -> Option<crate::backend::Waker> {
 
 #[derive(Default)]
 pub struct Picker {
-    req: Option<Requested<Vec<PathBuf>, String>>,
+    req: Option<Requested<Vec<PathBuf>, crate::i18n::L10n>>,
 }
 
 impl Picker {
@@ -47,7 +47,7 @@ impl Picker {
     }
 
     /// Why no dialog could be shown.
-    pub fn error(&self) -> Option<&str> {
+    pub fn error(&self) -> Option<&crate::i18n::L10n> {
         match &self.req {
             Some(Requested::Done(Err(e))) => Some(e),
             _ => None,

@@ -192,10 +192,10 @@ pub struct RelayPanel {
     /// user has edited the form when they differ).
     loaded_from: Option<String>,
     loaded_form: Option<RelayForm>,
-    apply: Option<Requested<String, String>>,
-    nginx: Option<Requested<String, String>>,
+    apply: Option<Requested<crate::i18n::L10n, crate::i18n::L10n>>,
+    nginx: Option<Requested<String, crate::i18n::L10n>>,
     nginx_open: bool,
-    cert_check: Option<(String, Requested<CertBrief, String>)>,
+    cert_check: Option<(String, Requested<CertBrief, crate::i18n::L10n>)>,
     /// File dialogs for the certificate and the key fields.
     cert_picker: super::picker::Picker,
     key_picker: super::picker::Picker,
@@ -329,7 +329,10 @@ impl RelayPanel {
             cert_line_ui(ui, t, c);
         }
         if let Some(e) = &status.error {
-            ui.colored_label(tokens::BAD, fill(t.relay_apply_failed, &[("error", e)]));
+            ui.colored_label(
+                tokens::BAD,
+                fill(t.relay_apply_failed, &[("error", &e.get(t.lang()))]),
+            );
         }
         let tot = &live.relay.snapshot.totals;
         ui.label(
@@ -381,7 +384,7 @@ impl RelayPanel {
             form.key = p.display().to_string();
         }
         if let Some(e) = self.cert_picker.error().or(self.key_picker.error()) {
-            ui.colored_label(tokens::WARN, e);
+            ui.colored_label(tokens::WARN, e.get(t.lang()));
         }
         ui.label(RichText::new(t.relay_drop_hint).color(tokens::MUTED));
         egui::Grid::new("relay-form")
@@ -432,7 +435,7 @@ impl RelayPanel {
                             match self.cert_check.as_mut().map(|(_, r)| r.poll()) {
                                 Some(Some(Ok(c))) => cert_line_ui(ui, t, c),
                                 Some(Some(Err(e))) => {
-                                    ui.colored_label(tokens::BAD, e.as_str());
+                                    ui.colored_label(tokens::BAD, e.get(t.lang()));
                                 }
                                 _ => {}
                             }
@@ -531,10 +534,16 @@ impl RelayPanel {
                     ui.spinner();
                 }
                 Some(Some(Ok(m))) => {
-                    ui.colored_label(tokens::OK, fill(t.relay_applied, &[("message", m)]));
+                    ui.colored_label(
+                        tokens::OK,
+                        fill(t.relay_applied, &[("message", &m.get(t.lang()))]),
+                    );
                 }
                 Some(Some(Err(e))) => {
-                    ui.colored_label(tokens::BAD, fill(t.relay_apply_failed, &[("error", e)]));
+                    ui.colored_label(
+                        tokens::BAD,
+                        fill(t.relay_apply_failed, &[("error", &e.get(t.lang()))]),
+                    );
                 }
                 None => {}
             }
@@ -801,7 +810,7 @@ impl RelayPanel {
                     });
                 }
                 Some(Some(Err(e))) => {
-                    ui.colored_label(tokens::BAD, e.as_str());
+                    ui.colored_label(tokens::BAD, e.get(t.lang()));
                 }
                 _ => {
                     ui.spinner();

@@ -13,7 +13,7 @@ pub struct SettingsPanel {
     data_dir_edit: Option<String>,
     /// The store bounds being edited (applied with a button).
     store_edit: Option<crate::config::StoreBounds>,
-    folder_check: Option<Requested<FolderReport, String>>,
+    folder_check: Option<Requested<FolderReport, crate::i18n::L10n>>,
 }
 
 impl SettingsPanel {
@@ -198,7 +198,10 @@ impl SettingsPanel {
                     );
                 }
                 Some(Some(Err(e))) => {
-                    ui.colored_label(tokens::BAD, fill(t.folder_not_writable, &[("error", e)]));
+                    ui.colored_label(
+                        tokens::BAD,
+                        fill(t.folder_not_writable, &[("error", &e.get(t.lang()))]),
+                    );
                 }
                 None => {}
             }

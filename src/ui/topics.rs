@@ -160,7 +160,7 @@ enum DiffView {
 
 /// A clear of retained messages under way: its answer and the acknowledged count (done, total).
 type Clearing = (
-    Requested<crate::backend::Cleared, String>,
+    Requested<crate::backend::Cleared, crate::i18n::L10n>,
     tokio::sync::watch::Receiver<(usize, usize)>,
 );
 
@@ -207,9 +207,9 @@ pub struct TopicsPanel {
     refusals_seen: u64,
     pub clear_prefix: String,
     pub save_name: String,
-    clear_preview: Option<Requested<Vec<String>, String>>,
+    clear_preview: Option<Requested<Vec<String>, crate::i18n::L10n>>,
     clearing: Option<Clearing>,
-    export: Option<Requested<std::path::PathBuf, String>>,
+    export: Option<Requested<std::path::PathBuf, crate::i18n::L10n>>,
     /// The connection whose store the caches above were built from.
     shown_conn: Option<crate::backend::ConnId>,
 }
@@ -548,7 +548,7 @@ impl TopicsPanel {
                     ui.colored_label(tokens::OK, fill(t.certs_written, &[("path", &p.display())]));
                 }
                 Some(Some(Err(e))) => {
-                    ui.colored_label(tokens::BAD, e.as_str());
+                    ui.colored_label(tokens::BAD, e.get(t.lang()));
                 }
                 Some(None) => {
                     ui.spinner();
@@ -1228,7 +1228,7 @@ impl TopicsPanel {
                             }
                         }
                         Some(Some(Err(e))) => {
-                            ui.colored_label(tokens::BAD, e.as_str());
+                            ui.colored_label(tokens::BAD, e.get(t.lang()));
                         }
                         None => {}
                     }
@@ -1278,7 +1278,7 @@ impl TopicsPanel {
                                 );
                             }
                             Some(Err(e)) => {
-                                ui.colored_label(tokens::BAD, e.as_str());
+                                ui.colored_label(tokens::BAD, e.get(t.lang()));
                             }
                         }
                     }
