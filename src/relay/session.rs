@@ -75,144 +75,18 @@ pub async fn serve(
             reason,
         });
     };
-
-    let acceptor = tokio_rustls::TlsAcceptor::from(active.config.tls.clone());
-    let mut tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return reject(
-                None,
-                None,
-                None,
-                RejectKind::TlsFailed,
-                format!("TLS handshake failed: {e}"),
-            );
-        }
-        Err(_) => {
-            return reject(
-                None,
-                None,
-                None,
-                RejectKind::TlsTimeout,
-                format!(
-                    "TLS handshake not finished within {} s",
-                    limits.handshake_timeout.as_secs()
-                ),
-            );
-        }
+    let Some((mut tls, facts)) = accept_tls(tcp, &active, deadline, &reject).await else {
+        return;
     };
-    let (sni, tls_version, cipher) = {
-        let (_, conn) = tls.get_ref();
-        (
-            conn.server_name().map(str::to_owned),
-            conn.protocol_version()
-                .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."))
-                .unwrap_or_default(),
-            conn.negotiated_cipher_suite()
-                .map(|c| format!("{:?}", c.suite()))
-                .unwrap_or_default(),
-        )
+    let Some((req, leftover)) =
+        read_request(&mut tls, &active, deadline, &facts.sni, &reject).await
+    else {
+        return;
     };
-
-    // The request head, under the same deadline.
-    let mut buf = Vec::with_capacity(1024);
-    let req: Request = loop {
-        let mut chunk = [0u8; 2048];
-        let n = match tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await {
-            Ok(Ok(0)) => {
-                return reject(
-                    sni,
-                    None,
-                    None,
-                    RejectKind::ClosedEarly,
-                    "closed before sending an HTTP request".into(),
-                );
-            }
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                return reject(
-                    sni,
-                    None,
-                    None,
-                    RejectKind::ClosedEarly,
-                    format!("read error before the request: {e}"),
-                );
-            }
-            Err(_) => {
-                return reject(
-                    sni,
-                    None,
-                    None,
-                    RejectKind::RequestTimeout,
-                    format!(
-                        "no complete HTTP request within {} s",
-                        limits.handshake_timeout.as_secs()
-                    ),
-                );
-            }
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        match handshake::parse_head(&buf) {
-            Ok(Some(r)) => break r,
-            Ok(None) => continue,
-            Err(e) => {
-                let status = if matches!(e, handshake::HeadError::TooLarge) {
-                    431
-                } else {
-                    400
-                };
-                respond(&mut tls, status, &e.to_string()).await;
-                return reject(
-                    sni,
-                    None,
-                    Some(status),
-                    RejectKind::BadRequest,
-                    e.to_string(),
-                );
-            }
-        }
-    };
-    let leftover = buf
-        .get(req.head_len..)
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default();
-
-    // Plain endpoints.
-    if req.method == "GET" && active.config.healthz && req.path == "/healthz" {
-        respond(&mut tls, 200, "ok").await;
+    if plain_endpoint(&mut tls, &active, &ctx, &req).await {
         return;
     }
-    if req.method == "GET" && active.config.metrics && req.path == "/metrics" {
-        let body = ctx.registry.prometheus();
-        write_all_close(
-            &mut tls,
-            &handshake::plain_response(200, &body, "text/plain; version=0.0.4"),
-        )
-        .await;
-        return;
-    }
-
-    let decision = match active.config.route(&req.path) {
-        None => {
-            let known: Vec<_> = active
-                .config
-                .routes
-                .iter()
-                .map(|r| r.path.as_str())
-                .collect();
-            Err(Refusal::new(
-                RejectKind::NoRoute,
-                404,
-                format!(
-                    "no route for {}; this relay serves {}",
-                    req.path,
-                    known.join(", ")
-                ),
-            ))
-        }
-        Some(route) => handshake::check_upgrade(&req, route.require_subprotocol)
-            .and_then(|up| allowed(&req, route).map(|()| (route, up))),
-    };
+    let decision = route_for(&active, &req);
     let (route, up) = match decision {
         Ok(x) => x,
         Err(r) => {
@@ -225,7 +99,7 @@ pub async fn serve(
             };
             respond(&mut tls, r.status, wire).await;
             return reject(
-                sni,
+                facts.sni,
                 Some(req.path.clone()),
                 Some(r.status),
                 r.kind,
@@ -234,7 +108,6 @@ pub async fn serve(
         }
     };
 
-    let cfg = ws_config(limits.max_message_bytes);
     let fwd = Forwarded {
         peer,
         prior_xff: req.header("X-Forwarded-For"),
@@ -264,15 +137,304 @@ pub async fn serve(
     };
     if let Err(e) = sent.await {
         return reject(
-            sni,
+            facts.sni,
             Some(req.path.clone()),
             Some(101),
             RejectKind::ClientLeft,
             format!("client left during the upgrade: {e}"),
         );
     }
-    drop(buf);
 
+    let (id, live) = open_record(&ctx, peer, facts, &req, &up, &upstream);
+    let close = relay_until_closed(tls, leftover, upstream, &live, &active, &ctx).await;
+    live.update(|r| {
+        r.close = Some(close.clone());
+        r.closed = Some(chrono::Local::now());
+    });
+    if let Some(r) = ctx.registry.finish(id) {
+        tracing::info!(
+            id,
+            peer = %peer,
+            side = %close.side,
+            code = close.code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            bytes_in = r.bytes_in,
+            bytes_out = r.bytes_out,
+            "close: {}",
+            close.reason
+        );
+    }
+}
+
+/// Relays until either side closes: a failed upstream answered with 1013, a WebSocket upstream
+/// frame by frame, a TCP upstream as MQTT over WebSocket. How it ended.
+async fn relay_until_closed(
+    mut tls: TlsStream<TcpStream>,
+    leftover: Vec<u8>,
+    upstream: Result<upstream::Connected, String>,
+    live: &Arc<LiveConn>,
+    active: &Active,
+    ctx: &Ctx,
+) -> CloseInfo {
+    let limits = &active.config.limits;
+    let cfg = ws_config(limits.max_message_bytes);
+    match upstream {
+        Err(reason) => {
+            // 1013 "try again later": nothing answered; the client should retry.
+            let _sent = tokio::time::timeout(Duration::from_secs(2), async {
+                let wire = if active.config.verbose_errors {
+                    reason.as_str()
+                } else {
+                    "the broker is unavailable; try again later"
+                };
+                tls.write_all(&frames::server_close(1013, wire)).await.ok();
+                tls.flush().await.ok();
+                // Wait briefly for the client's close reply, then close.
+                let mut sink = [0u8; 256];
+                let _ = tokio::time::timeout(Duration::from_millis(500), tls.read(&mut sink)).await;
+                tls.shutdown().await.ok();
+            })
+            .await;
+            CloseInfo {
+                code: Some(1013),
+                reason,
+                side: Side::Upstream,
+            }
+        }
+        Ok(upstream::Connected {
+            conn:
+                UpstreamConn::Ws {
+                    tcp,
+                    leftover: up_left,
+                },
+            ..
+        }) => {
+            let pass = Pass {
+                idle: limits.idle_timeout,
+                max_message: limits.max_message_bytes as u64,
+            };
+            passthrough(tls, leftover, tcp, up_left, live, pass, ctx).await
+        }
+        Ok(upstream::Connected {
+            conn: UpstreamConn::Tcp(tcp),
+            ..
+        }) => {
+            let client: ClientWs =
+                WebSocketStream::from_partially_read(tls, leftover, Role::Server, Some(cfg)).await;
+            pump_tcp(
+                client,
+                tcp,
+                live,
+                limits.idle_timeout,
+                limits.max_message_bytes,
+                ctx,
+            )
+            .await
+        }
+    }
+}
+
+/// The TLS handshake under the handshake deadline, and what it negotiated.
+async fn accept_tls(
+    tcp: TcpStream,
+    active: &Active,
+    deadline: tokio::time::Instant,
+    reject: &impl Fn(Option<String>, Option<String>, Option<u16>, RejectKind, String),
+) -> Option<(TlsStream<TcpStream>, TlsFacts)> {
+    let limits = &active.config.limits;
+    let acceptor = tokio_rustls::TlsAcceptor::from(active.config.tls.clone());
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            reject(
+                None,
+                None,
+                None,
+                RejectKind::TlsFailed,
+                format!("TLS handshake failed: {e}"),
+            );
+            return None;
+        }
+        Err(_) => {
+            reject(
+                None,
+                None,
+                None,
+                RejectKind::TlsTimeout,
+                format!(
+                    "TLS handshake not finished within {} s",
+                    limits.handshake_timeout.as_secs()
+                ),
+            );
+            return None;
+        }
+    };
+    let facts = {
+        let (_, conn) = tls.get_ref();
+        (
+            conn.server_name().map(str::to_owned),
+            conn.protocol_version()
+                .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."))
+                .unwrap_or_default(),
+            conn.negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()))
+                .unwrap_or_default(),
+        )
+    };
+    let (sni, version, cipher) = facts;
+    Some((
+        tls,
+        TlsFacts {
+            sni,
+            version,
+            cipher,
+        },
+    ))
+}
+
+/// What the TLS handshake negotiated, for the connection record.
+struct TlsFacts {
+    sni: Option<String>,
+    version: String,
+    cipher: String,
+}
+
+/// The HTTP request head, under the same deadline, and the bytes after it.
+async fn read_request(
+    tls: &mut TlsStream<TcpStream>,
+    active: &Active,
+    deadline: tokio::time::Instant,
+    sni: &Option<String>,
+    reject: &impl Fn(Option<String>, Option<String>, Option<u16>, RejectKind, String),
+) -> Option<(Request, Vec<u8>)> {
+    let limits = &active.config.limits;
+    let mut buf = Vec::with_capacity(1024);
+    let req: Request = loop {
+        let mut chunk = [0u8; 2048];
+        let n = match tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await {
+            Ok(Ok(0)) => {
+                reject(
+                    sni.clone(),
+                    None,
+                    None,
+                    RejectKind::ClosedEarly,
+                    "closed before sending an HTTP request".into(),
+                );
+                return None;
+            }
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                reject(
+                    sni.clone(),
+                    None,
+                    None,
+                    RejectKind::ClosedEarly,
+                    format!("read error before the request: {e}"),
+                );
+                return None;
+            }
+            Err(_) => {
+                reject(
+                    sni.clone(),
+                    None,
+                    None,
+                    RejectKind::RequestTimeout,
+                    format!(
+                        "no complete HTTP request within {} s",
+                        limits.handshake_timeout.as_secs()
+                    ),
+                );
+                return None;
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        match handshake::parse_head(&buf) {
+            Ok(Some(r)) => break r,
+            Ok(None) => continue,
+            Err(e) => {
+                let status = if matches!(e, handshake::HeadError::TooLarge) {
+                    431
+                } else {
+                    400
+                };
+                respond(tls, status, &e.to_string()).await;
+                reject(
+                    sni.clone(),
+                    None,
+                    Some(status),
+                    RejectKind::BadRequest,
+                    e.to_string(),
+                );
+                return None;
+            }
+        }
+    };
+    let leftover = buf
+        .get(req.head_len..)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    Some((req, leftover))
+}
+
+/// `/healthz` and `/metrics`, when enabled: answered here. Whether it was one of them.
+async fn plain_endpoint(
+    tls: &mut TlsStream<TcpStream>,
+    active: &Active,
+    ctx: &Ctx,
+    req: &Request,
+) -> bool {
+    if req.method == "GET" && active.config.healthz && req.path == "/healthz" {
+        respond(tls, 200, "ok").await;
+        return true;
+    }
+    if req.method == "GET" && active.config.metrics && req.path == "/metrics" {
+        let body = ctx.registry.prometheus();
+        write_all_close(
+            tls,
+            &handshake::plain_response(200, &body, "text/plain; version=0.0.4"),
+        )
+        .await;
+        return true;
+    }
+    false
+}
+
+/// The route for the request and the upgrade it asks for, or why it is refused.
+fn route_for<'a>(
+    active: &'a Active,
+    req: &Request,
+) -> Result<(&'a super::config::Route, handshake::Upgrade), Refusal> {
+    match active.config.route(&req.path) {
+        None => {
+            let known: Vec<_> = active
+                .config
+                .routes
+                .iter()
+                .map(|r| r.path.as_str())
+                .collect();
+            Err(Refusal::new(
+                RejectKind::NoRoute,
+                404,
+                format!(
+                    "no route for {}; this relay serves {}",
+                    req.path,
+                    known.join(", ")
+                ),
+            ))
+        }
+        Some(route) => handshake::check_upgrade(req, route.require_subprotocol)
+            .and_then(|up| allowed(req, route).map(|()| (route, up))),
+    }
+}
+
+/// The live connection's record, registered and logged as `open`.
+fn open_record(
+    ctx: &Ctx,
+    peer: SocketAddr,
+    facts: TlsFacts,
+    req: &Request,
+    up: &handshake::Upgrade,
+    upstream: &Result<upstream::Connected, String>,
+) -> (u64, Arc<LiveConn>) {
     let id = ctx.registry.next_id();
     let live = Arc::new(LiveConn {
         record: std::sync::Mutex::new(ConnRecord {
@@ -280,9 +442,9 @@ pub async fn serve(
             peer,
             opened: chrono::Local::now(),
             closed: None,
-            sni,
-            tls_version,
-            cipher,
+            sni: facts.sni,
+            tls_version: facts.version,
+            cipher: facts.cipher,
             path: req.path.clone(),
             subprotocol: up.subprotocol.clone(),
             mini_program: req
@@ -321,77 +483,7 @@ pub async fn serve(
             );
         }
     }
-
-    let close = match upstream {
-        Err(reason) => {
-            // 1013 "try again later": nothing answered; the client should retry.
-            let _sent = tokio::time::timeout(Duration::from_secs(2), async {
-                let wire = if active.config.verbose_errors {
-                    reason.as_str()
-                } else {
-                    "the broker is unavailable; try again later"
-                };
-                tls.write_all(&frames::server_close(1013, wire)).await.ok();
-                tls.flush().await.ok();
-                // Wait briefly for the client's close reply, then close.
-                let mut sink = [0u8; 256];
-                let _ = tokio::time::timeout(Duration::from_millis(500), tls.read(&mut sink)).await;
-                tls.shutdown().await.ok();
-            })
-            .await;
-            CloseInfo {
-                code: Some(1013),
-                reason,
-                side: Side::Upstream,
-            }
-        }
-        Ok(upstream::Connected {
-            conn:
-                UpstreamConn::Ws {
-                    tcp,
-                    leftover: up_left,
-                },
-            ..
-        }) => {
-            let pass = Pass {
-                idle: limits.idle_timeout,
-                max_message: limits.max_message_bytes as u64,
-            };
-            passthrough(tls, leftover, tcp, up_left, &live, pass, &ctx).await
-        }
-        Ok(upstream::Connected {
-            conn: UpstreamConn::Tcp(tcp),
-            ..
-        }) => {
-            let client: ClientWs =
-                WebSocketStream::from_partially_read(tls, leftover, Role::Server, Some(cfg)).await;
-            pump_tcp(
-                client,
-                tcp,
-                &live,
-                limits.idle_timeout,
-                limits.max_message_bytes,
-                &ctx,
-            )
-            .await
-        }
-    };
-    live.update(|r| {
-        r.close = Some(close.clone());
-        r.closed = Some(chrono::Local::now());
-    });
-    if let Some(r) = ctx.registry.finish(id) {
-        tracing::info!(
-            id,
-            peer = %peer,
-            side = %close.side,
-            code = close.code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-            bytes_in = r.bytes_in,
-            bytes_out = r.bytes_out,
-            "close: {}",
-            close.reason
-        );
-    }
+    (id, live)
 }
 
 /// The route's Origin / appid allowlists.
