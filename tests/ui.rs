@@ -586,18 +586,18 @@ fn topics_panel_subscribe_publish_views_clear_retained_and_export() {
     h.run_steps(2);
     for (topic, payload) in [("lab/a/one", r#"{"x":1}"#), ("lab/a/two", r#"{"x":2}"#)] {
         {
-            let p = &mut h.state_mut().state.panels.topics;
-            p.pub_topic = topic.into();
-            p.pub_payload = payload.into();
-            p.pub_kind = mpbridge::ui::topics::PayloadKind::Json;
-            p.pub_retain = true;
+            let p = &mut h.state_mut().state.panels.topics.publish;
+            p.topic = topic.into();
+            p.payload = payload.into();
+            p.kind = mpbridge::ui::topics::PayloadKind::Json;
+            p.retain = true;
         }
         h.run_steps(1);
         h.get_by_label("Publish").click_accesskit();
         h.run_steps(1);
     }
     // Save the form as a named payload: it lands in payloads.json.
-    h.state_mut().state.panels.topics.save_name = "second".into();
+    h.state_mut().state.panels.topics.publish.save_name = "second".into();
     h.get_by_label("Save payload").click();
     h.run_steps(2);
     settle(&mut h);
@@ -633,7 +633,7 @@ fn topics_panel_subscribe_publish_views_clear_retained_and_export() {
     h.run_steps(2);
 
     // Clear the retained subtree: preview, confirm, count.
-    h.state_mut().state.panels.topics.clear_prefix = "lab".into();
+    h.state_mut().state.panels.topics.clear.prefix = "lab".into();
     h.get_by_label("Preview").click_accesskit();
     step_until(&mut h, 10, "the broker's retained messages counted", |h| {
         h.query_by_label("2 retained message(s) found").is_some()
@@ -1103,10 +1103,10 @@ fn two_connections_at_once_each_with_its_own_topics_and_mqtt5_properties() {
     h.get_by_label("MQTT 5 properties").click_accesskit();
     h.run_steps(2);
     {
-        let p = &mut h.state_mut().state.panels.topics;
-        p.pub_topic = "lab/v5".into();
-        p.pub_payload = r#"{"on":true}"#.into();
-        p.pub_qos = 1;
+        let p = &mut h.state_mut().state.panels.topics.publish;
+        p.topic = "lab/v5".into();
+        p.payload = r#"{"on":true}"#.into();
+        p.qos = 1;
         p.props5.content_type = "application/json".into();
         p.props5.response_topic = "lab/replies".into();
         p.props5.user = "source=kittest\nsite=bench 3".into();
@@ -1325,11 +1325,11 @@ fn topics_panel_on_mosquitto_tree_dollar_topics_pause_regex_csv_encodings_histor
         ("enc/b64", mpbridge::ui::topics::PayloadKind::Base64, "aGk="),
     ] {
         {
-            let p = &mut h.state_mut().state.panels.topics;
-            p.pub_topic = topic.into();
-            p.pub_payload = text.into();
-            p.pub_kind = kind;
-            p.pub_qos = 1;
+            let p = &mut h.state_mut().state.panels.topics.publish;
+            p.topic = topic.into();
+            p.payload = text.into();
+            p.kind = kind;
+            p.qos = 1;
         }
         h.run_steps(1);
         h.get_by_label("Publish").click_accesskit();
@@ -1346,10 +1346,10 @@ fn topics_panel_on_mosquitto_tree_dollar_topics_pause_regex_csv_encodings_histor
     h.get_by_label("enc/hex de ad be ef").click_accesskit();
     h.run_steps(2);
     {
-        let p = &h.state().state.panels.topics;
-        assert_eq!(p.pub_topic, "enc/hex");
-        assert_eq!(p.pub_kind, mpbridge::ui::topics::PayloadKind::Hex);
-        assert_eq!(p.pub_qos, 1);
+        let p = &h.state().state.panels.topics.publish;
+        assert_eq!(p.topic, "enc/hex");
+        assert_eq!(p.kind, mpbridge::ui::topics::PayloadKind::Hex);
+        assert_eq!(p.qos, 1);
     }
     h.get_by_label("Publish and clear retained")
         .click_accesskit();

@@ -2,6 +2,7 @@
 //! colours and rates, payload views, and export to JSONL / CSV. Plain data fed from the UI's
 //! event pump; no egui, no sockets.
 
+pub mod publish;
 pub mod rate;
 pub mod saved;
 pub mod store;

@@ -9,6 +9,7 @@ pub mod i18n;
 pub mod log;
 pub mod overview;
 pub mod picker;
+pub mod publish;
 pub mod relay;
 pub mod settings;
 pub mod tokens;

@@ -9,7 +9,7 @@ use super::i18n::{Tr, fill};
 use super::picker::waker;
 use super::tokens;
 use crate::backend::{ConnCmd, FileCmd, Requested};
-use crate::model::{Action, LiveModel, SavedEdit, TopicsEdit};
+use crate::model::{Action, LiveModel, TopicsEdit};
 use crate::topics::view::{self, DiffLine, Format};
 use crate::topics::{Topics, Tree};
 
@@ -19,125 +19,7 @@ const VIEW_BYTES: usize = 64 * 1024;
 /// Time a frame spends searching, at most.
 const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(6);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PayloadKind {
-    #[default]
-    Text,
-    Json,
-    Hex,
-    Base64,
-}
-
-impl PayloadKind {
-    pub fn code(self) -> &'static str {
-        match self {
-            PayloadKind::Text => "text",
-            PayloadKind::Json => "json",
-            PayloadKind::Hex => "hex",
-            PayloadKind::Base64 => "base64",
-        }
-    }
-
-    pub fn from_code(s: &str) -> Self {
-        match s {
-            "json" => PayloadKind::Json,
-            "hex" => PayloadKind::Hex,
-            "base64" => PayloadKind::Base64,
-            _ => PayloadKind::Text,
-        }
-    }
-
-    const ALL: [PayloadKind; 4] = [
-        PayloadKind::Text,
-        PayloadKind::Json,
-        PayloadKind::Hex,
-        PayloadKind::Base64,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            PayloadKind::Text => "text",
-            PayloadKind::Json => "JSON",
-            PayloadKind::Hex => "hex",
-            PayloadKind::Base64 => "base64",
-        }
-    }
-
-    /// The bytes to publish, or why not.
-    pub fn encode(self, s: &str) -> Result<Vec<u8>, String> {
-        use base64::Engine as _;
-        match self {
-            PayloadKind::Text => Ok(s.as_bytes().to_vec()),
-            PayloadKind::Json => serde_json::from_str::<serde_json::Value>(s)
-                .map(|_| s.as_bytes().to_vec())
-                .map_err(|e| format!("not JSON: {e}")),
-            PayloadKind::Hex => {
-                let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-                if let Some(c) = clean.chars().find(|c| !c.is_ascii_hexdigit()) {
-                    return Err(format!("\"{c}\" is not a hex digit"));
-                }
-                if !clean.len().is_multiple_of(2) {
-                    return Err("hex needs an even number of digits".into());
-                }
-                // All ASCII hex digits now: two bytes are two digits.
-                Ok(clean
-                    .as_bytes()
-                    .chunks(2)
-                    .map(|d| {
-                        let v = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-                        v(d[0]) << 4 | v(d[1])
-                    })
-                    .collect())
-            }
-            PayloadKind::Base64 => base64::engine::general_purpose::STANDARD
-                .decode(s.trim())
-                .map_err(|e| format!("not base64: {e}")),
-        }
-    }
-}
-
-/// The Publish form's MQTT 5 properties, as typed.
-#[derive(Debug, Clone, Default)]
-pub struct Props5Form {
-    pub content_type: String,
-    pub response_topic: String,
-    /// Sent as UTF-8 text.
-    pub correlation: String,
-    pub expiry_secs: String,
-    /// `key=value` per line.
-    pub user: String,
-    pub utf8: bool,
-}
-
-impl Props5Form {
-    /// The properties to send (`None`: none set), or why the form is wrong.
-    pub fn build(&self) -> Result<Option<crate::mqtt::Props>, String> {
-        let opt = |s: &str| Some(s.trim().to_owned()).filter(|x| !x.is_empty());
-        let expiry = match self.expiry_secs.trim() {
-            "" => None,
-            x => Some(
-                x.parse::<u32>()
-                    .map_err(|_| format!("message expiry: \"{x}\" is not a number of seconds"))?,
-            ),
-        };
-        let response_topic = opt(&self.response_topic);
-        if let Some(r) = &response_topic
-            && r.contains(['+', '#'])
-        {
-            return Err("the response topic cannot hold wildcards".into());
-        }
-        let p = crate::mqtt::Props {
-            payload_utf8: self.utf8.then_some(true),
-            message_expiry_secs: expiry,
-            content_type: opt(&self.content_type),
-            response_topic,
-            correlation_data: opt(&self.correlation).map(bytes::Bytes::from),
-            user: crate::mqtt::props::parse_user_properties(&self.user)?,
-            ..Default::default()
-        };
-        Ok(Some(p).filter(|p| !p.is_empty()))
-    }
-}
+pub use crate::topics::publish::{PayloadKind, Props5Form};
 
 /// The selected message's payload view, rendered for `key` (sequence number, format, diff).
 struct Rendered {
@@ -157,12 +39,6 @@ enum DiffView {
     TooBig,
     Lines(Vec<DiffLine>),
 }
-
-/// A clear of retained messages under way: its answer and the acknowledged count (done, total).
-type Clearing = (
-    Requested<crate::backend::Cleared, crate::i18n::L10n>,
-    tokio::sync::watch::Receiver<(usize, usize)>,
-);
 
 /// What a search result was computed for: topic, text, regex.
 type SearchKey = (String, String, bool);
@@ -195,20 +71,10 @@ pub struct TopicsPanel {
     pub tree_filter: String,
     /// Cached tree rows: (generation, expanded changes, filter) they were built for.
     rows: Option<(u64, u64, String, Vec<usize>)>,
-    pub pub_topic: String,
-    pub pub_payload: String,
-    pub pub_kind: PayloadKind,
-    pub pub_qos: u8,
-    pub pub_retain: bool,
-    /// MQTT 5 properties for the next publish (shown on an MQTT 5 connection).
-    pub props5: Props5Form,
-    history: Vec<(String, String, PayloadKind, u8, bool)>,
-    /// The backend's refusal count at the last Publish click.
-    refusals_seen: u64,
-    pub clear_prefix: String,
-    pub save_name: String,
-    clear_preview: Option<Requested<Vec<String>, crate::i18n::L10n>>,
-    clearing: Option<Clearing>,
+    /// The Publish form, saved payloads and history.
+    pub publish: super::publish::PublishForm,
+    /// Clearing retained messages under a prefix.
+    pub clear: super::publish::ClearRetained,
     export: Option<Requested<std::path::PathBuf, crate::i18n::L10n>>,
     /// The connection whose store the caches above were built from.
     shown_conn: Option<crate::backend::ConnId>,
@@ -237,18 +103,8 @@ impl Default for TopicsPanel {
             expanded_changes: 0,
             tree_filter: String::new(),
             rows: None,
-            pub_topic: String::new(),
-            pub_payload: String::new(),
-            pub_kind: PayloadKind::Text,
-            pub_qos: 0,
-            pub_retain: false,
-            props5: Props5Form::default(),
-            history: Vec::new(),
-            refusals_seen: 0,
-            clear_prefix: String::new(),
-            save_name: String::new(),
-            clear_preview: None,
-            clearing: None,
+            publish: Default::default(),
+            clear: Default::default(),
             export: None,
             shown_conn: None,
         }
@@ -314,7 +170,8 @@ impl TopicsPanel {
             .show(ui, |ui| {
                 let v5 = live.status.broker_protocol == 5;
                 let refused = (live.publish_refusals, live.publish_refused.as_ref());
-                self.publish_ui(ui, t, saved, v5, refused, actions)
+                self.publish.ui(ui, t, saved, v5, refused, actions);
+                self.clear.ui(ui, t, actions)
             });
         egui::Panel::left("topics-tree")
             .resizable(true)
@@ -968,321 +825,6 @@ impl TopicsPanel {
                         }
                     }
                 }
-            });
-    }
-
-    fn props5_ui(&mut self, ui: &mut egui::Ui, t: &Tr) {
-        egui::CollapsingHeader::new(t.topics_props5)
-            .id_salt("topics-props5")
-            .default_open(false)
-            .show(ui, |ui| {
-                let f = &mut self.props5;
-                egui::Grid::new("topics-props5-grid")
-                    .num_columns(2)
-                    .spacing([8.0, 4.0])
-                    .show(ui, |ui| {
-                        for (label, v, hint) in [
-                            (
-                                t.topics_content_type,
-                                &mut f.content_type,
-                                "application/json",
-                            ),
-                            (
-                                t.topics_response_topic,
-                                &mut f.response_topic,
-                                "replies/console",
-                            ),
-                            (t.topics_correlation, &mut f.correlation, "req-42"),
-                            (t.topics_expiry, &mut f.expiry_secs, "60"),
-                        ] {
-                            let l = ui.label(label);
-                            ui.add(
-                                egui::TextEdit::singleline(v)
-                                    .hint_text(hint)
-                                    .desired_width(260.0),
-                            )
-                            .labelled_by(l.id);
-                            ui.end_row();
-                        }
-                    });
-                ui.checkbox(&mut f.utf8, t.topics_payload_utf8);
-                let l = ui.label(t.topics_user_props);
-                ui.add(
-                    egui::TextEdit::multiline(&mut f.user)
-                        .hint_text("source=console")
-                        .desired_rows(2)
-                        .desired_width(f32::INFINITY)
-                        .code_editor(),
-                )
-                .labelled_by(l.id);
-            });
-    }
-
-    fn publish_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        t: &Tr,
-        saved: &crate::topics::saved::SavedPayloads,
-        v5: bool,
-        (refusals, refused): (u64, Option<&(String, crate::verdict::L10n)>),
-        actions: &mut Vec<Action>,
-    ) {
-        egui::CollapsingHeader::new(t.topics_publish_title)
-            .id_salt("topics-publish-section")
-            .default_open(false)
-            .show(ui, |ui| {
-                ui.horizontal_wrapped(|ui| {
-                    let l = ui.label(t.topics_pub_topic);
-                    ui.add(egui::TextEdit::singleline(&mut self.pub_topic).desired_width(220.0))
-                        .labelled_by(l.id);
-                    for k in PayloadKind::ALL {
-                        ui.selectable_value(&mut self.pub_kind, k, k.name());
-                    }
-                    for q in 0..=2u8 {
-                        ui.selectable_value(&mut self.pub_qos, q, format!("QoS {q}"));
-                    }
-                    ui.checkbox(&mut self.pub_retain, t.topics_retain);
-                });
-                let l = ui.label(t.topics_pub_payload);
-                ui.add(
-                    egui::TextEdit::multiline(&mut self.pub_payload)
-                        .desired_rows(2)
-                        .desired_width(f32::INFINITY)
-                        .code_editor(),
-                )
-                .labelled_by(l.id);
-                let props = if v5 {
-                    self.props5_ui(ui, t);
-                    self.props5.build()
-                } else {
-                    ui.label(
-                        RichText::new(t.topics_props5_off)
-                            .small()
-                            .color(tokens::MUTED),
-                    );
-                    Ok(None)
-                };
-                let bytes = self.pub_kind.encode(&self.pub_payload);
-                let topic = self.pub_topic.trim().to_owned();
-                let topic_ok = !topic.is_empty() && !topic.contains(['+', '#']);
-                ui.horizontal(|ui| {
-                    if ui
-                        .add_enabled(
-                            topic_ok && bytes.is_ok() && props.is_ok(),
-                            egui::Button::new(t.topics_publish),
-                        )
-                        .clicked()
-                        && let (Ok(payload), Ok(props)) = (&bytes, &props)
-                    {
-                        actions.push(Action::Backend(
-                            ConnCmd::Publish {
-                                topic: topic.clone(),
-                                payload: payload.clone(),
-                                qos: crate::mqtt::qos(self.pub_qos),
-                                retain: self.pub_retain,
-                                props: props.clone().map(Box::new),
-                            }
-                            .into(),
-                        ));
-                        let entry = (
-                            topic.clone(),
-                            self.pub_payload.clone(),
-                            self.pub_kind,
-                            self.pub_qos,
-                            self.pub_retain,
-                        );
-                        self.history.retain(|h| *h != entry);
-                        self.history.insert(0, entry);
-                        self.history.truncate(20);
-                        // What the backend refuses from now on is about this publish.
-                        self.refusals_seen = refusals;
-                    }
-                    if refusals > self.refusals_seen
-                        && let Some((topic, why)) = refused
-                    {
-                        ui.colored_label(
-                            tokens::BAD,
-                            fill(
-                                t.topics_publish_refused,
-                                &[("topic", topic), ("why", &why.get(t.lang()))],
-                            ),
-                        );
-                    }
-                    if let Err(e) = &bytes
-                        && !self.pub_payload.is_empty()
-                    {
-                        ui.colored_label(tokens::BAD, e);
-                    }
-                    if let Err(e) = &props {
-                        ui.colored_label(tokens::BAD, e);
-                    }
-                });
-                // Saved payloads: reuse with a click, save the form under a name.
-                ui.horizontal_wrapped(|ui| {
-                    ui.label(RichText::new(t.topics_saved).small().color(tokens::MUTED));
-                    let mut reuse = None;
-                    let mut remove = None;
-                    for (i, item) in saved.items.iter().enumerate() {
-                        if ui
-                            .small_button(&item.name)
-                            .on_hover_text(&item.topic)
-                            .clicked()
-                        {
-                            reuse = Some(item.clone());
-                        }
-                        if ui.small_button("✕").on_hover_text(t.certs_remove).clicked() {
-                            remove = Some(i);
-                        }
-                    }
-                    if let Some(item) = reuse {
-                        self.pub_topic = item.topic;
-                        self.pub_payload = item.payload;
-                        self.pub_kind = PayloadKind::from_code(&item.kind);
-                        self.pub_qos = item.qos.min(2);
-                        self.pub_retain = item.retain;
-                    }
-                    if let Some(i) = remove {
-                        actions.push(Action::SavedPayloads(SavedEdit::Remove(i)));
-                    }
-                    ui.add(
-                        egui::TextEdit::singleline(&mut self.save_name)
-                            .hint_text(t.topics_save_name)
-                            .desired_width(120.0),
-                    );
-                    if ui
-                        .add_enabled(
-                            !self.save_name.trim().is_empty() && !self.pub_topic.trim().is_empty(),
-                            egui::Button::new(t.topics_save_payload),
-                        )
-                        .clicked()
-                    {
-                        actions.push(Action::SavedPayloads(SavedEdit::Add(
-                            crate::topics::saved::SavedPayload {
-                                name: self.save_name.trim().to_owned(),
-                                topic: self.pub_topic.trim().to_owned(),
-                                payload: self.pub_payload.clone(),
-                                kind: self.pub_kind.code().to_owned(),
-                                qos: self.pub_qos,
-                                retain: self.pub_retain,
-                            },
-                        )));
-                        self.save_name.clear();
-                    }
-                });
-                if !self.history.is_empty() {
-                    ui.horizontal_wrapped(|ui| {
-                        ui.label(RichText::new(t.topics_history).small().color(tokens::MUTED));
-                        let mut reuse = None;
-                        for (i, h) in self.history.iter().enumerate().take(8) {
-                            let label: String =
-                                format!("{} {}", h.0, h.1).chars().take(40).collect();
-                            if ui.small_button(label).clicked() {
-                                reuse = Some(i);
-                            }
-                        }
-                        if let Some(i) = reuse {
-                            let h = self.history[i].clone();
-                            self.pub_topic = h.0;
-                            self.pub_payload = h.1;
-                            self.pub_kind = h.2;
-                            self.pub_qos = h.3;
-                            self.pub_retain = h.4;
-                        }
-                    });
-                }
-                ui.separator();
-                // Clear retained messages of a topic or subtree.
-                ui.horizontal_wrapped(|ui| {
-                    let l = ui.label(t.topics_clear_retained);
-                    ui.add(
-                        egui::TextEdit::singleline(&mut self.clear_prefix)
-                            .hint_text("devices/esp8266-demo")
-                            .desired_width(200.0),
-                    )
-                    .labelled_by(l.id);
-                    if ui.button(t.topics_preview).clicked() {
-                        let (req, reply) = Requested::new(waker(ui));
-                        self.clear_preview = Some(req);
-                        self.clearing = None;
-                        actions.push(Action::Backend(
-                            ConnCmd::FindRetained {
-                                prefix: self.clear_prefix.trim().to_owned(),
-                                reply,
-                            }
-                            .into(),
-                        ));
-                    }
-                    let mut send = None;
-                    match self.clear_preview.as_mut().map(|r| r.poll()) {
-                        Some(None) => {
-                            ui.spinner();
-                        }
-                        Some(Some(Ok(list))) => {
-                            ui.label(fill(t.topics_retained_found, &[("n", &list.len())]));
-                            if !list.is_empty()
-                                && ui
-                                    .button(fill(t.topics_clear_n, &[("n", &list.len())]))
-                                    .clicked()
-                            {
-                                send = Some(list.clone());
-                            }
-                        }
-                        Some(Some(Err(e))) => {
-                            ui.colored_label(tokens::BAD, e.get(t.lang()));
-                        }
-                        None => {}
-                    }
-                    if let Some(list) = send {
-                        let (req, reply) = Requested::new(waker(ui));
-                        let (progress, seen) = tokio::sync::watch::channel((0, list.len()));
-                        self.clearing = Some((req, seen));
-                        actions.push(Action::Backend(
-                            ConnCmd::ClearRetained {
-                                prefix: self.clear_prefix.trim().to_owned(),
-                                topics: list,
-                                progress,
-                                reply,
-                            }
-                            .into(),
-                        ));
-                        self.clear_preview = None;
-                    }
-                    if let Some((req, seen)) = self.clearing.as_mut() {
-                        match req.poll() {
-                            None => {
-                                let (done, total) = *seen.borrow();
-                                ui.add(
-                                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                                        .desired_width(160.0)
-                                        .text(fill(
-                                            t.topics_clearing,
-                                            &[("done", &done), ("total", &total)],
-                                        )),
-                                );
-                                // The counts move without a message arriving: keep drawing.
-                                ui.ctx()
-                                    .request_repaint_after(std::time::Duration::from_millis(100));
-                            }
-                            Some(Ok(c)) => {
-                                let color = if c.left == 0 {
-                                    tokens::OK
-                                } else {
-                                    tokens::WARN
-                                };
-                                ui.colored_label(
-                                    color,
-                                    fill(
-                                        t.topics_cleared,
-                                        &[("n", &c.acknowledged), ("left", &c.left)],
-                                    ),
-                                );
-                            }
-                            Some(Err(e)) => {
-                                ui.colored_label(tokens::BAD, e.get(t.lang()));
-                            }
-                        }
-                    }
-                });
             });
     }
 }
