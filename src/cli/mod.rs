@@ -1,5 +1,6 @@
 //! Command line: `mpbridge` opens the console; subcommands run headless.
 
+mod bench;
 pub mod cert;
 pub mod check;
 pub mod profiles;
@@ -290,25 +291,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
-    // Relay worker processes are single-threaded, like nginx's: one event loop per process,
-    // no wakeups across threads (the bench measured this ahead of a multi-thread runtime per
-    // worker). Everything else gets the multi-thread runtime.
-    // A relay process is one event loop, as an nginx worker is: measured on both routes it
-    // spends 25-45 % less CPU per message than a multi-threaded runtime and carries more
-    // (docs/DECISIONS.md); `--workers N` runs N such processes.
-    let single = matches!(&cli.command, Some(Cmd::Relay { .. }));
-    let rt = if single {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("mpbridge-rt")
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("mpbridge-rt")
-            .build()
-    }
-    .context("cannot start the async runtime")?;
+    let rt = runtime(matches!(&cli.command, Some(Cmd::Relay { .. })))?;
 
     match cli.command {
         Some(Cmd::Sandbox { for_secs, json }) => {
@@ -331,100 +314,10 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
-        Some(Cmd::Bench(BenchCmd::Relay {
-            secs,
-            idle,
-            no_nginx,
-            only,
-            rounds,
-            workers,
-            targets,
-            qos,
-            sizes,
-            clients,
-        })) => {
-            let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
-            rt.block_on(crate::bench::relay::run(
-                crate::bench::relay::BenchOptions {
-                    secs,
-                    idle,
-                    with_nginx: !no_nginx,
-                    only,
-                    rounds: usize::from(rounds),
-                    workers,
-                    targets,
-                    qos,
-                    sizes: sizes.into_iter().map(|n| n as usize).collect(),
-                    clients: clients.into_iter().map(|n| n as usize).collect(),
-                },
-            ))?;
+        Some(Cmd::Bench(cmd)) => {
+            let code = bench::run(cmd, &rt)?;
             rt.shutdown_timeout(Duration::from_secs(2));
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Cmd::Bench(BenchCmd::Broker {
-            secs,
-            rounds,
-            qos,
-            sizes,
-            clients,
-            devices,
-            device_secs,
-        })) => {
-            let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
-            rt.block_on(crate::bench::broker::run(
-                crate::bench::broker::BenchOptions {
-                    secs,
-                    rounds: usize::from(rounds),
-                    qos,
-                    sizes: sizes.into_iter().map(|n| n as usize).collect(),
-                    clients: clients.into_iter().map(|n| n as usize).collect(),
-                    devices: devices as usize,
-                    device_secs,
-                },
-            ))?;
-            rt.shutdown_timeout(Duration::from_secs(2));
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Cmd::Bench(BenchCmd::Soak {
-            secs,
-            only,
-            connections,
-            churn,
-            reload_every,
-            restart_every,
-            traffic,
-            rate,
-            devices,
-            store_messages,
-            store_mb,
-            json,
-        })) => {
-            let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
-            let mut store = crate::config::StoreBounds::default();
-            store.max_messages = store_messages.unwrap_or(store.max_messages);
-            store.max_mb = store_mb.unwrap_or(store.max_mb);
-            let held = crate::bench::soak::run(
-                crate::bench::soak::SoakOptions {
-                    secs,
-                    parts: only,
-                    connections: connections as usize,
-                    churn,
-                    reload_every,
-                    restart_every,
-                    traffic: traffic as usize,
-                    rate,
-                    devices: devices as usize,
-                    store,
-                    json,
-                },
-                &rt,
-            )?;
-            rt.shutdown_timeout(Duration::from_secs(2));
-            Ok(if held {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(code)
         }
         Some(Cmd::Simulate(args)) => {
             let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
@@ -446,27 +339,6 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             rt.shutdown_timeout(Duration::from_secs(2));
             Ok(code)
         }
-        Some(Cmd::Bench(BenchCmd::Topics {
-            secs,
-            rate,
-            topics,
-            fill,
-            broker,
-        })) => {
-            let _log = crate::logging::init(crate::config::LogLevel::Warn, None, true);
-            crate::bench::topics::run(
-                crate::bench::topics::BenchOptions {
-                    secs,
-                    rate,
-                    topics,
-                    fill,
-                    broker,
-                },
-                &rt,
-            )?;
-            rt.shutdown_timeout(Duration::from_secs(2));
-            Ok(ExitCode::SUCCESS)
-        }
         Some(Cmd::Broker(_)) => Ok(ExitCode::from(2)),
         Some(Cmd::Profiles { json }) => Ok(profiles::run(&paths, json)),
         Some(Cmd::NginxConfig { config: file }) => {
@@ -480,20 +352,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
                 &rt,
                 GuiArgs {
                     paths,
-                    connect: match cli.connect {
-                        Some(url) => {
-                            for f in &cli.subscribe {
-                                if !crate::mqtt::topic::valid_filter(f) {
-                                    anyhow::bail!("--subscribe {f}: not a valid topic filter");
-                                }
-                            }
-                            Some(crate::backend::ConnectTo {
-                                url,
-                                subscribe: cli.subscribe,
-                            })
-                        }
-                        None => None,
-                    },
+                    connect: connect_to(cli.connect, cli.subscribe)?,
                     config,
                     banner: loaded.problem,
                     log,
@@ -509,6 +368,39 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             Ok(code)
         }
     }
+}
+
+/// Relay worker processes are single-threaded, like nginx's: one event loop per process, no
+/// wakeups across threads. Measured on both routes a relay process spends 25-45 % less CPU per
+/// message than on a multi-threaded runtime and carries more (docs/DECISIONS.md); `--workers N`
+/// runs N such processes. Everything else gets the multi-thread runtime.
+fn runtime(single: bool) -> anyhow::Result<tokio::runtime::Runtime> {
+    if single {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("mpbridge-rt")
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("mpbridge-rt")
+            .build()
+    }
+    .context("cannot start the async runtime")
+}
+
+/// `--connect URL --subscribe FILTER…`, the filters checked before a window opens.
+fn connect_to(
+    url: Option<String>,
+    subscribe: Vec<String>,
+) -> anyhow::Result<Option<crate::backend::ConnectTo>> {
+    let Some(url) = url else { return Ok(None) };
+    for f in &subscribe {
+        if !crate::mqtt::topic::valid_filter(f) {
+            anyhow::bail!("--subscribe {f}: not a valid topic filter");
+        }
+    }
+    Ok(Some(crate::backend::ConnectTo { url, subscribe }))
 }
 
 async fn sandbox_cmd(paths: &Paths, for_secs: Option<f64>, json: bool) -> anyhow::Result<ExitCode> {
