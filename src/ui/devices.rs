@@ -142,8 +142,9 @@ impl DevicesPanel {
                 ],
             ));
             ui.separator();
-            ui.label(t.devices_simulate);
-            ui.add(egui::DragValue::new(&mut self.sim_count).range(1..=1000));
+            let l = ui.label(t.devices_simulate);
+            ui.add(egui::DragValue::new(&mut self.sim_count).range(1..=1000))
+                .labelled_by(l.id);
             let running = matches!(self.sim.as_mut().map(|r| r.poll()), Some(Some(Ok(_))));
             if ui.button(t.devices_sim_start).clicked() {
                 let (req, reply) = Requested::new(waker(ui));
