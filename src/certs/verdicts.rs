@@ -45,16 +45,7 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
     }
 
     // Who signed whom inside the set.
-    let n = nodes.len();
-    let signed_by: Vec<Option<usize>> = (0..n)
-        .map(|i| {
-            if nodes[i].info.self_signed {
-                return None;
-            }
-            (0..n).find(|&j| j != i && signs(&nodes[j].cert, &nodes[i].cert))
-        })
-        .collect();
-    let public: Vec<Anchor> = req.trust.public.iter().map(anchor_of).collect();
+    let signed_by = signers(nodes);
     let extra_anchors: Vec<TrustAnchor<'static>> = req
         .trust
         .extra
@@ -65,22 +56,7 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
                 .map(|a| a.to_owned())
         })
         .collect();
-    let extra: Vec<Anchor> = extra_anchors.iter().map(anchor_of).collect();
-    let issuer_found: Vec<IssuerFound> = (0..n)
-        .map(|i| {
-            if nodes[i].info.self_signed {
-                IssuerFound::Itself
-            } else if signed_by[i].is_some() {
-                IssuerFound::InSet
-            } else if let Some(a) = public.iter().find(|a| a.issued(&nodes[i].cert)) {
-                IssuerFound::PublicRoot(a.name.clone())
-            } else if let Some(a) = extra.iter().find(|a| a.issued(&nodes[i].cert)) {
-                IssuerFound::SuppliedCa(a.name.clone())
-            } else {
-                IssuerFound::Missing
-            }
-        })
-        .collect();
+    let issuer_found = issuers(nodes, &signed_by, req, &extra_anchors);
 
     // Which key belongs to which certificate.
     let key_ids: Vec<Option<PublicId>> = opened
@@ -93,57 +69,11 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
         key_ids.iter().position(|k| k.as_ref() == Some(&id))
     };
 
-    // The leaf: not a CA, signs nothing in the set; prefer the one a key belongs to, then the
-    // one covering the domain, then the first.
-    let signs_something = |i: usize| signed_by.contains(&Some(i));
-    let candidates: Vec<usize> = (0..n)
-        .filter(|&i| !nodes[i].info.is_ca && !signs_something(i))
-        .collect();
-    let leaf = candidates
-        .iter()
-        .copied()
-        .find(|&i| key_of(i).is_some())
-        .or_else(|| {
-            domain.as_ref().and_then(|d| {
-                candidates
-                    .iter()
-                    .copied()
-                    .find(|&i| covers(&nodes[i].info, d))
-            })
-        })
-        .or_else(|| candidates.first().copied())
-        .unwrap_or(0);
-
-    // The chain from the leaf up, by signature.
-    let mut built = vec![leaf];
-    let mut cur = leaf;
-    while let Some(next) = signed_by[cur] {
-        if built.contains(&next) {
-            break;
-        }
-        built.push(next);
-        cur = next;
-    }
-    let top = cur;
+    let (leaf, built) = leaf_and_path(nodes, &signed_by, &key_of, domain.as_deref());
+    let top = *built.last().unwrap_or(&leaf);
     let root_included = nodes[top].info.self_signed && top != leaf;
 
-    let chain: Vec<ChainEntry> = (0..n)
-        .map(|i| ChainEntry {
-            index: i,
-            role: if i == leaf {
-                Role::Leaf
-            } else if !built.contains(&i) {
-                Role::Unrelated
-            } else if nodes[i].info.self_signed {
-                Role::Root
-            } else {
-                Role::Intermediate
-            },
-            signed_by: signed_by[i],
-            issuer_found: issuer_found[i].clone(),
-            info: nodes[i].info.clone(),
-        })
-        .collect();
+    let chain = chain_entries(nodes, leaf, &built, &signed_by, &issuer_found);
     let leaf_info = &nodes[leaf].info;
     let leaf_label = label(leaf, leaf_info);
 
@@ -203,28 +133,7 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
     ));
 
     // CERT-SELF-SIGNED.
-    findings.push(if leaf_info.self_signed {
-        Finding::fail(
-            "CERT-SELF-SIGNED",
-            l(
-                format!("The leaf {leaf_label} is self-signed: no client trusts it."),
-                format!("叶子证书 {leaf_label} 是自签名证书：任何客户端都不信任它。"),
-            ),
-            l(
-                "Get a certificate from a public CA (the cloud provider's free DV certificate, or Let's Encrypt via certbot/acme.sh).",
-                "向公共 CA 申请证书（云厂商的免费 DV 证书，或用 certbot/acme.sh 申请 Let's Encrypt）。",
-            ),
-        )
-    } else {
-        let issuer = super::display_name(nodes[leaf].cert.issuer());
-        Finding::pass(
-            "CERT-SELF-SIGNED",
-            l(
-                format!("The leaf is issued by “{issuer}”."),
-                format!("叶子证书由“{issuer}”签发。"),
-            ),
-        )
-    });
+    findings.push(self_signed(nodes, leaf, &leaf_label));
 
     // CERT-STRENGTH.
     findings.push(strength(nodes, &built));
@@ -250,6 +159,139 @@ pub(super) fn judge(opened: &Opened, nodes: &[Node<'_>], req: &Request, now: i64
         served: None,
         repair,
         domain,
+    }
+}
+
+/// The leaf (not a CA, signs nothing in the set; preferring the one a key belongs to, then
+/// the one covering the domain, then the first) and the path from it up, by signature.
+fn leaf_and_path(
+    nodes: &[Node<'_>],
+    signed_by: &[Option<usize>],
+    key_of: &dyn Fn(usize) -> Option<usize>,
+    domain: Option<&str>,
+) -> (usize, Vec<usize>) {
+    let n = nodes.len();
+    let signs_something = |i: usize| signed_by.contains(&Some(i));
+    let candidates: Vec<usize> = (0..n)
+        .filter(|&i| !nodes[i].info.is_ca && !signs_something(i))
+        .collect();
+    let leaf = candidates
+        .iter()
+        .copied()
+        .find(|&i| key_of(i).is_some())
+        .or_else(|| {
+            domain.and_then(|d| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| covers(&nodes[i].info, d))
+            })
+        })
+        .or_else(|| candidates.first().copied())
+        .unwrap_or(0);
+
+    let mut built = vec![leaf];
+    let mut cur = leaf;
+    while let Some(next) = signed_by[cur] {
+        if built.contains(&next) {
+            break;
+        }
+        built.push(next);
+        cur = next;
+    }
+    (leaf, built)
+}
+
+/// Every certificate with its role in the chain.
+fn chain_entries(
+    nodes: &[Node<'_>],
+    leaf: usize,
+    built: &[usize],
+    signed_by: &[Option<usize>],
+    issuer_found: &[IssuerFound],
+) -> Vec<ChainEntry> {
+    (0..nodes.len())
+        .map(|i| ChainEntry {
+            index: i,
+            role: if i == leaf {
+                Role::Leaf
+            } else if !built.contains(&i) {
+                Role::Unrelated
+            } else if nodes[i].info.self_signed {
+                Role::Root
+            } else {
+                Role::Intermediate
+            },
+            signed_by: signed_by[i],
+            issuer_found: issuer_found[i].clone(),
+            info: nodes[i].info.clone(),
+        })
+        .collect()
+}
+
+/// For each certificate, the one in the set that signed it.
+fn signers(nodes: &[Node<'_>]) -> Vec<Option<usize>> {
+    let n = nodes.len();
+    (0..n)
+        .map(|i| {
+            if nodes[i].info.self_signed {
+                return None;
+            }
+            (0..n).find(|&j| j != i && signs(&nodes[j].cert, &nodes[i].cert))
+        })
+        .collect()
+}
+
+/// Where each certificate's issuer was found: itself, the set, a public root, a supplied CA.
+fn issuers(
+    nodes: &[Node<'_>],
+    signed_by: &[Option<usize>],
+    req: &Request,
+    extra_anchors: &[TrustAnchor<'static>],
+) -> Vec<IssuerFound> {
+    let public: Vec<Anchor> = req.trust.public.iter().map(anchor_of).collect();
+    let extra: Vec<Anchor> = extra_anchors.iter().map(anchor_of).collect();
+    (0..nodes.len())
+        .map(|i| {
+            if nodes[i].info.self_signed {
+                IssuerFound::Itself
+            } else if signed_by[i].is_some() {
+                IssuerFound::InSet
+            } else if let Some(a) = public.iter().find(|a| a.issued(&nodes[i].cert)) {
+                IssuerFound::PublicRoot(a.name.clone())
+            } else if let Some(a) = extra.iter().find(|a| a.issued(&nodes[i].cert)) {
+                IssuerFound::SuppliedCa(a.name.clone())
+            } else {
+                IssuerFound::Missing
+            }
+        })
+        .collect()
+}
+
+/// CERT-SELF-SIGNED: the leaf is issued by someone else.
+fn self_signed(nodes: &[Node<'_>], leaf: usize, leaf_label: &str) -> Finding {
+    let leaf_info = &nodes[leaf].info;
+    if leaf_info.self_signed {
+        Finding::fail(
+            "CERT-SELF-SIGNED",
+            l(
+                format!("The leaf {leaf_label} is self-signed: no client trusts it."),
+                format!("叶子证书 {leaf_label} 是自签名证书：任何客户端都不信任它。"),
+            ),
+            l(
+                "Get a certificate from a public CA (the cloud provider's free DV certificate, or Let's Encrypt via certbot/acme.sh).",
+                "向公共 CA 申请证书（云厂商的免费 DV 证书，或用 certbot/acme.sh 申请 Let's Encrypt）。",
+            ),
+        )
+    } else {
+        let issuer = super::display_name(nodes[leaf].cert.issuer());
+        Finding::pass(
+            "CERT-SELF-SIGNED",
+            l(
+                format!("The leaf is issued by “{issuer}”."),
+                format!("叶子证书由“{issuer}”签发。"),
+            ),
+        )
     }
 }
 
