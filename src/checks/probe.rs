@@ -690,7 +690,54 @@ async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts)
     run.push(url::host_check(t));
     run.push(url::port_check(t));
 
-    // DNS.
+    let Some(addrs) = dns_step(t, opts, run, facts).await else {
+        return;
+    };
+    let Some(addr) = tcp_step(&addrs, opts, run, facts).await else {
+        return;
+    };
+
+    if t.tls {
+        if !tls_steps(t, opts, addr, run, facts).await {
+            return;
+        }
+    } else {
+        let why = l(
+            format!("{}:// has no TLS", t.scheme),
+            format!("{}:// 没有 TLS", t.scheme),
+        );
+        for id in [
+            "MP-TLS12",
+            "MP-TLS-CIPHER",
+            "MP-CERT-TRUST",
+            "MP-CERT-CHAIN",
+            "MP-CERT-NAME",
+            "MP-CERT-DATES",
+            "MP-CERT-STRENGTH",
+            "MP-ALPN",
+        ] {
+            run.add(
+                id,
+                CheckStatus::Skipped,
+                why.clone(),
+                L10n::default(),
+                Duration::ZERO,
+            );
+        }
+    }
+
+    ws_steps(t, opts, addr, run, facts).await;
+
+    latency_step(facts, run);
+}
+
+/// MP-DNS: the host's addresses (or the override); none when it does not resolve.
+async fn dns_step(
+    t: &Target,
+    opts: &Options,
+    run: &mut Run<'_>,
+    facts: &mut Facts,
+) -> Option<Vec<SocketAddr>> {
     let t0 = Instant::now();
     let addrs = match resolve(t, opts).await {
         Ok(a) => {
@@ -734,14 +781,22 @@ async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts)
                 t0.elapsed(),
             );
             run.skip_rest(&l("the name does not resolve", "域名无法解析"));
-            return;
+            return None;
         }
     };
+    Some(addrs)
+}
 
-    // TCP.
+/// MP-TCP: the first address that accepts a connection.
+async fn tcp_step(
+    addrs: &[SocketAddr],
+    opts: &Options,
+    run: &mut Run<'_>,
+    facts: &mut Facts,
+) -> Option<SocketAddr> {
     let t0 = Instant::now();
     let mut last_err = L10n::default();
-    for a in &addrs {
+    for a in addrs {
         match tokio::time::timeout(opts.step_timeout, TcpStream::connect(a)).await {
             Ok(Ok(_)) => {
                 facts.addr = Some(*a);
@@ -775,7 +830,7 @@ async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts)
             t0.elapsed(),
         );
         run.skip_rest(&l("the TCP connection failed", "TCP 连接失败"));
-        return;
+        return None;
     };
     facts.tcp = Some(t0.elapsed());
     run.add(
@@ -788,39 +843,11 @@ async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts)
         L10n::default(),
         t0.elapsed(),
     );
+    Some(addr)
+}
 
-    if t.tls {
-        if !tls_steps(t, opts, addr, run, facts).await {
-            return;
-        }
-    } else {
-        let why = l(
-            format!("{}:// has no TLS", t.scheme),
-            format!("{}:// 没有 TLS", t.scheme),
-        );
-        for id in [
-            "MP-TLS12",
-            "MP-TLS-CIPHER",
-            "MP-CERT-TRUST",
-            "MP-CERT-CHAIN",
-            "MP-CERT-NAME",
-            "MP-CERT-DATES",
-            "MP-CERT-STRENGTH",
-            "MP-ALPN",
-        ] {
-            run.add(
-                id,
-                CheckStatus::Skipped,
-                why.clone(),
-                L10n::default(),
-                Duration::ZERO,
-            );
-        }
-    }
-
-    ws_steps(t, opts, addr, run, facts).await;
-
-    // MP-LATENCY.
+/// MP-LATENCY: where the time to a working connection went.
+fn latency_step(facts: &Facts, run: &mut Run<'_>) {
     match (facts.dns, facts.tcp, facts.upgrade, facts.connack) {
         (Some(d), Some(c), Some(u), Some(a)) => {
             let tls = facts.tls.unwrap_or_default();
@@ -869,135 +896,8 @@ async fn tls_steps(
     run: &mut Run<'_>,
     facts: &mut Facts,
 ) -> bool {
-    // MP-TLS12: a TLS 1.2 ClientHello with every common suite.
-    let t0 = Instant::now();
-    let wide = tls_probe::probe(addr, sni(t), tls_probe::WIDE, opts.step_timeout).await;
-    let wide_elapsed = t0.elapsed();
-    let mut raw_chain: Vec<CertificateDer<'static>> = Vec::new();
-    let tls13_only = async {
-        let cfg = tls_config(&[&rustls::version::TLS13], &[b"http/1.1"]).ok()?;
-        rustls_handshake(addr, t, cfg, opts.step_timeout)
-            .await
-            .ok()
-            .map(|(i, _)| i)
-    };
-    match &wide {
-        Ok(Answer::Hello { suite, chain }) => {
-            raw_chain = chain
-                .iter()
-                .map(|c| CertificateDer::from(c.clone()))
-                .collect();
-            run.add(
-                "MP-TLS12",
-                CheckStatus::Pass,
-                l(
-                    format!(
-                        "TLS 1.2 accepted; offered every common suite, the server chose {}.",
-                        tls_probe::suite_name(*suite)
-                    ),
-                    format!(
-                        "接受 TLS 1.2；提供所有常见加密套件时，服务器选择了 {}。",
-                        tls_probe::suite_name(*suite)
-                    ),
-                ),
-                L10n::default(),
-                wide_elapsed,
-            );
-        }
-        other => {
-            let why = match other {
-                Ok(Answer::Refused { alert: Some(a) }) => {
-                    L10n::same(format!("alert {}", tls_probe::alert_name(*a)))
-                }
-                Ok(_) => l("the connection closed", "连接被关闭"),
-                Err(e) => e.clone(),
-            };
-            let (en, zh) = match tls13_only.await {
-                Some(i) => (
-                    format!(
-                        "The server refuses TLS 1.2 ({why}) and accepts only {}: Android before 10 and older WeChat cannot connect.",
-                        i.version,
-                        why = why.en
-                    ),
-                    format!(
-                        "服务器拒绝 TLS 1.2（{why}），只接受 {}：安卓 10 以下和旧版微信无法连接。",
-                        i.version,
-                        why = why.zh
-                    ),
-                ),
-                None => (
-                    format!("The server refuses a TLS 1.2 handshake ({}).", why.en),
-                    format!("服务器拒绝 TLS 1.2 握手（{}）。", why.zh),
-                ),
-            };
-            run.add(
-                "MP-TLS12",
-                CheckStatus::Fail,
-                l(en, zh),
-                l(
-                    "Enable TLS 1.2 next to 1.3 (nginx: ssl_protocols TLSv1.2 TLSv1.3; the mpbridge relay does by default).",
-                    "在 TLS 1.3 之外同时启用 TLS 1.2（nginx：ssl_protocols TLSv1.2 TLSv1.3;；mpbridge 中继默认如此）。",
-                ),
-                wide_elapsed,
-            );
-        }
-    }
-
-    // MP-TLS-CIPHER: only the ECDHE + AES-GCM suites iOS ATS wants.
-    let t0 = Instant::now();
-    match tls_probe::probe(addr, sni(t), tls_probe::ATS_GCM, opts.step_timeout).await {
-        Ok(Answer::Hello { suite, .. }) => run.add(
-            "MP-TLS-CIPHER",
-            CheckStatus::Pass,
-            l(
-                format!(
-                    "Offered only ECDHE + AES-GCM: the server chose {}.",
-                    tls_probe::suite_name(suite)
-                ),
-                format!(
-                    "只提供 ECDHE + AES-GCM 时，服务器选择了 {}。",
-                    tls_probe::suite_name(suite)
-                ),
-            ),
-            L10n::default(),
-            t0.elapsed(),
-        ),
-        other => {
-            let why = match &other {
-                Ok(Answer::Refused { alert: Some(a) }) => {
-                    L10n::same(format!("alert {}", tls_probe::alert_name(*a)))
-                }
-                Ok(_) => l("the connection closed", "连接被关闭"),
-                Err(e) => e.clone(),
-            };
-            let chose = match &wide {
-                Ok(Answer::Hello { suite, .. }) => format!(
-                    "; from a wider offer it chose {}",
-                    tls_probe::suite_name(*suite)
-                ),
-                _ => String::new(),
-            };
-            let chose_zh = match &wide {
-                Ok(Answer::Hello { suite, .. }) => {
-                    format!("；提供更多套件时它选择了 {}", tls_probe::suite_name(*suite))
-                }
-                _ => String::new(),
-            };
-            run.add(
-                "MP-TLS-CIPHER",
-                CheckStatus::Fail,
-                l(
-                    format!("TLS 1.2 with only ECDHE + AES-GCM suites was refused ({why}){chose}: iPhones (App Transport Security) cannot connect.", why = why.en),
-                    format!("只提供 ECDHE + AES-GCM 套件的 TLS 1.2 握手被拒绝（{why}）{chose_zh}：iPhone（ATS）无法连接。", why = why.zh),
-                ),
-                l(
-                    "Enable ECDHE-ECDSA/RSA-AES128/256-GCM suites (nginx: ssl_ciphers from Mozilla's \"intermediate\" profile).",
-                    "启用 ECDHE-ECDSA/RSA-AES128/256-GCM 套件（nginx：使用 Mozilla “intermediate” 配置中的 ssl_ciphers）。",
-                ),
-                t0.elapsed(),
-            );
-        }
-    }
+    let (wide, raw_chain) = tls12_check(t, opts, addr, run).await;
+    cipher_check(t, opts, addr, &wide, run).await;
 
     // The handshake a modern client does, offering h2 first (MP-ALPN) — also the chain.
     let cfg = match tls_config(
@@ -1076,6 +976,153 @@ async fn tls_steps(
                 format!("TLS 握手失败：{e}", e = e.zh),
             ));
             false
+        }
+    }
+}
+
+/// MP-TLS12: a TLS 1.2 ClientHello with every common suite. The answer (the wide offer is
+/// reused by MP-TLS-CIPHER) and the chain it carried.
+async fn tls12_check(
+    t: &Target,
+    opts: &Options,
+    addr: SocketAddr,
+    run: &mut Run<'_>,
+) -> (Result<Answer, L10n>, Vec<CertificateDer<'static>>) {
+    let t0 = Instant::now();
+    let wide = tls_probe::probe(addr, sni(t), tls_probe::WIDE, opts.step_timeout).await;
+    let wide_elapsed = t0.elapsed();
+    let mut raw_chain: Vec<CertificateDer<'static>> = Vec::new();
+    let tls13_only = async {
+        let cfg = tls_config(&[&rustls::version::TLS13], &[b"http/1.1"]).ok()?;
+        rustls_handshake(addr, t, cfg, opts.step_timeout)
+            .await
+            .ok()
+            .map(|(i, _)| i)
+    };
+    match &wide {
+        Ok(Answer::Hello { suite, chain }) => {
+            raw_chain = chain
+                .iter()
+                .map(|c| CertificateDer::from(c.clone()))
+                .collect();
+            run.add(
+                "MP-TLS12",
+                CheckStatus::Pass,
+                l(
+                    format!(
+                        "TLS 1.2 accepted; offered every common suite, the server chose {}.",
+                        tls_probe::suite_name(*suite)
+                    ),
+                    format!(
+                        "接受 TLS 1.2；提供所有常见加密套件时，服务器选择了 {}。",
+                        tls_probe::suite_name(*suite)
+                    ),
+                ),
+                L10n::default(),
+                wide_elapsed,
+            );
+        }
+        other => {
+            let why = match other {
+                Ok(Answer::Refused { alert: Some(a) }) => {
+                    L10n::same(format!("alert {}", tls_probe::alert_name(*a)))
+                }
+                Ok(_) => l("the connection closed", "连接被关闭"),
+                Err(e) => e.clone(),
+            };
+            let (en, zh) = match tls13_only.await {
+                Some(i) => (
+                    format!(
+                        "The server refuses TLS 1.2 ({why}) and accepts only {}: Android before 10 and older WeChat cannot connect.",
+                        i.version,
+                        why = why.en
+                    ),
+                    format!(
+                        "服务器拒绝 TLS 1.2（{why}），只接受 {}：安卓 10 以下和旧版微信无法连接。",
+                        i.version,
+                        why = why.zh
+                    ),
+                ),
+                None => (
+                    format!("The server refuses a TLS 1.2 handshake ({}).", why.en),
+                    format!("服务器拒绝 TLS 1.2 握手（{}）。", why.zh),
+                ),
+            };
+            run.add(
+                "MP-TLS12",
+                CheckStatus::Fail,
+                l(en, zh),
+                l(
+                    "Enable TLS 1.2 next to 1.3 (nginx: ssl_protocols TLSv1.2 TLSv1.3; the mpbridge relay does by default).",
+                    "在 TLS 1.3 之外同时启用 TLS 1.2（nginx：ssl_protocols TLSv1.2 TLSv1.3;；mpbridge 中继默认如此）。",
+                ),
+                wide_elapsed,
+            );
+        }
+    }
+    (wide, raw_chain)
+}
+
+/// MP-TLS-CIPHER: only the ECDHE + AES-GCM suites iOS ATS wants.
+async fn cipher_check(
+    t: &Target,
+    opts: &Options,
+    addr: SocketAddr,
+    wide: &Result<Answer, L10n>,
+    run: &mut Run<'_>,
+) {
+    let t0 = Instant::now();
+    match tls_probe::probe(addr, sni(t), tls_probe::ATS_GCM, opts.step_timeout).await {
+        Ok(Answer::Hello { suite, .. }) => run.add(
+            "MP-TLS-CIPHER",
+            CheckStatus::Pass,
+            l(
+                format!(
+                    "Offered only ECDHE + AES-GCM: the server chose {}.",
+                    tls_probe::suite_name(suite)
+                ),
+                format!(
+                    "只提供 ECDHE + AES-GCM 时，服务器选择了 {}。",
+                    tls_probe::suite_name(suite)
+                ),
+            ),
+            L10n::default(),
+            t0.elapsed(),
+        ),
+        other => {
+            let why = match &other {
+                Ok(Answer::Refused { alert: Some(a) }) => {
+                    L10n::same(format!("alert {}", tls_probe::alert_name(*a)))
+                }
+                Ok(_) => l("the connection closed", "连接被关闭"),
+                Err(e) => e.clone(),
+            };
+            let chose = match &wide {
+                Ok(Answer::Hello { suite, .. }) => format!(
+                    "; from a wider offer it chose {}",
+                    tls_probe::suite_name(*suite)
+                ),
+                _ => String::new(),
+            };
+            let chose_zh = match &wide {
+                Ok(Answer::Hello { suite, .. }) => {
+                    format!("；提供更多套件时它选择了 {}", tls_probe::suite_name(*suite))
+                }
+                _ => String::new(),
+            };
+            run.add(
+                "MP-TLS-CIPHER",
+                CheckStatus::Fail,
+                l(
+                    format!("TLS 1.2 with only ECDHE + AES-GCM suites was refused ({why}){chose}: iPhones (App Transport Security) cannot connect.", why = why.en),
+                    format!("只提供 ECDHE + AES-GCM 套件的 TLS 1.2 握手被拒绝（{why}）{chose_zh}：iPhone（ATS）无法连接。", why = why.zh),
+                ),
+                l(
+                    "Enable ECDHE-ECDSA/RSA-AES128/256-GCM suites (nginx: ssl_ciphers from Mozilla's \"intermediate\" profile).",
+                    "启用 ECDHE-ECDSA/RSA-AES128/256-GCM 套件（nginx：使用 Mozilla “intermediate” 配置中的 ssl_ciphers）。",
+                ),
+                t0.elapsed(),
+            );
         }
     }
 }
