@@ -69,6 +69,24 @@ impl Fake {
     }
 }
 
+/// Settings as the status carries them (the form reads them; nothing is loaded here).
+fn settings() -> mpbridge::relay::RelaySettings {
+    use mpbridge::relay::config::{CertFiles, Limits};
+    mpbridge::relay::RelaySettings {
+        listen: "127.0.0.1:8443".parse().unwrap(),
+        certs: CertFiles {
+            cert: "fullchain.pem".into(),
+            key: "privkey.pem".into(),
+            sni: Vec::new(),
+        },
+        routes: Vec::new(),
+        limits: Limits::default(),
+        healthz: true,
+        metrics: false,
+        verbose_errors: false,
+    }
+}
+
 #[test]
 fn relay_buttons_send_stop_and_start() {
     let mut f = fake(Tab::Relay, 8);
@@ -77,7 +95,7 @@ fn relay_buttons_send_stop_and_start() {
             phase: RelayPhase::Running {
                 addr: "127.0.0.1:8443".parse().unwrap(),
             },
-            config_toml: Some(String::new()),
+            config: Some(settings()),
             ..Default::default()
         }
     });
@@ -92,6 +110,38 @@ fn relay_buttons_send_stop_and_start() {
     f.h.get_by_label("Start").click();
     f.h.run_steps(1);
     assert!(matches!(f.next(), Command::Relay(RelayCmd::Start)));
+}
+
+/// The form edits the typed settings: Apply sends them, with what it does not show kept.
+#[test]
+fn apply_sends_the_edited_settings() {
+    let mut f = fake(Tab::Relay, 8);
+    let mut loaded = settings();
+    loaded.routes.push(mpbridge::relay::config::Route {
+        path: "/mqtt".into(),
+        upstreams: vec![mpbridge::relay::Upstream::parse("tcp://127.0.0.1:1883").unwrap()],
+        require_subprotocol: true,
+        allowed_origins: Vec::new(),
+        allowed_appids: vec!["wx1".into()],
+    });
+    f.status
+        .send_modify(|s| s.relay.config = Some(loaded.clone()));
+    f.h.run_steps(2);
+    f.h.get_by_label("Configuration").click();
+    f.h.run_steps(2);
+    f.h.get_by_label("Apply and reload").click();
+    f.h.run_steps(1);
+    // The form also asks about its certificate file (CertCmd::Brief): look past it.
+    loop {
+        match f.next() {
+            Command::Relay(RelayCmd::Apply { settings, .. }) => {
+                assert_eq!(*settings, loaded);
+                break;
+            }
+            Command::Certs(_) => {}
+            _ => panic!("expected Apply"),
+        }
+    }
 }
 
 #[test]

@@ -143,8 +143,8 @@ pub struct RelayStatus {
     pub phase: RelayPhase,
     /// `wss://host:port<first route>`.
     pub url: Option<String>,
-    /// The configuration in force, as `relay.toml` text.
-    pub config_toml: Option<String>,
+    /// The configuration in force.
+    pub config: Option<crate::relay::RelaySettings>,
     pub cert: Option<CertBrief>,
     /// The last start or apply failure.
     pub error: Option<L10n>,

@@ -5,7 +5,7 @@
 //! Its commands run one at a time: an apply that moves the relay waits for the old one to
 //! drain, and holds up only other relay commands.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,15 +15,15 @@ use tokio_util::sync::CancellationToken;
 use super::shared::Shared;
 use super::{RELAY_VIEW_EVERY, RELAY_VIEW_HISTORY, RelayView, Reply};
 use crate::i18n::{L10n, l};
-use crate::relay::{Relay, RelayConfig, RelayPhase};
+use crate::relay::{Relay, RelayConfig, RelayPhase, RelaySettings};
 
 /// What the Relay panel (and the certificate repair) ask of the relay.
 pub enum RelayCmd {
-    /// Validate a relay configuration (TOML) and apply it: reload the running relay when the
-    /// listen address is unchanged, otherwise stop it and start a new one. Saved to
+    /// Load a relay configuration's certificates and apply it: reload the running relay when
+    /// the listen address is unchanged, otherwise stop it and start a new one. Saved to
     /// `relay.toml` in the config folder when it works.
     Apply {
-        toml: String,
+        settings: Box<RelaySettings>,
         reply: Reply<L10n, L10n>,
     },
     Stop,
@@ -33,9 +33,9 @@ pub enum RelayCmd {
     Close {
         id: u64,
     },
-    /// The nginx `server {}` block for a relay configuration (TOML).
+    /// The nginx `server {}` block for a relay configuration.
     NginxExport {
-        toml: String,
+        settings: Box<RelaySettings>,
         reply: Reply<String, L10n>,
     },
     /// Serve this certificate and key from now on (the rest of the configuration in force
@@ -90,7 +90,16 @@ impl RelayService {
         let saved = self.shared.paths.config_dir.join("relay.toml");
         if saved.is_file() {
             let text = tokio::fs::read_to_string(&saved).await.unwrap_or_default();
-            if let Err(e) = self.apply(&text, false).await {
+            let base = self.shared.paths.config_dir.clone();
+            let parsed = tokio::task::spawn_blocking(move || RelayConfig::parse(&text, &base))
+                .await
+                .map_err(|e| crate::i18n::quoted(&e.to_string()))
+                .and_then(|r| r.map_err(|e| unusable(&e)));
+            let applied = match parsed {
+                Ok(cfg) => self.apply_config(cfg, false).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = applied {
                 tracing::error!("{}", e.en);
                 self.shared.set_status(|s| s.relay.error = Some(e));
             }
@@ -135,27 +144,23 @@ impl RelayService {
 
     pub async fn handle(&mut self, cmd: RelayCmd) {
         match cmd {
-            RelayCmd::Apply { toml, reply } => reply.send(self.apply_and_publish(&toml).await),
+            RelayCmd::Apply { settings, reply } => {
+                reply.send(self.apply_and_publish(*settings).await)
+            }
             RelayCmd::UseCert { cert, key, reply } => {
-                let result = match self.config.borrow().clone() {
+                let current = self.config.borrow().as_ref().map(|c| c.settings.clone());
+                let result = match current {
                     None => Err(l("the relay has no configuration yet", "中继还没有配置")),
-                    Some(cfg) => Ok(with_relay_cert(&cfg.render_toml(), &cert, &key)),
-                };
-                let result = match result {
-                    Ok(toml) => self.apply_and_publish(&toml).await,
-                    Err(e) => Err(e),
+                    Some(mut settings) => {
+                        settings.certs.cert = cert;
+                        settings.certs.key = key;
+                        self.apply_and_publish(settings).await
+                    }
                 };
                 reply.send(result);
             }
-            RelayCmd::NginxExport { toml, reply } => {
-                let base = self.shared.paths.config_dir.clone();
-                self.shared.handle.spawn_blocking(move || {
-                    reply.send(
-                        RelayConfig::parse(&toml, &base)
-                            .map(|c| crate::relay::nginx::render(&c))
-                            .map_err(|e| unusable(&e)),
-                    )
-                });
+            RelayCmd::NginxExport { settings, reply } => {
+                reply.send(Ok(crate::relay::nginx::render(&settings)));
             }
             RelayCmd::Stop => {
                 if let Some(r) = self.relay.clone() {
@@ -173,8 +178,8 @@ impl RelayService {
         }
     }
 
-    async fn apply_and_publish(&mut self, toml: &str) -> Result<L10n, L10n> {
-        let result = self.apply(toml, true).await;
+    async fn apply_and_publish(&mut self, settings: RelaySettings) -> Result<L10n, L10n> {
+        let result = self.apply(settings).await;
         let error = result.as_ref().err().cloned();
         self.shared.set_status(|s| s.relay.error = error);
         self.publish();
@@ -204,15 +209,18 @@ impl RelayService {
         self.publish();
     }
 
-    /// Validates `toml` and applies it (reload in place when the listen address is the same,
-    /// otherwise stop and start); with `save`, writes it to `relay.toml`.
-    async fn apply(&mut self, toml: &str, save: bool) -> Result<L10n, L10n> {
-        let base = self.shared.paths.config_dir.clone();
-        let text = toml.to_owned();
-        let cfg = tokio::task::spawn_blocking(move || RelayConfig::parse(&text, &base))
+    /// Loads the certificates of `settings` (off the runtime's workers), applies them and
+    /// saves `relay.toml`.
+    async fn apply(&mut self, settings: RelaySettings) -> Result<L10n, L10n> {
+        let cfg = tokio::task::spawn_blocking(move || settings.into_config())
             .await
-            .map_err(|e| crate::i18n::quoted(&e.to_string()))?
-            .map_err(|e| unusable(&e))?;
+            .map_err(|e| crate::i18n::quoted(&e.to_string()))??;
+        self.apply_config(cfg, true).await
+    }
+
+    /// Applies a loaded configuration (reload in place when the listen address is the same,
+    /// otherwise stop and start); with `save`, writes it to `relay.toml`.
+    async fn apply_config(&mut self, cfg: RelayConfig, save: bool) -> Result<L10n, L10n> {
         let running = self
             .relay
             .as_ref()
@@ -245,10 +253,10 @@ impl RelayService {
                 msg
             }
         };
+        let text = cfg.render_toml();
         self.config.send_replace(Some(Arc::new(cfg)));
         if save {
             let path = self.shared.paths.config_dir.join("relay.toml");
-            let text = toml.to_owned();
             tokio::task::spawn_blocking(move || crate::config::store::save_atomic(&path, &text))
                 .await
                 .map_err(|e| crate::i18n::quoted(&e.to_string()))?
@@ -286,12 +294,12 @@ impl RelayService {
         let cert = cfg
             .as_ref()
             .and_then(|c| crate::relay::tls::cert_brief(&c.certs.cert).ok());
-        let config_toml = cfg.as_deref().map(RelayConfig::render_toml);
+        let settings = cfg.as_deref().map(|c| c.settings.clone());
         self.shared.set_status(|s| {
             s.relay.phase = phase;
             s.relay.url = url;
             s.relay.cert = cert;
-            s.relay.config_toml = config_toml;
+            s.relay.config = settings;
         });
     }
 
@@ -343,34 +351,23 @@ fn relay_error(e: &crate::relay::RelayError) -> L10n {
     }
 }
 
-/// The relay configuration with another certificate and key in `[listen]`.
-fn with_relay_cert(toml_text: &str, cert: &Path, key: &Path) -> String {
-    let mut table: toml::Table = toml_text.parse().unwrap_or_default();
-    let listen = table
-        .entry("listen")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let toml::Value::Table(l) = listen {
-        l.insert("cert".into(), cert.display().to_string().into());
-        l.insert("key".into(), key.display().to_string().into());
-    }
-    toml::to_string(&table).unwrap_or_else(|_| toml_text.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::Requested;
     use crate::relay::config::Upstream;
 
-    async fn apply(relay: &mut RelayService, toml: String) -> Result<L10n, L10n> {
+    async fn apply(relay: &mut RelayService, settings: RelaySettings) -> Result<L10n, L10n> {
         let (req, reply) = Requested::new(None);
-        relay.handle(RelayCmd::Apply { toml, reply }).await;
+        let settings = Box::new(settings);
+        relay.handle(RelayCmd::Apply { settings, reply }).await;
         req.wait().await
     }
 
-    /// Bad TOML is refused with the file named and the relay untouched; a good one starts the
-    /// relay and is saved; the same address again reloads in place; a new certificate from
-    /// the repair keeps the rest of the configuration.
+    /// A saved relay.toml that does not parse and settings whose certificate is missing are
+    /// refused in both languages with the relay untouched; good settings start the relay and
+    /// are saved; the same address again reloads in place; a new certificate from the repair
+    /// keeps the rest of the configuration.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn apply_starts_reloads_saves_and_takes_a_new_certificate() {
         let dir = tempfile::tempdir().unwrap();
@@ -384,10 +381,11 @@ mod tests {
         let mut relay = RelayService::new(shared, None, view);
         let config = relay.config();
 
-        let e = apply(&mut relay, "listen = [".into()).await.unwrap_err();
+        std::fs::write(paths.config_dir.join("relay.toml"), "listen = [").unwrap();
+        relay.load_saved().await;
+        let e = status.borrow().relay.error.clone().unwrap();
         assert!(e.en.starts_with("relay.toml:"), "{e:?}");
         assert!(e.zh.starts_with("relay.toml 无法使用"), "{e:?}");
-        assert_eq!(status.borrow().relay.error.as_ref(), Some(&e));
         assert!(relay.relay.is_none() && config.borrow().is_none());
 
         let ca = crate::sandbox::devca::ensure(&dir.path().join("ca")).unwrap();
@@ -399,7 +397,14 @@ mod tests {
             Upstream::parse("tcp://127.0.0.1:9").unwrap(),
         )
         .unwrap();
-        let started = apply(&mut relay, cfg.render_toml()).await.unwrap();
+        let mut missing = cfg.settings.clone();
+        missing.certs.cert = dir.path().join("gone.pem");
+        let e = apply(&mut relay, missing).await.unwrap_err();
+        assert!(e.en.contains("gone.pem"), "{e:?}");
+        assert_eq!(crate::i18n::english_in_chinese(&e.zh), None, "{e:?}");
+        assert_eq!(status.borrow().relay.error.as_ref(), Some(&e));
+        assert!(relay.relay.is_none() && config.borrow().is_none());
+        let started = apply(&mut relay, cfg.settings.clone()).await.unwrap();
         assert!(
             started.en.starts_with("started on 127.0.0.1:"),
             "{started:?}"
@@ -413,7 +418,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&saved).unwrap(), cfg.render_toml());
 
         cfg.limits.idle_timeout = std::time::Duration::from_secs(77);
-        let reloaded = apply(&mut relay, cfg.render_toml()).await.unwrap();
+        let reloaded = apply(&mut relay, cfg.settings.clone()).await.unwrap();
         assert!(reloaded.en.starts_with("reloaded"), "{reloaded:?}");
         let idle = config.borrow().as_ref().unwrap().limits.idle_timeout;
         assert_eq!(idle.as_secs(), 77);

@@ -43,6 +43,7 @@ use toml::Spanned;
 
 use super::tls::{self, TlsError};
 use crate::config::store::ParseError;
+use crate::i18n::L10n;
 
 /// Where a route sends its connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,12 +165,13 @@ pub struct CertFiles {
     pub sni: Vec<(String, PathBuf, PathBuf)>,
 }
 
-/// A validated relay configuration, ready to serve.
-#[derive(Clone)]
-pub struct RelayConfig {
+/// Everything `relay.toml` says, typed: what the console's Relay form edits and the backend
+/// applies. TOML is only the file's form of it ([`RelaySettings::render_toml`],
+/// [`RelayConfig::parse`]). [`RelaySettings::into_config`] loads the certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
     pub listen: SocketAddr,
     pub certs: CertFiles,
-    pub tls: Arc<rustls::ServerConfig>,
     pub routes: Vec<Route>,
     pub limits: Limits,
     pub healthz: bool,
@@ -180,6 +182,29 @@ pub struct RelayConfig {
     pub verbose_errors: bool,
 }
 
+/// A validated relay configuration, ready to serve: the settings and their loaded
+/// certificates. Reads as its [`RelaySettings`] (`cfg.limits`, `cfg.routes`).
+#[derive(Clone)]
+pub struct RelayConfig {
+    pub settings: RelaySettings,
+    pub tls: Arc<rustls::ServerConfig>,
+}
+
+impl std::ops::Deref for RelayConfig {
+    type Target = RelaySettings;
+    fn deref(&self) -> &RelaySettings {
+        &self.settings
+    }
+}
+
+/// Changing the settings of a loaded configuration keeps its certificates as loaded; a new
+/// certificate goes through [`RelaySettings::into_config`].
+impl std::ops::DerefMut for RelayConfig {
+    fn deref_mut(&mut self) -> &mut RelaySettings {
+        &mut self.settings
+    }
+}
+
 impl std::fmt::Debug for RelayConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RelayConfig")
@@ -188,6 +213,55 @@ impl std::fmt::Debug for RelayConfig {
             .field("routes", &self.routes)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
+    }
+}
+
+impl RelaySettings {
+    /// Checks what the file's parser checks (routes present, absolute and distinct paths, an
+    /// upstream each) and loads the certificates.
+    pub fn into_config(self) -> Result<RelayConfig, L10n> {
+        if self.routes.is_empty() {
+            return Err(L10n::new(
+                "no route: add one, e.g. /mqtt to tcp://127.0.0.1:1883",
+                "没有路由：请添加一条，例如 /mqtt 指向 tcp://127.0.0.1:1883",
+            ));
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let p = &r.path;
+            if !p.starts_with('/') || p.contains('?') || p.contains(' ') {
+                return Err(L10n::new(
+                    format!("route path \"{p}\": expected an absolute path such as /mqtt"),
+                    format!("路由路径“{p}”：应为 /mqtt 这样的绝对路径"),
+                ));
+            }
+            if self.routes[..i].iter().any(|x| x.path == *p) {
+                return Err(L10n::new(
+                    format!("route {p} is defined twice"),
+                    format!("路由 {p} 定义了两次"),
+                ));
+            }
+            if r.upstreams.is_empty() {
+                return Err(L10n::new(
+                    format!("route {p} has no upstream; list at least one broker"),
+                    format!("路由 {p} 没有上游；请至少列出一个代理"),
+                ));
+            }
+        }
+        let load = |c: &Path, k: &Path| {
+            tls::load_certified_key(c, k)
+                .map_err(|e| L10n::new(e.to_string(), format!("证书或私钥无法使用（“{e}”）")))
+        };
+        let default_key = load(&self.certs.cert, &self.certs.key)?;
+        let mut sni_keys = Vec::new();
+        for (name, c, k) in &self.certs.sni {
+            sni_keys.push((name.clone(), load(c, k)?));
+        }
+        let tls = tls::server_config(default_key, sni_keys)
+            .map_err(|e| L10n::new(e.to_string(), format!("TLS 配置无法使用（“{e}”）")))?;
+        Ok(RelayConfig {
+            settings: self,
+            tls,
+        })
     }
 }
 
@@ -457,14 +531,16 @@ impl RelayConfig {
             }
         }
         Ok(Self {
-            listen: addr,
-            certs: CertFiles { cert, key, sni },
+            settings: RelaySettings {
+                listen: addr,
+                certs: CertFiles { cert, key, sni },
+                routes,
+                limits,
+                healthz: listen.healthz,
+                metrics: listen.metrics,
+                verbose_errors: listen.verbose_errors,
+            },
             tls,
-            routes,
-            limits,
-            healthz: listen.healthz,
-            metrics: listen.metrics,
-            verbose_errors: listen.verbose_errors,
         })
     }
 
@@ -478,27 +554,31 @@ impl RelayConfig {
     ) -> Result<Self, TlsError> {
         let ck = tls::load_certified_key(cert, key)?;
         Ok(Self {
-            listen,
-            certs: CertFiles {
-                cert: cert.to_path_buf(),
-                key: key.to_path_buf(),
-                sni: Vec::new(),
+            settings: RelaySettings {
+                listen,
+                certs: CertFiles {
+                    cert: cert.to_path_buf(),
+                    key: key.to_path_buf(),
+                    sni: Vec::new(),
+                },
+                routes: vec![Route {
+                    path: path.to_owned(),
+                    upstreams: vec![upstream],
+                    require_subprotocol: true,
+                    allowed_origins: Vec::new(),
+                    allowed_appids: Vec::new(),
+                }],
+                limits: Limits::default(),
+                healthz: true,
+                metrics: true,
+                verbose_errors: true,
             },
             tls: tls::server_config(ck, Vec::new())?,
-            routes: vec![Route {
-                path: path.to_owned(),
-                upstreams: vec![upstream],
-                require_subprotocol: true,
-                allowed_origins: Vec::new(),
-                allowed_appids: Vec::new(),
-            }],
-            limits: Limits::default(),
-            healthz: true,
-            metrics: true,
-            verbose_errors: true,
         })
     }
+}
 
+impl RelaySettings {
     /// The TOML that [`RelayConfig::parse`] reads back into this configuration.
     pub fn render_toml(&self) -> String {
         use std::fmt::Write;

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{RelayConfig, Upstream};
+pub use config::{RelayConfig, RelaySettings, Upstream};
 pub use stats::{ConnRecord, RejectKind, Rejection, RelaySnapshot};
 
 /// Where the relay is in its life.

@@ -14,9 +14,10 @@ use super::settings::human_bytes;
 use super::tokens;
 use crate::backend::{CertCmd, RelayCmd, Requested};
 use crate::model::{Action, LiveModel};
-use crate::relay::RelayPhase;
+use crate::relay::config::Route;
 use crate::relay::stats::ConnRecord;
 use crate::relay::tls::CertBrief;
+use crate::relay::{RelayPhase, RelaySettings, Upstream};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum View {
@@ -38,11 +39,13 @@ pub enum SortKey {
     BytesOut,
 }
 
-/// The editable form of `relay.toml`. Keys the form does not show (SNI certificates,
-/// allowlists) are kept from the loaded text.
+/// The Relay form: the typed [`RelaySettings`] it edits, with text for what is typed as text
+/// (the listen address, the file paths, each route's upstream list) until it parses. What the
+/// form does not show (SNI certificates, allowlists, drain and upstream timeouts, the
+/// endpoints) is kept from the settings it was loaded from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelayForm {
-    table: toml::Table,
+    base: RelaySettings,
     pub listen: String,
     pub cert: String,
     pub key: String,
@@ -56,132 +59,92 @@ pub struct RelayForm {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteForm {
-    table: toml::Table,
+    /// The route as loaded (allowlists kept); `None` for a route added in the form.
+    base: Option<Route>,
     pub path: String,
+    /// One `ws://…` or `tcp://…` per line.
     pub upstreams: String,
     pub require_subprotocol: bool,
 }
 
-fn get_str(t: &toml::Table, k: &str) -> String {
-    t.get(k)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn get_u64(t: Option<&toml::Table>, k: &str, default: u64) -> u64 {
-    t.and_then(|t| t.get(k))
-        .and_then(|v| v.as_integer())
-        .and_then(|v| u64::try_from(v).ok())
-        .unwrap_or(default)
-}
-
 impl RelayForm {
-    pub fn from_toml(text: &str) -> Option<Self> {
-        let table: toml::Table = text.parse().ok()?;
-        let listen = table
-            .get("listen")
-            .and_then(|v| v.as_table())
-            .cloned()
-            .unwrap_or_default();
-        let limits = table.get("limits").and_then(|v| v.as_table());
-        let routes = table
-            .get("route")
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| r.as_table())
-                    .map(|r| RouteForm {
-                        table: r.clone(),
-                        path: get_str(r, "path"),
-                        upstreams: r
-                            .get("upstream")
-                            .and_then(|v| v.as_array())
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|u| u.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join("\n")
-                            })
-                            .unwrap_or_default(),
-                        require_subprotocol: r
-                            .get("require_subprotocol")
-                            .and_then(|v| v.as_bool())
-                            .unwrap_or(true),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(Self {
-            listen: get_str(&listen, "addr"),
-            cert: get_str(&listen, "cert"),
-            key: get_str(&listen, "key"),
-            routes,
-            max_connections: get_u64(limits, "max_connections", 50_000),
-            max_connections_per_ip: get_u64(limits, "max_connections_per_ip", 200),
-            handshake_timeout_secs: get_u64(limits, "handshake_timeout_secs", 10),
-            idle_timeout_secs: get_u64(limits, "idle_timeout_secs", 300),
-            max_message_bytes: get_u64(limits, "max_message_bytes", 1024 * 1024),
-            table,
-        })
+    pub fn from_settings(s: &RelaySettings) -> Self {
+        let l = &s.limits;
+        Self {
+            listen: s.listen.to_string(),
+            cert: s.certs.cert.display().to_string(),
+            key: s.certs.key.display().to_string(),
+            routes: s
+                .routes
+                .iter()
+                .map(|r| RouteForm {
+                    base: Some(r.clone()),
+                    path: r.path.clone(),
+                    upstreams: r
+                        .upstreams
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    require_subprotocol: r.require_subprotocol,
+                })
+                .collect(),
+            max_connections: l.max_connections as u64,
+            max_connections_per_ip: l.max_connections_per_ip as u64,
+            handshake_timeout_secs: l.handshake_timeout.as_secs(),
+            idle_timeout_secs: l.idle_timeout.as_secs(),
+            max_message_bytes: l.max_message_bytes as u64,
+            base: s.clone(),
+        }
     }
 
-    pub fn to_toml(&self) -> String {
-        use toml::Value;
-        let mut t = self.table.clone();
-        let mut listen = t
-            .get("listen")
-            .and_then(|v| v.as_table())
-            .cloned()
-            .unwrap_or_default();
-        listen.insert("addr".into(), Value::String(self.listen.trim().to_owned()));
-        listen.insert("cert".into(), Value::String(self.cert.trim().to_owned()));
-        listen.insert("key".into(), Value::String(self.key.trim().to_owned()));
-        t.insert("listen".into(), Value::Table(listen));
-        let routes: Vec<Value> = self
-            .routes
-            .iter()
-            .map(|r| {
-                let mut rt = r.table.clone();
-                rt.insert("path".into(), Value::String(r.path.trim().to_owned()));
-                rt.insert(
-                    "upstream".into(),
-                    Value::Array(
-                        r.upstreams
-                            .lines()
-                            .map(str::trim)
-                            .filter(|l| !l.is_empty())
-                            .map(|l| Value::String(l.to_owned()))
-                            .collect(),
-                    ),
-                );
-                rt.insert(
-                    "require_subprotocol".into(),
-                    Value::Boolean(r.require_subprotocol),
-                );
-                Value::Table(rt)
-            })
-            .collect();
-        t.insert("route".into(), Value::Array(routes));
-        let mut limits = t
-            .get("limits")
-            .and_then(|v| v.as_table())
-            .cloned()
-            .unwrap_or_default();
-        for (k, v) in [
-            ("max_connections", self.max_connections),
-            ("max_connections_per_ip", self.max_connections_per_ip),
-            ("handshake_timeout_secs", self.handshake_timeout_secs),
-            ("idle_timeout_secs", self.idle_timeout_secs),
-            ("max_message_bytes", self.max_message_bytes),
-        ] {
-            limits.insert(
-                k.into(),
-                Value::Integer(i64::try_from(v).unwrap_or(i64::MAX)),
-            );
+    /// The settings the form says, or the first field that does not parse.
+    pub fn settings(&self) -> Result<RelaySettings, crate::i18n::L10n> {
+        use crate::i18n::l;
+        let mut s = self.base.clone();
+        s.listen = self.listen.trim().parse().map_err(|_| {
+            let v = self.listen.trim();
+            l(
+                format!(
+                    "listen address \"{v}\": expected an IP address and port such as 0.0.0.0:443"
+                ),
+                format!("监听地址“{v}”：应为 IP 地址和端口，例如 0.0.0.0:443"),
+            )
+        })?;
+        s.certs.cert = self.cert.trim().into();
+        s.certs.key = self.key.trim().into();
+        let mut routes = Vec::new();
+        for r in &self.routes {
+            let mut upstreams = Vec::new();
+            for line in r.upstreams.lines().map(str::trim).filter(|x| !x.is_empty()) {
+                upstreams.push(Upstream::parse(line).map_err(|e| {
+                    l(
+                        format!("upstream \"{line}\": {e}"),
+                        format!("上游“{line}”有误（“{e}”）"),
+                    )
+                })?);
+            }
+            let mut route = r.base.clone().unwrap_or(Route {
+                path: String::new(),
+                upstreams: Vec::new(),
+                require_subprotocol: true,
+                allowed_origins: Vec::new(),
+                allowed_appids: Vec::new(),
+            });
+            route.path = r.path.trim().to_owned();
+            route.upstreams = upstreams;
+            route.require_subprotocol = r.require_subprotocol;
+            routes.push(route);
         }
-        t.insert("limits".into(), Value::Table(limits));
-        toml::to_string(&t).unwrap_or_default()
+        s.routes = routes;
+        let secs = std::time::Duration::from_secs;
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        s.limits.max_connections = size(self.max_connections);
+        s.limits.max_connections_per_ip = size(self.max_connections_per_ip);
+        s.limits.handshake_timeout = secs(self.handshake_timeout_secs);
+        s.limits.idle_timeout = secs(self.idle_timeout_secs);
+        s.limits.max_message_bytes = size(self.max_message_bytes);
+        Ok(s)
     }
 }
 
@@ -190,7 +153,7 @@ pub struct RelayPanel {
     form: Option<RelayForm>,
     /// The running configuration the form was loaded from, and the form as loaded (the
     /// user has edited the form when they differ).
-    loaded_from: Option<String>,
+    loaded_from: Option<RelaySettings>,
     loaded_form: Option<RelayForm>,
     apply: Option<Requested<crate::i18n::L10n, crate::i18n::L10n>>,
     nginx: Option<Requested<String, crate::i18n::L10n>>,
@@ -209,13 +172,13 @@ impl RelayPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, t: &Tr, live: &LiveModel, actions: &mut Vec<Action>) {
         let status = &live.status.relay;
         // Load the form from the running configuration until the user edits it.
-        if let Some(text) = &status.config_toml
-            && self.loaded_from.as_ref() != Some(text)
+        if let Some(settings) = &status.config
+            && self.loaded_from.as_ref() != Some(settings)
             && self.form == self.loaded_form
         {
-            self.form = RelayForm::from_toml(text);
+            self.form = Some(RelayForm::from_settings(settings));
             self.loaded_form = self.form.clone();
-            self.loaded_from = Some(text.clone());
+            self.loaded_from = Some(settings.clone());
         }
 
         ui.heading(t.nav_relay);
@@ -289,10 +252,7 @@ impl RelayPanel {
                     actions.push(Action::Backend(RelayCmd::Stop.into()));
                 }
             } else if ui
-                .add_enabled(
-                    status.config_toml.is_some(),
-                    egui::Button::new(t.relay_start),
-                )
+                .add_enabled(status.config.is_some(), egui::Button::new(t.relay_start))
                 .clicked()
             {
                 actions.push(Action::Backend(RelayCmd::Start.into()));
@@ -300,18 +260,18 @@ impl RelayPanel {
             if ui.button(t.relay_export_nginx).clicked()
                 && let Some(form) = &self.form
             {
-                {
-                    let (req, reply) = Requested::new(waker(ui));
-                    self.nginx = Some(req);
-                    self.nginx_open = true;
-                    actions.push(Action::Backend(
-                        RelayCmd::NginxExport {
-                            toml: form.to_toml(),
-                            reply,
-                        }
-                        .into(),
-                    ));
-                }
+                self.nginx_open = true;
+                self.nginx = Some(match form.settings() {
+                    Ok(settings) => {
+                        let (req, reply) = Requested::new(waker(ui));
+                        let settings = Box::new(settings);
+                        actions.push(Action::Backend(
+                            RelayCmd::NginxExport { settings, reply }.into(),
+                        ));
+                        req
+                    }
+                    Err(e) => Requested::Done(Err(e)),
+                });
             }
         });
         if let Some(url) = &status.url {
@@ -472,7 +432,7 @@ impl RelayPanel {
         }
         if ui.button(t.relay_add_route).clicked() {
             form.routes.push(RouteForm {
-                table: toml::Table::new(),
+                base: None,
                 path: "/mqtt".into(),
                 upstreams: "tcp://127.0.0.1:1883".into(),
                 require_subprotocol: true,
@@ -519,15 +479,15 @@ impl RelayPanel {
                 .add_enabled(!busy, egui::Button::new(t.relay_apply))
                 .clicked()
             {
-                let (req, reply) = Requested::new(waker(ui));
-                self.apply = Some(req);
-                actions.push(Action::Backend(
-                    RelayCmd::Apply {
-                        toml: form.to_toml(),
-                        reply,
+                self.apply = Some(match form.settings() {
+                    Ok(settings) => {
+                        let (req, reply) = Requested::new(waker(ui));
+                        let settings = Box::new(settings);
+                        actions.push(Action::Backend(RelayCmd::Apply { settings, reply }.into()));
+                        req
                     }
-                    .into(),
-                ));
+                    Err(e) => Requested::Done(Err(e)),
+                });
             }
             match self.apply.as_mut().map(|r| r.poll()) {
                 Some(None) => {
@@ -955,24 +915,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn form_round_trip_keeps_unshown_keys() {
-        let text = "[listen]\naddr = \"127.0.0.1:8443\"\ncert = \"a.pem\"\nkey = \"a.key\"\n\n[[listen.sni]]\nname = \"x.example.com\"\ncert = \"x.pem\"\nkey = \"x.key\"\n\n[[route]]\npath = \"/mqtt\"\nupstream = [\"tcp://127.0.0.1:1883\", \"tcp://127.0.0.1:1884\"]\nallowed_appids = [\"wx1\"]\n";
-        let mut f = RelayForm::from_toml(text).unwrap();
+    fn the_form_edits_typed_settings_and_keeps_what_it_does_not_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[listen]\naddr = \"127.0.0.1:8443\"\ncert = \"a.pem\"\nkey = \"a.key\"\n\n[[listen.sni]]\nname = \"x.example.com\"\ncert = \"x.pem\"\nkey = \"x.key\"\n\n[[route]]\npath = \"/mqtt\"\nupstream = [\"tcp://127.0.0.1:1883\", \"tcp://127.0.0.1:1884\"]\nallowed_appids = [\"wx1\"]\n\n[limits]\ndrain_secs = 3\n";
+        // The settings as a parsed file would give them (no certificates needed for the form).
+        let ca = crate::sandbox::devca::ensure(dir.path()).unwrap();
+        let mut loaded = crate::relay::RelayConfig::simple(
+            "127.0.0.1:8443".parse().unwrap(),
+            &ca.leaf_chain,
+            &ca.leaf_key,
+            "/mqtt",
+            Upstream::parse("tcp://127.0.0.1:1883").unwrap(),
+        )
+        .unwrap()
+        .settings;
+        loaded.routes[0]
+            .upstreams
+            .push(Upstream::parse("tcp://127.0.0.1:1884").unwrap());
+        loaded.routes[0].allowed_appids = vec!["wx1".into()];
+        loaded.certs.sni = vec![("x.example.com".into(), "x.pem".into(), "x.key".into())];
+        loaded.limits.drain = std::time::Duration::from_secs(3);
+        let _ = text;
+        let mut f = RelayForm::from_settings(&loaded);
         assert_eq!(
             f.routes[0].upstreams,
             "tcp://127.0.0.1:1883\ntcp://127.0.0.1:1884"
+        );
+        assert_eq!(
+            f.settings().unwrap(),
+            loaded,
+            "unchanged form, same settings"
         );
         f.idle_timeout_secs = 77;
         f.routes[0]
             .upstreams
             .push_str("\n\nws://10.0.0.1:8083/mqtt\n");
-        let out: toml::Table = f.to_toml().parse().unwrap();
-        assert_eq!(out["limits"]["idle_timeout_secs"].as_integer(), Some(77));
-        assert_eq!(out["route"][0]["upstream"].as_array().unwrap().len(), 3);
-        assert_eq!(out["route"][0]["allowed_appids"][0].as_str(), Some("wx1"));
-        assert_eq!(
-            out["listen"]["sni"][0]["name"].as_str(),
-            Some("x.example.com")
+        let out = f.settings().unwrap();
+        assert_eq!(out.limits.idle_timeout.as_secs(), 77);
+        assert_eq!(out.limits.drain.as_secs(), 3, "not shown, kept");
+        assert_eq!(out.routes[0].upstreams.len(), 3);
+        assert_eq!(out.routes[0].allowed_appids, ["wx1"]);
+        assert_eq!(out.certs.sni[0].0, "x.example.com");
+        f.listen = "localhost:x".into();
+        let e = f.settings().unwrap_err();
+        assert!(
+            e.en.contains("listen address") && e.zh.contains("监听地址"),
+            "{e:?}"
         );
     }
 }
