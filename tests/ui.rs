@@ -149,7 +149,8 @@ fn overview_shows_live_sandbox_and_device_obeys_a_click() {
     step_until(&mut h, 30, "device answer shown", |h| {
         h.state()
             .live
-            .devices
+            .roster
+            .live
             .get("esp8266-demo")
             .and_then(|d| d.last_state.as_deref())
             .is_some_and(|s| s.contains(r#""led":"on""#))

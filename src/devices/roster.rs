@@ -27,7 +27,8 @@ pub struct DeviceLive {
     reconnect_times: VecDeque<i64>,
     /// The latest telemetry object.
     pub telemetry: serde_json::Map<String, Value>,
-    pub last_state: Option<Value>,
+    /// The latest state message, as text.
+    pub last_state: Option<String>,
     /// Plotted fields: (unix seconds with fraction, value).
     pub series: BTreeMap<String, VecDeque<[f64; 2]>>,
     pub messages: u64,
@@ -80,7 +81,9 @@ impl Roster {
     /// Keeps live entries in step with the configured devices.
     pub fn sync(&mut self) {
         let ids: Vec<String> = self.config.devices.iter().map(|d| d.id.clone()).collect();
-        self.live.retain(|id, _| ids.contains(id));
+        let proposals = &self.proposals;
+        self.live
+            .retain(|id, _| ids.contains(id) || proposals.contains_key(id));
         for id in ids {
             self.proposals.remove(&id);
             self.live.entry(id).or_default();
@@ -118,7 +121,6 @@ impl Roster {
 
     /// One message from the broker, at `now_ms` (Unix milliseconds).
     pub fn on_message(&mut self, topic_name: &str, payload: &[u8], now_ms: i64) {
-        let now = now_ms.div_euclid(1000);
         if self.index.is_empty() && !self.config.devices.is_empty() {
             self.sync();
         }
@@ -126,7 +128,8 @@ impl Roster {
         if let Some(caps) = topic::captures(&self.config.discovery.pattern, topic_name)
             && let Some(id) = caps.first()
             && !id.is_empty()
-            && !self.live.contains_key(*id)
+            && self.config.device(id).is_none()
+            && !self.proposals.contains_key(*id)
         {
             let prefix = self
                 .config
@@ -142,71 +145,34 @@ impl Roster {
                 topic: topic_name.to_owned(),
             });
         }
-        let Some(&(i, kind)) = self.index.get(topic_name) else {
-            return;
+        // A device in the roster, or one discovered (its topics the default ones under the
+        // discovery prefix): both are observed, so the Overview and the Devices panel read one
+        // model.
+        let found = match self.index.get(topic_name) {
+            Some(&(i, kind)) => self.config.devices.get(i).cloned().map(|d| (d, kind)),
+            None => self.discovered(topic_name),
         };
-        let Some(def) = self.config.devices.get(i) else {
-            return;
-        };
-        let live = self.live.entry(def.id.clone()).or_default();
-        live.messages += 1;
-        match kind {
-            0 => {
-                let text = String::from_utf8_lossy(payload);
-                let online = if text == def.online_payload {
-                    true
-                } else if text == def.offline_payload || payload.is_empty() {
-                    false
-                } else {
-                    return;
-                };
-                if live.online != Some(online) {
-                    if online && live.online == Some(false) {
-                        live.reconnects += 1;
-                        live.reconnect_times.push_back(now);
-                        while live.reconnect_times.len() > 32 {
-                            live.reconnect_times.pop_front();
-                        }
-                    }
-                    live.online = Some(online);
-                    live.since = Some(now);
-                }
-                if online {
-                    live.last_seen = Some(now);
-                }
-            }
-            1 => {
-                live.last_seen = Some(now);
-                // Telemetry from a device we thought offline: it is back (a reconnect).
-                if live.online != Some(true) {
-                    if live.online == Some(false) {
-                        live.reconnects += 1;
-                        live.reconnect_times.push_back(now);
-                        while live.reconnect_times.len() > 32 {
-                            live.reconnect_times.pop_front();
-                        }
-                    }
-                    live.online = Some(true);
-                    live.since = Some(now);
-                }
-                if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(payload) {
-                    for field in &def.plot {
-                        if let Some(v) = map.get(field).and_then(Value::as_f64) {
-                            let s = live.series.entry(field.clone()).or_default();
-                            s.push_back([now_f(now_ms), v]);
-                            while s.len() > SERIES_POINTS {
-                                s.pop_front();
-                            }
-                        }
-                    }
-                    live.telemetry = map;
-                }
-            }
-            _ => {
-                live.last_seen = Some(now);
-                live.last_state = serde_json::from_slice(payload).ok();
-            }
+        if let Some((def, kind)) = found {
+            let live = self.live.entry(def.id.clone()).or_default();
+            observe(live, &def, kind, payload, now_ms);
         }
+    }
+
+    /// A discovered device's availability, telemetry or state topic (the default layout under
+    /// the discovery pattern's prefix).
+    fn discovered(&self, topic_name: &str) -> Option<(DeviceDef, u8)> {
+        let prefix = self.config.discovery.pattern.split("/+").next()?;
+        let (id, kind) = super::classify(prefix, topic_name)?;
+        if !self.proposals.contains_key(id) {
+            return None;
+        }
+        let kind = match kind {
+            super::TopicKind::Status => 0,
+            super::TopicKind::Telemetry => 1,
+            super::TopicKind::State => 2,
+            super::TopicKind::Cmd => return None,
+        };
+        Some((DeviceDef::esp8266(id, prefix), kind))
     }
 
     pub fn online_count(&self) -> usize {
@@ -217,9 +183,94 @@ impl Roster {
     }
 }
 
+/// One message on a device's topic of `kind` (0 availability, 1 telemetry, 2 state).
+fn observe(live: &mut DeviceLive, def: &DeviceDef, kind: u8, payload: &[u8], now_ms: i64) {
+    let now = now_ms.div_euclid(1000);
+    live.messages += 1;
+    match kind {
+        0 => {
+            let text = String::from_utf8_lossy(payload);
+            let online = if text == def.online_payload {
+                true
+            } else if text == def.offline_payload || payload.is_empty() {
+                false
+            } else {
+                return;
+            };
+            if live.online != Some(online) {
+                if online && live.online == Some(false) {
+                    live.reconnects += 1;
+                    live.reconnect_times.push_back(now);
+                    while live.reconnect_times.len() > 32 {
+                        live.reconnect_times.pop_front();
+                    }
+                }
+                live.online = Some(online);
+                live.since = Some(now);
+            }
+            if online {
+                live.last_seen = Some(now);
+            }
+        }
+        1 => {
+            live.last_seen = Some(now);
+            // Telemetry from a device we thought offline: it is back (a reconnect).
+            if live.online != Some(true) {
+                if live.online == Some(false) {
+                    live.reconnects += 1;
+                    live.reconnect_times.push_back(now);
+                    while live.reconnect_times.len() > 32 {
+                        live.reconnect_times.pop_front();
+                    }
+                }
+                live.online = Some(true);
+                live.since = Some(now);
+            }
+            if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(payload) {
+                for field in &def.plot {
+                    if let Some(v) = map.get(field).and_then(Value::as_f64) {
+                        let s = live.series.entry(field.clone()).or_default();
+                        s.push_back([now_f(now_ms), v]);
+                        while s.len() > SERIES_POINTS {
+                            s.pop_front();
+                        }
+                    }
+                }
+                live.telemetry = map;
+            }
+        }
+        _ => {
+            live.last_seen = Some(now);
+            live.last_state = Some(String::from_utf8_lossy(payload).into_owned());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A device the roster does not list is proposed and observed all the same (the Overview
+    /// shows it from this one model); added to the roster it keeps what was seen; removed, it
+    /// goes until it is heard again.
+    #[test]
+    fn discovered_devices_are_observed_in_the_one_model() {
+        let mut r = Roster::new(DevicesConfig::default());
+        r.on_message("devices/sim-7/status", b"online", 1_000_000);
+        r.on_message("devices/sim-7/telemetry", br#"{"rssi":-60}"#, 1_001_000);
+        r.on_message("devices/sim-7/state", br#"{"led":"on"}"#, 1_002_000);
+        assert!(r.proposals.contains_key("sim-7"));
+        let live = &r.live["sim-7"];
+        assert_eq!(live.online, Some(true));
+        assert_eq!(live.telemetry["rssi"], -60);
+        assert_eq!(live.last_state.as_deref(), Some(r#"{"led":"on"}"#));
+        assert_eq!(r.online_count(), 1);
+        r.add(DeviceDef::esp8266("sim-7", "devices"));
+        assert!(!r.proposals.contains_key("sim-7"));
+        assert_eq!(r.live["sim-7"].messages, 3, "what was seen is kept");
+        r.remove("sim-7");
+        assert!(!r.live.contains_key("sim-7"));
+    }
 
     #[test]
     fn availability_reconnects_and_flapping() {

@@ -1,9 +1,8 @@
 //! The live model the panels read: filled only in `ConsoleApp::logic` from backend events.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use crate::backend::{BackendStatus, ConnId, Event, RelayView};
-use crate::devices::{TopicKind, classify};
 use crate::mqtt::MqttMessage;
 
 /// How many recent messages the Overview keeps.
@@ -12,15 +11,6 @@ pub use crate::topics::rate::{RATE_WINDOW_SECS, RateSeries};
 
 /// Topic prefix under which the console recognises devices.
 pub const DEVICE_PREFIX: &str = "devices";
-
-#[derive(Debug, Clone, Default)]
-pub struct DeviceView {
-    /// `Some(true)` after `online`, `Some(false)` after `offline` on the status topic.
-    pub online: Option<bool>,
-    pub last_seen: Option<chrono::DateTime<chrono::Local>>,
-    pub telemetry: serde_json::Map<String, serde_json::Value>,
-    pub last_state: Option<String>,
-}
 
 /// Relay throughput: one point per relay view refresh, the last two minutes.
 #[derive(Debug, Default)]
@@ -68,7 +58,6 @@ pub struct LiveModel {
     pub recent: VecDeque<MqttMessage>,
     pub total_messages: u64,
     pub rate: RateSeries,
-    pub devices: BTreeMap<String, DeviceView>,
     /// The Devices panel's roster (devices.toml), fed by every message.
     pub roster: crate::devices::roster::Roster,
     /// The Topics panel's store, tree and subscriptions for the active connection.
@@ -192,32 +181,6 @@ impl LiveModel {
         self.topics
             .on_message(ms, &m.topic, &m.payload, m.qos, m.retain, m.props.clone());
         self.rate.add(m.time.timestamp());
-        if let Some((id, kind)) = classify(DEVICE_PREFIX, &m.topic) {
-            let dev = self.devices.entry(id.to_owned()).or_default();
-            match kind {
-                TopicKind::Status => {
-                    dev.online = match &m.payload[..] {
-                        b"online" => Some(true),
-                        b"offline" => Some(false),
-                        _ => dev.online,
-                    };
-                    if dev.online == Some(true) {
-                        dev.last_seen = Some(m.time);
-                    }
-                }
-                TopicKind::Telemetry => {
-                    dev.last_seen = Some(m.time);
-                    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&m.payload) {
-                        dev.telemetry = map;
-                    }
-                }
-                TopicKind::State => {
-                    dev.last_seen = Some(m.time);
-                    dev.last_state = Some(String::from_utf8_lossy(&m.payload).into_owned());
-                }
-                TopicKind::Cmd => {}
-            }
-        }
         if self.recent.len() >= RECENT_CAPACITY {
             self.recent.pop_front();
         }
@@ -235,16 +198,15 @@ impl LiveModel {
         }
     }
 
+    /// Devices online: the roster's and the discovered ones.
     pub fn devices_online(&self) -> usize {
-        self.devices
-            .values()
-            .filter(|d| d.online == Some(true))
-            .count()
+        self.roster.online_count()
     }
 
     /// The sandbox is drawn with live data: a device online and telemetry received.
     pub fn has_live_data(&self) -> bool {
-        self.devices
+        self.roster
+            .live
             .values()
             .any(|d| d.online == Some(true) && !d.telemetry.is_empty())
     }

@@ -7,7 +7,8 @@ use super::i18n::{Tr, fill};
 use super::tokens;
 use crate::backend::{DeviceCmd, Requested, SandboxState};
 use crate::devices::commands::Outcome;
-use crate::model::live::{DEVICE_PREFIX, DeviceView};
+use crate::devices::roster::DeviceLive;
+use crate::model::live::DEVICE_PREFIX;
 use crate::model::{Action, LiveModel};
 
 #[derive(Default)]
@@ -82,7 +83,7 @@ impl OverviewPanel {
         ui.add_space(6.0);
 
         ui.horizontal_wrapped(|ui| {
-            for (id, dev) in &live.devices {
+            for (id, dev) in &live.roster.live {
                 let last = self.last.get_mut(id);
                 if let Some(sent) = device_card_ui(ui, t, id, dev, live, last, actions) {
                     self.last.insert(id.clone(), sent);
@@ -132,7 +133,7 @@ fn device_card_ui(
     ui: &mut egui::Ui,
     t: &Tr,
     id: &str,
-    dev: &DeviceView,
+    dev: &DeviceLive,
     live: &LiveModel,
     last: Option<&mut (&'static str, Requested<Outcome, crate::i18n::L10n>)>,
     actions: &mut Vec<Action>,
@@ -150,7 +151,7 @@ fn device_card_ui(
                 ui.label(RichText::new(id).strong().monospace());
                 ui.colored_label(color, format!("● {text}"));
                 if let Some(seen) = dev.last_seen {
-                    let ago = (chrono::Local::now() - seen).num_seconds().max(0);
+                    let ago = (chrono::Local::now().timestamp() - seen).max(0);
                     ui.label(
                         RichText::new(fill(t.last_seen_secs, &[("secs", &ago)]))
                             .color(tokens::MUTED),
