@@ -887,160 +887,169 @@ pub fn from_mqttx(text: &str) -> Result<(Vec<Profile>, Vec<L10n>), L10n> {
     let mut out = Vec::new();
     let mut notes = Vec::new();
     for c in list {
-        let s = |k: &str| c.get(k).and_then(|x| x.as_str()).map(str::to_owned);
-        let name = s("name").unwrap_or_else(|| "imported".into());
-        let Some(host) = s("host") else {
-            notes.push(l(
-                format!("{name}: no host, skipped"),
-                format!("{name}：没有主机，已跳过"),
-            ));
+        let Some(p) = mqttx_connection(&c, &mut notes) else {
             continue;
         };
-        let proto = s("protocol").unwrap_or_else(|| "mqtt".into());
-        let ssl = c.get("ssl").and_then(|x| x.as_bool()).unwrap_or(false);
-        let scheme = match (proto.as_str(), ssl) {
-            ("ws", false) => "ws",
-            ("ws" | "wss", _) => "wss",
-            ("mqtts", _) | (_, true) => "mqtts",
-            _ => "mqtt",
-        };
-        let port = c
-            .get("port")
-            .and_then(|x| {
-                x.as_u64()
-                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
-            })
-            .unwrap_or(match scheme {
-                "mqtts" => 8883,
-                "ws" => 8083,
-                "wss" => 8084,
-                _ => 1883,
-            });
-        let path = if scheme.starts_with("ws") {
-            s("path").unwrap_or_else(|| "/mqtt".into())
-        } else {
-            String::new()
-        };
-        let mut p = Profile::new(&name, &format!("{scheme}://{host}:{port}{path}"));
-        if let Some(id) = s("clientId").filter(|x| !x.is_empty()) {
-            p.client_id = id;
-            p.random_suffix = false;
-        }
-        p.username = s("username").filter(|x| !x.is_empty());
-        p.password = s("password")
-            .filter(|x| !x.is_empty() && p.username.is_some())
-            .map(Secret::new);
-        if let Some(k) = c.get("keepalive").and_then(|x| x.as_u64()) {
-            p.keepalive_secs = k.clamp(0, 65_535) as u16;
-        }
-        if let Some(clean) = c.get("clean").and_then(|x| x.as_bool()) {
-            p.clean_session = clean;
-        }
-        if c.get("rejectUnauthorized").and_then(|x| x.as_bool()) == Some(false) {
-            p.insecure = true;
-            notes.push(l(
-                format!("{name}: certificate verification is off, as in MQTTX"),
-                format!("{name}：证书验证已关闭，与 MQTTX 中一致"),
-            ));
-        }
-        // MQTTX may hold certificates inline (PEM text) instead of file paths; a profile here
-        // names files, so those are left out — and said.
-        for k in ["ca", "cert", "key"] {
-            if s(k).is_some_and(|x| x.contains("-----BEGIN")) {
-                notes.push(l(
-                    format!(
-                        "{name}: the {k} is PEM text inside the export; save it to a file and pick it in the profile"
-                    ),
-                    format!("{name}：导出文件中的 {k} 是 PEM 文本；请保存为文件，再在配置中选择它"),
-                ));
-            }
-        }
-        if let Some(ca) = s("ca").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")) {
-            p.trust = TrustChoice::File;
-            p.ca_file = Some(PathBuf::from(ca));
-        }
-        if let (Some(cert), Some(key)) = (
-            s("cert").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")),
-            s("key").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")),
-        ) {
-            p.client_cert = Some(PathBuf::from(cert));
-            p.client_key = Some(PathBuf::from(key));
-        }
-        if let Some(w) = c.get("will")
-            && let Some(topic) = w
-                .get("lastWillTopic")
-                .and_then(|x| x.as_str())
-                .filter(|t| !t.is_empty())
-        {
-            p.will = Some(Will {
-                topic: topic.to_owned(),
-                payload: w
-                    .get("lastWillPayload")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or("")
-                    .to_owned(),
-                qos: w
-                    .get("lastWillQos")
-                    .and_then(|x| x.as_u64())
-                    .unwrap_or(0)
-                    .min(2) as u8,
-                retain: w
-                    .get("lastWillRetain")
-                    .and_then(|x| x.as_bool())
-                    .unwrap_or(false),
-            });
-        }
-        if let Some(subs) = c.get("subscriptions").and_then(|x| x.as_array()) {
-            let topics: Vec<(String, u8)> = subs
-                .iter()
-                .filter_map(|s| {
-                    let topic = s.get("topic").and_then(|t| t.as_str())?;
-                    let q = s.get("qos").and_then(|q| q.as_u64()).unwrap_or(0).min(2) as u8;
-                    Some((topic.to_owned(), q))
-                })
-                .filter(|(t, _)| super::topic::valid_filter(t))
-                .collect();
-            if !topics.is_empty() {
-                // One QoS per profile: the highest asked for, said when they differ.
-                let max = topics.iter().map(|(_, q)| *q).max().unwrap_or(0);
-                if topics.iter().any(|(_, q)| *q != max) {
-                    notes.push(l(
-                        format!(
-                            "{name}: its subscriptions use different QoS levels; all are made with QoS {max}"
-                        ),
-                        format!("{name}：各订阅的 QoS 不同；全部按 QoS {max} 订阅"),
-                    ));
-                }
-                p.subscribe_qos = max;
-                p.subscriptions = topics.into_iter().map(|(t, _)| t).collect();
-            }
-        }
-        if c.get("mqttVersion").and_then(|x| x.as_str()) == Some("5.0") {
-            p.version = MqttVersion::V5;
-            let props = c.get("properties");
-            p.session_expiry_secs = props
-                .and_then(|x| x.get("sessionExpiryInterval"))
-                .and_then(|x| x.as_u64())
-                .map(|x| x.min(u64::from(u32::MAX)) as u32);
-            if props
-                .and_then(|x| x.get("userProperties"))
-                .is_some_and(|x| x.as_object().is_some_and(|o| !o.is_empty()))
-            {
-                notes.push(l(
-                    format!("{name}: CONNECT user properties are not carried over"),
-                    format!("{name}：CONNECT 用户属性没有带过来"),
-                ));
-            }
-        }
         match p.validate() {
             Ok(()) => out.push(p),
             Err(e) => notes.push(l(
-                format!("{name}: {}; skipped", e.en),
-                format!("{name}：{}；已跳过", e.zh),
+                format!("{}: {}; skipped", p.name, e.en),
+                format!("{}：{}；已跳过", p.name, e.zh),
             )),
         }
     }
     Ok((out, notes))
+}
+
+/// One MQTTX connection as a profile; what cannot be carried over goes to `notes`. `None`
+/// when it has no host.
+fn mqttx_connection(c: &serde_json::Value, notes: &mut Vec<L10n>) -> Option<Profile> {
+    let s = |k: &str| c.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let name = s("name").unwrap_or_else(|| "imported".into());
+    let Some(host) = s("host") else {
+        notes.push(l(
+            format!("{name}: no host, skipped"),
+            format!("{name}：没有主机，已跳过"),
+        ));
+        return None;
+    };
+    let proto = s("protocol").unwrap_or_else(|| "mqtt".into());
+    let ssl = c.get("ssl").and_then(|x| x.as_bool()).unwrap_or(false);
+    let scheme = match (proto.as_str(), ssl) {
+        ("ws", false) => "ws",
+        ("ws" | "wss", _) => "wss",
+        ("mqtts", _) | (_, true) => "mqtts",
+        _ => "mqtt",
+    };
+    let port = c
+        .get("port")
+        .and_then(|x| {
+            x.as_u64()
+                .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+        })
+        .unwrap_or(match scheme {
+            "mqtts" => 8883,
+            "ws" => 8083,
+            "wss" => 8084,
+            _ => 1883,
+        });
+    let path = if scheme.starts_with("ws") {
+        s("path").unwrap_or_else(|| "/mqtt".into())
+    } else {
+        String::new()
+    };
+    let mut p = Profile::new(&name, &format!("{scheme}://{host}:{port}{path}"));
+    if let Some(id) = s("clientId").filter(|x| !x.is_empty()) {
+        p.client_id = id;
+        p.random_suffix = false;
+    }
+    p.username = s("username").filter(|x| !x.is_empty());
+    p.password = s("password")
+        .filter(|x| !x.is_empty() && p.username.is_some())
+        .map(Secret::new);
+    if let Some(k) = c.get("keepalive").and_then(|x| x.as_u64()) {
+        p.keepalive_secs = k.clamp(0, 65_535) as u16;
+    }
+    if let Some(clean) = c.get("clean").and_then(|x| x.as_bool()) {
+        p.clean_session = clean;
+    }
+    if c.get("rejectUnauthorized").and_then(|x| x.as_bool()) == Some(false) {
+        p.insecure = true;
+        notes.push(l(
+            format!("{name}: certificate verification is off, as in MQTTX"),
+            format!("{name}：证书验证已关闭，与 MQTTX 中一致"),
+        ));
+    }
+    // MQTTX may hold certificates inline (PEM text) instead of file paths; a profile here
+    // names files, so those are left out — and said.
+    for k in ["ca", "cert", "key"] {
+        if s(k).is_some_and(|x| x.contains("-----BEGIN")) {
+            notes.push(l(
+                format!(
+                    "{name}: the {k} is PEM text inside the export; save it to a file and pick it in the profile"
+                ),
+                format!("{name}：导出文件中的 {k} 是 PEM 文本；请保存为文件，再在配置中选择它"),
+            ));
+        }
+    }
+    if let Some(ca) = s("ca").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")) {
+        p.trust = TrustChoice::File;
+        p.ca_file = Some(PathBuf::from(ca));
+    }
+    if let (Some(cert), Some(key)) = (
+        s("cert").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")),
+        s("key").filter(|x| !x.is_empty() && !x.contains("-----BEGIN")),
+    ) {
+        p.client_cert = Some(PathBuf::from(cert));
+        p.client_key = Some(PathBuf::from(key));
+    }
+    if let Some(w) = c.get("will")
+        && let Some(topic) = w
+            .get("lastWillTopic")
+            .and_then(|x| x.as_str())
+            .filter(|t| !t.is_empty())
+    {
+        p.will = Some(Will {
+            topic: topic.to_owned(),
+            payload: w
+                .get("lastWillPayload")
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_owned(),
+            qos: w
+                .get("lastWillQos")
+                .and_then(|x| x.as_u64())
+                .unwrap_or(0)
+                .min(2) as u8,
+            retain: w
+                .get("lastWillRetain")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
+        });
+    }
+    if let Some(subs) = c.get("subscriptions").and_then(|x| x.as_array()) {
+        let topics: Vec<(String, u8)> = subs
+            .iter()
+            .filter_map(|s| {
+                let topic = s.get("topic").and_then(|t| t.as_str())?;
+                let q = s.get("qos").and_then(|q| q.as_u64()).unwrap_or(0).min(2) as u8;
+                Some((topic.to_owned(), q))
+            })
+            .filter(|(t, _)| super::topic::valid_filter(t))
+            .collect();
+        if !topics.is_empty() {
+            // One QoS per profile: the highest asked for, said when they differ.
+            let max = topics.iter().map(|(_, q)| *q).max().unwrap_or(0);
+            if topics.iter().any(|(_, q)| *q != max) {
+                notes.push(l(
+                    format!(
+                        "{name}: its subscriptions use different QoS levels; all are made with QoS {max}"
+                    ),
+                    format!("{name}：各订阅的 QoS 不同；全部按 QoS {max} 订阅"),
+                ));
+            }
+            p.subscribe_qos = max;
+            p.subscriptions = topics.into_iter().map(|(t, _)| t).collect();
+        }
+    }
+    if c.get("mqttVersion").and_then(|x| x.as_str()) == Some("5.0") {
+        p.version = MqttVersion::V5;
+        let props = c.get("properties");
+        p.session_expiry_secs = props
+            .and_then(|x| x.get("sessionExpiryInterval"))
+            .and_then(|x| x.as_u64())
+            .map(|x| x.min(u64::from(u32::MAX)) as u32);
+        if props
+            .and_then(|x| x.get("userProperties"))
+            .is_some_and(|x| x.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            notes.push(l(
+                format!("{name}: CONNECT user properties are not carried over"),
+                format!("{name}：CONNECT 用户属性没有带过来"),
+            ));
+        }
+    }
+    Some(p)
 }
 
 #[cfg(test)]

@@ -114,6 +114,123 @@ pub struct BrokerPanel {
     sandbox_v5: bool,
 }
 
+/// One labelled text row of the profile form's grid.
+fn row(ui: &mut egui::Ui, label: &str, v: &mut String, hint: &str) {
+    let l = ui.label(label);
+    ui.add(
+        egui::TextEdit::singleline(v)
+            .hint_text(hint)
+            .desired_width(360.0),
+    )
+    .labelled_by(l.id);
+    ui.end_row();
+}
+
+impl Form {
+    /// Where and who: name, address, client id, version, credentials, keepalive, session.
+    fn connection_rows(&mut self, ui: &mut egui::Ui, t: &Tr) {
+        let Some(p) = self.p.as_mut() else { return };
+        row(ui, t.broker_name, &mut p.name, "");
+        row(
+            ui,
+            t.broker_url,
+            &mut p.url,
+            "mqtts://broker.example.com:8883",
+        );
+        let l = ui.label(t.broker_client_id);
+        ui.horizontal(|ui| {
+            ui.add(egui::TextEdit::singleline(&mut p.client_id).desired_width(200.0))
+                .labelled_by(l.id);
+            ui.checkbox(&mut p.random_suffix, t.broker_random_suffix);
+        });
+        ui.end_row();
+        ui.label(t.broker_version);
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut p.version, MqttVersion::V311, "3.1.1");
+            ui.selectable_value(&mut p.version, MqttVersion::V5, "5");
+        });
+        ui.end_row();
+        let mut user = p.username.clone().unwrap_or_default();
+        row(ui, t.broker_username, &mut user, "");
+        p.username = Some(user).filter(|u| !u.is_empty());
+        let l = ui.label(t.certs_password);
+        ui.add(
+            egui::TextEdit::singleline(&mut self.password)
+                .password(true)
+                .desired_width(200.0),
+        )
+        .labelled_by(l.id);
+        ui.end_row();
+        ui.label(t.broker_keepalive);
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::DragValue::new(&mut p.keepalive_secs)
+                    .range(5..=65_535)
+                    .suffix(" s"),
+            );
+            ui.checkbox(&mut p.clean_session, t.broker_clean);
+        });
+        ui.end_row();
+        let v5 = p.version == MqttVersion::V5;
+        let l = ui.label(t.broker_session_expiry);
+        ui.add_enabled(
+            v5,
+            egui::TextEdit::singleline(&mut self.session_expiry)
+                .hint_text(t.broker_session_expiry_hint)
+                .desired_width(360.0),
+        )
+        .labelled_by(l.id);
+        ui.end_row();
+    }
+
+    /// The last will, trust and TLS files, subscriptions, verification.
+    fn will_and_tls_rows(&mut self, ui: &mut egui::Ui, t: &Tr) {
+        let Some(p) = self.p.as_mut() else { return };
+        row(
+            ui,
+            t.broker_will_topic,
+            &mut self.will_topic,
+            "devices/console/status",
+        );
+        row(ui, t.broker_will_payload, &mut self.will_payload, "offline");
+        ui.label("");
+        ui.horizontal(|ui| {
+            for q in 0..=2u8 {
+                ui.selectable_value(&mut self.will_qos, q, format!("QoS {q}"));
+            }
+            ui.checkbox(&mut self.will_retain, t.broker_will_retain);
+        });
+        ui.end_row();
+        ui.label(t.broker_trust);
+        ui.horizontal(|ui| {
+            for (choice, label) in [
+                (TrustChoice::System, t.broker_trust_system),
+                (TrustChoice::Public, t.broker_trust_public),
+                (TrustChoice::File, t.broker_trust_file),
+            ] {
+                ui.selectable_value(&mut p.trust, choice, label);
+            }
+        });
+        ui.end_row();
+        row(ui, t.broker_ca_file, &mut self.ca, "/path/ca.pem");
+        row(ui, t.broker_client_cert, &mut self.cert, "");
+        row(ui, t.broker_client_key, &mut self.key, "");
+        row(ui, "ALPN", &mut self.alpn, "mqtt");
+        row(ui, t.broker_sni, &mut self.sni, "broker.example.com");
+        row(ui, t.broker_subscriptions, &mut self.subs, "#");
+        ui.label(t.broker_subscribe_qos);
+        ui.horizontal(|ui| {
+            for q in 0..=2u8 {
+                ui.selectable_value(&mut p.subscribe_qos, q, format!("QoS {q}"));
+            }
+        });
+        ui.end_row();
+        ui.label("");
+        ui.checkbox(&mut p.insecure, t.broker_insecure);
+        ui.end_row();
+    }
+}
+
 impl BrokerPanel {
     pub fn ui(
         &mut self,
@@ -347,7 +464,7 @@ impl BrokerPanel {
     }
 
     fn form_ui(&mut self, ui: &mut egui::Ui, t: &Tr, actions: &mut Vec<Action>) {
-        let Some(p) = self.form.p.as_mut() else {
+        if self.form.p.is_none() {
             ui.label(RichText::new(t.broker_pick).color(tokens::MUTED));
             return;
         };
@@ -355,114 +472,8 @@ impl BrokerPanel {
             .num_columns(2)
             .spacing([10.0, 6.0])
             .show(ui, |ui| {
-                let row = |ui: &mut egui::Ui, label: &str, v: &mut String, hint: &str| {
-                    let l = ui.label(label);
-                    ui.add(
-                        egui::TextEdit::singleline(v)
-                            .hint_text(hint)
-                            .desired_width(360.0),
-                    )
-                    .labelled_by(l.id);
-                    ui.end_row();
-                };
-                row(ui, t.broker_name, &mut p.name, "");
-                row(
-                    ui,
-                    t.broker_url,
-                    &mut p.url,
-                    "mqtts://broker.example.com:8883",
-                );
-                let l = ui.label(t.broker_client_id);
-                ui.horizontal(|ui| {
-                    ui.add(egui::TextEdit::singleline(&mut p.client_id).desired_width(200.0))
-                        .labelled_by(l.id);
-                    ui.checkbox(&mut p.random_suffix, t.broker_random_suffix);
-                });
-                ui.end_row();
-                ui.label(t.broker_version);
-                ui.horizontal(|ui| {
-                    ui.selectable_value(&mut p.version, MqttVersion::V311, "3.1.1");
-                    ui.selectable_value(&mut p.version, MqttVersion::V5, "5");
-                });
-                ui.end_row();
-                let mut user = p.username.clone().unwrap_or_default();
-                row(ui, t.broker_username, &mut user, "");
-                p.username = Some(user).filter(|u| !u.is_empty());
-                let l = ui.label(t.certs_password);
-                ui.add(
-                    egui::TextEdit::singleline(&mut self.form.password)
-                        .password(true)
-                        .desired_width(200.0),
-                )
-                .labelled_by(l.id);
-                ui.end_row();
-                ui.label(t.broker_keepalive);
-                ui.horizontal(|ui| {
-                    ui.add(
-                        egui::DragValue::new(&mut p.keepalive_secs)
-                            .range(5..=65_535)
-                            .suffix(" s"),
-                    );
-                    ui.checkbox(&mut p.clean_session, t.broker_clean);
-                });
-                ui.end_row();
-                let v5 = p.version == MqttVersion::V5;
-                let l = ui.label(t.broker_session_expiry);
-                ui.add_enabled(
-                    v5,
-                    egui::TextEdit::singleline(&mut self.form.session_expiry)
-                        .hint_text(t.broker_session_expiry_hint)
-                        .desired_width(360.0),
-                )
-                .labelled_by(l.id);
-                ui.end_row();
-                row(
-                    ui,
-                    t.broker_will_topic,
-                    &mut self.form.will_topic,
-                    "devices/console/status",
-                );
-                row(
-                    ui,
-                    t.broker_will_payload,
-                    &mut self.form.will_payload,
-                    "offline",
-                );
-                ui.label("");
-                ui.horizontal(|ui| {
-                    for q in 0..=2u8 {
-                        ui.selectable_value(&mut self.form.will_qos, q, format!("QoS {q}"));
-                    }
-                    ui.checkbox(&mut self.form.will_retain, t.broker_will_retain);
-                });
-                ui.end_row();
-                ui.label(t.broker_trust);
-                ui.horizontal(|ui| {
-                    for (choice, label) in [
-                        (TrustChoice::System, t.broker_trust_system),
-                        (TrustChoice::Public, t.broker_trust_public),
-                        (TrustChoice::File, t.broker_trust_file),
-                    ] {
-                        ui.selectable_value(&mut p.trust, choice, label);
-                    }
-                });
-                ui.end_row();
-                row(ui, t.broker_ca_file, &mut self.form.ca, "/path/ca.pem");
-                row(ui, t.broker_client_cert, &mut self.form.cert, "");
-                row(ui, t.broker_client_key, &mut self.form.key, "");
-                row(ui, "ALPN", &mut self.form.alpn, "mqtt");
-                row(ui, t.broker_sni, &mut self.form.sni, "broker.example.com");
-                row(ui, t.broker_subscriptions, &mut self.form.subs, "#");
-                ui.label(t.broker_subscribe_qos);
-                ui.horizontal(|ui| {
-                    for q in 0..=2u8 {
-                        ui.selectable_value(&mut p.subscribe_qos, q, format!("QoS {q}"));
-                    }
-                });
-                ui.end_row();
-                ui.label("");
-                ui.checkbox(&mut p.insecure, t.broker_insecure);
-                ui.end_row();
+                self.form.connection_rows(ui, t);
+                self.form.will_and_tls_rows(ui, t);
             });
         if self.form.p.as_ref().is_some_and(|p| p.insecure) {
             ui.colored_label(tokens::BAD, t.broker_insecure_warning);

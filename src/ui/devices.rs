@@ -374,7 +374,18 @@ impl DevicesPanel {
             def.state_topic(),
             def.command_topic()
         ));
-        // Edit the definition.
+        self.edit_ui(ui, t, def, actions);
+        plots_ui(ui, def, l, now);
+        ui.separator();
+        self.command_ui(ui, t, lang, roster, def, actions);
+        ui.separator();
+        self.flow_ui(ui, t, lang, def, actions);
+        ui.separator();
+        self.log_ui(ui, t, def);
+    }
+
+    /// Edit the device's definition in place (saved to devices.toml on Save).
+    fn edit_ui(&mut self, ui: &mut egui::Ui, t: &Tr, def: &DeviceDef, actions: &mut Vec<Action>) {
         let editing = self.edit.as_ref().is_some_and(|(d, _)| d.id == def.id);
         if !editing {
             if ui.small_button(t.devices_edit).clicked() {
@@ -468,27 +479,10 @@ impl DevicesPanel {
                 self.edit = None;
             }
         }
-        // Plots of the chosen fields.
-        for field in &def.plot {
-            let Some(series) = l.series.get(field) else {
-                continue;
-            };
-            let pts: Vec<[f64; 2]> = series.iter().map(|p| [p[0] - now as f64, p[1]]).collect();
-            ui.label(RichText::new(field).strong());
-            Plot::new(("device-plot", &def.id, field))
-                .height(70.0)
-                .allow_scroll(false)
-                .allow_drag(false)
-                .allow_zoom(false)
-                .show(ui, |p| {
-                    p.line(Line::new(field.clone(), PlotPoints::from(pts)))
-                });
-        }
-        ui.separator();
-        self.command_ui(ui, t, lang, roster, def, actions);
-        ui.separator();
-        self.flow_ui(ui, t, lang, def, actions);
-        ui.separator();
+    }
+
+    /// The device's last commands and how each went.
+    fn log_ui(&mut self, ui: &mut egui::Ui, t: &Tr, def: &DeviceDef) {
         ui.label(RichText::new(t.devices_log).strong());
         let mut shown = 0;
         for e in self.log.iter_mut().rev() {
@@ -716,5 +710,24 @@ pub(super) fn outcome_ui(
         Some(Err(err)) => {
             ui.colored_label(tokens::BAD, err.get(t.lang()));
         }
+    }
+}
+
+/// Plots of the fields the device's definition names.
+fn plots_ui(ui: &mut egui::Ui, def: &DeviceDef, l: &crate::devices::roster::DeviceLive, now: i64) {
+    for field in &def.plot {
+        let Some(series) = l.series.get(field) else {
+            continue;
+        };
+        let pts: Vec<[f64; 2]> = series.iter().map(|p| [p[0] - now as f64, p[1]]).collect();
+        ui.label(RichText::new(field).strong());
+        Plot::new(("device-plot", &def.id, field))
+            .height(70.0)
+            .allow_scroll(false)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .show(ui, |p| {
+                p.line(Line::new(field.clone(), PlotPoints::from(pts)))
+            });
     }
 }

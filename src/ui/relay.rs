@@ -146,6 +146,82 @@ impl RelayForm {
         s.limits.max_message_bytes = size(self.max_message_bytes);
         Ok(s)
     }
+
+    /// Each route: its path, whether it requires `mqtt`, its upstreams; add and remove.
+    fn routes_ui(&mut self, ui: &mut egui::Ui, t: &Tr) {
+        ui.add_space(4.0);
+        let mut remove = None;
+        for (i, r) in self.routes.iter_mut().enumerate() {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    let l = ui.label(t.relay_route_path);
+                    ui.add(egui::TextEdit::singleline(&mut r.path).desired_width(120.0))
+                        .labelled_by(l.id);
+                    ui.checkbox(&mut r.require_subprotocol, t.relay_require_subprotocol);
+                    if ui.small_button(t.relay_remove_route).clicked() {
+                        remove = Some(i);
+                    }
+                });
+                let l = ui.label(t.relay_upstreams);
+                ui.add(
+                    egui::TextEdit::multiline(&mut r.upstreams)
+                        .desired_rows(2)
+                        .desired_width(f32::INFINITY)
+                        .code_editor(),
+                )
+                .labelled_by(l.id);
+            });
+        }
+        if let Some(i) = remove {
+            self.routes.remove(i);
+        }
+        if ui.button(t.relay_add_route).clicked() {
+            self.routes.push(RouteForm {
+                base: None,
+                path: "/mqtt".into(),
+                upstreams: "tcp://127.0.0.1:1883".into(),
+                require_subprotocol: true,
+            });
+        }
+    }
+
+    /// The limits the form shows (the rest are kept from the settings).
+    fn limits_ui(&mut self, ui: &mut egui::Ui, t: &Tr) {
+        ui.add_space(4.0);
+        ui.label(RichText::new(t.relay_limits).strong());
+        egui::Grid::new("relay-limits")
+            .num_columns(4)
+            .spacing([12.0, 6.0])
+            .show(ui, |ui| {
+                let fields: [(&str, &mut u64, u64); 5] = [
+                    (t.relay_max_conn, &mut self.max_connections, 10_000_000),
+                    (
+                        t.relay_max_conn_ip,
+                        &mut self.max_connections_per_ip,
+                        10_000_000,
+                    ),
+                    (
+                        t.relay_handshake_timeout,
+                        &mut self.handshake_timeout_secs,
+                        300,
+                    ),
+                    (t.relay_idle_timeout, &mut self.idle_timeout_secs, 86_400),
+                    (
+                        t.relay_max_message,
+                        &mut self.max_message_bytes,
+                        256 * 1024 * 1024,
+                    ),
+                ];
+                for (i, (label, v, max)) in fields.into_iter().enumerate() {
+                    let l = ui.label(label);
+                    ui.add(egui::DragValue::new(v).range(1..=max))
+                        .labelled_by(l.id);
+                    if i % 2 == 1 {
+                        ui.end_row();
+                    }
+                }
+            });
+    }
 }
 
 #[derive(Default)]
@@ -404,74 +480,8 @@ impl RelayPanel {
                     ui.end_row();
                 }
             });
-        ui.add_space(4.0);
-        let mut remove = None;
-        for (i, r) in form.routes.iter_mut().enumerate() {
-            egui::Frame::group(ui.style()).show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    let l = ui.label(t.relay_route_path);
-                    ui.add(egui::TextEdit::singleline(&mut r.path).desired_width(120.0))
-                        .labelled_by(l.id);
-                    ui.checkbox(&mut r.require_subprotocol, t.relay_require_subprotocol);
-                    if ui.small_button(t.relay_remove_route).clicked() {
-                        remove = Some(i);
-                    }
-                });
-                let l = ui.label(t.relay_upstreams);
-                ui.add(
-                    egui::TextEdit::multiline(&mut r.upstreams)
-                        .desired_rows(2)
-                        .desired_width(f32::INFINITY)
-                        .code_editor(),
-                )
-                .labelled_by(l.id);
-            });
-        }
-        if let Some(i) = remove {
-            form.routes.remove(i);
-        }
-        if ui.button(t.relay_add_route).clicked() {
-            form.routes.push(RouteForm {
-                base: None,
-                path: "/mqtt".into(),
-                upstreams: "tcp://127.0.0.1:1883".into(),
-                require_subprotocol: true,
-            });
-        }
-        ui.add_space(4.0);
-        ui.label(RichText::new(t.relay_limits).strong());
-        egui::Grid::new("relay-limits")
-            .num_columns(4)
-            .spacing([12.0, 6.0])
-            .show(ui, |ui| {
-                let fields: [(&str, &mut u64, u64); 5] = [
-                    (t.relay_max_conn, &mut form.max_connections, 10_000_000),
-                    (
-                        t.relay_max_conn_ip,
-                        &mut form.max_connections_per_ip,
-                        10_000_000,
-                    ),
-                    (
-                        t.relay_handshake_timeout,
-                        &mut form.handshake_timeout_secs,
-                        300,
-                    ),
-                    (t.relay_idle_timeout, &mut form.idle_timeout_secs, 86_400),
-                    (
-                        t.relay_max_message,
-                        &mut form.max_message_bytes,
-                        256 * 1024 * 1024,
-                    ),
-                ];
-                for (i, (label, v, max)) in fields.into_iter().enumerate() {
-                    let l = ui.label(label);
-                    ui.add(egui::DragValue::new(v).range(1..=max))
-                        .labelled_by(l.id);
-                    if i % 2 == 1 {
-                        ui.end_row();
-                    }
-                }
-            });
+        form.routes_ui(ui, t);
+        form.limits_ui(ui, t);
         ui.add_space(6.0);
         ui.horizontal(|ui| {
             let busy = matches!(self.apply, Some(Requested::Pending(_)));
@@ -510,23 +520,13 @@ impl RelayPanel {
         });
     }
 
-    fn connections_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        t: &Tr,
-        rows: &[ConnRecord],
-        closable: bool,
-        actions: &mut Vec<Action>,
-    ) {
+    /// The rows that pass the filter, in the chosen order.
+    fn sorted<'a>(&self, rows: &'a [ConnRecord]) -> Vec<&'a ConnRecord> {
         let needle = self.filter.to_lowercase();
         let mut rows: Vec<&ConnRecord> = rows
             .iter()
             .filter(|r| needle.is_empty() || matches_filter(r, &needle))
             .collect();
-        if rows.is_empty() {
-            ui.label(RichText::new(t.relay_no_connections).color(tokens::MUTED));
-            return;
-        }
         let key = |r: &ConnRecord| -> (String, u64) {
             match self.sort {
                 SortKey::Id => (String::new(), r.id),
@@ -552,6 +552,22 @@ impl RelayPanel {
         rows.sort_by_key(|r| key(r));
         if !self.ascending {
             rows.reverse();
+        }
+        rows
+    }
+
+    fn connections_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: &Tr,
+        rows: &[ConnRecord],
+        closable: bool,
+        actions: &mut Vec<Action>,
+    ) {
+        let rows = self.sorted(rows);
+        if rows.is_empty() {
+            ui.label(RichText::new(t.relay_no_connections).color(tokens::MUTED));
+            return;
         }
         let mut table = TableBuilder::new(ui)
             .id_salt(("relay-conns", closable))
