@@ -559,69 +559,73 @@ pub fn scan(dir: &Path, relay_idle_secs: Option<u64>) -> Vec<Check> {
         ));
     }
     for c in &calls {
-        let k = c.keepalive.unwrap_or(60);
-        let stated = if c.keepalive.is_some() {
-            format!("keepalive {k}")
-        } else {
-            "keepalive not set (mqtt.js default 60)".to_owned()
-        };
-        let stated_zh = if c.keepalive.is_some() {
-            format!("keepalive {k}")
-        } else {
-            "未设置 keepalive（mqtt.js 默认 60）".to_owned()
-        };
-        let relay_cut = relay_idle_secs.is_some_and(|idle| k * 3 / 2 > idle);
-        let (status, en, zh) = if relay_cut {
-            let idle = relay_idle_secs.unwrap_or(0);
-            (
-                CheckStatus::Fail,
-                format!(
-                    "{stated}: 1.5 × keepalive exceeds the relay's idle timeout ({idle} s), so idle clients are cut."
-                ),
-                format!(
-                    "{stated_zh}：1.5 倍心跳超过中继的空闲超时（{idle} 秒），空闲客户端会被断开。"
-                ),
-            )
-        } else if k >= 60 {
-            (
-                CheckStatus::Warn,
-                format!(
-                    "{stated}: a proxy with a 60 s idle timeout (nginx's default proxy_read_timeout) cuts the connection about every minute."
-                ),
-                format!(
-                    "{stated_zh}：空闲超时为 60 秒的代理（nginx 默认 proxy_read_timeout）大约每分钟断开一次连接。"
-                ),
-            )
-        } else if k == 0 {
-            (
-                CheckStatus::Warn,
-                "keepalive 0: no pings, so any idle timeout cuts the connection.".to_owned(),
-                "keepalive 0：不发心跳，任何空闲超时都会断开连接。".to_owned(),
-            )
-        } else {
-            (
-                CheckStatus::Pass,
-                format!("{stated}."),
-                format!("{stated_zh}。"),
-            )
-        };
-        let remedy = if status == CheckStatus::Pass {
-            L10n::default()
-        } else {
-            l(
-                "Set keepalive: 30 in mqtt.connect, or raise the proxy idle timeout (nginx proxy_read_timeout 300s).",
-                "在 mqtt.connect 中设置 keepalive: 30，或调高代理空闲超时（nginx proxy_read_timeout 300s）。",
-            )
-        };
-        out.push(check(
-            "MP-PROJECT-KEEPALIVE",
-            status,
-            l(en, zh),
-            remedy,
-            Some(c.source.clone()),
-        ));
+        out.push(keepalive_check(c, relay_idle_secs));
     }
     out
+}
+
+/// MP-PROJECT-KEEPALIVE for one `mqtt.connect` call: its keepalive against the relay's idle
+/// timeout, or a common proxy's.
+fn keepalive_check(c: &ConnectCall, relay_idle_secs: Option<u64>) -> Check {
+    let k = c.keepalive.unwrap_or(60);
+    let stated = if c.keepalive.is_some() {
+        format!("keepalive {k}")
+    } else {
+        "keepalive not set (mqtt.js default 60)".to_owned()
+    };
+    let stated_zh = if c.keepalive.is_some() {
+        format!("keepalive {k}")
+    } else {
+        "未设置 keepalive（mqtt.js 默认 60）".to_owned()
+    };
+    let relay_cut = relay_idle_secs.is_some_and(|idle| k * 3 / 2 > idle);
+    let (status, en, zh) = if relay_cut {
+        let idle = relay_idle_secs.unwrap_or(0);
+        (
+            CheckStatus::Fail,
+            format!(
+                "{stated}: 1.5 × keepalive exceeds the relay's idle timeout ({idle} s), so idle clients are cut."
+            ),
+            format!("{stated_zh}：1.5 倍心跳超过中继的空闲超时（{idle} 秒），空闲客户端会被断开。"),
+        )
+    } else if k >= 60 {
+        (
+            CheckStatus::Warn,
+            format!(
+                "{stated}: a proxy with a 60 s idle timeout (nginx's default proxy_read_timeout) cuts the connection about every minute."
+            ),
+            format!(
+                "{stated_zh}：空闲超时为 60 秒的代理（nginx 默认 proxy_read_timeout）大约每分钟断开一次连接。"
+            ),
+        )
+    } else if k == 0 {
+        (
+            CheckStatus::Warn,
+            "keepalive 0: no pings, so any idle timeout cuts the connection.".to_owned(),
+            "keepalive 0：不发心跳，任何空闲超时都会断开连接。".to_owned(),
+        )
+    } else {
+        (
+            CheckStatus::Pass,
+            format!("{stated}."),
+            format!("{stated_zh}。"),
+        )
+    };
+    let remedy = if status == CheckStatus::Pass {
+        L10n::default()
+    } else {
+        l(
+            "Set keepalive: 30 in mqtt.connect, or raise the proxy idle timeout (nginx proxy_read_timeout 300s).",
+            "在 mqtt.connect 中设置 keepalive: 30，或调高代理空闲超时（nginx proxy_read_timeout 300s）。",
+        )
+    };
+    check(
+        "MP-PROJECT-KEEPALIVE",
+        status,
+        l(en, zh),
+        remedy,
+        Some(c.source.clone()),
+    )
 }
 
 #[cfg(test)]
