@@ -237,6 +237,21 @@ fn repair_files(
 mod tests {
     use super::*;
 
+    async fn repair(certs: &mut CertsService, files: Vec<PathBuf>) -> Requested<RepairDone, L10n> {
+        let (req, reply) = Requested::new(None);
+        let job = CertJob {
+            files,
+            ..Default::default()
+        };
+        let cmd = CertCmd::Repair {
+            job,
+            use_for_relay: true,
+            reply,
+        };
+        certs.handle(cmd).await;
+        req
+    }
+
     /// A repaired chain with its key is handed to the relay service, whose answer comes back
     /// with the files; without a key the relay is not asked and the panel is told why.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,18 +266,7 @@ mod tests {
         let (relay_tx, mut relay_rx) = mpsc::channel(4);
         let mut certs = CertsService::new(shared, Some(ca.ca_cert.clone()), relay_tx);
 
-        let job = CertJob {
-            files: vec![ca.leaf_chain.clone(), ca.leaf_key.clone()],
-            ..Default::default()
-        };
-        let (req, reply) = Requested::new(None);
-        certs
-            .handle(CertCmd::Repair {
-                job,
-                use_for_relay: true,
-                reply,
-            })
-            .await;
+        let req = repair(&mut certs, vec![ca.leaf_chain.clone(), ca.leaf_key.clone()]).await;
         let relay = tokio::spawn(async move {
             match relay_rx.recv().await {
                 Some(RelayCmd::UseCert { cert, key, reply }) => {
@@ -285,18 +289,7 @@ mod tests {
                 .starts_with(dir.path().join("data/certs/localhost"))
         );
 
-        let job = CertJob {
-            files: vec![ca.leaf_chain.clone()],
-            ..Default::default()
-        };
-        let (req, reply) = Requested::new(None);
-        certs
-            .handle(CertCmd::Repair {
-                job,
-                use_for_relay: true,
-                reply,
-            })
-            .await;
+        let req = repair(&mut certs, vec![ca.leaf_chain.clone()]).await;
         let e = req.wait().await.unwrap_err();
         assert!(
             e.en.contains("private key") && e.zh.contains("私钥"),
