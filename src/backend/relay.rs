@@ -262,9 +262,9 @@ impl RelayService {
                 .map_err(|e| crate::i18n::quoted(&e.to_string()))?
                 .map_err(|e| {
                     let e = crate::i18n::io_error(&e);
-                    l(
-                        format!("applied, but relay.toml could not be saved: {}", e.en),
-                        format!("已应用，但无法保存 relay.toml：{}", e.zh),
+                    e.after(
+                        "applied, but relay.toml could not be saved: ",
+                        "已应用，但无法保存 relay.toml：",
                     )
                 })?;
         }

@@ -118,10 +118,7 @@ pub(super) async fn find_retained(
             Err(_) => break,
             Ok(Err(e)) => {
                 let e = crate::mqtt::describe_error("", &e);
-                return Err(l(
-                    format!("the broker connection failed{}", e.en),
-                    format!("与代理的连接失败{}", e.zh),
-                ));
+                return Err(e.after("the broker connection failed", "与代理的连接失败"));
             }
             Ok(Ok(Event::Incoming(Packet::SubAck(a)))) => {
                 if a.return_codes

@@ -49,6 +49,11 @@ impl Run<'_> {
         self.push(Check::new(id, status, detail, remedy).took(elapsed));
     }
 
+    /// A check that does not apply here, and why.
+    fn skip(&mut self, id: &'static str, why: L10n, elapsed: Duration) {
+        self.add(id, CheckStatus::Skipped, why, L10n::default(), elapsed);
+    }
+
     fn done(&self, id: &str) -> bool {
         self.checks.iter().any(|c| c.id == id)
     }
@@ -64,13 +69,7 @@ impl Run<'_> {
                 continue;
             }
             if !self.done(id) {
-                self.add(
-                    id,
-                    CheckStatus::Skipped,
-                    why.clone(),
-                    L10n::default(),
-                    Duration::ZERO,
-                );
+                self.skip(id, why.clone(), Duration::ZERO);
             }
         }
     }
@@ -446,10 +445,7 @@ async fn upgrade(
     let work = async {
         stream.write_all(req.as_bytes()).await.map_err(|e| {
             let e = describe(&e);
-            l(
-                format!("sending the upgrade failed: {}", e.en),
-                format!("发送升级请求失败：{}", e.zh),
-            )
+            e.after("sending the upgrade failed: ", "发送升级请求失败：")
         })?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -716,13 +712,7 @@ async fn steps(t: &Target, opts: &Options, run: &mut Run<'_>, facts: &mut Facts)
             "MP-CERT-STRENGTH",
             "MP-ALPN",
         ] {
-            run.add(
-                id,
-                CheckStatus::Skipped,
-                why.clone(),
-                L10n::default(),
-                Duration::ZERO,
-            );
+            run.skip(id, why.clone(), Duration::ZERO);
         }
     }
 
@@ -878,11 +868,9 @@ fn latency_step(facts: &Facts, run: &mut Run<'_>) {
             };
             run.add("MP-LATENCY", status, L10n::same(parts), remedy, total);
         }
-        _ => run.add(
+        _ => run.skip(
             "MP-LATENCY",
-            CheckStatus::Skipped,
             l("the connection did not reach CONNACK", "连接未到达 CONNACK"),
-            L10n::default(),
             Duration::ZERO,
         ),
     }
@@ -961,20 +949,12 @@ async fn tls_steps(
             true
         }
         Err(e) => {
-            run.add(
+            run.skip(
                 "MP-ALPN",
-                CheckStatus::Skipped,
-                l(
-                    format!("a modern TLS handshake failed: {e}", e = e.en),
-                    format!("常规 TLS 握手失败：{e}", e = e.zh),
-                ),
-                L10n::default(),
+                e.after("a modern TLS handshake failed: ", "常规 TLS 握手失败："),
                 Duration::ZERO,
             );
-            run.skip_rest(&l(
-                format!("the TLS handshake failed: {e}", e = e.en),
-                format!("TLS 握手失败：{e}", e = e.zh),
-            ));
+            run.skip_rest(&e.after("the TLS handshake failed: ", "TLS 握手失败："));
             false
         }
     }
@@ -1144,20 +1124,11 @@ fn cert_steps(
     ];
     if chain.is_empty() {
         let why = match tls_error {
-            Some(e) => l(
-                format!("no certificate was served: {e}", e = e.en),
-                format!("服务器没有发送证书：{e}", e = e.zh),
-            ),
+            Some(e) => e.after("no certificate was served: ", "服务器没有发送证书："),
             None => l("no certificate was served", "服务器没有发送证书"),
         };
         for id in ids {
-            run.add(
-                id,
-                CheckStatus::Skipped,
-                why.clone(),
-                L10n::default(),
-                Duration::ZERO,
-            );
+            run.skip(id, why.clone(), Duration::ZERO);
         }
         return;
     }
@@ -1259,10 +1230,7 @@ async fn ws_steps(
     let mut stream = match open_stream(addr, t, opts.step_timeout).await {
         Ok(s) => s,
         Err(e) => {
-            run.skip_rest(&l(
-                format!("could not open the connection: {e}", e = e.en),
-                format!("无法建立连接：{e}", e = e.zh),
-            ));
+            run.skip_rest(&e.after("could not open the connection: ", "无法建立连接："));
             return;
         }
     };
@@ -1300,11 +1268,9 @@ async fn ws_steps(
     let connected = mqtt_connect_check(t, opts, &mut ws, &mut rd, run, facts).await;
     match &connected {
         Some(client_id) => piggyback_check(opts, &mut ws, &mut rd, client_id, run).await,
-        None => run.add(
+        None => run.skip(
             "MP-MQTT-PIGGYBACK",
-            CheckStatus::Skipped,
             l("the MQTT connection was refused", "MQTT 连接被拒绝"),
-            L10n::default(),
             Duration::ZERO,
         ),
     }
@@ -1481,9 +1447,8 @@ async fn path_check(
             t1.elapsed(),
         );
     } else {
-        run.add(
+        run.skip(
             "MP-WS-PATH",
-            CheckStatus::Skipped,
             l(
                 format!(
                     "the upgrade failed for another reason (HTTP {})",
@@ -1491,7 +1456,6 @@ async fn path_check(
                 ),
                 format!("升级因其他原因失败（HTTP {}）", answer.status),
             ),
-            L10n::default(),
             Duration::ZERO,
         );
     }
@@ -1529,11 +1493,9 @@ fn subprotocol_check(answer: &UpgradeAnswer, run: &mut Run<'_>) {
             ),
         }
     } else {
-        run.add(
+        run.skip(
             "MP-WS-SUBPROTOCOL",
-            CheckStatus::Skipped,
             l("no 101 to look at", "没有 101 响应可供检查"),
-            L10n::default(),
             Duration::ZERO,
         );
     }
@@ -1710,9 +1672,8 @@ async fn keepalive_step(
     facts: &mut Facts,
 ) {
     if !opts.keepalive_test {
-        run.add(
+        run.skip(
             "MP-KEEPALIVE",
-            CheckStatus::Skipped,
             l(
                 format!(
                     "opt-in: --keepalive-test (stays idle {} s)",
@@ -1723,15 +1684,12 @@ async fn keepalive_step(
                     opts.keepalive_idle.as_secs()
                 ),
             ),
-            L10n::default(),
             Duration::ZERO,
         );
     } else if !connected {
-        run.add(
+        run.skip(
             "MP-KEEPALIVE",
-            CheckStatus::Skipped,
             l("the MQTT connection was refused", "MQTT 连接被拒绝"),
-            L10n::default(),
             Duration::ZERO,
         );
     } else {
@@ -1768,14 +1726,9 @@ async fn keepalive(
     let (mut ws, mut rd) = match setup.await {
         Ok(x) => x,
         Err(e) => {
-            run.add(
+            run.skip(
                 "MP-KEEPALIVE",
-                CheckStatus::Skipped,
-                l(
-                    format!("could not connect again: {e}", e = e.en),
-                    format!("无法再次连接：{e}", e = e.zh),
-                ),
-                L10n::default(),
+                e.after("could not connect again: ", "无法再次连接："),
                 t0.elapsed(),
             );
             return;

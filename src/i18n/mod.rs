@@ -54,6 +54,11 @@ impl L10n {
     pub fn is_empty(&self) -> bool {
         self.en.is_empty()
     }
+
+    /// This sentence after a lead-in, in each language: `e.after("cannot connect: ", "无法连接：")`.
+    pub fn after(&self, en: &str, zh: &str) -> L10n {
+        L10n::new(format!("{en}{}", self.en), format!("{zh}{}", self.zh))
+    }
 }
 
 /// One of two fixed texts, in `lang` (for words that need no [`L10n`] value).

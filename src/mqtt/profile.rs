@@ -491,10 +491,7 @@ impl Profile {
                     crate::certs::open::open_path(path, None, &mut o);
                     if let Some(e) = o.errors.first() {
                         let e = e.l10n();
-                        return Err(l(
-                            format!("CA file: {}", e.en),
-                            format!("CA 文件：{}", e.zh),
-                        ));
+                        return Err(e.after("CA file: ", "CA 文件："));
                     }
                     let mut roots = rustls::RootCertStore::empty();
                     for c in o.certs {
@@ -521,12 +518,7 @@ impl Profile {
                 let mut o = crate::certs::Opened::default();
                 crate::certs::open::open_path(c, None, &mut o);
                 crate::certs::open::open_path(k, None, &mut o);
-                let client_cert = |e: L10n| {
-                    l(
-                        format!("client certificate: {}", e.en),
-                        format!("客户端证书：{}", e.zh),
-                    )
-                };
+                let client_cert = |e: L10n| e.after("client certificate: ", "客户端证书：");
                 if let Some(e) = o.errors.first() {
                     return Err(client_cert(e.l10n()));
                 }

@@ -75,10 +75,7 @@ impl Forward {
             Ok(l) => l,
             Err(e) => {
                 let e = crate::i18n::io_error(&e);
-                self.record(L10n::new(
-                    format!("loopback port: {}", e.en),
-                    format!("本地回环端口：{}", e.zh),
-                ));
+                self.record(e.after("loopback port: ", "本地回环端口："));
                 return;
             }
         };
