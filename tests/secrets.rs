@@ -72,15 +72,35 @@ impl SecretService {
             address,
             _dir: dir,
         };
+        // Ready when it stores: the daemon answers searches before its login collection
+        // exists, and a store then fails ("result not returned from SS API").
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !s.secret_tool(&["search", "service", "nothing-here"]).0 {
+        while !s.stores() {
             assert!(
                 Instant::now() < deadline,
-                "the Secret Service did not answer"
+                "the Secret Service did not store a probe secret within 15 s"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
         s
+    }
+
+    /// Whether a probe secret can be stored in the default collection.
+    fn stores(&self) -> bool {
+        let Ok(mut child) = Command::new("secret-tool")
+            .args(["store", "--label=probe", "service", "mpbridge-test-probe"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            return false;
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(b"probe").ok();
+        }
+        child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
     /// secret-tool on this bus: (the search or lookup succeeded or found nothing, stdout).
