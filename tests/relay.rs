@@ -129,6 +129,55 @@ async fn rumqttc_through_relay_to_mosquitto_ws_and_tcp() {
     }
 }
 
+/// `mpbridge relay --setup-threads N`: connections set up on a pool and relayed on a
+/// single-threaded data loop carry MQTT both ways on both upstream kinds, and end recorded.
+#[test]
+fn connections_set_up_on_a_pool_are_relayed_on_the_data_loop() {
+    let data = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = Mosquitto::start();
+    let pki = TestPki::new();
+    ensure_provider();
+    data.block_on(async {
+        for (mode, up) in [
+            ("ws", format!("ws://127.0.0.1:{}/mqtt", m.ws_port)),
+            ("tcp", format!("tcp://127.0.0.1:{}", m.tcp_port)),
+        ] {
+            let cfg = RelayConfig::parse(
+                &relay_toml(&pki, std::slice::from_ref(&up), "", ""),
+                pki.dir.path(),
+            )
+            .unwrap();
+            let runtimes = mpbridge::relay::handoff::Runtimes {
+                data: tokio::runtime::Handle::current(),
+                setup: Some(pool.handle().clone()),
+            };
+            let relay = Relay::start_shared(cfg, runtimes, false).await.unwrap();
+            for i in 0..3 {
+                rumqttc_round_trip(relay.addr(), &pki, &format!("pooled-{mode}-{i}")).await;
+            }
+            let snap = closed_records(&relay, 3).await;
+            assert!(
+                snap.closed.iter().all(|r| r.connack == Some(0)
+                    && r.upstream.as_deref() == Some(up.as_str())
+                    && r.packets_in >= 3
+                    && r.packets_out >= 3),
+                "{mode}: {:?}",
+                snap.closed
+            );
+            relay.stop().await;
+        }
+    });
+    pool.shutdown_background();
+}
+
 /// A raw TLS connection to the relay.
 async fn tls_connect(
     addr: SocketAddr,
@@ -643,16 +692,20 @@ async fn limits_per_ip_and_idle_timeout() {
     .await;
     let mut a = ws_client(relay.addr(), &pki, None).await;
     let _b = ws_client(relay.addr(), &pki, None).await;
-    // The third from the same IP is cut right after accept.
-    let third = TcpStream::connect(relay.addr()).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(client_tls(&pki));
-    let refused = connector
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            third,
-        )
-        .await;
-    assert!(refused.is_err(), "third connection must be refused");
+    // The third from the same IP is refused with a 503 the client can read, and told when
+    // to come back; a WebSocket client reports the status rather than a bare EOF.
+    let answer = raw(
+        relay.addr(),
+        &pki,
+        "GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("Retry-After: 5\r\n"), "{answer}");
+    assert!(
+        answer.contains("too many connections from your address"),
+        "{answer}"
+    );
     assert!(
         relay
             .snapshot(10)
@@ -1080,17 +1133,14 @@ async fn total_connection_limit_origin_allowlist_and_optional_subprotocol() {
         !r.contains("Sec-WebSocket-Protocol"),
         "nothing to echo: {r}"
     );
-    // The total limit: two held, the third cut right after accept.
+    // The total limit: two held, the third refused with a 503 it can read.
     let _one = upgraded(a, &pki, "").await;
     let _two = upgraded(a, &pki, "").await;
-    let third = TcpStream::connect(a).await.unwrap();
-    let refused = tokio_rustls::TlsConnector::from(client_tls(&pki))
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            third,
-        )
-        .await;
-    assert!(refused.is_err(), "third connection must be refused");
+    let r = raw(a, &pki, &upgrade_head("/mqtt", "")).await;
+    assert!(
+        r.starts_with("HTTP/1.1 503") && r.contains("at its connection limit"),
+        "{r}"
+    );
     let snap = relay.snapshot(20);
     assert!(
         snap.rejected
@@ -1250,6 +1300,9 @@ async fn nginx_export_keeps_the_allowlists_in_a_real_nginx() {
     .unwrap();
     let block = mpbridge::relay::nginx::render(&cfg);
     assert!(block.contains("limit_conn mpbridge_total 7;"), "{block}");
+    // No cap per address unless one is set, as the relay; refusals are 503, as the relay's.
+    assert!(!block.contains("limit_conn mpbridge_per_ip"), "{block}");
+    assert!(block.contains("limit_conn_status 503;"), "{block}");
     let listen = format!("listen {} ssl;", cfg.listen);
     let nginx = common::Nginx::start_http(|port, _| {
         format!(

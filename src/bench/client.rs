@@ -63,29 +63,47 @@ pub async fn open_over(
     path: &str,
     port: u16,
 ) -> Result<Wss, OpenError> {
-    let fail = |step| {
-        move |e: &dyn std::fmt::Display| OpenError {
-            step,
-            message: e.to_string(),
-        }
+    let tls = tls_over(tcp, tls).await?;
+    upgrade(tls, path, port).await
+}
+
+/// The TLS handshake (server name `localhost`) over a connected socket.
+pub async fn tls_over(
+    tcp: TcpStream,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, OpenError> {
+    let fail = |e: &dyn std::fmt::Display| OpenError {
+        step: Step::Tls,
+        message: e.to_string(),
     };
     tcp.set_nodelay(true).ok();
-    let name =
-        rustls_pki_types::ServerName::try_from("localhost").map_err(|e| fail(Step::Tls)(&e))?;
-    let tls = tokio_rustls::TlsConnector::from(tls)
+    let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| fail(&e))?;
+    tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await
-        .map_err(|e| fail(Step::Tls)(&e))?;
+        .map_err(|e| fail(&e))
+}
+
+/// The WebSocket upgrade (subprotocol `mqtt`) to `wss://localhost:PORT/PATH`.
+pub async fn upgrade(
+    tls: tokio_rustls::client::TlsStream<TcpStream>,
+    path: &str,
+    port: u16,
+) -> Result<Wss, OpenError> {
+    let fail = |e: &dyn std::fmt::Display| OpenError {
+        step: Step::Upgrade,
+        message: e.to_string(),
+    };
     let mut req = format!("wss://localhost:{port}{path}")
         .into_client_request()
-        .map_err(|e| fail(Step::Upgrade)(&e))?;
+        .map_err(|e| fail(&e))?;
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         http::HeaderValue::from_static("mqtt"),
     );
     let (ws, _) = tokio_tungstenite::client_async(req, tls)
         .await
-        .map_err(|e| fail(Step::Upgrade)(&e))?;
+        .map_err(|e| fail(&e))?;
     Ok(ws)
 }
 

@@ -9,11 +9,14 @@ pub fn run(cmd: BenchCmd, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCo
     match cmd {
         BenchCmd::Relay {
             secs,
-            idle,
+            crowd,
             no_nginx,
             only,
             rounds,
             workers,
+            matrix,
+            relay_setup_threads,
+            relay_bin,
             targets,
             qos,
             sizes,
@@ -22,11 +25,14 @@ pub fn run(cmd: BenchCmd, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCo
             rt.block_on(crate::bench::relay::run(
                 crate::bench::relay::BenchOptions {
                     secs,
-                    idle,
+                    crowd: crowd.into_iter().map(|n| n as usize).collect(),
                     with_nginx: !no_nginx,
                     only,
                     rounds: usize::from(rounds),
                     workers,
+                    matrix,
+                    setup_threads: relay_setup_threads,
+                    relay_bin,
                     targets,
                     qos,
                     sizes: sizes.into_iter().map(|n| n as usize).collect(),

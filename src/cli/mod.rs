@@ -89,10 +89,15 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// Relay processes sharing the listen address (SO_REUSEPORT), like nginx's
-        /// `worker_processes`; each is one event-loop thread. More cores (for a broker
-        /// cluster upstream), and more file descriptors than one process may hold.
+        /// `worker_processes`; each relays on one event-loop thread. More cores for data (a
+        /// broker cluster upstream), and more file descriptors than one process may hold.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         workers: u16,
+        /// Threads per process that set connections up (TLS, the upgrades, the upstream
+        /// connect) before handing them to the event loop. 0 (the default): the event loop
+        /// sets them up too, which measured best beside a broker on the same host.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+        setup_threads: u16,
         /// Run as a worker of another `mpbridge relay` on this bound address (internal).
         #[arg(long, hide = true, value_name = "ADDR")]
         worker_on: Option<std::net::SocketAddr>,
@@ -209,29 +214,43 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
-    /// The relay vs nginx (seed config) vs mosquitto's own WSS listener: msg/s, p50/p99
-    /// latency, handshakes/s, memory per idle connection.
+    /// The relay vs nginx (seed config) vs mosquitto's own WSS listener: connection setup
+    /// of a crowd (conn/s, connect p99, CPU and memory per connection), handshakes/s, msg/s
+    /// and p50/p99 latency with CPU per message.
     Relay {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 5.0)]
         secs: f64,
-        /// Idle-connection counts for the memory measurement.
-        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
-        idle: Vec<usize>,
+        /// Connection counts of the crowd part (opened 200 at a time, then held idle).
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000,9000", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        crowd: Vec<u32>,
         /// Leave nginx out even when it is installed.
         #[arg(long)]
         no_nginx: bool,
-        /// Run only these parts: throughput, handshakes, idle.
-        #[arg(long, value_delimiter = ',')]
+        /// Run only these parts: crowd, handshakes, throughput.
+        #[arg(long, value_delimiter = ',', value_parser = ["crowd", "handshakes", "throughput"])]
         only: Vec<String>,
-        /// Rounds of each throughput scenario (the targets take turns; medians are shown).
+        /// Rounds of every measurement (the targets take turns; medians are shown).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
         rounds: u16,
-        /// Relay worker processes per route (`relay --workers`); the idle-memory part adds
-        /// processes when one cannot hold the descriptors.
+        /// Relay worker processes per route (`relay --workers`) that count as its default;
+        /// the crowd part adds processes when one cannot hold the descriptors.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         workers: u16,
-        /// Measure only these: relay-ws, relay-tcp, nginx, direct.
+        /// Also measure nginx at one worker and the relay at two worker processes (the ratio
+        /// columns still compare defaults to defaults).
+        #[arg(long)]
+        matrix: bool,
+        /// The relay's `--setup-threads` (default: its own default, 0: set up on the event
+        /// loop).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(0..=256))]
+        relay_setup_threads: Option<u16>,
+        /// Measure the relay of this mpbridge binary instead (an older build, for a
+        /// before/after table).
+        #[arg(long, value_name = "FILE")]
+        relay_bin: Option<PathBuf>,
+        /// Measure only these: relay-ws, relay-tcp, nginx, direct (with --matrix also
+        /// relay-ws-2, relay-tcp-2, nginx-1).
         #[arg(long, value_delimiter = ',')]
         targets: Vec<String>,
         /// Throughput scenarios: these QoS levels.
@@ -308,10 +327,19 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             config: file,
             workers,
             worker_on,
+            setup_threads,
         }) => {
             let _log = crate::logging::init(config.log_level, Some(&paths.log_dir()), true);
-            let code = rt.block_on(relay::run(&file, workers, worker_on))?;
+            let pool = relay::setup_pool(setup_threads)?;
+            let runtimes = crate::relay::handoff::Runtimes {
+                data: rt.handle().clone(),
+                setup: pool.as_ref().map(|p| p.handle().clone()),
+            };
+            let code = rt.block_on(relay::run(&file, workers, worker_on, runtimes))?;
             rt.shutdown_timeout(Duration::from_secs(2));
+            if let Some(pool) = pool {
+                pool.shutdown_timeout(Duration::from_secs(2));
+            }
             Ok(code)
         }
         Some(Cmd::Bench(cmd)) => {

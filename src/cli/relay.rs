@@ -7,7 +7,26 @@ use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+use crate::relay::handoff::Runtimes;
 use crate::relay::{Relay, RelayConfig};
+
+/// The threads that set connections up, `threads` of them; `None` for 0 (the default), when
+/// the event loop sets them up itself. Measured on 2 cores beside mosquitto, the pool cost
+/// CPU and memory per connection and gained nothing (docs/DECISIONS.md); it is for a relay
+/// with cores to spare, in front of a broker cluster.
+pub fn setup_pool(threads: u16) -> anyhow::Result<Option<tokio::runtime::Runtime>> {
+    if threads == 0 {
+        return Ok(None);
+    }
+    let n = usize::from(threads);
+    let pool = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(n)
+        .enable_all()
+        .thread_name("mpbridge-setup")
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the connection setup threads: {e}"))?;
+    Ok(Some(pool))
+}
 
 /// Files whose change triggers a reload: the config and every certificate and key it names.
 fn watched(path: &Path, cfg: &RelayConfig) -> Vec<PathBuf> {
@@ -41,6 +60,7 @@ pub async fn run(
     path: &Path,
     workers: u16,
     worker_on: Option<SocketAddr>,
+    runtimes: Runtimes,
 ) -> anyhow::Result<ExitCode> {
     let cfg = match RelayConfig::load(path) {
         Ok(c) => c,
@@ -50,7 +70,7 @@ pub async fn run(
         }
     };
     if let Some(addr) = worker_on {
-        return run_worker(path, cfg, addr).await;
+        return run_worker(path, cfg, addr, runtimes).await;
     }
     if workers > 1 && !cfg!(unix) {
         eprintln!(
@@ -59,14 +79,13 @@ pub async fn run(
         return Ok(ExitCode::from(2));
     }
     let shared = workers > 1;
-    let relay =
-        match Relay::start_shared(cfg.clone(), &tokio::runtime::Handle::current(), shared).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("mpbridge relay: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        };
+    let relay = match Relay::start_shared(cfg.clone(), runtimes, shared).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mpbridge relay: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let mut children = Vec::new();
     for _ in 1..workers {
         match spawn_worker(relay.addr()) {
@@ -231,9 +250,10 @@ async fn run_worker(
     path: &Path,
     mut cfg: RelayConfig,
     addr: SocketAddr,
+    runtimes: Runtimes,
 ) -> anyhow::Result<ExitCode> {
     cfg.listen = addr;
-    let relay = match Relay::start_shared(cfg, &tokio::runtime::Handle::current(), true).await {
+    let relay = match Relay::start_shared(cfg, runtimes, true).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mpbridge relay worker: {e}");

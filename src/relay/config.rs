@@ -25,7 +25,7 @@
 //!
 //! [limits]
 //! max_connections = 50000
-//! max_connections_per_ip = 200
+//! max_connections_per_ip = 0            # 0: no cap per client address (the default)
 //! handshake_timeout_secs = 10
 //! idle_timeout_secs = 300
 //! max_message_bytes = 1048576
@@ -147,7 +147,10 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 50_000,
-            max_connections_per_ip: 200,
+            // No cap per address by default: nginx has none, and a carrier-grade NAT (common
+            // on Chinese mobile networks) puts thousands of Mini Programs behind one address.
+            // `max_connections` and the handshake timeout bound what one address can take.
+            max_connections_per_ip: 0,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             max_message_bytes: 1024 * 1024,
@@ -491,7 +494,7 @@ impl RelayConfig {
                 text,
                 l.max_connections_per_ip,
                 "max_connections_per_ip",
-                1,
+                0,
                 10_000_000,
             )? {
                 limits.max_connections_per_ip = v as usize;

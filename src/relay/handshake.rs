@@ -243,6 +243,9 @@ pub fn switching_protocols(up: &Upgrade) -> Vec<u8> {
     r.into_bytes()
 }
 
+/// What a 503 refusal asks the client to wait, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
 /// A plain response with a one-line text body; the connection closes after it.
 pub fn plain_response(status: u16, body: &str, content_type: &str) -> Vec<u8> {
     let reason = match status {
@@ -267,6 +270,10 @@ pub fn plain_response(status: u16, body: &str, content_type: &str) -> Vec<u8> {
     );
     if status == 426 {
         r.push_str("Upgrade: websocket\r\n");
+    }
+    if status == 503 {
+        // A refusal at a limit: a client that honours it comes back later, not at once.
+        r.push_str(&format!("Retry-After: {RETRY_AFTER_SECS}\r\n"));
     }
     r.push_str("\r\n");
     r.push_str(&body);

@@ -5,10 +5,12 @@
 //! Lifecycle phases are published on a `watch` channel: `Starting → Running → Draining →
 //! Stopped` (or `Failed`). The accept loop spawns a task per connection first; TLS and the
 //! HTTP upgrade run inside that task under the handshake timeout, so a slow client never
-//! stalls `accept`.
+//! stalls `accept`. With a setup runtime of its own ([`handoff::Runtimes`]) the accept loop and
+//! the set-up run there and each established connection moves to the data loop.
 
 pub mod config;
 pub mod frames;
+pub mod handoff;
 pub mod handshake;
 pub mod inspect;
 pub mod nginx;
@@ -19,6 +21,7 @@ pub mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -77,8 +80,14 @@ impl Active {
     }
 }
 
+/// Refusals answered with a 503 at once; more are cut right after accept, so a flood at a
+/// limit costs bounded work.
+const MAX_ANSWERED_REFUSALS: usize = 64;
+
 struct Shared {
     active: RwLock<Arc<Active>>,
+    /// Refusals being answered now.
+    refusing: Arc<AtomicUsize>,
     ctx: Arc<session::Ctx>,
     stop_accept: CancellationToken,
     phase: watch::Sender<RelayPhase>,
@@ -98,38 +107,32 @@ impl Relay {
         config: RelayConfig,
         handle: &tokio::runtime::Handle,
     ) -> Result<Self, RelayError> {
-        Self::start_shared(config, handle, false).await
+        Self::start_shared(config, handoff::Runtimes::one(handle), false).await
     }
 
-    /// The same; with `reuse_port` several processes bind the same address and the kernel
-    /// spreads new connections across them (`mpbridge relay --workers N`).
+    /// The same on `runtimes` (connection setup on a pool, relaying on one loop, as
+    /// `mpbridge relay` runs); with `reuse_port` several processes bind the same address and
+    /// the kernel spreads new connections across them (`mpbridge relay --workers N`).
     pub async fn start_shared(
         config: RelayConfig,
-        handle: &tokio::runtime::Handle,
+        runtimes: handoff::Runtimes,
         reuse_port: bool,
     ) -> Result<Self, RelayError> {
         let (phase, _) = watch::channel(RelayPhase::Starting);
-        let bind_error = |source| RelayError::Bind {
-            addr: config.listen,
-            source,
-        };
-        let listener = if reuse_port {
-            let socket = if config.listen.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()
-            } else {
-                tokio::net::TcpSocket::new_v6()
-            }
-            .map_err(bind_error)?;
-            socket.set_reuseaddr(true).map_err(bind_error)?;
-            #[cfg(unix)]
-            socket.set_reuseport(true).map_err(bind_error)?;
-            socket.bind(config.listen).map_err(bind_error)?;
-            socket.listen(1024).map_err(bind_error)?
-        } else {
-            TcpListener::bind(config.listen).await.map_err(bind_error)?
-        };
+        let listen = config.listen;
+        // The listener belongs to the runtime that accepts.
+        let listener =
+            match &runtimes.setup {
+                Some(setup) => setup.spawn(bind(listen, reuse_port)).await.map_err(|e| {
+                    RelayError::Bind {
+                        addr: listen,
+                        source: std::io::Error::other(e),
+                    }
+                })??,
+                None => bind(listen, reuse_port).await?,
+            };
         let addr = listener.local_addr().map_err(|source| RelayError::Bind {
-            addr: config.listen,
+            addr: listen,
             source,
         })?;
         let shared = Arc::new(Shared {
@@ -137,14 +140,20 @@ impl Relay {
             ctx: Arc::new(session::Ctx {
                 registry: Arc::default(),
                 drain: CancellationToken::new(),
+                data: runtimes.setup.is_some().then(|| runtimes.data.clone()),
             }),
             stop_accept: CancellationToken::new(),
+            refusing: Arc::default(),
             phase,
             addr,
         });
         shared.phase.send_replace(RelayPhase::Running { addr });
         tracing::info!("relay listening on {addr}");
-        handle.spawn(accept_loop(listener, shared.clone()));
+        runtimes
+            .setup
+            .as_ref()
+            .unwrap_or(&runtimes.data)
+            .spawn(accept_loop(listener, shared.clone()));
         Ok(Self { shared })
     }
 
@@ -235,6 +244,34 @@ impl Relay {
     }
 }
 
+/// Connections the kernel queues for `accept`. The standard library's (and tokio's) 128 is
+/// less than a crowd of reconnecting Mini Programs opens at once: past it the kernel drops their
+/// SYNs and each waits a second to retry. nginx uses 511; the kernel caps this at somaxconn.
+const LISTEN_BACKLOG: u32 = 4096;
+
+async fn bind(listen: SocketAddr, reuse_port: bool) -> Result<TcpListener, RelayError> {
+    let bind_error = |source| RelayError::Bind {
+        addr: listen,
+        source,
+    };
+    let socket = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(bind_error)?;
+    #[cfg(unix)]
+    socket.set_reuseaddr(true).map_err(bind_error)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuseport(true).map_err(bind_error)?;
+    }
+    #[cfg(not(unix))]
+    let _ = reuse_port;
+    socket.bind(listen).map_err(bind_error)?;
+    socket.listen(LISTEN_BACKLOG).map_err(bind_error)
+}
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let registry = shared.ctx.registry.clone();
     loop {
@@ -265,7 +302,17 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 tokio::spawn(session::serve(tcp, peer, active, shared.ctx.clone(), slot));
             }
             Err((kind, reason)) => {
-                drop(tcp);
+                let refusing = shared.refusing.clone();
+                if refusing.fetch_add(1, Ordering::Relaxed) < MAX_ANSWERED_REFUSALS {
+                    let active = active.clone();
+                    tokio::spawn(async move {
+                        session::refuse(tcp, active, kind).await;
+                        refusing.fetch_sub(1, Ordering::Relaxed);
+                    });
+                } else {
+                    refusing.fetch_sub(1, Ordering::Relaxed);
+                    drop(tcp);
+                }
                 registry.reject(Rejection {
                     time: chrono::Local::now(),
                     peer,
@@ -277,5 +324,29 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 300 connections arriving before the relay accepts any (a crowd after a broker restart)
+    /// all complete their TCP handshake: none waits for a SYN retransmit.
+    #[tokio::test]
+    async fn the_listen_queue_holds_a_crowd() {
+        let listener = bind("127.0.0.1:0".parse().unwrap(), false).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for i in 0..300 {
+            let c = tokio::time::timeout(
+                Duration::from_millis(500),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await;
+            assert!(matches!(c, Ok(Ok(_))), "connection {i} not queued: {c:?}");
+            held.push(c);
+        }
+        drop(listener);
     }
 }

@@ -70,9 +70,17 @@ pub fn render(cfg: &RelaySettings) -> String {
         "    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;\n    # no http2 on this server: WeChat's WebSocket needs an HTTP/1.1 upgrade\n",
     );
     out.push_str(&format!(
-        "    client_header_timeout {}s;\n    limit_conn mpbridge_per_ip {};\n    limit_conn mpbridge_total {};\n",
-        l.handshake_timeout.as_secs(),
-        l.max_connections_per_ip,
+        "    client_header_timeout {}s;\n",
+        l.handshake_timeout.as_secs()
+    ));
+    if l.max_connections_per_ip > 0 {
+        out.push_str(&format!(
+            "    limit_conn mpbridge_per_ip {};\n",
+            l.max_connections_per_ip
+        ));
+    }
+    out.push_str(&format!(
+        "    limit_conn mpbridge_total {};\n    limit_conn_status 503;\n",
         l.max_connections
     ));
     if cfg.healthz {

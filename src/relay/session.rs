@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 
 use super::Active;
 use super::frames::{self, FrameObserver, Seen};
+use super::handoff::{ParkedUpstream, Sock};
 use super::handshake::{self, Refusal, Request};
 use super::inspect::{Captured, PacketStream, connack_text, parse_connack, parse_connect};
 use super::stats::{
@@ -32,9 +33,13 @@ pub struct Ctx {
     pub registry: Arc<Registry>,
     /// Cancelled when the relay stops: sessions send 1001 and end.
     pub drain: tokio_util::sync::CancellationToken,
+    /// The data loop, when connections are set up elsewhere (see [`super::handoff`]).
+    pub data: Option<tokio::runtime::Handle>,
 }
 
-type ClientWs = WebSocketStream<TlsStream<TcpStream>>;
+/// The client's connection: TLS over its socket.
+type ClientTls = TlsStream<Sock>;
+type ClientWs = WebSocketStream<ClientTls>;
 
 fn ws_config(max: usize) -> WebSocketConfig {
     let mut c = WebSocketConfig::default();
@@ -49,6 +54,8 @@ fn ws_config(max: usize) -> WebSocketConfig {
 }
 
 /// Serves one accepted TCP connection. Never panics on bad input; every failure is recorded.
+/// Setup runs where this is called; the established connection is relayed on the data loop
+/// when the relay has one of its own.
 pub async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -56,7 +63,154 @@ pub async fn serve(
     ctx: Arc<Ctx>,
     slot: Slot,
 ) {
-    let _slot = slot;
+    let Some(est) = set_up(tcp, peer, active, ctx, slot).await else {
+        return;
+    };
+    match est.ctx.data.clone() {
+        None => est.relay().await,
+        Some(data) => {
+            if let Some(parked) = est.park() {
+                data.spawn(async move {
+                    if let Some(est) = parked.unpark() {
+                        est.relay().await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// A connection after both upgrades (or after the client's, with the upstream's failure),
+/// recorded as open.
+struct Established<U> {
+    tls: ClientTls,
+    leftover: Vec<u8>,
+    upstream: Result<U, String>,
+    id: u64,
+    live: Arc<LiveConn>,
+    peer: SocketAddr,
+    active: Arc<Active>,
+    ctx: Arc<Ctx>,
+    _slot: Slot,
+}
+
+type Live = Established<UpstreamConn>;
+type Parked = Established<ParkedUpstream>;
+
+impl<U> Established<U> {
+    fn with_upstream<V>(self, upstream: Result<V, String>) -> Established<V> {
+        Established {
+            tls: self.tls,
+            leftover: self.leftover,
+            upstream,
+            id: self.id,
+            live: self.live,
+            peer: self.peer,
+            active: self.active,
+            ctx: self.ctx,
+            _slot: self._slot,
+        }
+    }
+
+    /// Records the end of a connection that could not move to the data loop.
+    fn lost(self, e: std::io::Error) {
+        finish(
+            &self.ctx,
+            self.id,
+            self.peer,
+            &self.live,
+            CloseInfo {
+                code: None,
+                reason: format!("lost moving to the data loop: {e}"),
+                side: Side::Relay,
+            },
+        );
+    }
+}
+
+impl Live {
+    /// Off this runtime, ready for [`Parked::unpark`] on another; `None` (recorded) when the
+    /// system refuses.
+    fn park(mut self) -> Option<Parked> {
+        if let Err(e) = self.tls.get_mut().0.park() {
+            self.lost(e);
+            return None;
+        }
+        match std::mem::replace(&mut self.upstream, Err(String::new())) {
+            Ok(conn) => match ParkedUpstream::park(conn) {
+                Ok(p) => Some(self.with_upstream(Ok(p))),
+                Err(e) => {
+                    self.lost(e);
+                    None
+                }
+            },
+            Err(reason) => Some(self.with_upstream(Err(reason))),
+        }
+    }
+
+    /// Relays until the connection ends, and records how.
+    async fn relay(self) {
+        let close = relay_until_closed(
+            self.tls,
+            self.leftover,
+            self.upstream,
+            &self.live,
+            &self.active,
+            &self.ctx,
+        )
+        .await;
+        finish(&self.ctx, self.id, self.peer, &self.live, close);
+    }
+}
+
+impl Parked {
+    /// Registered with the runtime this runs on; `None` (recorded) when the system refuses.
+    fn unpark(mut self) -> Option<Live> {
+        if let Err(e) = self.tls.get_mut().0.unpark() {
+            self.lost(e);
+            return None;
+        }
+        match std::mem::replace(&mut self.upstream, Err(String::new())) {
+            Ok(p) => match p.unpark() {
+                Ok(conn) => Some(self.with_upstream(Ok(conn))),
+                Err(e) => {
+                    self.lost(e);
+                    None
+                }
+            },
+            Err(reason) => Some(self.with_upstream(Err(reason))),
+        }
+    }
+}
+
+/// Records how a connection ended, in its record and the log.
+fn finish(ctx: &Ctx, id: u64, peer: SocketAddr, live: &LiveConn, close: CloseInfo) {
+    live.update(|r| {
+        r.close = Some(close.clone());
+        r.closed = Some(chrono::Local::now());
+    });
+    if let Some(r) = ctx.registry.finish(id) {
+        tracing::info!(
+            id,
+            peer = %peer,
+            side = %close.side,
+            code = close.code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            bytes_in = r.bytes_in,
+            bytes_out = r.bytes_out,
+            "close: {}",
+            close.reason
+        );
+    }
+}
+
+/// TLS, the request head, the route, the upstream and the 101: everything before relaying.
+async fn set_up(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    active: Arc<Active>,
+    ctx: Arc<Ctx>,
+    slot: Slot,
+) -> Option<Live> {
     tcp.set_nodelay(true).ok();
     let limits = &active.config.limits;
     let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
@@ -75,16 +229,10 @@ pub async fn serve(
             reason,
         });
     };
-    let Some((mut tls, facts)) = accept_tls(tcp, &active, deadline, &reject).await else {
-        return;
-    };
-    let Some((req, leftover)) =
-        read_request(&mut tls, &active, deadline, &facts.sni, &reject).await
-    else {
-        return;
-    };
+    let (mut tls, facts) = accept_tls(tcp, &active, deadline, &reject).await?;
+    let (req, leftover) = read_request(&mut tls, &active, deadline, &facts.sni, &reject).await?;
     if plain_endpoint(&mut tls, &active, &ctx, &req).await {
-        return;
+        return None;
     }
     let decision = route_for(&active, &req);
     let (route, up) = match decision {
@@ -98,13 +246,14 @@ pub async fn serve(
                 r.reason.as_str()
             };
             respond(&mut tls, r.status, wire).await;
-            return reject(
+            reject(
                 facts.sni,
                 Some(req.path.clone()),
                 Some(r.status),
                 r.kind,
                 r.reason,
             );
+            return None;
         }
     };
 
@@ -136,41 +285,65 @@ pub async fn serve(
         tls.flush().await
     };
     if let Err(e) = sent.await {
-        return reject(
+        reject(
             facts.sni,
             Some(req.path.clone()),
             Some(101),
             RejectKind::ClientLeft,
             format!("client left during the upgrade: {e}"),
         );
+        return None;
     }
-
     let (id, live) = open_record(&ctx, peer, facts, &req, &up, &upstream);
-    let close = relay_until_closed(tls, leftover, upstream, &live, &active, &ctx).await;
-    live.update(|r| {
-        r.close = Some(close.clone());
-        r.closed = Some(chrono::Local::now());
-    });
-    if let Some(r) = ctx.registry.finish(id) {
-        tracing::info!(
-            id,
-            peer = %peer,
-            side = %close.side,
-            code = close.code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-            bytes_in = r.bytes_in,
-            bytes_out = r.bytes_out,
-            "close: {}",
-            close.reason
-        );
+    Some(Established {
+        tls,
+        leftover,
+        upstream: upstream.map(|c| c.conn),
+        id,
+        live,
+        peer,
+        active: active.clone(),
+        ctx: ctx.clone(),
+        _slot: slot,
+    })
+}
+
+/// A connection refused at a limit: TLS and the request head are read (within at most 5 s)
+/// so the client gets `503 Service Unavailable` with `Retry-After` and a one-line reason, as
+/// nginx's `limit_conn` answers, instead of a bare end of the connection. The refusal itself
+/// is recorded by the accept loop.
+pub async fn refuse(tcp: TcpStream, active: Arc<Active>, kind: RejectKind) {
+    tcp.set_nodelay(true).ok();
+    let within = active
+        .config
+        .limits
+        .handshake_timeout
+        .min(Duration::from_secs(5));
+    let deadline = tokio::time::Instant::now() + within;
+    let quiet = |_: Option<String>, _: Option<String>, _: Option<u16>, _: RejectKind, _: String| {};
+    let Some((mut tls, facts)) = accept_tls(tcp, &active, deadline, &quiet).await else {
+        return;
+    };
+    if read_request(&mut tls, &active, deadline, &facts.sni, &quiet)
+        .await
+        .is_none()
+    {
+        return;
     }
+    let body = if kind == RejectKind::PerIpLimit {
+        "too many connections from your address; try again later"
+    } else {
+        "the relay is at its connection limit; try again later"
+    };
+    respond(&mut tls, 503, body).await;
 }
 
 /// Relays until either side closes: a failed upstream answered with 1013, a WebSocket upstream
 /// frame by frame, a TCP upstream as MQTT over WebSocket. How it ended.
 async fn relay_until_closed(
-    mut tls: TlsStream<TcpStream>,
+    mut tls: ClientTls,
     leftover: Vec<u8>,
-    upstream: Result<upstream::Connected, String>,
+    upstream: Result<UpstreamConn, String>,
     live: &Arc<LiveConn>,
     active: &Active,
     ctx: &Ctx,
@@ -200,13 +373,9 @@ async fn relay_until_closed(
                 side: Side::Upstream,
             }
         }
-        Ok(upstream::Connected {
-            conn:
-                UpstreamConn::Ws {
-                    tcp,
-                    leftover: up_left,
-                },
-            ..
+        Ok(UpstreamConn::Ws {
+            tcp,
+            leftover: up_left,
         }) => {
             let pass = Pass {
                 idle: limits.idle_timeout,
@@ -214,10 +383,7 @@ async fn relay_until_closed(
             };
             passthrough(tls, leftover, tcp, up_left, live, pass, ctx).await
         }
-        Ok(upstream::Connected {
-            conn: UpstreamConn::Tcp(tcp),
-            ..
-        }) => {
+        Ok(UpstreamConn::Tcp(tcp)) => {
             let client: ClientWs =
                 WebSocketStream::from_partially_read(tls, leftover, Role::Server, Some(cfg)).await;
             pump_tcp(
@@ -239,10 +405,10 @@ async fn accept_tls(
     active: &Active,
     deadline: tokio::time::Instant,
     reject: &impl Fn(Option<String>, Option<String>, Option<u16>, RejectKind, String),
-) -> Option<(TlsStream<TcpStream>, TlsFacts)> {
+) -> Option<(ClientTls, TlsFacts)> {
     let limits = &active.config.limits;
     let acceptor = tokio_rustls::TlsAcceptor::from(active.config.tls.clone());
-    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(Sock::from(tcp))).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             reject(
@@ -300,7 +466,7 @@ struct TlsFacts {
 
 /// The HTTP request head, under the same deadline, and the bytes after it.
 async fn read_request(
-    tls: &mut TlsStream<TcpStream>,
+    tls: &mut ClientTls,
     active: &Active,
     deadline: tokio::time::Instant,
     sni: &Option<String>,
@@ -376,12 +542,7 @@ async fn read_request(
 }
 
 /// `/healthz` and `/metrics`, when enabled: answered here. Whether it was one of them.
-async fn plain_endpoint(
-    tls: &mut TlsStream<TcpStream>,
-    active: &Active,
-    ctx: &Ctx,
-    req: &Request,
-) -> bool {
+async fn plain_endpoint(tls: &mut ClientTls, active: &Active, ctx: &Ctx, req: &Request) -> bool {
     if req.method == "GET" && active.config.healthz && req.path == "/healthz" {
         respond(tls, 200, "ok").await;
         return true;
@@ -527,7 +688,7 @@ fn allowed(req: &Request, route: &super::config::Route) -> Result<(), Refusal> {
     Ok(())
 }
 
-async fn respond(tls: &mut TlsStream<TcpStream>, status: u16, body: &str) {
+async fn respond(tls: &mut ClientTls, status: u16, body: &str) {
     write_all_close(
         tls,
         &handshake::plain_response(status, body, "text/plain; charset=utf-8"),
@@ -535,7 +696,7 @@ async fn respond(tls: &mut TlsStream<TcpStream>, status: u16, body: &str) {
     .await;
 }
 
-async fn write_all_close(tls: &mut TlsStream<TcpStream>, bytes: &[u8]) {
+async fn write_all_close(tls: &mut ClientTls, bytes: &[u8]) {
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         // The peer may already be gone; nothing more to do then.
         tls.write_all(bytes).await.ok();
@@ -626,7 +787,7 @@ enum DirEnd {
 /// while observers parse the frames (MQTT identity, close codes, message sizes) without
 /// re-encoding anything.
 async fn passthrough(
-    client: TlsStream<TcpStream>,
+    client: ClientTls,
     client_left: Vec<u8>,
     upstream: TcpStream,
     up_left: Vec<u8>,

@@ -305,7 +305,9 @@ impl Registry {
             ));
         }
         let n = s.per_ip.entry(ip).or_insert(0);
-        if *n >= max_per_ip {
+        // 0: no cap per address (the default; a carrier-grade NAT puts thousands of phones
+        // behind one).
+        if max_per_ip > 0 && *n >= max_per_ip {
             return Err((
                 RejectKind::PerIpLimit,
                 format!("max_connections_per_ip ({max_per_ip}) reached for {ip}"),
@@ -490,5 +492,30 @@ fn push_bounded<T>(q: &Mutex<VecDeque<T>>, v: T) {
             q.pop_front();
         }
         q.push_back(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a per-IP cap (the default) one address takes as many as the total allows:
+    /// the phones behind one carrier-grade NAT.
+    #[test]
+    fn no_per_ip_cap_by_default_and_the_total_still_holds() {
+        let r = Arc::new(Registry::default());
+        let ip: IpAddr = "100.64.0.1".parse().unwrap();
+        let cap = super::super::config::Limits::default().max_connections_per_ip;
+        assert_eq!(cap, 0);
+        let held: Vec<Slot> = (0..1000).map(|_| r.admit(ip, 1000, cap).unwrap()).collect();
+        let over = r.admit(ip, 1000, cap).err().map(|(k, _)| k);
+        assert_eq!(over, Some(RejectKind::ConnectionLimit));
+        drop(held);
+        assert_eq!(r.open_count(), 0);
+        // A cap, when set, refuses the address over it and no other.
+        let _a = r.admit(ip, 10, 1).unwrap();
+        let refused = r.admit(ip, 10, 1).err().map(|(k, _)| k);
+        assert_eq!(refused, Some(RejectKind::PerIpLimit));
+        assert!(r.admit("100.64.0.2".parse().unwrap(), 10, 1).is_ok());
     }
 }

@@ -37,7 +37,7 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<UpstreamConn, String> {
     let fut = async {
-        let tcp = TcpStream::connect(up.authority())
+        let tcp = tcp_connect(&up.authority())
             .await
             .map_err(|e| format!("{up}: {e}"))?;
         tcp.set_nodelay(true).ok();
@@ -49,6 +49,47 @@ pub async fn connect(
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
         Err(_) => Err(format!("{up}: no answer within {} s", timeout.as_secs())),
+    }
+}
+
+/// When to send another SYN while the earlier ones are unanswered, counted from the first.
+/// A broker whose listen queue overflows in a crowd of reconnects drops SYNs (mosquitto's queue
+/// holds 100), and the kernel would retry only after a second; the first attempt that
+/// completes wins, the others are dropped. Refusals end the attempt at once.
+const RETRY_SYN_AT: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(600)];
+
+/// A TCP connection to `authority`, with [`RETRY_SYN_AT`].
+pub async fn tcp_connect(authority: &str) -> std::io::Result<TcpStream> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(authority).await?.collect();
+    let attempt = || {
+        let addrs = addrs.clone();
+        async move { TcpStream::connect(addrs.as_slice()).await }
+    };
+    let started = tokio::time::Instant::now();
+    let mut attempts = FuturesUnordered::new();
+    attempts.push(attempt());
+    let mut retries = RETRY_SYN_AT.iter();
+    let mut next = retries.next();
+    loop {
+        let retry = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(started + *at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            done = attempts.next() => match done {
+                Some(Ok(tcp)) => return Ok(tcp),
+                Some(Err(e)) if attempts.is_empty() => return Err(e),
+                Some(Err(_)) => {}
+                None => return Err(std::io::Error::other("no connect attempt left")),
+            },
+            () = retry => {
+                attempts.push(attempt());
+                next = retries.next();
+            }
+        }
     }
 }
 
@@ -230,6 +271,67 @@ pub async fn connect_any(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A broker's listen queue full (SYNs dropped) and emptied 100 ms later: the connection
+    /// is made by the retry at 200 ms, not after the kernel's one-second SYN retransmit.
+    #[tokio::test]
+    async fn a_dropped_syn_is_sent_again_before_the_kernel_would() {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Fill the accept queue (backlog + 1 on Linux), and one more to be sure.
+        let mut fillers = Vec::new();
+        for _ in 0..3 {
+            if let Ok(Ok(s)) =
+                tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(addr)).await
+            {
+                fillers.push(s);
+            }
+        }
+        let drain = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut held = Vec::new();
+            while let Ok(Ok((s, _))) =
+                tokio::time::timeout(Duration::from_secs(3), listener.accept()).await
+            {
+                held.push(s);
+            }
+            held.len()
+        });
+        let t = std::time::Instant::now();
+        let got = tokio::time::timeout(Duration::from_secs(5), tcp_connect(&addr.to_string()))
+            .await
+            .expect("connected within 5 s");
+        assert!(got.is_ok(), "{got:?}");
+        assert!(
+            t.elapsed() < Duration::from_millis(900),
+            "took {:?}: waited for the kernel's retransmit",
+            t.elapsed()
+        );
+        drop(fillers);
+        drain.abort();
+    }
+
+    #[tokio::test]
+    async fn a_refusal_ends_the_attempt_at_once() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let t = std::time::Instant::now();
+        let r = tcp_connect(&format!("127.0.0.1:{port}")).await;
+        assert_eq!(
+            r.err().map(|e| e.kind()),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+    }
 
     #[test]
     fn failed_upstreams_are_tried_last_until_their_timeout() {

@@ -814,8 +814,8 @@ texts! {
         "限制";
     relay_max_conn: "Max connections",
         "最大连接数";
-    relay_max_conn_ip: "Max connections per IP",
-        "每 IP 最大连接数";
+    relay_max_conn_ip: "Max connections per IP (0: no cap)",
+        "每 IP 最大连接数（0：不限）";
     relay_handshake_timeout: "Handshake timeout (s)",
         "握手超时（秒）";
     relay_idle_timeout: "Idle timeout (s)",

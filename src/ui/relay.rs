@@ -193,28 +193,32 @@ impl RelayForm {
             .num_columns(4)
             .spacing([12.0, 6.0])
             .show(ui, |ui| {
-                let fields: [(&str, &mut u64, u64); 5] = [
-                    (t.relay_max_conn, &mut self.max_connections, 10_000_000),
+                // (label, value, min, max); the per-IP cap may be 0: none.
+                let fields: [(&str, &mut u64, u64, u64); 5] = [
+                    (t.relay_max_conn, &mut self.max_connections, 1, 10_000_000),
                     (
                         t.relay_max_conn_ip,
                         &mut self.max_connections_per_ip,
+                        0,
                         10_000_000,
                     ),
                     (
                         t.relay_handshake_timeout,
                         &mut self.handshake_timeout_secs,
+                        1,
                         300,
                     ),
-                    (t.relay_idle_timeout, &mut self.idle_timeout_secs, 86_400),
+                    (t.relay_idle_timeout, &mut self.idle_timeout_secs, 1, 86_400),
                     (
                         t.relay_max_message,
                         &mut self.max_message_bytes,
+                        128,
                         256 * 1024 * 1024,
                     ),
                 ];
-                for (i, (label, v, max)) in fields.into_iter().enumerate() {
+                for (i, (label, v, min, max)) in fields.into_iter().enumerate() {
                     let l = ui.label(label);
-                    ui.add(egui::DragValue::new(v).range(1..=max))
+                    ui.add(egui::DragValue::new(v).range(min..=max))
                         .labelled_by(l.id);
                     if i % 2 == 1 {
                         ui.end_row();

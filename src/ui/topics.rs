@@ -126,6 +126,11 @@ fn human(n: usize) -> String {
 }
 
 impl TopicsPanel {
+    /// Whether a search is still scanning the store (it scans a share of it per frame).
+    pub fn search_in_progress(&self) -> bool {
+        self.search_pending.is_some()
+    }
+
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
