@@ -198,6 +198,63 @@ fn connect_refuses_a_bad_filter_before_opening_a_window() {
     );
 }
 
+/// `mpbridge bench relay`'s crowd, small: a fresh relay per route and a fresh mosquitto, every
+/// connection through (no failures), and every row a number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_relay_crowd_connects_everyone_through_both_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = mpbridge(dir.path());
+    cmd.args([
+        "bench",
+        "relay",
+        "--only",
+        "crowd",
+        "--crowd",
+        "60",
+        "--rounds",
+        "1",
+        "--no-nginx",
+        "--targets",
+        "relay-ws,relay-tcp",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let out = within(120, "bench relay crowd", cmd.output())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    assert!(
+        !text.contains("failed") && !err.contains("failed"),
+        "{text}{err}"
+    );
+    let row = |label: &str| -> Vec<f64> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} row in {text}"));
+        line[label.len()..]
+            .split_whitespace()
+            .take(2)
+            .map(|v| v.parse::<f64>().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let per_s = row("crowd @60: conn/s");
+    assert!(
+        per_s.len() == 2 && per_s.iter().all(|x| x.is_finite() && *x > 0.0),
+        "{per_s:?}\n{text}"
+    );
+    // Memory growth of 60 connections may round to nothing; it must still be a number.
+    let kib = row("crowd @60: RSS KiB/idle conn");
+    assert!(
+        kib.len() == 2 && kib.iter().all(|x| x.is_finite() && *x >= 0.0),
+        "{kib:?}\n{text}"
+    );
+}
+
 /// `mpbridge bench topics`, small: the in-process run and the run through a real mosquitto
 /// both end with the one summary line, every field a number that says the panel kept up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,6 +291,7 @@ async fn bench_topics_ends_with_its_summary_line() {
             "frame_p99_ms",
             "frame_max_ms",
             "rss_mb_1m",
+            "search_frames",
         ];
         for k in keys {
             let v = fields.get(k).copied().unwrap_or(f64::NAN);

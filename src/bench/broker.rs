@@ -4,7 +4,6 @@
 //! devices on each broker with the broker's memory and CPU.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +14,8 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::procs::{
-    Proc, cpu_secs, free_port, program, require_mosquitto, rss_kib, wait_listening,
+    cpu_secs, free_port, quantile_ms, record_latency, require_mosquitto, rss_kib, spawn_mosquitto,
+    wait_listening,
 };
 use crate::mqtt::wire::{Reader, connect, puback, publish, subscribe};
 use crate::sandbox::broker::{BrokerOptions, EmbeddedBroker};
@@ -62,17 +62,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             "per_listener_settings false\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest none\nlistener {port} 127.0.0.1\n"
         ),
     )?;
-    let child = Command::new(program("mosquitto"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mosq = Proc {
-        name: "mosquitto",
-        child,
-        stop: None,
-    };
+    let mosq = spawn_mosquitto(&conf)?;
     wait_listening(port, "mosquitto")?;
     // The embedded broker as the sandbox runs it: its own process, with a store on disk.
     let embedded = EmbeddedBroker::start(BrokerOptions {
@@ -302,14 +292,8 @@ async fn round_trips(
                     }
                     outstanding = outstanding.saturating_sub(1);
                     if Instant::now() >= measure_from {
-                        let mut ts = [0u8; 8];
-                        ts.copy_from_slice(&body[off..off + 8]);
-                        let sent = u64::from_be_bytes(ts);
-                        let now = epoch.elapsed().as_nanos() as u64;
                         received += 1;
-                        if lat.len() < 200_000 {
-                            lat.push((now.saturating_sub(sent) / 1000) as u32);
-                        }
+                        record_latency(&body[off..], epoch, &mut lat);
                     }
                 }
                 if !out.is_empty() {
@@ -328,13 +312,7 @@ async fn round_trips(
         lat.extend(l);
     }
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(lat[i.min(lat.len() - 1)]) / 1000.0
-    };
+    let pct = |p: f64| quantile_ms(&lat, p);
     let cpu = cpu.await.unwrap_or(f64::NAN);
     Ok(Run {
         msgs_per_s: total as f64 / secs,

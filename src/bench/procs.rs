@@ -99,6 +99,43 @@ pub(super) fn test_ca(
     Ok((path, Issuer::new(params, key)))
 }
 
+/// The `p` quantile (0–1) of latencies in microseconds, sorted, in milliseconds; NaN when
+/// there is none.
+pub(super) fn quantile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted_us[i.min(sorted_us.len() - 1)]) / 1000.0
+}
+
+/// Keeps the latency of a delivered message whose payload starts with its send time (8 bytes,
+/// nanoseconds since `epoch`, big-endian), in microseconds; at most 200 000 of them.
+pub(super) fn record_latency(payload: &[u8], epoch: std::time::Instant, lat: &mut Vec<u32>) {
+    let Some(ts) = payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
+        return;
+    };
+    let now = epoch.elapsed().as_nanos() as u64;
+    if lat.len() < 200_000 {
+        lat.push((now.saturating_sub(u64::from_be_bytes(ts)) / 1000) as u32);
+    }
+}
+
+/// Starts mosquitto with the configuration file `conf`; killed when dropped.
+pub(super) fn spawn_mosquitto(conf: &std::path::Path) -> anyhow::Result<Proc> {
+    let child = Command::new(program("mosquitto"))
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(Proc {
+        name: "mosquitto",
+        child,
+        stop: None,
+    })
+}
+
 pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

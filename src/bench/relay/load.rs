@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::super::client;
-use super::super::procs::{cpu_secs, rss_kib};
+use super::super::procs::{cpu_secs, quantile_ms, record_latency, rss_kib};
 use super::targets::Target;
 
 /// Publishes in flight per client.
@@ -142,14 +142,8 @@ pub(super) async fn throughput(
                     }
                     outstanding = outstanding.saturating_sub(1);
                     if Instant::now() >= measure_from {
-                        let mut ts = [0u8; 8];
-                        ts.copy_from_slice(&body[off..off + 8]);
-                        let sent = u64::from_be_bytes(ts);
-                        let now = epoch.elapsed().as_nanos() as u64;
                         received += 1;
-                        if lat.len() < 200_000 {
-                            lat.push(((now.saturating_sub(sent)) / 1000) as u32);
-                        }
+                        record_latency(&body[off..], epoch, &mut lat);
                     }
                 }
             }
@@ -168,13 +162,7 @@ pub(super) async fn throughput(
         lat.extend(l);
     }
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(lat[i.min(lat.len() - 1)]) / 1000.0
-    };
+    let pct = |p: f64| quantile_ms(&lat, p);
     let (cpu, broker_cpu) = cpu.await.unwrap_or((f64::NAN, f64::NAN));
     let per_message = |secs: f64| {
         if total > 0 {

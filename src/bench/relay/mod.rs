@@ -84,7 +84,9 @@ impl BenchOptions {
                 all.push(Proxy::Nginx { workers: Some(1) });
             }
         }
-        all.into_iter().filter(|p| self.wants(&p.key(w))).collect()
+        all.into_iter()
+            .filter(|p| self.wants(&p.key_and_name(w).0))
+            .collect()
     }
 }
 

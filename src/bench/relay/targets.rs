@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::super::procs::{Proc, free_port, program, wait_listening};
+use super::super::procs::{Proc, free_port, program, spawn_mosquitto, wait_listening};
 
 pub(super) struct Pki {
     pub ca: PathBuf,
@@ -71,17 +71,7 @@ pub(super) fn start_mosquitto(dir: &Path, pki: &Pki) -> anyhow::Result<(Ports, P
             pki.key.display()
         ),
     )?;
-    let child = Command::new(program("mosquitto"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let proc = Proc {
-        name: "mosquitto",
-        child,
-        stop: None,
-    };
+    let proc = spawn_mosquitto(&conf)?;
     for p in [ports.tcp, ports.ws, ports.wss] {
         wait_listening(p, "mosquitto")?;
     }
@@ -108,33 +98,22 @@ pub(super) enum Proxy {
 }
 
 impl Proxy {
-    pub fn key(&self, default_workers: u16) -> String {
+    /// Its name for `--targets` and its column heading.
+    pub fn key_and_name(&self, default_workers: u16) -> (String, String) {
         match *self {
             Proxy::Relay { route, workers } => {
                 let r = if route == Route::Ws { "ws" } else { "tcp" };
                 if workers == default_workers {
-                    format!("relay-{r}")
+                    (format!("relay-{r}"), format!("mpbridge {r}"))
                 } else {
-                    format!("relay-{r}-{workers}")
+                    (
+                        format!("relay-{r}-{workers}"),
+                        format!("mpbridge {r} ×{workers}"),
+                    )
                 }
             }
-            Proxy::Nginx { workers: None } => "nginx".into(),
-            Proxy::Nginx { workers: Some(n) } => format!("nginx-{n}"),
-        }
-    }
-
-    pub fn name(&self, default_workers: u16) -> String {
-        match *self {
-            Proxy::Relay { route, workers } => {
-                let r = if route == Route::Ws { "ws" } else { "tcp" };
-                if workers == default_workers {
-                    format!("mpbridge {r}")
-                } else {
-                    format!("mpbridge {r} ×{workers}")
-                }
-            }
-            Proxy::Nginx { workers: None } => "nginx".into(),
-            Proxy::Nginx { workers: Some(n) } => format!("nginx ×{n}"),
+            Proxy::Nginx { workers: None } => ("nginx".into(), "nginx".into()),
+            Proxy::Nginx { workers: Some(n) } => (format!("nginx-{n}"), format!("nginx ×{n}")),
         }
     }
 }
@@ -168,8 +147,7 @@ impl Starter<'_> {
         ports: Ports,
     ) -> anyhow::Result<(Target, Proc)> {
         let port = free_port()?;
-        let key = proxy.key(self.default_workers);
-        let name = proxy.name(self.default_workers);
+        let (key, name) = proxy.key_and_name(self.default_workers);
         let (child, path, stop) = match proxy {
             Proxy::Relay { route, workers } => {
                 let (path, child) = self.relay(route, workers.max(min_workers), port, ports)?;
