@@ -706,14 +706,11 @@ async fn limits_per_ip_and_idle_timeout() {
         answer.contains("too many connections from your address"),
         "{answer}"
     );
-    assert!(
-        relay
-            .snapshot(10)
-            .rejected
-            .iter()
-            .any(|r| r.reason.contains("max_connections_per_ip (2)")
-                && r.kind == mpbridge::relay::RejectKind::PerIpLimit)
-    );
+    assert!(relay.snapshot(10).rejected.iter().any(|r| {
+        r.reason.contains("max_connections_per_ip (2)")
+            && r.kind == mpbridge::relay::RejectKind::PerIpLimit
+            && r.status == Some(503)
+    }));
     // Idle for more than a second: the relay closes with 1001.
     let (code, reason) = within(5, "idle close", next_close(&mut a)).await;
     assert_eq!(code, 1001);

@@ -303,7 +303,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
             Err((kind, reason)) => {
                 let refusing = shared.refusing.clone();
-                if refusing.fetch_add(1, Ordering::Relaxed) < MAX_ANSWERED_REFUSALS {
+                let answered = refusing.fetch_add(1, Ordering::Relaxed) < MAX_ANSWERED_REFUSALS;
+                if answered {
                     let active = active.clone();
                     tokio::spawn(async move {
                         session::refuse(tcp, active, kind).await;
@@ -318,7 +319,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     peer,
                     sni: None,
                     path: None,
-                    status: None,
+                    // What the client is told, unless the flood of refusals got a bare close.
+                    status: answered.then_some(503),
                     kind,
                     reason,
                 });
