@@ -50,7 +50,7 @@ fn ws_config(max: usize) -> WebSocketConfig {
     c.max_frame_size = Some(max);
     // Small, bounded buffers: a slow reader makes `send` wait instead of growing memory,
     // and an idle connection costs little.
-    c.read_buffer_size = 4 * 1024;
+    c.read_buffer_size = 1024;
     c.write_buffer_size = 0;
     c.max_write_buffer_size = 4 * 1024 * 1024;
     c
@@ -897,7 +897,7 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
     let key: [u8; 4] = rand::random();
     let info = match end {
         Ended::By(code, reason, side) => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = Box::pin(tokio::time::timeout(Duration::from_secs(2), async {
                 if client_clean {
                     c_wr.write_all(&frames::server_close(code, &reason))
                         .await
@@ -919,7 +919,7 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
                     let _ = tokio::time::timeout(Duration::from_millis(500), c_rd.read(&mut sink))
                         .await;
                 }
-            })
+            }))
             .await;
             CloseInfo {
                 code: Some(code),
@@ -933,7 +933,7 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
                 limits.max_message
             );
             if client_clean {
-                send_close(&mut c_wr, 1009, &reason, Duration::from_secs(2)).await;
+                Box::pin(send_close(&mut c_wr, 1009, &reason, Duration::from_secs(2))).await;
             }
             CloseInfo {
                 code: Some(1009),
@@ -943,7 +943,7 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
         }
         Ended::Dir(side, DirEnd::Invalid(what)) => {
             if client_clean {
-                send_close(&mut c_wr, 1002, what, Duration::from_secs(2)).await;
+                Box::pin(send_close(&mut c_wr, 1002, what, Duration::from_secs(2))).await;
             }
             CloseInfo {
                 code: Some(1002),
@@ -962,7 +962,7 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
                     // Tell the client why its broker went away.
                     let reason = format!("broker connection lost: {why}");
                     if client_clean {
-                        send_close(&mut c_wr, 1011, &reason, Duration::from_secs(1)).await;
+                        Box::pin(send_close(&mut c_wr, 1011, &reason, Duration::from_secs(1))).await;
                     }
                     CloseInfo {
                         code: Some(1011),
@@ -1186,7 +1186,8 @@ where
                 // proxy does (mosquitto, for one, only then gets round to it). A broker that
                 // left is reported to the client with a close frame first.
                 if from == Side::Client {
-                    let _ = tokio::time::timeout(Duration::from_millis(500), wr.shutdown()).await;
+                    let shutdown = tokio::time::timeout(Duration::from_millis(500), wr.shutdown());
+                    let _ = Box::pin(shutdown).await;
                 }
                 return DirEnd::Eof;
             }
@@ -1379,14 +1380,14 @@ async fn pump_tcp(
             (_, Some(c)) => Some(close_frame(c, &reason)),
             (_, None) => None,
         };
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = Box::pin(tokio::time::timeout(Duration::from_secs(2), async {
             c_tx.send(Message::Close(frame)).await.ok();
             // Wait briefly for the client's close reply so the TCP close is clean.
             let _ = tokio::time::timeout(Duration::from_millis(500), async {
                 while let Some(Ok(_)) = c_rx.next().await {}
             })
             .await;
-        })
+        }))
         .await;
     }
     CloseInfo { code, reason, side }
