@@ -26,7 +26,10 @@ enum State {
 #[derive(Debug)]
 pub struct FrameObserver {
     state: State,
-    header: Vec<u8>,
+    /// The frame header read so far (at most 14 bytes: 2, an extended length of 8, a mask of
+    /// 4), and how many of its bytes are in.
+    header: [u8; 14],
+    header_in: usize,
     /// The current frame's opcode (a ping may sit between the fragments of a message).
     frame_opcode: u8,
     /// The opcode of the data message being received (continuations carry 0).
@@ -50,7 +53,8 @@ impl FrameObserver {
     pub fn new(max_message: u64, mqtt: PacketStream) -> Self {
         Self {
             state: State::Header,
-            header: Vec::with_capacity(14),
+            header: [0; 14],
+            header_in: 0,
             frame_opcode: 0,
             data_opcode: 0,
             fin: true,
@@ -68,7 +72,7 @@ impl FrameObserver {
 
     /// Between frames (so a close frame can be injected without corrupting the stream).
     pub fn at_boundary(&self) -> bool {
-        matches!(self.state, State::Header) && self.header.is_empty()
+        matches!(self.state, State::Header) && self.header_in == 0
     }
 
     /// Observes a chunk; `on_mqtt` gets the first MQTT packet's capture when it completes.
@@ -81,17 +85,25 @@ impl FrameObserver {
         while !data.is_empty() && !self.failed {
             match self.state {
                 State::Header => {
-                    self.header.push(data[0]);
+                    let Some(slot) = self.header.get_mut(self.header_in) else {
+                        // Unreachable: a header is complete at 14 bytes at most.
+                        self.failed = true;
+                        seen.push(Seen::Invalid("frame header too long"));
+                        return;
+                    };
+                    *slot = data[0];
+                    self.header_in += 1;
                     data = &data[1..];
-                    let Some(need) = header_len(&self.header) else {
+                    let h = &self.header[..self.header_in];
+                    let Some(need) = header_len(h) else {
                         continue;
                     };
-                    if self.header.len() < need {
+                    if h.len() < need {
                         continue;
                     }
-                    let h = std::mem::take(&mut self.header);
-                    self.header = Vec::with_capacity(14);
-                    let (fin, opcode, masked, len) = match parse_header(&h) {
+                    let h = self.header;
+                    self.header_in = 0;
+                    let (fin, opcode, masked, len) = match parse_header(&h[..need]) {
                         Ok(x) => x,
                         Err(e) => {
                             self.failed = true;

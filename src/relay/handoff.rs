@@ -16,16 +16,44 @@ use tokio::net::TcpStream;
 
 use super::upstream::UpstreamConn;
 
-/// The client's socket under TLS: live on a runtime, or parked between two.
+/// The client's socket under TLS: live on a runtime, or parked between two; its reads are
+/// large (see [`READ_AHEAD`]).
 #[derive(Debug)]
-pub enum Sock {
+pub struct Sock {
+    conn: Conn,
+    /// Bytes read from the socket that the reader has not asked for yet, from `at` on; empty
+    /// (no allocation) whenever they have all been handed over, which on an idle connection
+    /// is always.
+    ahead: Vec<u8>,
+    at: usize,
+}
+
+#[derive(Debug)]
+enum Conn {
     Live(TcpStream),
     Parked(Option<std::net::TcpStream>),
 }
 
+/// How much one read from a client's socket takes. rustls asks for 4 KiB at a time, so a
+/// 4 KiB message (a record of 4 118 bytes) took two `recvfrom` calls and a busy connection one
+/// per 4 KiB; reading up to 32 KiB and handing the rest over from memory takes one call for
+/// everything that has arrived.
+pub const READ_AHEAD: usize = 32 * 1024;
+
+thread_local! {
+    /// The buffer a socket read lands in before the reader takes its part; the rest moves to
+    /// the connection's `ahead`. Lent within one call only.
+    static LANDING: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_AHEAD].into_boxed_slice());
+}
+
 impl From<TcpStream> for Sock {
     fn from(s: TcpStream) -> Self {
-        Sock::Live(s)
+        Sock {
+            conn: Conn::Live(s),
+            ahead: Vec::new(),
+            at: 0,
+        }
     }
 }
 
@@ -39,41 +67,79 @@ fn in_transit() -> io::Error {
 impl Sock {
     /// Takes the socket off the current runtime's reactor.
     pub fn park(&mut self) -> io::Result<()> {
-        if let Sock::Live(_) = self
-            && let Sock::Live(s) = std::mem::replace(self, Sock::Parked(None))
+        if let Conn::Live(_) = self.conn
+            && let Conn::Live(s) = std::mem::replace(&mut self.conn, Conn::Parked(None))
         {
-            *self = Sock::Parked(Some(s.into_std()?));
+            self.conn = Conn::Parked(Some(s.into_std()?));
         }
         Ok(())
     }
 
     /// Registers a parked socket with the current runtime's reactor.
     pub fn unpark(&mut self) -> io::Result<()> {
-        if let Sock::Parked(s) = self {
+        if let Conn::Parked(s) = &mut self.conn {
             let std = s.take().ok_or_else(in_transit)?;
-            *self = Sock::Live(TcpStream::from_std(std)?);
+            self.conn = Conn::Live(TcpStream::from_std(std)?);
         }
         Ok(())
     }
 
     fn live(self: Pin<&mut Self>) -> io::Result<Pin<&mut TcpStream>> {
-        match self.get_mut() {
-            Sock::Live(s) => Ok(Pin::new(s)),
-            Sock::Parked(_) => Err(in_transit()),
+        match &mut self.get_mut().conn {
+            Conn::Live(s) => Ok(Pin::new(s)),
+            Conn::Parked(_) => Err(in_transit()),
         }
+    }
+
+    /// Hands over what was read ahead, as much as `buf` takes; whether there was any.
+    fn hand_over(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        let Some(left) = self.ahead.get(self.at..).filter(|l| !l.is_empty()) else {
+            return false;
+        };
+        let n = left.len().min(buf.remaining());
+        buf.put_slice(&left[..n]);
+        self.at += n;
+        if self.at == self.ahead.len() {
+            self.ahead = Vec::new();
+            self.at = 0;
+        }
+        true
     }
 }
 
 impl AsyncRead for Sock {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.live() {
-            Ok(s) => s.poll_read(cx, buf),
-            Err(e) => Poll::Ready(Err(e)),
+        if self.hand_over(buf) {
+            return Poll::Ready(Ok(()));
         }
+        if buf.remaining() >= READ_AHEAD {
+            return match self.live() {
+                Ok(s) => s.poll_read(cx, buf),
+                Err(e) => Poll::Ready(Err(e)),
+            };
+        }
+        LANDING.with_borrow_mut(|landing| {
+            let mut into = ReadBuf::new(landing);
+            match self.as_mut().live() {
+                Ok(s) => match s.poll_read(cx, &mut into) {
+                    Poll::Ready(Ok(())) => {}
+                    other => return other,
+                },
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            let got = into.filled();
+            let n = got.len().min(buf.remaining());
+            buf.put_slice(&got[..n]);
+            if let Some(rest) = got.get(n..).filter(|r| !r.is_empty()) {
+                self.ahead = rest.to_vec();
+                self.at = 0;
+            }
+            Poll::Ready(Ok(()))
+        })
     }
 }
 
@@ -101,7 +167,7 @@ impl AsyncWrite for Sock {
     }
 
     fn is_write_vectored(&self) -> bool {
-        matches!(self, Sock::Live(s) if s.is_write_vectored())
+        matches!(&self.conn, Conn::Live(s) if s.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -213,6 +279,18 @@ mod tests {
             let mut back = [0u8; 5];
             peer.read_exact(&mut back).await.unwrap();
             assert_eq!(&back, b"after");
+            // What one read took beyond what the reader asked for is handed over next, read
+            // ahead before parking or after.
+            peer.write_all(b"0123456789").await.unwrap();
+            let mut small = [0u8; 4];
+            sock.read_exact(&mut small).await.unwrap();
+            assert_eq!(&small, b"0123");
+            sock.park().unwrap();
+            sock.unpark().unwrap();
+            let mut rest = [0u8; 6];
+            sock.read_exact(&mut rest).await.unwrap();
+            assert_eq!(&rest, b"456789");
+            assert!(sock.ahead.is_empty() && sock.ahead.capacity() == 0);
             // Parked, it refuses I/O instead of touching a reactor it left.
             sock.park().unwrap();
             assert!(sock.read(&mut got).await.is_err());

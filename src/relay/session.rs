@@ -962,7 +962,8 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
                     // Tell the client why its broker went away.
                     let reason = format!("broker connection lost: {why}");
                     if client_clean {
-                        Box::pin(send_close(&mut c_wr, 1011, &reason, Duration::from_secs(1))).await;
+                        Box::pin(send_close(&mut c_wr, 1011, &reason, Duration::from_secs(1)))
+                            .await;
                     }
                     CloseInfo {
                         code: Some(1011),
