@@ -892,12 +892,55 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
 
     // A direction stopped half-way through a frame cannot take a close frame: the peer
     // then sees the TCP close alone.
-    let client_clean = to_client_clean.load(Ordering::Relaxed);
-    let broker_clean = to_broker_clean.load(Ordering::Relaxed);
+    let clean = Clean {
+        client: to_client_clean.load(Ordering::Relaxed),
+        broker: to_broker_clean.load(Ordering::Relaxed),
+    };
+    let open = Open {
+        c_rd: &mut c_rd,
+        c_wr: &mut c_wr,
+        u_wr: &mut u_wr,
+    };
+    // In its own allocation: only a connection that is ending holds this phase's state.
+    Box::pin(end_passthrough(
+        end,
+        open,
+        clean,
+        &first_close,
+        limits.max_message,
+    ))
+    .await
+}
+
+/// Whether what was written towards the client / the broker ends between two frames.
+#[derive(Clone, Copy)]
+struct Clean {
+    client: bool,
+    broker: bool,
+}
+
+/// What a passthrough still writes to (and reads the client's close reply from) as it ends.
+struct Open<'a> {
+    c_rd: &'a mut tokio::io::ReadHalf<ClientTls>,
+    c_wr: &'a mut tokio::io::WriteHalf<ClientTls>,
+    u_wr: &'a mut tokio::net::tcp::OwnedWriteHalf,
+}
+
+/// Ends a passthrough: close frames where a side can take one, then both shutdowns; how it
+/// ended.
+async fn end_passthrough(
+    end: Ended,
+    open: Open<'_>,
+    clean: Clean,
+    first_close: &FirstClose,
+    max_message: u64,
+) -> CloseInfo {
+    let Open { c_rd, c_wr, u_wr } = open;
+    let (client_clean, broker_clean) = (clean.client, clean.broker);
     let key: [u8; 4] = rand::random();
     let info = match end {
         Ended::By(code, reason, side) => {
-            let _ = Box::pin(tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 if client_clean {
                     c_wr.write_all(&frames::server_close(code, &reason))
                         .await
@@ -919,7 +962,7 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
                     let _ = tokio::time::timeout(Duration::from_millis(500), c_rd.read(&mut sink))
                         .await;
                 }
-            }))
+            })
             .await;
             CloseInfo {
                 code: Some(code),
@@ -928,12 +971,9 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
             }
         }
         Ended::Dir(side, DirEnd::TooBig(n)) => {
-            let reason = format!(
-                "message of {n} bytes, larger than {} bytes",
-                limits.max_message
-            );
+            let reason = format!("message of {n} bytes, larger than {} bytes", max_message);
             if client_clean {
-                Box::pin(send_close(&mut c_wr, 1009, &reason, Duration::from_secs(2))).await;
+                send_close(c_wr, 1009, &reason, Duration::from_secs(2)).await;
             }
             CloseInfo {
                 code: Some(1009),
@@ -943,7 +983,7 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
         }
         Ended::Dir(side, DirEnd::Invalid(what)) => {
             if client_clean {
-                Box::pin(send_close(&mut c_wr, 1002, what, Duration::from_secs(2))).await;
+                send_close(c_wr, 1002, what, Duration::from_secs(2)).await;
             }
             CloseInfo {
                 code: Some(1002),
@@ -962,8 +1002,7 @@ async fn passthrough(pipes: Pipes, live: Arc<LiveConn>, limits: Pass, ctx: Arc<C
                     // Tell the client why its broker went away.
                     let reason = format!("broker connection lost: {why}");
                     if client_clean {
-                        Box::pin(send_close(&mut c_wr, 1011, &reason, Duration::from_secs(1)))
-                            .await;
+                        send_close(c_wr, 1011, &reason, Duration::from_secs(1)).await;
                     }
                     CloseInfo {
                         code: Some(1011),
@@ -1250,82 +1289,126 @@ async fn pump_tcp(
     let mut up_out = PacketStream::capturing_first();
     let end = {
         let (u_rd, mut u_wr) = upstream.into_split();
-        let end = {
-            let a = async {
-                // Messages already decoded are written to the broker in one go: one syscall
-                // for a burst of small publishes, not one each.
-                let mut pending: Vec<u8> = Vec::new();
-                while let Some(first) = c_rx.next().await {
-                    let mut next = Some(first);
-                    let mut end = None;
-                    while let Some(m) = next.take() {
-                        match m {
-                            Ok(Message::Binary(b)) => {
-                                client_bytes(&w, &mut up_in, &b);
-                                pending.extend_from_slice(&b);
-                            }
-                            Ok(Message::Text(_)) => end = Some(End::TextToTcp),
-                            Ok(Message::Close(f)) => end = Some(End::Client(f)),
-                            Ok(_) => w.touch(),
-                            Err(e) => end = Some(client_error(e)),
-                        }
-                        if end.is_some() || pending.len() >= COALESCE_BYTES {
-                            break;
-                        }
-                        next = c_rx.next().now_or_never().flatten();
-                    }
-                    if !pending.is_empty() {
-                        if let Err(e) = u_wr.write_all(&pending).await {
-                            return End::UpstreamGone(e.to_string());
-                        }
-                        pending.clear();
-                        if pending.capacity() > COALESCE_BYTES * 2 {
-                            pending.shrink_to(COALESCE_BYTES);
-                        }
-                    }
-                    if let Some(end) = end {
-                        return end;
-                    }
-                }
-                End::ClientGone("connection closed without a close frame".into())
-            };
-            let b = async {
-                // Read into the thread's buffer once the broker has sent something, so an
-                // idle connection holds no read buffer; what it sent goes out as one frame
-                // (MQTT packets may share a frame or span frames), at most a message long.
-                let most = READ_AT_ONCE.min(max_message).max(MIN_BUF);
-                loop {
-                    if let Err(e) = u_rd.readable().await {
-                        return End::UpstreamGone(e.to_string());
-                    }
-                    let read = SCRATCH.with_borrow_mut(|buf| {
-                        let buf = buf.get_mut(..most).unwrap_or_default();
-                        u_rd.try_read(buf).map(|n| {
-                            let chunk = buf.get(..n).unwrap_or_default();
-                            upstream_bytes(&w, &mut up_out, chunk);
-                            chunk.to_vec()
-                        })
-                    });
-                    match read {
-                        Ok(chunk) if chunk.is_empty() => return End::Upstream(None),
-                        Ok(chunk) => {
-                            if let Err(e) = c_tx.send(Message::Binary(chunk.into())).await {
-                                return End::ClientGone(e.to_string());
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(e) => return End::UpstreamGone(e.to_string()),
-                    }
-                }
-            };
-            race(a, b, &w, idle, live, ctx).await
-        };
+        let a = client_to_broker(&mut c_rx, &mut u_wr, &w, &mut up_in);
+        let b = broker_to_client(&u_rd, &mut c_tx, &w, &mut up_out, max_message);
+        let end = race(a, b, &w, idle, live, ctx).await;
         u_wr.shutdown().await.ok();
         end
     };
-
+    let (code, reason, side) = close_words(&end, up_in.last_type, idle, max_message);
     // Tell the client, briefly, unless it is gone or already said goodbye.
-    let (code, reason, side) = match &end {
+    if !matches!(end, End::ClientGone(_)) {
+        let frame = match (&end, code) {
+            (End::Client(f), _) => f.clone(),
+            (_, Some(c)) => Some(close_frame(c, &reason)),
+            (_, None) => None,
+        };
+        let _ = Box::pin(tokio::time::timeout(Duration::from_secs(2), async {
+            c_tx.send(Message::Close(frame)).await.ok();
+            // Wait briefly for the client's close reply so the TCP close is clean.
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while let Some(Ok(_)) = c_rx.next().await {}
+            })
+            .await;
+        }))
+        .await;
+    }
+    CloseInfo { code, reason, side }
+}
+
+type ClientRx = futures_util::stream::SplitStream<ClientWs>;
+type ClientTx = futures_util::stream::SplitSink<ClientWs, Message>;
+
+/// The client's messages to a TCP upstream: the binary frames' bytes, written as they come;
+/// how this direction ended.
+async fn client_to_broker(
+    c_rx: &mut ClientRx,
+    u_wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    w: &Watch<'_>,
+    up_in: &mut PacketStream,
+) -> End {
+    // Messages already decoded are written to the broker in one go: one syscall for a burst
+    // of small publishes, not one each.
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(first) = c_rx.next().await {
+        let mut next = Some(first);
+        let mut end = None;
+        while let Some(m) = next.take() {
+            match m {
+                Ok(Message::Binary(b)) => {
+                    client_bytes(w, up_in, &b);
+                    pending.extend_from_slice(&b);
+                }
+                Ok(Message::Text(_)) => end = Some(End::TextToTcp),
+                Ok(Message::Close(f)) => end = Some(End::Client(f)),
+                Ok(_) => w.touch(),
+                Err(e) => end = Some(client_error(e)),
+            }
+            if end.is_some() || pending.len() >= COALESCE_BYTES {
+                break;
+            }
+            next = c_rx.next().now_or_never().flatten();
+        }
+        if !pending.is_empty() {
+            if let Err(e) = u_wr.write_all(&pending).await {
+                return End::UpstreamGone(e.to_string());
+            }
+            // Nothing kept while the connection idles.
+            pending = Vec::new();
+        }
+        if let Some(end) = end {
+            return end;
+        }
+    }
+    End::ClientGone("connection closed without a close frame".into())
+}
+
+/// A TCP upstream's bytes to the client as binary frames; how this direction ended.
+async fn broker_to_client(
+    u_rd: &tokio::net::tcp::OwnedReadHalf,
+    c_tx: &mut ClientTx,
+    w: &Watch<'_>,
+    up_out: &mut PacketStream,
+    max_message: usize,
+) -> End {
+    // Read into the thread's buffer once the broker has sent something, so an idle connection
+    // holds no read buffer; what it sent goes out as one frame (MQTT packets may share a frame
+    // or span frames), at most a message long.
+    let most = READ_AT_ONCE.min(max_message).max(MIN_BUF);
+    loop {
+        if let Err(e) = u_rd.readable().await {
+            return End::UpstreamGone(e.to_string());
+        }
+        let read = SCRATCH.with_borrow_mut(|buf| {
+            let buf = buf.get_mut(..most).unwrap_or_default();
+            u_rd.try_read(buf).map(|n| {
+                let chunk = buf.get(..n).unwrap_or_default();
+                upstream_bytes(w, up_out, chunk);
+                chunk.to_vec()
+            })
+        });
+        match read {
+            Ok(chunk) if chunk.is_empty() => return End::Upstream(None),
+            Ok(chunk) => {
+                if let Err(e) = c_tx.send(Message::Binary(chunk.into())).await {
+                    return End::ClientGone(e.to_string());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return End::UpstreamGone(e.to_string()),
+        }
+    }
+}
+
+/// The close code, reason and side recorded for how a TCP-upstream connection ended
+/// (`last_type`: the type of the client's last MQTT packet).
+fn close_words(
+    end: &End,
+    last_type: u8,
+    idle: Duration,
+    max_message: usize,
+) -> (Option<u16>, String, Side) {
+    match end {
         End::Client(f) => (
             f.as_ref().map(|f| u16::from(f.code)),
             f.as_ref()
@@ -1342,7 +1425,7 @@ async fn pump_tcp(
         ),
         // After the client's DISCONNECT a closing broker is the normal end; otherwise the
         // broker went away under the client, as in the WebSocket passthrough: 1011.
-        End::Upstream(None) if up_in.last_type == 14 => (
+        End::Upstream(None) if last_type == 14 => (
             Some(1000),
             "broker closed the connection after the client's DISCONNECT".into(),
             Side::Upstream,
@@ -1374,24 +1457,7 @@ async fn pump_tcp(
         ),
         End::Operator => (Some(1000), "closed by the operator".into(), Side::Operator),
         End::Drain => (Some(1001), "relay shutting down".into(), Side::Relay),
-    };
-    if !matches!(end, End::ClientGone(_)) {
-        let frame = match (&end, code) {
-            (End::Client(f), _) => f.clone(),
-            (_, Some(c)) => Some(close_frame(c, &reason)),
-            (_, None) => None,
-        };
-        let _ = Box::pin(tokio::time::timeout(Duration::from_secs(2), async {
-            c_tx.send(Message::Close(frame)).await.ok();
-            // Wait briefly for the client's close reply so the TCP close is clean.
-            let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                while let Some(Ok(_)) = c_rx.next().await {}
-            })
-            .await;
-        }))
-        .await;
     }
-    CloseInfo { code, reason, side }
 }
 
 fn client_error(e: WsError) -> End {

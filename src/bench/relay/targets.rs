@@ -54,6 +54,19 @@ pub(super) struct Ports {
 }
 
 pub(super) fn start_mosquitto(dir: &Path, pki: &Pki) -> anyhow::Result<(Ports, Proc)> {
+    // A port found free may be taken again before mosquitto binds it (a crowd's thousands of
+    // client sockets draw from the same range): mosquitto then exits, and it gets fresh ports.
+    let mut last = None;
+    for _ in 0..3 {
+        match start_mosquitto_once(dir, pki) {
+            Ok(started) => return Ok(started),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("mosquitto did not start")))
+}
+
+fn start_mosquitto_once(dir: &Path, pki: &Pki) -> anyhow::Result<(Ports, Proc)> {
     let ports = Ports {
         tcp: free_port()?,
         ws: free_port()?,
@@ -71,9 +84,18 @@ pub(super) fn start_mosquitto(dir: &Path, pki: &Pki) -> anyhow::Result<(Ports, P
             pki.key.display()
         ),
     )?;
-    let proc = spawn_mosquitto(&conf)?;
+    let mut proc = spawn_mosquitto(&conf)?;
     for p in [ports.tcp, ports.ws, ports.wss] {
-        wait_listening(p, "mosquitto")?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                anyhow::bail!("mosquitto exited ({status}) before listening on 127.0.0.1:{p}");
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("mosquitto did not listen on 127.0.0.1:{p} within 15 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
     Ok((ports, proc))
 }
