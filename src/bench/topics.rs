@@ -91,9 +91,6 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
     let ctx = egui::Context::default();
     crate::ui::fonts::install(&ctx);
     let t = crate::ui::i18n::tr(crate::config::Language::En);
-    let mut live = LiveModel::default();
-    live.topics.subscribe("#", 0);
-    let mut panel = TopicsPanel::default();
     let saved = crate::topics::saved::SavedPayloads::default();
 
     let (tx, mut rx) = mpsc::channel::<Msg>(crate::backend::EVENT_CAPACITY);
@@ -127,15 +124,55 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
         }
     };
 
-    // Frames at 60 Hz for `secs`, each draining up to 8 ms like ConsoleApp::pump. The first
-    // half with the panel as it opens; the second half busy: a message selected in hex with
-    // its diff, a regex search over the payloads, part of the tree open.
     let mut frames = Frames::new(&ctx);
+    let started = Instant::now();
+    let run_for = Duration::from_secs_f64(opts.secs.max(2.0));
+    let ingest = ingest_frames(&mut frames, started, run_for, &mut rx, t, &saved);
+    stop.store(true, Ordering::Relaxed);
+    let big = fill_and_search(&mut frames, started, &opts, t, &saved)?;
+    let tree = big_tree(&mut frames, started, t, &saved);
+    report(
+        &opts,
+        &source,
+        &ingest,
+        dropped.load(Ordering::Relaxed),
+        &big,
+        &tree,
+    );
+    Ok(())
+}
+
+/// What the panel showed while messages arrived.
+struct Ingested {
+    messages: u64,
+    wall: f64,
+    backlog: usize,
+    /// The first frames, which build the font atlas (reported apart).
+    warmup: Vec<f64>,
+    /// Frame times, sorted: as the panel opened, busy, and both.
+    plain_ms: Vec<f64>,
+    busy_ms: Vec<f64>,
+    frame_ms: Vec<f64>,
+}
+
+/// Frames at 60 Hz for `run_for`, each draining up to 8 ms of messages like
+/// `ConsoleApp::pump`. The first half with the panel as it opens; the second half busy: a
+/// message selected in hex with its diff, a regex search over the payloads, part of the tree
+/// open.
+fn ingest_frames(
+    frames: &mut Frames,
+    started: Instant,
+    run_for: Duration,
+    rx: &mut mpsc::Receiver<Msg>,
+    t: &'static crate::ui::i18n::Tr,
+    saved: &crate::topics::saved::SavedPayloads,
+) -> Ingested {
+    let mut live = LiveModel::default();
+    live.topics.subscribe("#", 0);
+    let mut panel = TopicsPanel::default();
     let mut plain_ms = Vec::new();
     let mut busy_ms = Vec::new();
-    let started = Instant::now();
-    let mut ingested = 0u64;
-    let run_for = Duration::from_secs_f64(opts.secs.max(2.0));
+    let mut messages = 0u64;
     let mut busy = false;
     while started.elapsed() < run_for {
         if !busy && started.elapsed() >= run_for / 2 {
@@ -161,34 +198,52 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
                     let ms = chrono::Utc::now().timestamp_millis();
                     live.topics
                         .on_message(ms, &m.topic, &m.payload, 0, false, None);
-                    ingested += 1;
+                    messages += 1;
                 }
                 Err(_) => break,
             }
         }
         frames.draw(started, |ui| {
             let mut actions = Vec::new();
-            panel.ui(ui, t, &live, &saved, &mut actions);
+            panel.ui(ui, t, &live, saved, &mut actions);
         });
         let took = t0.elapsed();
         if busy { &mut busy_ms } else { &mut plain_ms }.push(took.as_secs_f64() * 1000.0);
         frames.pace(took);
     }
-    stop.store(true, Ordering::Relaxed);
     let wall = started.elapsed().as_secs_f64();
     let backlog = rx.len();
-    // The first frames build the font atlas; they are reported apart.
     let warmup: Vec<f64> = plain_ms.drain(..plain_ms.len().min(3)).collect();
     let mut frame_ms: Vec<f64> = plain_ms.iter().chain(&busy_ms).copied().collect();
     frame_ms.sort_by(f64::total_cmp);
     plain_ms.sort_by(f64::total_cmp);
     busy_ms.sort_by(f64::total_cmp);
-    drop(panel);
-    drop(live);
+    Ingested {
+        messages,
+        wall,
+        backlog,
+        warmup,
+        plain_ms,
+        busy_ms,
+        frame_ms,
+    }
+}
 
-    let big = fill_and_search(&mut frames, started, &opts, t, &saved)?;
+/// The big tree's frames.
+struct TreeRun {
+    expand_ms: f64,
+    expanded_steady: f64,
+    filter_ms: f64,
+    rows: usize,
+}
 
-    // A 100 000-topic tree in the real panel: every node open, then filtered.
+/// A 100 000-topic tree in the real panel: every node open, then filtered.
+fn big_tree(
+    frames: &mut Frames,
+    started: Instant,
+    t: &'static crate::ui::i18n::Tr,
+    saved: &crate::topics::saved::SavedPayloads,
+) -> TreeRun {
     let payload = Bytes::from(vec![b'x'; 64]);
     let mut tree_live = LiveModel::default();
     for i in 0..100_000 {
@@ -206,7 +261,7 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
         let t0 = Instant::now();
         frames.draw(started, |ui| {
             let mut actions = Vec::new();
-            panel.ui(ui, t, &tree_live, &saved, &mut actions);
+            panel.ui(ui, t, &tree_live, saved, &mut actions);
         });
         t0.elapsed().as_secs_f64() * 1000.0
     };
@@ -215,22 +270,36 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
     let expand_ms = frame_of(&mut panel);
     let expanded_steady = (0..10).map(|_| frame_of(&mut panel)).fold(0.0, f64::max);
     panel.tree_filter = "dev04242".into();
-    let search_ms = frame_of(&mut panel);
+    let filter_ms = frame_of(&mut panel);
     let rows = tree_live
         .topics
         .tree
         .rows(&Default::default(), "dev04242")
         .len();
+    TreeRun {
+        expand_ms,
+        expanded_steady,
+        filter_ms,
+        rows,
+    }
+}
 
+fn report(
+    opts: &BenchOptions,
+    source: &str,
+    ingest: &Ingested,
+    dropped: u64,
+    big: &Filled,
+    tree: &TreeRun,
+) {
+    let wall = ingest.wall;
     println!(
         "mpbridge bench topics — {source}, {} topics, {:.0} s",
         opts.topics, wall
     );
     println!(
-        "  ingest: {} messages in {:.1} s, queue backlog at the end {backlog}, dropped at the queue {}",
-        ingested,
-        wall,
-        dropped.load(Ordering::Relaxed)
+        "  ingest: {} messages in {:.1} s, queue backlog at the end {}, dropped at the queue {dropped}",
+        ingest.messages, wall, ingest.backlog
     );
     let stats = |v: &[f64]| {
         format!(
@@ -243,16 +312,17 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
     };
     println!(
         "  frames as opened: {} (budget 33 ms); first {} frames (font atlas) {:?} ms",
-        stats(&plain_ms),
-        warmup.len(),
-        warmup
+        stats(&ingest.plain_ms),
+        ingest.warmup.len(),
+        ingest
+            .warmup
             .iter()
             .map(|x| (x * 10.0).round() / 10.0)
             .collect::<Vec<_>>()
     );
     println!(
         "  frames busy (hex view + diff, regex search, tree open): {}",
-        stats(&busy_ms)
+        stats(&ingest.busy_ms)
     );
     println!(
         "  store: {} messages filled at {:.0}/s, RSS {:.0} MB before → {:.0} MB after; a search over all of them finished in {search_frames} frames ({search_secs:.2} s), max {full_max:.1} ms a frame",
@@ -265,19 +335,19 @@ pub fn run(opts: BenchOptions, rt: &tokio::runtime::Runtime) -> anyhow::Result<(
         full_max = big.full_max
     );
     println!(
-        "  tree: 100000 topics; the frame opening every node {:.1} ms, then max {:.1} ms per frame; filter \"dev04242\" ({rows} rows) {:.1} ms",
-        expand_ms, expanded_steady, search_ms
+        "  tree: 100000 topics; the frame opening every node {:.1} ms, then max {:.1} ms per frame; filter \"dev04242\" ({} rows) {:.1} ms",
+        tree.expand_ms, tree.expanded_steady, tree.rows, tree.filter_ms
     );
+    let frame_ms = &ingest.frame_ms;
     println!(
         "ingest_msgs_per_s={:.0} frame_p50_ms={:.2} frame_p99_ms={:.2} frame_max_ms={:.2} rss_mb_1m={:.0} search_frames={search_frames}",
-        ingested as f64 / wall,
-        percentile(&frame_ms, 0.5),
-        percentile(&frame_ms, 0.99),
+        ingest.messages as f64 / wall,
+        percentile(frame_ms, 0.5),
+        percentile(frame_ms, 0.99),
         frame_ms.last().copied().unwrap_or(0.0),
         big.rss_1m,
         search_frames = big.search_frames
     );
-    Ok(())
 }
 
 /// What filling one million messages and searching all of them showed.
