@@ -5,7 +5,8 @@
 //! event-loop thread, whose single-threaded scheduling costs less CPU per message than a
 //! work-stealing runtime. A tokio socket belongs to the reactor of the runtime that registered
 //! it, so crossing over means deregistering it there ([`Sock::park`]) and registering it again
-//! on the data loop ([`Sock::unpark`]); the TLS state travels with the stream.
+//! on the data loop ([`Sock::unpark`]); the TLS state travels with the stream (see
+//! [`super::client_tls`]).
 
 use std::io;
 use std::pin::Pin;
@@ -16,16 +17,10 @@ use tokio::net::TcpStream;
 
 use super::upstream::UpstreamConn;
 
-/// The client's socket under TLS: live on a runtime, or parked between two; its reads are
-/// large (see [`READ_AHEAD`]).
+/// The client's socket: live on a runtime, or parked between two.
 #[derive(Debug)]
 pub struct Sock {
     conn: Conn,
-    /// Bytes read from the socket that the reader has not asked for yet, from `at` on; empty
-    /// (no allocation) whenever they have all been handed over, which on an idle connection
-    /// is always.
-    ahead: Vec<u8>,
-    at: usize,
 }
 
 #[derive(Debug)]
@@ -34,25 +29,10 @@ enum Conn {
     Parked(Option<std::net::TcpStream>),
 }
 
-/// How much one read from a client's socket takes. rustls asks for 4 KiB at a time, so a
-/// 4 KiB message (a record of 4 118 bytes) took two `recvfrom` calls and a busy connection one
-/// per 4 KiB; reading up to 32 KiB and handing the rest over from memory takes one call for
-/// everything that has arrived.
-pub const READ_AHEAD: usize = 32 * 1024;
-
-thread_local! {
-    /// The buffer a socket read lands in before the reader takes its part; the rest moves to
-    /// the connection's `ahead`. Lent within one call only.
-    static LANDING: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0u8; READ_AHEAD].into_boxed_slice());
-}
-
 impl From<TcpStream> for Sock {
     fn from(s: TcpStream) -> Self {
         Sock {
             conn: Conn::Live(s),
-            ahead: Vec::new(),
-            at: 0,
         }
     }
 }
@@ -90,56 +70,18 @@ impl Sock {
             Conn::Parked(_) => Err(in_transit()),
         }
     }
-
-    /// Hands over what was read ahead, as much as `buf` takes; whether there was any.
-    fn hand_over(&mut self, buf: &mut ReadBuf<'_>) -> bool {
-        let Some(left) = self.ahead.get(self.at..).filter(|l| !l.is_empty()) else {
-            return false;
-        };
-        let n = left.len().min(buf.remaining());
-        buf.put_slice(&left[..n]);
-        self.at += n;
-        if self.at == self.ahead.len() {
-            self.ahead = Vec::new();
-            self.at = 0;
-        }
-        true
-    }
 }
 
 impl AsyncRead for Sock {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.hand_over(buf) {
-            return Poll::Ready(Ok(()));
+        match self.live() {
+            Ok(s) => s.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
         }
-        if buf.remaining() >= READ_AHEAD {
-            return match self.live() {
-                Ok(s) => s.poll_read(cx, buf),
-                Err(e) => Poll::Ready(Err(e)),
-            };
-        }
-        LANDING.with_borrow_mut(|landing| {
-            let mut into = ReadBuf::new(landing);
-            match self.as_mut().live() {
-                Ok(s) => match s.poll_read(cx, &mut into) {
-                    Poll::Ready(Ok(())) => {}
-                    other => return other,
-                },
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-            let got = into.filled();
-            let n = got.len().min(buf.remaining());
-            buf.put_slice(&got[..n]);
-            if let Some(rest) = got.get(n..).filter(|r| !r.is_empty()) {
-                self.ahead = rest.to_vec();
-                self.at = 0;
-            }
-            Poll::Ready(Ok(()))
-        })
     }
 }
 
@@ -279,18 +221,6 @@ mod tests {
             let mut back = [0u8; 5];
             peer.read_exact(&mut back).await.unwrap();
             assert_eq!(&back, b"after");
-            // What one read took beyond what the reader asked for is handed over next, read
-            // ahead before parking or after.
-            peer.write_all(b"0123456789").await.unwrap();
-            let mut small = [0u8; 4];
-            sock.read_exact(&mut small).await.unwrap();
-            assert_eq!(&small, b"0123");
-            sock.park().unwrap();
-            sock.unpark().unwrap();
-            let mut rest = [0u8; 6];
-            sock.read_exact(&mut rest).await.unwrap();
-            assert_eq!(&rest, b"456789");
-            assert!(sock.ahead.is_empty() && sock.ahead.capacity() == 0);
             // Parked, it refuses I/O instead of touching a reactor it left.
             sock.park().unwrap();
             assert!(sock.read(&mut got).await.is_err());

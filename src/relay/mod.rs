@@ -8,6 +8,7 @@
 //! stalls `accept`. With a setup runtime of its own ([`handoff::Runtimes`]) the accept loop and
 //! the set-up run there and each established connection moves to the data loop.
 
+pub mod client_tls;
 pub mod config;
 pub mod frames;
 pub mod handoff;

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -21,8 +20,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 use super::Active;
+use super::client_tls::{self, ClientTls};
 use super::frames::{self, FrameObserver, Seen};
-use super::handoff::{ParkedUpstream, Sock};
+use super::handoff::ParkedUpstream;
 use super::handshake::{self, Refusal, Request};
 use super::inspect::{Captured, PacketStream, connack_text, parse_connack, parse_connect};
 use super::stats::{
@@ -39,8 +39,6 @@ pub struct Ctx {
     pub data: Option<tokio::runtime::Handle>,
 }
 
-/// The client's connection: TLS over its socket.
-type ClientTls = TlsStream<Sock>;
 /// Boxed so that the futures holding it stay small (a TLS connection is over a kilobyte).
 type ClientWs = WebSocketStream<Box<ClientTls>>;
 
@@ -141,7 +139,7 @@ impl Live {
     /// Off this runtime, ready for [`Parked::unpark`] on another; `None` (recorded) when the
     /// system refuses.
     fn park(mut self) -> Option<Parked> {
-        if let Err(e) = self.tls.get_mut().0.park() {
+        if let Err(e) = self.tls.park() {
             self.lost(e);
             return None;
         }
@@ -183,7 +181,7 @@ impl Live {
 impl Parked {
     /// Registered with the runtime this runs on; `None` (recorded) when the system refuses.
     fn unpark(mut self) -> Option<Live> {
-        if let Err(e) = self.tls.get_mut().0.unpark() {
+        if let Err(e) = self.tls.unpark() {
             self.lost(e);
             return None;
         }
@@ -432,8 +430,8 @@ async fn accept_tls(
     reject: &impl Fn(Option<String>, Option<String>, Option<u16>, RejectKind, String),
 ) -> Option<(ClientTls, TlsFacts)> {
     let limits = &active.config.limits;
-    let acceptor = tokio_rustls::TlsAcceptor::from(active.config.tls.clone());
-    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(Sock::from(tcp))).await {
+    let accept = client_tls::accept(tcp, active.config.tls.clone());
+    let (tls, facts) = match tokio::time::timeout_at(deadline, accept).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             reject(
@@ -459,19 +457,11 @@ async fn accept_tls(
             return None;
         }
     };
-    let facts = {
-        let (_, conn) = tls.get_ref();
-        (
-            conn.server_name().map(str::to_owned),
-            conn.protocol_version()
-                .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."))
-                .unwrap_or_default(),
-            conn.negotiated_cipher_suite()
-                .map(|c| format!("{:?}", c.suite()))
-                .unwrap_or_default(),
-        )
-    };
-    let (sni, version, cipher) = facts;
+    let client_tls::Negotiated {
+        sni,
+        version,
+        cipher,
+    } = facts;
     Some((
         tls,
         TlsFacts {
