@@ -404,10 +404,9 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
 /// runs N such processes. Everything else gets the multi-thread runtime.
 fn runtime(single: bool) -> anyhow::Result<tokio::runtime::Runtime> {
     if single {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("mpbridge-rt")
-            .build()
+        let mut b = tokio::runtime::Builder::new_current_thread();
+        crate::relay::handoff::yield_before_sleep(&mut b);
+        b.enable_all().thread_name("mpbridge-rt").build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
