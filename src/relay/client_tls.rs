@@ -50,8 +50,8 @@ thread_local! {
         std::cell::RefCell::new(vec![0u8; SEALED_ROOM].into_boxed_slice());
 }
 
-/// What a client's TLS handshake negotiated.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a client's TLS handshake negotiated, for the connection record.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
     /// The server name the client asked for (SNI), if it sent a valid one.
     pub sni: Option<String>,

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 use super::Active;
-use super::client_tls::{self, ClientTls};
+use super::client_tls::{self, ClientTls, Negotiated};
 use super::frames::{self, FrameObserver, Seen};
 use super::handoff::ParkedUpstream;
 use super::handshake::{self, Refusal, Request};
@@ -428,7 +428,7 @@ async fn accept_tls(
     active: &Active,
     deadline: tokio::time::Instant,
     reject: &impl Fn(Option<String>, Option<String>, Option<u16>, RejectKind, String),
-) -> Option<(ClientTls, TlsFacts)> {
+) -> Option<(ClientTls, Negotiated)> {
     let limits = &active.config.limits;
     let accept = client_tls::accept(tcp, active.config.tls.clone());
     let (tls, facts) = match tokio::time::timeout_at(deadline, accept).await {
@@ -457,26 +457,7 @@ async fn accept_tls(
             return None;
         }
     };
-    let client_tls::Negotiated {
-        sni,
-        version,
-        cipher,
-    } = facts;
-    Some((
-        tls,
-        TlsFacts {
-            sni,
-            version,
-            cipher,
-        },
-    ))
-}
-
-/// What the TLS handshake negotiated, for the connection record.
-struct TlsFacts {
-    sni: Option<String>,
-    version: String,
-    cipher: String,
+    Some((tls, facts))
 }
 
 /// The HTTP request head, under the same deadline, and the bytes after it.
@@ -606,7 +587,7 @@ fn route_for<'a>(
 fn open_record(
     ctx: &Ctx,
     peer: SocketAddr,
-    facts: TlsFacts,
+    facts: Negotiated,
     req: &Request,
     up: &handshake::Upgrade,
     upstream: &Result<upstream::Connected, String>,
